@@ -1,0 +1,1 @@
+"""pytest-dmr: Docker Model Runner for tests: live when a runner is there, a deterministic mock when not."""

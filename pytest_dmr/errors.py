@@ -1,0 +1,128 @@
+"""One error hierarchy, rooted at :class:`DMRError`.
+
+Every error says what went wrong, on which runner and for which model, and what to do about it::
+
+    DMRError
+    ├── ConfigurationError          a bad option, flag or environment value
+    ├── RunnerUnavailableError      nothing answered at the runner's URL
+    │   └── NotAModelRunnerError    something answered, but not DMR's management API
+    ├── RunnerTimeoutError          the runner did not answer in time
+    ├── StreamInterruptedError      a streamed answer stopped before its end
+    ├── PullError                   a pull failed (an error line, or a refused request)
+    └── RunnerHTTPError             the runner answered with an error status
+        ├── BadRequestError         400: the request was malformed (no model, bad JSON)
+        ├── ModelNotFoundError      404: the model is not on the runner
+        ├── BackendUnavailableError 412/503: the inference backend is missing or installing
+        ├── ModelLoadingError       503 "Loading model", still loading after every retry
+        └── ModelLoadError          500 "unable to load runner": the model failed to load
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "BadRequestError",
+    "ConfigurationError",
+    "DMRError",
+    "ModelLoadError",
+    "ModelLoadingError",
+    "ModelNotFoundError",
+    "NotAModelRunnerError",
+    "PullError",
+    "RunnerHTTPError",
+    "RunnerTimeoutError",
+    "RunnerUnavailableError",
+    "StreamInterruptedError",
+]
+
+
+class DMRError(Exception):
+    """Base of every pytest-dmr error.
+
+    ``str(error)`` reads as one paragraph: what happened, then ``(runner URL, model NAME)``, then
+    what to do. The parts stay available as attributes for code that wants to branch on them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        runner_url: str | None = None,
+        model: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.runner_url = runner_url
+        self.model = model
+        self.hint = hint
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = []
+        if self.runner_url:
+            where.append(f"runner {self.runner_url}")
+        if self.model:
+            where.append(f"model {self.model}")
+        text = self.message
+        if where:
+            text += f" ({', '.join(where)})"
+        if self.hint:
+            text += f". {self.hint}"
+        return text
+
+
+class ConfigurationError(DMRError):
+    """A setting has a value that cannot be used; the message names the allowed values."""
+
+
+class RunnerUnavailableError(DMRError):
+    """Nothing answered at the runner's URL (refused, unreachable, or the name does not resolve)."""
+
+
+class NotAModelRunnerError(RunnerUnavailableError):
+    """A server answered, but it has no DMR management API (for example a bare llama.cpp server)."""
+
+
+class RunnerTimeoutError(DMRError):
+    """The runner accepted the request but did not answer within the timeout."""
+
+
+class StreamInterruptedError(DMRError):
+    """A streamed answer ended before ``data: [DONE]`` (connection dropped, or malformed data)."""
+
+    def __init__(self, message: str, *, received: str = "", **context: str | None) -> None:
+        self.received = received
+        super().__init__(message, **context)  # type: ignore[arg-type]
+
+
+class PullError(DMRError):
+    """Pulling a model failed: the runner refused the request, or sent an ``error`` line."""
+
+
+class RunnerHTTPError(DMRError):
+    """The runner answered with an error status. ``status_code`` and ``body`` keep what it sent."""
+
+    def __init__(self, message: str, *, status_code: int, body: str = "", **context: str | None) -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message, **context)  # type: ignore[arg-type]
+
+
+class BadRequestError(RunnerHTTPError):
+    """400: the runner rejected the request (no model, invalid JSON, too large)."""
+
+
+class ModelNotFoundError(RunnerHTTPError):
+    """404: the model is not on the runner."""
+
+
+class BackendUnavailableError(RunnerHTTPError):
+    """412 or 503: the inference backend is not installed, or is still being installed."""
+
+
+class ModelLoadingError(RunnerHTTPError):
+    """503 ``Loading model``: the model was still loading when the retries ran out."""
+
+
+class ModelLoadError(RunnerHTTPError):
+    """500 ``unable to load runner``: the runner could not load the model."""

@@ -1,0 +1,746 @@
+"""Docker Model Runner's wire protocol, in one place, with no I/O.
+
+Paths, payload shapes, SSE framing, pull progress lines, error bodies and their mapping to
+:mod:`pytest_dmr.errors`, and model-name normalisation. The client, the adapter, the mock and the
+emulator all speak through this module, so they cannot drift apart. The reference it follows is
+``DMR-PROTOCOL.md`` (read from docker/model-runner's source, v1.2.6).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+from pytest_dmr import errors
+
+# --------------------------------------------------------------------------------------------
+# Addresses and defaults
+# --------------------------------------------------------------------------------------------
+
+DEFAULT_PORT = 12434
+DEFAULT_HOST_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+"""The Docker Engine plugin, or Docker Desktop with host TCP on (``localhost:12434``)."""
+CONTAINER_DESKTOP_URL = "http://model-runner.docker.internal"
+"""Docker Desktop's runner as seen from inside a container (port 80). Only probed in a container."""
+CONTAINER_GATEWAY_PORT = DEFAULT_PORT
+"""Docker Engine's runner as seen from inside a container: the bridge gateway on this port."""
+DESKTOP_SOCKET_PREFIX = "/exp/vDD4.40"
+"""Docker Desktop's API socket prefixes every runner path with this."""
+DEFAULT_MODEL = "ai/smollm2"
+DEFAULT_IMAGE = "docker/model-runner:latest"
+MOCK_BASE_URL = "http://dmr-mock.invalid"
+"""Base URL of the mock runner: ``.invalid`` never resolves, so nothing can leave the process."""
+
+ROOT_BANNER = "Docker Model Runner is running"
+
+# --------------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------------
+
+ENGINES_PREFIX = "/engines/v1"
+LLAMACPP_PREFIX = "/engines/llama.cpp/v1"
+ALIAS_PREFIX = "/v1"
+INFERENCE_PREFIXES = (ENGINES_PREFIX, LLAMACPP_PREFIX, ALIAS_PREFIX)
+
+CHAT_COMPLETIONS = "/chat/completions"
+COMPLETIONS = "/completions"
+EMBEDDINGS = "/embeddings"
+MODELS = "/models"
+INFERENCE_ENDPOINTS = (CHAT_COMPLETIONS, COMPLETIONS, EMBEDDINGS)
+
+ROOT_PATH = "/"
+VERSION_PATH = "/version"
+ENGINES_STATUS_PATH = "/engines/status"
+MANAGEMENT_MODELS_PATH = "/models"
+MODELS_CREATE_PATH = "/models/create"
+
+PRELOAD_HEADER = "X-Preload-Only"
+
+_ENGINE_PATH = re.compile(r"^/engines(?:/(?P<backend>[^/]+))?/v1(?P<endpoint>/.*)$")
+
+
+def management_model_path(ref: str) -> str:
+    """``/models/{ref}`` for inspect and delete; the ref keeps its slashes (``/models/ai/smollm2``)."""
+    return f"{MANAGEMENT_MODELS_PATH}/{ref}"
+
+
+class InferenceRoute(NamedTuple):
+    """Where an inference path points: the named backend (``None`` for the default) and endpoint."""
+
+    backend: str | None
+    endpoint: str
+
+
+def match_inference_path(path: str) -> InferenceRoute | None:
+    """Parse ``/engines[/{backend}]/v1/...`` or the ``/v1/...`` alias; ``None`` for other paths.
+
+    ``/v1/chat/completions`` -> ``(None, "/chat/completions")``;
+    ``/engines/llama.cpp/v1/models/ai/x`` -> ``("llama.cpp", "/models/ai/x")``.
+    """
+    if "//" in path:
+        path = re.sub(r"/{2,}", "/", path)
+    path = path.rstrip("/") or "/"
+    if path.startswith(ALIAS_PREFIX + "/"):
+        return InferenceRoute(None, path[len(ALIAS_PREFIX) :])
+    found = _ENGINE_PATH.match(path)
+    if found is None:
+        return None
+    return InferenceRoute(found["backend"], found["endpoint"])
+
+
+class RunnerAddress(NamedTuple):
+    """A runner's root URL (management API) and the prefix of its OpenAI-compatible API."""
+
+    root: str
+    api_prefix: str
+
+    @property
+    def openai_url(self) -> str:
+        """The base URL an OpenAI client takes, e.g. ``http://127.0.0.1:12434/engines/v1``."""
+        return self.root + self.api_prefix
+
+    @property
+    def authority(self) -> str:
+        """``host:port`` of the root, for short messages (``localhost:12434``)."""
+        parts = urlsplit(self.root)
+        return parts.netloc + (parts.path if parts.path not in ("", "/") else "")
+
+
+def parse_runner_url(url: str) -> RunnerAddress:
+    """Split any form users write a runner URL in into its root and its OpenAI prefix.
+
+    Accepts a bare root (``http://localhost:12434``), an OpenAI base (``.../engines/v1``,
+    ``.../engines/llama.cpp/v1``, ``.../v1``), Docker Desktop's socket prefix
+    (``.../exp/vDD4.40``), ``host:port`` without a scheme, and ``tcp://`` (as ``MODEL_RUNNER_HOST``
+    is sometimes written). Raises :class:`~pytest_dmr.errors.ConfigurationError` for anything else.
+    """
+    text = url.strip()
+    if not text:
+        raise errors.ConfigurationError(
+            "the runner URL is empty", hint="Give a URL such as http://localhost:12434"
+        )
+    if text.startswith("tcp://"):
+        text = "http://" + text[len("tcp://") :]
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.ConfigurationError(
+            f"{url!r} is not a usable runner URL",
+            hint="Give an http(s) URL such as http://localhost:12434 or http://localhost:12434/engines/v1",
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError as exc:
+        raise errors.ConfigurationError(
+            f"{url!r} has an invalid port", hint="Give a port between 1 and 65535"
+        ) from exc
+    path = re.sub(r"/{2,}", "/", parts.path).rstrip("/")
+    api_prefix = ENGINES_PREFIX
+    found = re.search(r"/engines(?:/[^/]+)?/v1$|/v1$", path)
+    if found:
+        api_prefix, path = found.group(0), path[: found.start()]
+    root = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return RunnerAddress(root, api_prefix)
+
+
+# --------------------------------------------------------------------------------------------
+# Model names (DMR-PROTOCOL.md section 4)
+# --------------------------------------------------------------------------------------------
+
+_HEX_ID = re.compile(r"^(?:[0-9a-f]{12}|[0-9a-f]{64}|sha256:[0-9a-f]{64})$")
+
+
+def looks_like_model_id(ref: str) -> bool:
+    """True for a model ID or its short form: 12 or 64 lowercase hex, or ``sha256:<64 hex>``."""
+    return bool(_HEX_ID.match(ref))
+
+
+def normalize_model_name(name: str) -> str:
+    """Normalise a model reference exactly as DMR does before every local lookup.
+
+    ``smollm2`` -> ``ai/smollm2:latest``; ``SmolLM2:360M-Q4_K_M`` -> ``ai/smollm2:360M-Q4_K_M``
+    (the name is lowercased, the tag keeps its case); ``hf.co/Org/M`` -> ``huggingface.co/org/m:latest``.
+    IDs and digest references come back unchanged.
+    """
+    ref = name.strip()
+    if not ref:
+        return ""
+    if ref.startswith("hf.co/"):
+        ref = "huggingface.co/" + ref[len("hf.co/") :]
+    if looks_like_model_id(ref) or "@" in ref:
+        return ref
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        repo, tag = ref[:colon], ref[colon + 1 :]
+    else:
+        repo, tag = ref, ""
+    if "/" not in repo:
+        repo = "ai/" + repo
+    return f"{repo.lower()}:{tag or 'latest'}"
+
+
+def canonical_model_name(ref: str) -> str:
+    """The fully qualified form used to compare references: ``docker.io/ai/smollm2:latest``.
+
+    Runners since v1.0.11 store tags as ``docker.io/ai/...``, older ones as ``ai/...``; both, and
+    ``index.docker.io/...`` and the implicit ``library/`` org, compare equal in this form.
+    """
+    normalized = normalize_model_name(ref)
+    if not normalized or looks_like_model_id(normalized) or "@" in normalized:
+        return normalized
+    first, _, rest = normalized.partition("/")
+    if "." in first or ":" in first or first == "localhost":
+        registry, path = first, rest
+    else:
+        registry, path = "docker.io", normalized
+    if registry == "index.docker.io":
+        registry = "docker.io"
+    if registry == "docker.io" and path.startswith("library/"):
+        path = "ai/" + path[len("library/") :]
+    return f"{registry}/{path}"
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two references name the same model once both are canonical."""
+    return canonical_model_name(a) == canonical_model_name(b)
+
+
+def short_model_name(ref: str) -> str:
+    """The CLI's display form: no ``docker.io/``, no ``ai/``, no ``:latest``."""
+    name = ref
+    for prefix in ("docker.io/", "index.docker.io/"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    if name.startswith("ai/"):
+        name = name[len("ai/") :]
+    if name.endswith(":latest"):
+        name = name[: -len(":latest")]
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Models as the management API describes them (section 2.1) and the OpenAI list (section 3.2)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model from ``GET /models`` or ``GET /models/{ref}``."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    created: int = 0
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
+        return cls(
+            id=str(data.get("id", "")),
+            tags=tuple(data.get("tags") or ()),
+            created=int(data.get("created") or 0),
+            config=dict(data.get("config") or {}),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The management API's shape: ``tags`` left out when empty, ``config`` always present."""
+        body: dict[str, Any] = {"id": self.id}
+        if self.tags:
+            body["tags"] = list(self.tags)
+        body["created"] = self.created
+        body["config"] = dict(self.config) if self.config else None
+        return body
+
+    @property
+    def name(self) -> str:
+        """The first tag, or the ID for an untagged model (what ``/engines/v1/models`` lists)."""
+        return self.tags[0] if self.tags else self.id
+
+    @property
+    def size(self) -> str | None:
+        value = self.config.get("size")
+        return str(value) if value is not None else None
+
+    def matches(self, ref: str) -> bool:
+        """Whether ``ref`` names this model: its ID, a short ID, or any tag in canonical form."""
+        if ref == self.id or (len(ref) == 12 and self.id.startswith("sha256:" + ref)):
+            return True
+        wanted = canonical_model_name(ref)
+        return any(canonical_model_name(tag) == wanted for tag in self.tags)
+
+    def to_openai(self) -> dict[str, Any]:
+        """The ``/engines/v1/models`` entry, with DMR's ``dmr`` extension when there is a config."""
+        body: dict[str, Any] = {"id": self.name, "object": "model", "created": self.created, "owned_by": "docker"}
+        if self.config:
+            extension = {
+                "context_window": self.config.get("context_size"),
+                "architecture": self.config.get("architecture"),
+                "parameters": self.config.get("parameters"),
+                "quantization": self.config.get("quantization"),
+                "size": self.config.get("size"),
+            }
+            body["dmr"] = {key: value for key, value in extension.items() if value}
+        return body
+
+
+def openai_model_list(models: Iterable[ModelInfo]) -> dict[str, Any]:
+    """``GET /engines/v1/models``: ``data`` is ``[]``, never null, when nothing is stored."""
+    return {"object": "list", "data": [model.to_openai() for model in models]}
+
+
+def model_ids_from_openai_list(body: Mapping[str, Any]) -> list[str]:
+    """The ``id`` of each entry of an OpenAI ``/models`` list (DMR's, or a bare llama.cpp's)."""
+    return [str(entry["id"]) for entry in body.get("data") or () if isinstance(entry, Mapping) and "id" in entry]
+
+
+# --------------------------------------------------------------------------------------------
+# JSON and OpenAI payloads
+# --------------------------------------------------------------------------------------------
+
+JSON_CONTENT_TYPE = "application/json"
+TEXT_PLAIN = "text/plain; charset=utf-8"
+EVENT_STREAM = "text/event-stream"
+
+
+def dumps(value: Any) -> str:
+    """Compact, key-order-preserving JSON, as llama.cpp writes it. Same input, same bytes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "completion_tokens": completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def chat_completion(
+    *,
+    id: str,
+    created: int,
+    model: str,
+    content: str | None,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A non-streamed ``chat.completion`` body."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "choices": [{"finish_reason": finish_reason, "index": 0, "message": message}],
+        "created": created,
+        "model": model,
+        "system_fingerprint": "pytest-dmr",
+        "object": "chat.completion",
+        "usage": usage(prompt_tokens, completion_tokens),
+        "id": id,
+    }
+
+
+def chat_chunk(
+    *, id: str, created: int, model: str, delta: Mapping[str, Any], finish_reason: str | None = None
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` of a stream."""
+    return {
+        "choices": [{"finish_reason": finish_reason, "index": 0, "delta": dict(delta)}],
+        "created": created,
+        "id": id,
+        "model": model,
+        "system_fingerprint": "pytest-dmr",
+        "object": "chat.completion.chunk",
+    }
+
+
+def usage_chunk(*, id: str, created: int, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The final chunk sent when ``stream_options.include_usage`` is set: no choices, only usage."""
+    return {
+        "choices": [],
+        "created": created,
+        "id": id,
+        "model": model,
+        "system_fingerprint": "pytest-dmr",
+        "object": "chat.completion.chunk",
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
+
+
+def text_completion(
+    *,
+    id: str,
+    created: int,
+    model: str,
+    text: str,
+    finish_reason: str | None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+) -> dict[str, Any]:
+    """A ``text_completion`` body (``/completions``); a stream chunk when the counts are ``None``."""
+    body: dict[str, Any] = {
+        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+        "created": created,
+        "model": model,
+        "system_fingerprint": "pytest-dmr",
+        "object": "text_completion",
+        "id": id,
+    }
+    if prompt_tokens is not None and completion_tokens is not None:
+        body["usage"] = usage(prompt_tokens, completion_tokens)
+    return body
+
+
+def embeddings_response(*, model: str, vectors: list[list[float]], prompt_tokens: int) -> dict[str, Any]:
+    """An ``/embeddings`` body: one ``embedding`` object per input, in input order."""
+    return {
+        "model": model,
+        "object": "list",
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        "data": [{"embedding": vector, "index": index, "object": "embedding"} for index, vector in enumerate(vectors)],
+    }
+
+
+def last_user_message(body: Mapping[str, Any]) -> str:
+    """The text of the last ``user`` message of a chat body, or the ``prompt`` of a completion."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, Mapping) and message.get("role") == "user":
+                return message_text(message.get("content"))
+        return ""
+    prompt = body.get("prompt", body.get("input", ""))
+    if isinstance(prompt, list):
+        return " ".join(str(part) for part in prompt)
+    return str(prompt)
+
+
+def message_text(content: Any) -> str:
+    """A message's text: a plain string, or the ``text`` parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# Server-sent events
+# --------------------------------------------------------------------------------------------
+
+SSE_DONE = "[DONE]"
+
+
+def encode_sse(payload: Mapping[str, Any] | str) -> bytes:
+    """One SSE event: ``data: {json}`` and a blank line; a ``str`` is sent as is (``[DONE]``)."""
+    data = payload if isinstance(payload, str) else dumps(payload)
+    return f"data: {data}\n\n".encode()
+
+
+SSE_DONE_EVENT = encode_sse(SSE_DONE)
+
+
+class SSEDecoder:
+    """Incremental SSE decoder: feed it lines (without their newline), get each event's data.
+
+    ``feed`` returns the joined ``data:`` of an event when a blank line ends it, else ``None``;
+    ``flush`` returns a last event left unterminated at the end of the stream. Comments (``:``)
+    and ``event:``/``id:`` fields are ignored. llama.cpp reports a failure mid-stream as an
+    ``error:`` field; its value is kept on :attr:`error`.
+    """
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self.error: str | None = None
+
+    def feed(self, line: str) -> str | None:
+        line = line.rstrip("\r")
+        if not line:
+            return self.flush()
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "error":
+            self.error = value
+        return None
+
+    def flush(self) -> str | None:
+        if not self._data:
+            return None
+        data, self._data = "\n".join(self._data), []
+        return data
+
+
+def iter_sse_data(lines: Iterable[str]) -> Iterator[str]:
+    """Every event's data from an iterable of lines, ``[DONE]`` included."""
+    decoder = SSEDecoder()
+    for line in lines:
+        data = decoder.feed(line)
+        if data is not None:
+            yield data
+    data = decoder.flush()
+    if data is not None:
+        yield data
+
+
+def chunk_text(chunk: Mapping[str, Any]) -> str:
+    """The text a stream chunk carries: ``delta.content`` (chat) or ``text`` (completions)."""
+    choices = chunk.get("choices") or ()
+    if not choices:
+        return ""
+    choice = choices[0]
+    delta = choice.get("delta")
+    if isinstance(delta, Mapping):
+        return delta.get("content") or ""
+    return choice.get("text") or ""
+
+
+# --------------------------------------------------------------------------------------------
+# Pull progress lines (section 2.4)
+# --------------------------------------------------------------------------------------------
+
+PULL_SUCCESS_MESSAGE = "Model pulled successfully"
+_HTML_ESCAPES = {"&": "&amp;", "'": "&#39;", "<": "&lt;", ">": "&gt;", '"': "&#34;"}
+_HTML_UNESCAPES = {escaped: raw for raw, escaped in _HTML_ESCAPES.items()} | {"&quot;": '"', "&#x27;": "'"}
+_HTML_ENTITY = re.compile("|".join(re.escape(entity) for entity in _HTML_UNESCAPES))
+
+
+def html_escape(text: str) -> str:
+    """Go's ``html.EscapeString``: the five characters ``& ' < > "``, nothing else."""
+    return "".join(_HTML_ESCAPES.get(char, char) for char in text)
+
+
+def html_unescape(text: str) -> str:
+    """Undo :func:`html_escape` (what DMR's CLI does to each line of a text/plain pull)."""
+    return _HTML_ENTITY.sub(lambda found: _HTML_UNESCAPES[found.group(0)], text)
+
+
+def pull_wants_raw_json(accept: str | None) -> bool:
+    """DMR sends raw JSON lines only when ``Accept`` is exactly ``application/json``."""
+    return accept == JSON_CONTENT_TYPE
+
+
+def pull_content_type(accept: str | None) -> str:
+    return JSON_CONTENT_TYPE if pull_wants_raw_json(accept) else "text/plain"
+
+
+def downloaded_message(transferred: int) -> str:
+    """The (deprecated, still sent) progress message: ``Downloaded: 12.50 MB`` (MB = bytes/1024/1024)."""
+    return f"Downloaded: {transferred / 1024 / 1024:.2f} MB"
+
+
+def format_size(size: int) -> str:
+    """A size as DMR's configs write it: ``256.35 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.2f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def cached_model_message(size: str) -> str:
+    return f"Using cached model: {size}"
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """One line of a pull stream. ``layer_id`` is ``None`` on lines about no particular layer."""
+
+    type: str
+    message: str = ""
+    total: int = 0
+    layer_id: str | None = None
+    layer_size: int = 0
+    layer_current: int = 0
+    mode: str = "pull"
+
+    @property
+    def is_error(self) -> bool:
+        return self.type == "error"
+
+    def to_json(self) -> dict[str, Any]:
+        layer: dict[str, Any] = {}
+        if self.layer_id:
+            layer["id"] = self.layer_id
+        layer["size"] = self.layer_size
+        layer["current"] = self.layer_current
+        return {"type": self.type, "message": self.message, "total": self.total, "layer": layer, "mode": self.mode}
+
+
+def encode_pull_line(progress: PullProgress, *, raw_json: bool) -> bytes:
+    """One line of a pull stream, HTML-escaped unless the client asked for raw JSON."""
+    line = dumps(progress.to_json())
+    return ((line if raw_json else html_escape(line)) + "\n").encode()
+
+
+def parse_pull_line(line: str, *, escaped: bool) -> PullProgress | None:
+    """Parse one pull line; ``None`` for a blank or non-JSON line (DMR appends plain text after an error).
+
+    Accepts both layer key casings: ``id/size/current`` (current) and ``ID/Size/Current`` (before
+    v1.0.12).
+    """
+    text = line.strip()
+    if escaped:
+        text = html_unescape(text)
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, Mapping) or "type" not in data:
+        return None
+    layer = data.get("layer") or {}
+
+    def field_of(name: str) -> Any:
+        return layer.get(name, layer.get(name.capitalize() if name != "id" else "ID"))
+
+    return PullProgress(
+        type=str(data["type"]),
+        message=str(data.get("message") or ""),
+        total=int(data.get("total") or 0),
+        layer_id=field_of("id") or None,
+        layer_size=int(field_of("size") or 0),
+        layer_current=int(field_of("current") or 0),
+        mode=str(data.get("mode") or "pull"),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Error bodies (what a runner sends) and their mapping (what a client raises)
+# --------------------------------------------------------------------------------------------
+
+MODEL_REQUIRED = "model is required"
+INVALID_REQUEST = "invalid request"
+NOT_FOUND = "not found"
+PAGE_NOT_FOUND = "404 page not found"
+MODEL_NOT_FOUND = "model not found"
+BACKEND_NOT_FOUND = "backend not found"
+LOADING_MODEL_BODY: dict[str, Any] = {
+    "error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}
+}
+
+
+def plain_error_body(message: str) -> bytes:
+    """Go's ``http.Error``: the message and a newline, sent as ``text/plain; charset=utf-8``."""
+    return (message + "\n").encode()
+
+
+def go_quote(text: str) -> str:
+    """Go's ``%q``: double quotes, backslash escapes for quotes, backslashes and control characters."""
+    escapes = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+    out = []
+    for char in text:
+        if char in escapes:
+            out.append(escapes[char])
+        elif not char.isprintable():
+            code = ord(char)
+            out.append(f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def model_not_found_message(requested: str) -> str:
+    """The inference 404: ``error while getting model: get model '"X"': model not found``."""
+    return f"error while getting model: get model '{go_quote(requested[:100])}': {MODEL_NOT_FOUND}"
+
+
+def unable_to_load_message(cause: str) -> str:
+    return f"unable to load runner: {cause}"
+
+
+def _error_text(body: str) -> str:
+    """The human part of an error body: plain text as is, or the message of a JSON error."""
+    text = body.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(data, Mapping):
+            error = data.get("error", data)
+            if isinstance(error, Mapping):
+                return str(error.get("message") or text)
+            if isinstance(error, str):
+                return error
+            if "message" in data:
+                return str(data["message"])
+    return text
+
+
+def is_loading_response(status: int, body: str) -> bool:
+    """llama.cpp's ``503 Loading model`` (older runners, or a bare llama.cpp server)."""
+    return status == 503 and "loading model" in _error_text(body).lower()
+
+
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def is_retryable_status(status: int) -> bool:
+    """502, 503 (loading, backend installing) and 504 are worth retrying with backoff."""
+    return status in RETRYABLE_STATUSES
+
+
+def error_from_response(
+    status: int, body: str, *, runner_url: str | None, model: str | None
+) -> errors.RunnerHTTPError:
+    """Map an error status and body to the right :class:`~pytest_dmr.errors.RunnerHTTPError`."""
+    text = _error_text(body)
+    context: dict[str, Any] = {"status_code": status, "body": body, "runner_url": runner_url, "model": model}
+    lowered = text.lower()
+    if status == 404 and MODEL_NOT_FOUND in lowered:
+        return errors.ModelNotFoundError(
+            f"the runner does not have this model (404: {text})",
+            hint=f"Pull it first: `docker model pull {model or 'NAME'}`, or run pytest with --dmr-pull",
+            **context,
+        )
+    if status == 404 and BACKEND_NOT_FOUND in lowered:
+        return errors.BackendUnavailableError(
+            f"the runner has no such inference backend (404: {text})",
+            hint="Use /engines/v1 or /engines/llama.cpp/v1 in the URL",
+            **context,
+        )
+    if status == 404:
+        return errors.RunnerHTTPError(
+            f"the runner has no such endpoint (404: {text})",
+            hint="Check that the URL points at a Docker Model Runner or an OpenAI-compatible server",
+            **context,
+        )
+    if status == 400:
+        hint = "Pass a model name (model=... or --dmr-model)" if MODEL_REQUIRED in lowered else "Check the request options"
+        return errors.BadRequestError(f"the runner rejected the request (400: {text})", hint=hint, **context)
+    if status == 412 or (status == 503 and not is_loading_response(status, body)):
+        return errors.BackendUnavailableError(
+            f"the runner's inference backend is not available ({status}: {text})",
+            hint="Install or start the backend: `docker model install-runner`, then retry",
+            **context,
+        )
+    if status == 503:
+        return errors.ModelLoadingError(
+            "the model was still loading when the retries ran out (503: Loading model)",
+            hint="Raise the timeout (--dmr-timeout) or preload the model before the tests",
+            **context,
+        )
+    if status == 500 and "unable to load runner" in lowered:
+        return errors.ModelLoadError(
+            f"the runner could not load the model (500: {text})",
+            hint="Check the runner's logs (`docker model logs`) and that the model fits in memory",
+            **context,
+        )
+    return errors.RunnerHTTPError(
+        f"the runner answered {status}: {text or '(empty body)'}",
+        hint="Retry; if it persists, check the runner's logs (`docker model logs`)",
+        **context,
+    )

