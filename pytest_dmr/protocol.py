@@ -744,3 +744,161 @@ def error_from_response(
         hint="Retry; if it persists, check the runner's logs (`docker model logs`)",
         **context,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Runner-side details a stand-in server needs (sections 0, 1, 2.3, 2.4, 3.3, 5, 6)
+# --------------------------------------------------------------------------------------------
+
+ENGINES_PS_PATH = "/engines/ps"
+ENGINES_DF_PATH = "/engines/df"
+ENGINES_UNLOAD_PATH = "/engines/unload"
+METRICS_PATH = "/metrics"
+MODELS_PURGE_PATH = "/models/purge"
+
+LLAMACPP_BACKEND = "llama.cpp"
+OTHER_BACKENDS_STATUS: dict[str, str] = {
+    "diffusers": "Not Installed",
+    "mlx": "Not Installed: only supported on Apple Silicon",
+    "sglang": "Not Installed: package not installed",
+    "vllm": "Not Installed: binary not found",
+}
+"""How a Linux runner without GPUs reports the backends other than llama.cpp on ``/engines/status``."""
+
+COMPLETION_MODE = "completion"
+EMBEDDING_MODE = "embedding"
+MAX_INFERENCE_BODY = 10 * 1024 * 1024
+"""Inference bodies above 10 MiB get ``400 request too large``."""
+
+REQUEST_TOO_LARGE = "request too large"
+INVALID_REQUEST_BODY = "invalid request body"
+INVALID_MODEL_REFERENCE = "Invalid model reference"
+PULL_MODEL_NOT_FOUND = "Model not found"
+DELETE_MODEL_NOT_FOUND = "error while deleting model: model not found"
+LLAMACPP_JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+"""What llama.cpp's server labels its JSON with (its ``503 Loading model`` included)."""
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+NO_ACTIVE_RUNNERS_BODY = b"# No active runners\n"
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+HOP_BY_HOP_HEADERS = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+     "te", "trailer", "transfer-encoding", "upgrade"}
+)
+"""Headers a reverse proxy drops in both directions (Go's ``httputil.ReverseProxy``)."""
+
+_DOCKER_REFERENCE = re.compile(
+    r"^(?:(?P<domain>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def is_valid_reference(normalized: str) -> bool:
+    """Whether a normalised name parses as a Docker reference (a pull answers 400 otherwise)."""
+    return bool(normalized) and bool(_DOCKER_REFERENCE.match(normalized))
+
+
+def mode_for_endpoint(endpoint: str) -> str:
+    """The runner mode an inference endpoint needs: embeddings get their own runner."""
+    return EMBEDDING_MODE if endpoint == EMBEDDINGS else COMPLETION_MODE
+
+
+def upstream_path(path: str) -> str:
+    """The path a runner forwards to its backend: cut to start at the first ``/v1/``."""
+    index = path.find("/v1/")
+    return path[index:] if index >= 0 else path
+
+
+def engines_status_body(statuses: Mapping[str, str]) -> bytes:
+    """``GET /engines/status``: keys sorted (a Go map), and no trailing newline."""
+    return json.dumps(dict(statuses), sort_keys=True, separators=(",", ":")).encode()
+
+
+def llamacpp_status(version: str) -> str:
+    """The llama.cpp entry of ``/engines/status`` for a bundled Linux binary."""
+    return f"Running: llama.cpp {version}"
+
+
+def json_line(value: Any) -> bytes:
+    """A JSON body as Go's streaming encoder writes it: compact, then ``\\n``."""
+    return (dumps(value) + "\n").encode()
+
+
+def go_time(seconds: float) -> str:
+    """A Unix time as Go's ``time.Time`` marshals it (RFC 3339, nanoseconds, UTC ``Z``)."""
+    import datetime as _dt  # local: only stand-in servers need it
+
+    whole = int(seconds)
+    nanos = int(round((seconds - whole) * 1e9))
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    stamp = _dt.datetime.fromtimestamp(whole, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return f"{stamp}{fraction}Z"
+
+
+def ps_entry(
+    *, backend: str, model_name: str, mode: str, last_used: str, in_use: bool = False, loading: bool = False
+) -> dict[str, Any]:
+    """One element of ``GET /engines/ps``; ``in_use`` and ``loading`` are left out when false."""
+    entry: dict[str, Any] = {"backend_name": backend, "model_name": model_name, "mode": mode, "last_used": last_used}
+    if in_use:
+        entry["in_use"] = True
+    if loading:
+        entry["loading"] = True
+    return entry
+
+
+def untagged_action(tag: str) -> dict[str, str]:
+    return {"Untagged": tag}
+
+
+def deleted_action(model_id: str) -> dict[str, str]:
+    return {"Deleted": model_id}
+
+
+def delete_conflict_message(ref: str) -> str:
+    """The 409 of ``DELETE /models/{id}`` when the model has several tags and ``force`` is unset."""
+    return (
+        f"error while deleting model: unable to delete {go_quote(ref)} (must be forced) "
+        "due to multiple tag references: resource conflict"
+    )
+
+
+def unknown_action_message(action: str) -> str:
+    return f"unknown action {go_quote(action)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Tool calls, backend JSON errors, partial names, pull failures (sections 2.2, 2.4, 3.3)
+# --------------------------------------------------------------------------------------------
+
+
+def tool_call(*, id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One entry of a message's ``tool_calls``; ``arguments`` is a JSON *string*."""
+    return {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def backend_error_body(code: int, message: str, type: str = "invalid_request_error") -> dict[str, Any]:
+    """llama.cpp's own JSON error (passed through by DMR unchanged), e.g. a 400 for a bad field."""
+    return {"error": {"code": code, "message": message, "type": type}}
+
+
+def partial_name_matches(ref: str, tag: str) -> bool:
+    """``GET /models/{ref}``'s fallback: the tag without its ``:tag`` and its path equals ``ref``.
+
+    ``smollm2`` matches ``docker.io/ai/smollm2:360M-Q4_K_M`` and ``myorg/smollm2:v1``; case-sensitive.
+    """
+    colon = tag.rfind(":")
+    name = tag[:colon] if colon >= 0 else tag
+    return name[name.rfind("/") + 1 :] == ref
+
+
+def pull_error_progress(error: str) -> PullProgress:
+    """The ``type: error`` line of a pull that failed after streaming began."""
+    return PullProgress(type="error", message=f"Error: {error}")
+
+
+def pull_failure_text(error: str) -> str:
+    """The plain-text line DMR appends after a pull's error line."""
+    return f"error while pulling model: {error}"

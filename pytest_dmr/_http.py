@@ -1,0 +1,144 @@
+"""What the client and the adapter share about talking HTTP to a runner.
+
+Mapping httpx's exceptions to :mod:`pytest_dmr.errors` (so no raw httpx error reaches a user),
+the retry policy (which failures are worth another try, and how long to wait), and small helpers
+for reading bodies. No I/O happens here: the callers send, this module decides.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from pytest_dmr import errors, protocol
+
+START_RUNNER_HINT = (
+    "Start Docker Model Runner (Docker Desktop: `docker desktop enable model-runner --tcp 12434`; "
+    "Docker Engine: `docker model install-runner`), or point --dmr-url / MODEL_RUNNER_URL at a running one"
+)
+TIMEOUT_HINT = "Raise the timeout (--dmr-timeout, or LOCAL_MODEL_TIMEOUT in milliseconds), or use a smaller model"
+STREAM_HINT = "The runner may have crashed or restarted: check `docker model logs`, then retry"
+
+HTTPX_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
+"""Everything httpx raises while sending or reading (``InvalidURL``/``StreamError`` are not ``HTTPError``)."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def transport_error(
+    exc: BaseException, *, runner_url: str, model: str | None = None, timeout: float | None = None
+) -> errors.DMRError:
+    """The :class:`~pytest_dmr.errors.DMRError` a user should see for an httpx exception.
+
+    Refused connections and names that do not resolve become
+    :class:`~pytest_dmr.errors.RunnerUnavailableError` (with how to start a runner), timeouts
+    :class:`~pytest_dmr.errors.RunnerTimeoutError`, a connection closed before any answer
+    :class:`~pytest_dmr.errors.RunnerUnavailableError`. Raise the result ``from exc``.
+    """
+    context: dict[str, Any] = {"runner_url": runner_url, "model": model}
+    if isinstance(exc, httpx.TimeoutException):
+        within = f" within {timeout:g} s" if timeout is not None else ""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return errors.RunnerTimeoutError(
+                f"the runner did not accept the connection{within}", hint=START_RUNNER_HINT, **context
+            )
+        if isinstance(exc, httpx.PoolTimeout):
+            return errors.RunnerTimeoutError(
+                f"no connection to the runner became free{within}",
+                hint="Send fewer requests at once, or raise the timeout",
+                **context,
+            )
+        return errors.RunnerTimeoutError(f"the runner did not answer{within}", hint=TIMEOUT_HINT, **context)
+    if isinstance(exc, httpx.ConnectError):
+        return errors.RunnerUnavailableError(
+            f"cannot connect to the runner ({_reason(exc)})", hint=START_RUNNER_HINT, **context
+        )
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return errors.RunnerUnavailableError(
+            f"the runner closed the connection before a complete answer ({_reason(exc)})",
+            hint="Check that the URL points at Docker Model Runner and that it is healthy (`docker model status`)",
+            **context,
+        )
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return errors.ConfigurationError(
+            f"the runner URL cannot be used ({_reason(exc)})",
+            hint="Give an http(s) URL such as http://localhost:12434",
+            **context,
+        )
+    return errors.DMRError(f"talking to the runner failed ({type(exc).__name__}: {_reason(exc)})", **context)
+
+
+def status_error(response: httpx.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:
+    """The error for a response with an error status; its body must have been read."""
+    return protocol.error_from_response(response.status_code, response.text, runner_url=runner_url, model=model)
+
+
+def decode_json(response: httpx.Response, *, what: str, runner_url: str, model: str | None = None) -> Any:
+    """The JSON body of a successful response, or a :class:`~pytest_dmr.errors.DMRError` saying what came instead."""
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        preview = response.text[:120]
+        raise errors.DMRError(
+            f"the runner's answer to {what} is not JSON: {preview!r}",
+            runner_url=runner_url,
+            model=model,
+            hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
+        ) from exc
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry 502/503/504 and failed connections with exponential backoff, at most ``max_retries`` times.
+
+    The wait before retry ``n`` (0-based) is ``backoff * 2**n``, capped at ``max_delay``; a
+    ``Retry-After`` header in seconds is honoured up to the same cap. So the total wait is bounded
+    by ``max_retries * max_delay``. 4xx answers are never retried.
+    """
+
+    max_retries: int = 4
+    backoff: float = 0.25
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise errors.ConfigurationError(
+                f"max_retries must be 0 or more, got {self.max_retries}", hint="Pass max_retries=0 to turn retries off"
+            )
+        if self.backoff < 0:
+            raise errors.ConfigurationError(f"backoff must be 0 or more seconds, got {self.backoff}")
+
+    def retries_status(self, status: int) -> bool:
+        return protocol.is_retryable_status(status)
+
+    def retries_error(self, exc: BaseException) -> bool:
+        """Connection failures (nothing was sent, so trying again is safe)."""
+        return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        wait = self.backoff * (2**attempt)
+        if response is not None:
+            retry_after = response.headers.get("retry-after", "")
+            try:
+                wait = max(wait, float(retry_after))
+            except ValueError:
+                pass
+        return min(wait, self.max_delay)
+
+
+def default_base_url(transport: object | None) -> str:
+    """A transport that knows its own base URL (the mock) gives it; otherwise DMR's host URL."""
+    base_url = getattr(transport, "base_url", None)
+    return base_url if isinstance(base_url, str) and base_url else protocol.DEFAULT_HOST_URL
+
+
+def user_agent() -> str:
+    from pytest_dmr import __version__
+
+    return f"pytest-dmr/{__version__}"

@@ -1,0 +1,544 @@
+"""Ultra's ``LLMAdapter`` interface, and its Docker Model Runner implementation on httpx.
+
+:class:`DockerModelRunnerAdapter` talks to a runner's OpenAI-compatible API
+(``/engines/v1/chat/completions``, ``/completions``, ``/embeddings``, ``/models``). The same class
+serves live and mock runs: the mock is an httpx transport, so the parsing, streaming, retry and
+error paths below run in both. :func:`create_modelrunner_adapter` builds one from Ultra's
+environment variables.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from pytest_dmr import _http, errors, protocol
+from pytest_dmr.protocol import RunnerAddress
+
+__all__ = ["ChatResult", "DockerModelRunnerAdapter", "LLMAdapter", "create_modelrunner_adapter"]
+
+Message = Mapping[str, Any]
+Sleep = Callable[[float], Awaitable[Any]]
+
+
+class LLMAdapter(abc.ABC):
+    """Ultra's adapter interface: what application code calls, whatever serves the model."""
+
+    @abc.abstractmethod
+    async def generate(self, prompt: str, **options: Any) -> str:
+        """The model's whole answer to ``prompt``."""
+
+    @abc.abstractmethod
+    def stream_generate(self, prompt: str, **options: Any) -> AsyncIterator[str]:
+        """The answer to ``prompt`` as it is produced, piece by piece (an async generator)."""
+
+    @abc.abstractmethod
+    async def check_availability(self) -> bool:
+        """Whether the model's server answers; never raises."""
+
+    @abc.abstractmethod
+    def get_capabilities(self) -> dict[str, Any]:
+        """What this adapter can do (streaming, embeddings, tools, ...), without any I/O."""
+
+    @abc.abstractmethod
+    async def get_available_models(self) -> list[str]:
+        """The models the server can answer with."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """One chat completion: the text, any tool calls, why it stopped, token usage and the raw body."""
+
+    text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def json(self) -> Any:
+        """The text parsed as JSON (for ``response_format`` answers)."""
+        return json.loads(self.text)
+
+
+def _is_mock_transport(transport: object | None) -> bool:
+    # The mock module is imported by whoever built a MockModelRunner, so no import is needed here.
+    mock_module = sys.modules.get("pytest_dmr.mock")
+    mock_class = getattr(mock_module, "MockModelRunner", None)
+    return mock_class is not None and isinstance(transport, mock_class)
+
+
+class DockerModelRunnerAdapter(LLMAdapter):
+    """An :class:`LLMAdapter` on Docker Model Runner's OpenAI-compatible API.
+
+    ``base_url`` may be a runner root (``http://localhost:12434``), an OpenAI base
+    (``.../engines/v1``, ``.../engines/llama.cpp/v1``, ``.../v1``) or ``host:port``. ``transport``
+    plugs in any httpx async transport, :class:`~pytest_dmr.mock.MockModelRunner` included.
+    Failed connections and 502/503/504 answers are retried ``max_retries`` times with exponential
+    backoff starting at ``backoff`` seconds (``sleep`` waits; tests pass a fake). Every failure is
+    raised as a :class:`~pytest_dmr.errors.DMRError` naming the runner and the model.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        model: str = protocol.DEFAULT_MODEL,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        default_options: Mapping[str, Any] | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+            raise errors.ConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}", hint="Pass e.g. timeout=30"
+            )
+        self.address: RunnerAddress = protocol.parse_runner_url(base_url or _http.default_base_url(transport))
+        self.model = model
+        self.timeout = float(timeout)
+        self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
+        self.backend = "mock" if _is_mock_transport(transport) else "live"
+        self.default_options = dict(default_options or {})
+        self._transport = transport
+        self._headers = {
+            "User-Agent": _http.user_agent(),
+            "Content-Type": protocol.JSON_CONTENT_TYPE,
+            **(headers or {}),
+        }
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        openai_url = self.address.openai_url
+        self._urls = {  # parsed once: URL parsing is a visible share of a mock call's cost
+            endpoint: httpx.URL(openai_url + endpoint)
+            for endpoint in (protocol.CHAT_COMPLETIONS, protocol.COMPLETIONS, protocol.EMBEDDINGS, protocol.MODELS)
+        }
+
+    def __repr__(self) -> str:
+        return f"DockerModelRunnerAdapter({self.address.openai_url!r}, model={self.model!r}, backend={self.backend!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-compatible base URL requests go to (``.../engines/v1``)."""
+        return self.address.openai_url
+
+    # ---------------------------------------------------------------------------------------
+    # Ultra's interface
+    # ---------------------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        messages: Sequence[Message] | None = None,
+        **options: Any,
+    ) -> str:
+        """The answer to ``prompt`` (after ``system`` and any earlier ``messages``), via chat completions."""
+        result = await self.chat(_conversation(prompt, system, messages), model=model, **options)
+        return result.text
+
+    async def stream_generate(  # type: ignore[override]
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        messages: Sequence[Message] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[str]:
+        """The answer to ``prompt`` piece by piece, as the runner streams it."""
+        async for piece in self.stream_chat(_conversation(prompt, system, messages), model=model, **options):
+            yield piece
+
+    async def check_availability(self) -> bool:
+        """Whether the runner answers its OpenAI model list, quickly and without retries. Never raises."""
+        try:
+            response = await self._http().get(self._urls[protocol.MODELS], timeout=min(self.timeout, 5.0))
+        except _http.HTTPX_ERRORS:
+            return False
+        except Exception:  # noqa: BLE001 - promised never to raise
+            return False
+        return response.status_code == 200
+
+    def get_capabilities(self) -> dict[str, Any]:
+        return {
+            "provider": "docker-model-runner",
+            "model": self.model,
+            "backend": self.backend,
+            "base_url": self.address.root,
+            "openai_base_url": self.address.openai_url,
+            "streaming": True,
+            "chat": True,
+            "completions": True,
+            "embeddings": True,
+            "tools": True,
+            "json_schema": True,
+            "timeout": self.timeout,
+            "max_retries": self.retry.max_retries,
+        }
+
+    async def get_available_models(self) -> list[str]:
+        """The OpenAI list's ids; the management list's names if that fails; ``[]`` if nothing answers."""
+        try:
+            body = await self._request_json("GET", protocol.MODELS, None, model=None, retry=False)
+            if isinstance(body, Mapping):
+                return protocol.model_ids_from_openai_list(body)
+        except errors.DMRError:
+            pass
+        try:
+            response = await self._http().get(self.address.root + protocol.MANAGEMENT_MODELS_PATH)
+            listed = response.json() if response.status_code == 200 else None
+        except (*_http.HTTPX_ERRORS, ValueError):
+            return []
+        if not isinstance(listed, list):
+            return []
+        return [protocol.ModelInfo.from_json(entry).name for entry in listed if isinstance(entry, Mapping)]
+
+    # ---------------------------------------------------------------------------------------
+    # The rest of the OpenAI-compatible API
+    # ---------------------------------------------------------------------------------------
+
+    async def chat(self, messages: Sequence[Message], *, model: str | None = None, **options: Any) -> ChatResult:
+        """A non-streamed chat completion; ``options`` go into the request body unchanged."""
+        model = model or self.model
+        body = self._body(model, "messages", list(messages), options)
+        answer = await self._request_json("POST", protocol.CHAT_COMPLETIONS, body, model=model)
+        return self._chat_result(answer, model)
+
+    async def stream_chat(
+        self, messages: Sequence[Message], *, model: str | None = None, **options: Any
+    ) -> AsyncIterator[str]:
+        """A streamed chat completion: each non-empty ``delta.content`` as it arrives."""
+        model = model or self.model
+        body = self._body(model, "messages", list(messages), options, stream=True)
+        async for piece in self._stream(protocol.CHAT_COMPLETIONS, body, model):
+            yield piece
+
+    async def complete(self, prompt: str, *, model: str | None = None, **options: Any) -> str:
+        """A text completion (``/completions``): the continuation of ``prompt``."""
+        model = model or self.model
+        body = self._body(model, "prompt", prompt, options)
+        answer = await self._request_json("POST", protocol.COMPLETIONS, body, model=model)
+        choice = self._first_choice(answer, model)
+        return str(choice.get("text") or "")
+
+    async def embed(self, texts: str | Sequence[str], *, model: str | None = None, **options: Any) -> list[list[float]]:
+        """One embedding vector per text, in input order (``/embeddings``)."""
+        model = model or self.model
+        inputs = [texts] if isinstance(texts, str) else list(texts)
+        body = self._body(model, "input", inputs, options)
+        answer = await self._request_json("POST", protocol.EMBEDDINGS, body, model=model)
+        data = answer.get("data") if isinstance(answer, Mapping) else None
+        if not isinstance(data, list) or len(data) != len(inputs):
+            raise self._malformed(f"expected {len(inputs)} embeddings", answer, model)
+        ordered = sorted(data, key=lambda entry: entry.get("index", 0))
+        return [list(entry["embedding"]) for entry in ordered]
+
+    # ---------------------------------------------------------------------------------------
+    # Lifecycle
+    # ---------------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        client, self._client, self._client_loop = self._client, None, None
+        if client is not None:
+            await client.aclose()
+
+    async def __aenter__(self) -> DockerModelRunnerAdapter:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # ---------------------------------------------------------------------------------------
+    # Internals: one httpx client per event loop, requests with retries, streams
+    # ---------------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        """The httpx client, made on first use; remade if called from another event loop
+        (a connection pool cannot move between loops, and pytest-asyncio gives each test its own)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout, headers=self._headers)
+            self._client_loop = loop
+        return self._client
+
+    def _body(
+        self, model: str, key: str, value: Any, options: Mapping[str, Any], *, stream: bool = False
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": model, key: value}
+        if self.default_options:
+            body.update(self.default_options)
+        body.update(options)
+        if stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        return body
+
+    def _error(self, exc: BaseException, model: str | None) -> errors.DMRError:
+        return _http.transport_error(exc, runner_url=self.address.root, model=model, timeout=self.timeout)
+
+    async def _send(
+        self, method: str, endpoint: str, content: bytes | None, *, model: str | None, retry: bool, stream: bool = False
+    ) -> httpx.Response:
+        """Send with retries on failed connections and 502/503/504; the response is OK (2xx) or raised."""
+        client = self._http()
+        url = self._urls[endpoint]
+        attempt = 0
+        while True:
+            request = client.build_request(method, url, content=content)
+            try:
+                response = await client.send(request, stream=stream)
+            except _http.HTTPX_ERRORS as exc:
+                if retry and attempt < self.retry.max_retries and self.retry.retries_error(exc):
+                    await self._sleep(self.retry.delay(attempt))
+                    attempt += 1
+                    continue
+                raise self._error(exc, model) from exc
+            if response.status_code < 400:
+                return response
+            if stream:
+                try:
+                    await response.aread()
+                except _http.HTTPX_ERRORS as exc:
+                    raise self._error(exc, model) from exc
+                finally:
+                    await response.aclose()
+            if retry and attempt < self.retry.max_retries and self.retry.retries_status(response.status_code):
+                await self._sleep(self.retry.delay(attempt, response))
+                attempt += 1
+                continue
+            raise _http.status_error(response, runner_url=self.address.root, model=model)
+
+    async def _request_json(
+        self, method: str, endpoint: str, body: Mapping[str, Any] | None, *, model: str | None, retry: bool = True
+    ) -> Any:
+        content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
+        response = await self._send(method, endpoint, content, model=model, retry=retry)
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            raise self._malformed("the answer is not JSON", response.text, model) from exc
+
+    def _malformed(self, what: str, answer: Any, model: str | None) -> errors.DMRError:
+        preview = answer if isinstance(answer, str) else json.dumps(answer)[:200] if answer is not None else ""
+        return errors.DMRError(
+            f"the runner's answer cannot be read: {what}: {preview[:200]!r}",
+            runner_url=self.address.root,
+            model=model,
+            hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
+        )
+
+    def _first_choice(self, answer: Any, model: str) -> Mapping[str, Any]:
+        try:
+            choice = answer["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise self._malformed("no choices", answer, model) from None
+        if not isinstance(choice, Mapping):
+            raise self._malformed("no choices", answer, model)
+        return choice
+
+    def _chat_result(self, answer: Any, model: str) -> ChatResult:
+        choice = self._first_choice(answer, model)
+        message = choice.get("message") or {}
+        return ChatResult(
+            text=protocol.message_text(message.get("content")),
+            tool_calls=list(message.get("tool_calls") or ()),
+            finish_reason=choice.get("finish_reason"),
+            usage=dict(answer.get("usage") or {}),
+            model=str(answer.get("model") or model),
+            raw=answer,
+        )
+
+    async def _stream(self, endpoint: str, body: Mapping[str, Any], model: str) -> AsyncIterator[str]:
+        content = json.dumps(body, ensure_ascii=False).encode()
+        response = await self._send("POST", endpoint, content, model=model, retry=True, stream=True)
+        try:
+            async for piece in self._read_stream(response, endpoint, model):
+                yield piece
+        finally:
+            await response.aclose()
+
+    async def _read_stream(self, response: httpx.Response, endpoint: str, model: str) -> AsyncIterator[str]:
+        received: list[str] = []
+        if not response.headers.get("content-type", "").startswith(protocol.EVENT_STREAM):
+            # The server ignored "stream": true and answered in one piece.
+            try:
+                await response.aread()
+                answer = json.loads(response.content)
+            except _http.HTTPX_ERRORS as exc:
+                raise self._error(exc, model) from exc
+            except ValueError as exc:
+                raise self._malformed("the answer is neither an event stream nor JSON", response.text, model) from exc
+            if endpoint == protocol.CHAT_COMPLETIONS:
+                text = self._chat_result(answer, model).text
+            else:
+                text = str(self._first_choice(answer, model).get("text") or "")
+            if text:
+                yield text
+            return
+        decoder = protocol.SSEDecoder()
+        try:
+            async for line in response.aiter_lines():
+                data = decoder.feed(line)
+                if decoder.error is not None:
+                    raise self._interrupted(f"the runner reported an error: {decoder.error}", received, model)
+                if data is None:
+                    continue
+                if data == protocol.SSE_DONE:
+                    return
+                piece = self._chunk_piece(data, received, model)
+                if piece:
+                    received.append(piece)
+                    yield piece
+            data = decoder.flush()
+            if data == protocol.SSE_DONE:
+                return
+            if data is not None:
+                piece = self._chunk_piece(data, received, model)
+                if piece:
+                    received.append(piece)
+                    yield piece
+            raise self._interrupted("the stream ended without data: [DONE]", received, model)
+        except httpx.TimeoutException as exc:
+            if received:
+                characters = sum(len(piece) for piece in received)
+                what = (f"the runner stopped sending for {self.timeout:g} s in the middle of a streamed answer "
+                        f"({len(received)} pieces, {characters} characters received)")
+            else:
+                what = f"the runner sent no part of the streamed answer within {self.timeout:g} s"
+            raise errors.RunnerTimeoutError(
+                what, runner_url=self.address.root, model=model, hint=_http.TIMEOUT_HINT
+            ) from exc
+        except _http.HTTPX_ERRORS as exc:
+            raise self._interrupted(f"the connection was lost ({type(exc).__name__})", received, model) from exc
+
+    def _chunk_piece(self, data: str, received: list[str], model: str) -> str:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise self._interrupted(f"the runner sent a malformed chunk {data[:80]!r}", received, model) from None
+        if not isinstance(chunk, Mapping):
+            raise self._interrupted(f"the runner sent a malformed chunk {data[:80]!r}", received, model)
+        if "error" in chunk and not chunk.get("choices"):
+            error = chunk["error"]
+            message = error.get("message", error) if isinstance(error, Mapping) else error
+            raise self._interrupted(f"the runner reported an error: {message}", received, model)
+        return protocol.chunk_text(chunk)
+
+    def _interrupted(self, reason: str, received: list[str], model: str) -> errors.StreamInterruptedError:
+        text = "".join(received)
+        preview = text if len(text) <= 60 else text[:57] + "..."
+        return errors.StreamInterruptedError(
+            f"the streamed answer stopped before its end: {reason}, after {len(received)} pieces "
+            f"({len(text)} characters: {preview!r})",
+            received=text,
+            runner_url=self.address.root,
+            model=model,
+            hint=_http.STREAM_HINT,
+        )
+
+
+def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:
+    conversation: list[Message] = []
+    if system:
+        conversation.append({"role": "system", "content": system})
+    if messages:
+        conversation.extend(messages)
+    if prompt or not messages:
+        conversation.append({"role": "user", "content": prompt})
+    return conversation
+
+
+# -------------------------------------------------------------------------------------------
+# From Ultra's environment
+# -------------------------------------------------------------------------------------------
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise errors.ConfigurationError(
+        f"{name}={environ[name]!r} is not a yes/no value", hint=f"Set {name} to one of true, 1, yes or false, 0, no"
+    )
+
+
+def _env_timeout_ms(environ: Mapping[str, str], name: str) -> float | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        milliseconds = float(raw)
+    except ValueError:
+        milliseconds = -1.0
+    if not milliseconds > 0 or milliseconds == float("inf"):
+        raise errors.ConfigurationError(
+            f"{name}={environ[name]!r} is not a timeout", hint=f"Set {name} to a positive number of milliseconds, e.g. 30000"
+        )
+    return milliseconds / 1000
+
+
+def _env_url(environ: Mapping[str, str]) -> str | None:
+    for name in ("MODEL_RUNNER_URL", "MODEL_RUNNER_HOST"):
+        value = environ.get(name, "").strip()
+        if value:
+            try:
+                protocol.parse_runner_url(value)
+            except errors.ConfigurationError as exc:
+                raise errors.ConfigurationError(
+                    f"{name}={value!r} is not a usable runner URL ({exc.message})",
+                    hint=f"Set {name} to an http(s) URL such as http://localhost:12434 or http://localhost:12434/engines/v1",
+                ) from None
+            return value
+    return None
+
+
+def create_modelrunner_adapter(
+    *, environ: Mapping[str, str] | None = None, use_mock: bool | None = None, **overrides: Any
+) -> DockerModelRunnerAdapter:
+    """An adapter configured from Ultra's environment; keyword arguments win over the environment.
+
+    ``MODEL_RUNNER_URL`` (then ``MODEL_RUNNER_HOST``) is the runner, ``DEFAULT_LOCAL_MODEL`` the
+    model, ``LOCAL_MODEL_TIMEOUT`` the timeout in milliseconds, and ``USE_MOCK`` (true/1/yes)
+    answers from a :class:`~pytest_dmr.mock.MockModelRunner` instead of a runner. Values that
+    cannot be used raise :class:`~pytest_dmr.errors.ConfigurationError` naming the variable.
+    """
+    env = os.environ if environ is None else environ
+    options = dict(overrides)
+    options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or protocol.DEFAULT_MODEL)
+    if "timeout" not in options:
+        timeout = _env_timeout_ms(env, "LOCAL_MODEL_TIMEOUT")
+        if timeout is not None:
+            options["timeout"] = timeout
+    mock = _env_flag(env, "USE_MOCK") if use_mock is None else use_mock
+    if mock and options.get("transport") is None:
+        from pytest_dmr.mock import MockModelRunner
+
+        transport = MockModelRunner(models=(options["model"],))
+        options["transport"] = transport
+        options.setdefault("base_url", transport.base_url)
+    if "base_url" not in options:
+        options["base_url"] = _env_url(env)
+    return DockerModelRunnerAdapter(**options)

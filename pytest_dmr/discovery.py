@@ -1,0 +1,452 @@
+"""Find a runner once per run: plan the candidates, probe them concurrently, keep every outcome.
+
+Candidates, in priority order (the first that answers wins, whatever answers first in time):
+
+1. ``url``: an explicit URL (``--dmr-url`` and friends). When given, nothing else is probed.
+2. ``compose``: ``<REF>_URL`` variables injected by compose (refs from ``dmr_compose_refs``).
+3. ``host``: ``127.0.0.1:12434`` (the literal address: ``localhost`` is never looked up).
+4. ``container``: only inside a container, ``model-runner.docker.internal`` and the gateway on 12434.
+5. ``desktop``: Docker Desktop's API socket with the ``/exp/vDD4.40`` prefix, where a socket exists.
+
+A probe first opens a plain TCP connection (a refusal costs microseconds and needs no HTTP
+library); only when something listens does it speak HTTP (stdlib ``http.client``): ``GET /``
+answering the banner is a Docker Model Runner; otherwise an OpenAI ``/models`` list under
+``/engines/v1`` or ``/v1`` is an OpenAI-compatible server (no management API). Nothing here
+imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands it to workers).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pytest_dmr import protocol
+from pytest_dmr.settings import Settings, compose_variables
+
+if TYPE_CHECKING:
+    import http.client
+
+CONNECT_TIMEOUT = 0.5
+"""Seconds for the TCP connect of one probe."""
+HTTP_TIMEOUT = 2.0
+"""Seconds for each HTTP request of a probe, once something listens."""
+DEADLINE = 3.0
+"""Seconds after which discovery stops waiting; probes still running count as timeouts."""
+
+DESKTOP_SOCKETS = ("/var/run/docker.sock", "~/.docker/run/docker.sock")
+DEFAULT_GATEWAY = "172.17.0.1"
+
+FOUND, REFUSED, TIMEOUT, NOT_DMR, SKIPPED, ERROR = "found", "refused", "timeout", "not-dmr", "skipped", "error"
+KIND_DMR, KIND_OPENAI = "dmr", "openai"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One candidate to probe: where to connect, and the runner address it would give."""
+
+    group: str
+    label: str
+    """How messages name it: ``127.0.0.1:12434``, ``unix:///var/run/docker.sock``."""
+    address: protocol.RunnerAddress
+    host: str = ""
+    port: int = 0
+    socket_path: str | None = None
+    origin: str | None = None
+    """Where the URL came from (``--dmr-url``, ``LLM_URL``), for url and compose targets."""
+    skip: str | None = None
+    """Why this target is not probed at all (a docker-internal name seen from the host)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The outcome of probing one target."""
+
+    target: str
+    group: str
+    result: str
+    """found | refused | timeout | not-dmr | skipped | error"""
+    detail: str
+    elapsed: float
+    """Seconds."""
+    kind: str | None = None
+    """dmr | openai, when found."""
+
+    def describe(self) -> str:
+        return f"{self.target} {self.detail}"
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered)."""
+
+    probes: tuple[Probe, ...] = ()
+    address: protocol.RunnerAddress | None = None
+    kind: str | None = None
+    source: str | None = None
+    """What found it, for messages: ``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``."""
+    socket_path: str | None = None
+    models: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Groups left out and why (``container: not inside a container``)."""
+    elapsed: float = 0.0
+
+    @property
+    def found(self) -> bool:
+        return self.address is not None
+
+    def explain(self) -> str:
+        """What was probed and what answered, one clause per probe: ``127.0.0.1:12434 connection refused; ...``."""
+        parts = [probe.describe() for probe in self.probes]
+        return "; ".join(parts) if parts else "nothing to probe"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "probes": [probe.__dict__ for probe in self.probes],
+            "address": list(self.address) if self.address else None,
+            "kind": self.kind,
+            "source": self.source,
+            "socket_path": self.socket_path,
+            "models": list(self.models),
+            "notes": list(self.notes),
+            "elapsed": self.elapsed,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Discovery:
+        address = data.get("address")
+        return cls(
+            probes=tuple(Probe(**probe) for probe in data.get("probes", ())),
+            address=protocol.RunnerAddress(*address) if address else None,
+            kind=data.get("kind"),
+            source=data.get("source"),
+            socket_path=data.get("socket_path"),
+            models=tuple(data.get("models", ())),
+            notes=tuple(data.get("notes", ())),
+            elapsed=float(data.get("elapsed", 0.0)),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Where we are
+# --------------------------------------------------------------------------------------------
+
+
+def in_container() -> bool:
+    """Whether this process runs inside a container (``/.dockerenv``, podman's marker, or cgroups)."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(hint in cgroup for hint in ("docker", "containerd", "kubepods", "libpod"))
+
+
+def default_gateway() -> str:
+    """The default route's gateway from ``/proc/net/route`` (no traffic), else Docker's usual bridge."""
+    try:
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
+    except OSError:
+        return DEFAULT_GATEWAY
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
+            return socket.inet_ntoa(int(fields[2], 16).to_bytes(4, "little"))
+    return DEFAULT_GATEWAY
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _only_resolves_inside_containers(host: str) -> bool:
+    """Compose service names (no dot) and ``*.internal`` names mean nothing to the host's resolver."""
+    if host == "localhost" or _is_ip_literal(host):
+        return False
+    return "." not in host or host.endswith(".internal")
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+def _url_target(group: str, url: str, origin: str, *, inside: bool) -> Target:
+    address = protocol.parse_runner_url(url)
+    parts = urlsplit(address.root)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    skip = None
+    if not inside and _only_resolves_inside_containers(host):
+        skip = f"{host} only resolves inside a container"
+    if host == "localhost":
+        # Never ask the resolver about localhost: connect to the literal loopback address.
+        netloc = f"127.0.0.1:{port}"
+        address = protocol.RunnerAddress(address.root.replace(parts.netloc, netloc, 1), address.api_prefix)
+        host = "127.0.0.1"
+    label = f"{host}:{port}" if parts.path in ("", "/") else f"{host}:{port}{parts.path}"
+    return Target(group, label, address, host=host, port=port, origin=origin, skip=skip)
+
+
+def plan(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    inside: bool | None = None,
+    gateway: str | None = None,
+    sockets: Sequence[str] | None = None,
+) -> tuple[list[Target], list[str]]:
+    """The targets to probe, in priority order, and notes on groups left out.
+
+    ``inside``, ``gateway`` and ``sockets`` default to what this machine says; tests pass them.
+    """
+    inside = in_container() if inside is None else inside
+    if settings.url:
+        return [_url_target("url", settings.url, settings.url_source or "url", inside=inside)], [
+            "explicit URL given: no other candidate probed"
+        ]
+    groups = settings.discovery
+    targets: list[Target] = []
+    notes: list[str] = []
+    if "compose" in groups:
+        for ref, url, _model in compose_variables(settings.compose_refs, environ):
+            targets.append(_url_target("compose", url, f"{ref}_URL", inside=inside))
+    if "host" in groups:
+        address = protocol.parse_runner_url(protocol.DEFAULT_HOST_URL)
+        targets.append(Target("host", f"127.0.0.1:{protocol.DEFAULT_PORT}", address, "127.0.0.1", protocol.DEFAULT_PORT))
+    if "container" in groups:
+        if inside:
+            desktop = _url_target("container", protocol.CONTAINER_DESKTOP_URL, "container", inside=True)
+            gateway_host = gateway or default_gateway()
+            engine = _url_target(
+                "container", f"http://{gateway_host}:{protocol.CONTAINER_GATEWAY_PORT}", "container", inside=True
+            )
+            targets.extend([desktop, engine])
+        else:
+            notes.append("container: not inside a container, so no container-only address is probed")
+    if "desktop" in groups:
+        candidates = list(DESKTOP_SOCKETS) if sockets is None else list(sockets)
+        docker_host = environ.get("DOCKER_HOST", "")
+        if sockets is None and docker_host.startswith("unix://"):
+            candidates.insert(0, docker_host[len("unix://") :])
+        existing = []
+        for path in dict.fromkeys(os.path.expanduser(candidate) for candidate in candidates):
+            if os.path.exists(path):
+                existing.append(path)
+        for path in existing:
+            address = protocol.RunnerAddress(f"http://localhost{protocol.DESKTOP_SOCKET_PREFIX}", protocol.ENGINES_PREFIX)
+            targets.append(Target("desktop", f"unix://{path}", address, socket_path=path))
+        if not existing:
+            notes.append("desktop: no Docker API socket found")
+    return targets, notes
+
+
+# --------------------------------------------------------------------------------------------
+# Probing
+# --------------------------------------------------------------------------------------------
+
+
+class _Outcome(Exception):
+    """Ends a probe early with a result and a detail."""
+
+    def __init__(self, result: str, detail: str) -> None:
+        super().__init__(detail)
+        self.result, self.detail = result, detail
+
+
+def _connect(target: Target, ip: str) -> None:
+    """A plain TCP (or unix) connect: refused is instant and needs nothing else."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        if target.socket_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect(target.socket_path)
+        else:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(CONNECT_TIMEOUT)
+            sock.connect((ip, target.port))
+    except ConnectionRefusedError:
+        raise _Outcome(REFUSED, "connection refused") from None
+    except (socket.timeout, TimeoutError):
+        raise _Outcome(TIMEOUT, f"no connection within {CONNECT_TIMEOUT:g}s") from None
+    except PermissionError:
+        raise _Outcome(ERROR, "permission denied") from None
+    except OSError as exc:
+        raise _Outcome(ERROR, exc.strerror or str(exc)) from None
+    sock.close()
+
+
+def _resolve(target: Target) -> str:
+    if target.socket_path or _is_ip_literal(target.host):
+        return target.host
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise _Outcome(ERROR, f"{target.host} does not resolve") from None
+    return str(infos[0][4][0])
+
+
+def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:
+    """An HTTP connection over a unix socket (Docker's API socket)."""
+    import http.client
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            sock.connect(path)
+            self.sock = sock
+
+    return UnixHTTPConnection("localhost", timeout=timeout)
+
+
+def _get(target: Target, ip: str, path: str) -> tuple[int, bytes]:
+    """One HTTP GET with the stdlib (imported only once something listens)."""
+    import http.client
+
+    if target.socket_path:
+        connection: http.client.HTTPConnection = _unix_connection(target.socket_path, HTTP_TIMEOUT)
+    elif urlsplit(target.address.root).scheme == "https":
+        connection = http.client.HTTPSConnection(target.host, target.port, timeout=HTTP_TIMEOUT)
+    else:
+        connection = http.client.HTTPConnection(ip, target.port, timeout=HTTP_TIMEOUT)
+    try:
+        connection.request("GET", path, headers={"Host": urlsplit(target.address.root).netloc or "localhost"})
+        response = connection.getresponse()
+        return response.status, response.read(1_000_000)
+    except (socket.timeout, TimeoutError):
+        raise _Outcome(TIMEOUT, f"no HTTP answer to GET {path} within {HTTP_TIMEOUT:g}s") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise _Outcome(ERROR, f"HTTP failed on GET {path}: {exc.__class__.__name__}") from None
+    finally:
+        connection.close()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _identify(target: Target, ip: str) -> tuple[protocol.RunnerAddress, str, tuple[str, ...]]:
+    """Ask what listens: Docker Model Runner, an OpenAI-compatible server, or something else."""
+    root_path = urlsplit(target.address.root).path.rstrip("/")
+    status, body = _get(target, ip, root_path + protocol.ROOT_PATH)
+    if status == 200 and body.decode(errors="replace").strip().startswith(protocol.ROOT_BANNER):
+        models: tuple[str, ...] = ()
+        status, listing = _get(target, ip, root_path + protocol.MANAGEMENT_MODELS_PATH)
+        data = _json(listing) if status == 200 else None
+        if isinstance(data, list):
+            models = tuple(protocol.ModelInfo.from_json(item).name for item in data if isinstance(item, Mapping))
+        return target.address, KIND_DMR, models
+    answers = [f"/ {status}"]
+    for prefix in dict.fromkeys((target.address.api_prefix, protocol.ENGINES_PREFIX, protocol.ALIAS_PREFIX)):
+        status, listing = _get(target, ip, root_path + prefix + protocol.MODELS)
+        data = _json(listing) if status == 200 else None
+        if isinstance(data, Mapping) and isinstance(data.get("data"), list):
+            address = protocol.RunnerAddress(target.address.root, prefix)
+            return address, KIND_OPENAI, tuple(protocol.model_ids_from_openai_list(data))
+        answers.append(f"{prefix}{protocol.MODELS} {status}")
+    raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
+
+
+@dataclass
+class _Result:
+    probe: Probe
+    address: protocol.RunnerAddress | None = None
+    models: tuple[str, ...] = field(default_factory=tuple)
+
+
+def probe(target: Target) -> _Result:
+    """Probe one target; never raises."""
+    started = time.perf_counter()
+
+    def done(result: str, detail: str, kind: str | None = None) -> Probe:
+        return Probe(target.label, target.group, result, detail, round(time.perf_counter() - started, 6), kind)
+
+    if target.skip:
+        return _Result(done(SKIPPED, f"skipped: {target.skip}"))
+    try:
+        ip = _resolve(target)
+        _connect(target, ip)
+        address, kind, models = _identify(target, ip)
+    except _Outcome as outcome:
+        return _Result(done(outcome.result, outcome.detail))
+    except Exception as exc:  # a probe must never break the run
+        return _Result(done(ERROR, f"probe failed: {exc.__class__.__name__}: {exc}"))
+    what = "Docker Model Runner" if kind == KIND_DMR else "OpenAI-compatible server (no model management)"
+    return _Result(done(FOUND, f"answered as {what}", kind), address, models)
+
+
+def probe_all(targets: Sequence[Target], *, deadline: float = DEADLINE) -> list[_Result]:
+    """Probe every target concurrently (one daemon thread each); in ``targets`` order."""
+    results: list[_Result | None] = [None] * len(targets)
+    if len(targets) == 1:
+        results[0] = probe(targets[0])
+    else:
+
+        def run(index: int) -> None:
+            results[index] = probe(targets[index])
+
+        threads = [threading.Thread(target=run, args=(index,), daemon=True) for index in range(len(targets))]
+        for thread in threads:
+            thread.start()
+        end = time.perf_counter() + deadline
+        for thread in threads:
+            thread.join(max(0.0, end - time.perf_counter()))
+    final = []
+    for target, result in zip(targets, results):
+        if result is None:
+            result = _Result(Probe(target.label, target.group, TIMEOUT, f"no answer within {deadline:g}s", deadline))
+        final.append(result)
+    return final
+
+
+def discover(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    targets: Sequence[Target] | None = None,
+    inside: bool | None = None,
+) -> Discovery:
+    """Run discovery once. ``targets`` replaces the plan (tests inject targets on 127.0.0.1)."""
+    started = time.perf_counter()
+    environ = os.environ if environ is None else environ
+    notes: list[str] = []
+    if targets is None:
+        planned, notes = plan(settings, environ, inside=inside)
+    else:
+        planned = list(targets)
+    results = probe_all(planned)
+    winner = next(((target, result) for target, result in zip(planned, results) if result.address), None)
+    elapsed = round(time.perf_counter() - started, 6)
+    probes = tuple(result.probe for result in results)
+    if winner is None:
+        return Discovery(probes=probes, notes=tuple(notes), elapsed=elapsed)
+    target, result = winner
+    source = target.label if target.origin is None else f"{target.origin} {target.label}"
+    return Discovery(
+        probes=probes,
+        address=result.address,
+        kind=result.probe.kind,
+        source=source,
+        socket_path=target.socket_path,
+        models=result.models,
+        notes=tuple(notes),
+        elapsed=elapsed,
+    )

@@ -1,0 +1,375 @@
+"""Inference engines behind the emulator, and the scheduler that loads and unloads their runners.
+
+* :class:`LlamaEngine`: real llama.cpp. One ``xllamacpp`` server per (model, mode), each in its own
+  process on its own 127.0.0.1 port (see :mod:`pytest_dmr.emulator.llama_process`).
+* :class:`MockEngine`: :class:`~pytest_dmr.mock.MockModelRunner`, deterministic and instant, for
+  machines without llama.cpp.
+
+Both hand out an ``httpx.Client`` per runner, so the server proxies to either the same way.
+:class:`Scheduler` follows DMR's loader (DMR-PROTOCOL.md §3.3 step 7 and §5): one runner per
+(model ID, mode), concurrent requests wait for a single load, at most ``slots`` runners (all unused
+ones are evicted at once when full), idle runners unloaded after ``idle_timeout``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import httpx
+
+from pytest_dmr import protocol
+from pytest_dmr.emulator.llama_process import READY_PREFIX
+
+DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_LOAD_TIMEOUT = 300.0
+STOP_GRACE = 5.0
+
+
+def xllamacpp_version() -> str | None:
+    """xllamacpp's version, or ``None`` when it is not installed (read without importing it)."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("xllamacpp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class LoadError(Exception):
+    """A runner could not be started; the server answers ``500 unable to load runner: <cause>``."""
+
+
+class StillLoading(Exception):
+    """The runner is loading and the emulator was told to answer 503 instead of waiting."""
+
+
+class RunnerHandle(Protocol):
+    client: httpx.Client
+
+    def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    name: str
+
+    def status(self) -> str: ...
+
+    def start(self, *, model_path: Path, alias: str, mode: str) -> RunnerHandle: ...
+
+
+# ------------------------------------------------------------------------------------ llama.cpp
+
+
+class LlamaProcess:
+    """A running ``llama_process``: its client, and the process to stop."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, log: IO[bytes]) -> None:
+        self.process = process
+        self.url = url
+        self._log = log
+        self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0))
+
+    def close(self) -> None:
+        self.client.close()
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.process.wait(STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
+
+
+class LlamaEngine:
+    """Real llama.cpp through xllamacpp, one process per runner."""
+
+    name = protocol.LLAMACPP_BACKEND
+
+    def __init__(
+        self,
+        *,
+        threads: int = 2,
+        ctx_size: int = 2048,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        version = xllamacpp_version()
+        if version is None:
+            raise RuntimeError("the llama engine needs xllamacpp: pip install 'pytest-dmr[llama]' (or use --engine mock)")
+        self.version = version
+        self.threads = threads
+        self.ctx_size = ctx_size
+        self.load_timeout = load_timeout
+        self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir())
+
+    def status(self) -> str:
+        return protocol.llamacpp_status(self.version)
+
+    def start(self, *, model_path: Path, alias: str, mode: str) -> LlamaProcess:
+        command = [
+            sys.executable, "-m", "pytest_dmr.emulator.llama_process",
+            "--model", str(model_path), "--alias", alias,
+            "--threads", str(self.threads), "--ctx-size", str(self.ctx_size),
+        ]  # fmt: skip
+        if mode == protocol.EMBEDDING_MODE:
+            command.append("--embedding")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"llama-{model_path.name[:12]}-{mode}-{time.time_ns()}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1
+        )
+        ready: list[str] = []
+        reader = threading.Thread(target=lambda: ready.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        reader.join(self.load_timeout)
+        line = ready[0] if ready else ""
+        if not line.startswith(READY_PREFIX):
+            running = process.poll() is None
+            if running:
+                process.kill()
+            process.wait()
+            log.close()
+            cause = "inference backend took too long to initialize" if running else "inference backend quit unexpectedly"
+            detail = _last_line(log_path)
+            raise LoadError(f"error waiting for runner to be ready: {cause}" + (f" ({detail})" if detail else ""))
+        return LlamaProcess(process, line[len(READY_PREFIX) :].strip(), log)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1][-200:] if lines else ""
+
+
+# ------------------------------------------------------------------------------------ mock
+
+
+@dataclass
+class MockHandle:
+    client: httpx.Client
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class MockEngine:
+    """:class:`~pytest_dmr.mock.MockModelRunner` answers; it serves any model the store lets through."""
+
+    name = protocol.LLAMACPP_BACKEND
+
+    def __init__(self, *, reason: str) -> None:
+        from pytest_dmr.mock import MockModelRunner
+
+        self.reason = reason
+        self.runner = MockModelRunner(models=(), serve_any_model=True)
+
+    def status(self) -> str:
+        return f"Running: pytest-dmr mock engine ({self.reason})"
+
+    def start(self, *, model_path: Path, alias: str, mode: str) -> MockHandle:
+        return MockHandle(httpx.Client(transport=self.runner, base_url=protocol.MOCK_BASE_URL, timeout=None))
+
+
+def make_engine(
+    kind: str, *, threads: int = 2, ctx_size: int = 2048, load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+    log_dir: str | os.PathLike[str] | None = None,
+) -> Engine:  # fmt: skip
+    """``auto`` (llama.cpp when xllamacpp is installed, else the mock), ``llama`` or ``mock``."""
+    if kind not in ("auto", "llama", "mock"):
+        raise ValueError(f"unknown engine {kind!r}: use auto, llama or mock")
+    if kind == "mock":
+        return MockEngine(reason="--engine mock")
+    if kind == "auto" and xllamacpp_version() is None:
+        return MockEngine(reason="xllamacpp not installed")
+    return LlamaEngine(threads=threads, ctx_size=ctx_size, load_timeout=load_timeout, log_dir=log_dir)
+
+
+# ------------------------------------------------------------------------------------ scheduler
+
+
+@dataclass(eq=False)
+class Runner:
+    """One loaded (or loading) model in one mode."""
+
+    model_id: str
+    model_name: str
+    mode: str
+    loading: bool = True
+    error: str | None = None
+    handle: RunnerHandle | None = None
+    in_use: int = 0
+    last_used: float = field(default_factory=time.time)
+
+    @property
+    def client(self) -> httpx.Client:
+        assert self.handle is not None
+        return self.handle.client
+
+    def ps(self) -> dict[str, Any]:
+        busy = self.loading or self.in_use > 0
+        return protocol.ps_entry(
+            backend=protocol.LLAMACPP_BACKEND,
+            model_name=self.model_name,
+            mode=self.mode,
+            last_used=protocol.GO_ZERO_TIME if busy else protocol.go_time(self.last_used),
+            in_use=self.in_use > 0,
+            loading=self.loading,
+        )
+
+
+class Scheduler:
+    """Starts runners on first use, shares them, and unloads them when idle or asked to."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        slots: int | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+    ) -> None:
+        self.engine = engine
+        self.slots = slots or max(1, min(os.cpu_count() or 1, 8))
+        self.idle_timeout = idle_timeout
+        self.load_timeout = load_timeout
+        self._runners: dict[tuple[str, str], Runner] = {}
+        self._changed = threading.Condition()
+        self._closed = False
+        self._reaper = threading.Thread(target=self._reap_idle, name="dmr-emulator-idle", daemon=True)
+        self._reaper.start()
+
+    def acquire(
+        self, *, model_id: str, model_name: str, mode: str, model_path: Callable[[], Path], alias: str, wait: bool = True
+    ) -> Runner:
+        """The ready runner for (model, mode), loading it if needed; release it when done.
+
+        Raises :class:`StillLoading` when ``wait`` is false and the runner is not ready yet, and
+        :class:`LoadError` when it cannot be loaded.
+        """
+        to_close: list[Runner] = []
+        key = (model_id, mode)
+        with self._changed:
+            runner = self._runners.get(key)
+            if runner is None:
+                while len(self._runners) >= self.slots:
+                    unused = [other for other in self._runners.values() if not other.loading and other.in_use == 0]
+                    if unused:
+                        for other in unused:
+                            del self._runners[(other.model_id, other.mode)]
+                        to_close.extend(unused)
+                    else:
+                        self._changed.wait(1.0)
+                runner = Runner(model_id=model_id, model_name=model_name, mode=mode)
+                self._runners[key] = runner
+                threading.Thread(
+                    target=self._load, args=(runner, model_path, alias), name="dmr-emulator-load", daemon=True
+                ).start()
+            if runner.loading and not wait:
+                self._close_runners(to_close)
+                raise StillLoading(model_name)
+            deadline = time.monotonic() + self.load_timeout
+            while runner.loading and time.monotonic() < deadline:
+                self._changed.wait(0.5)
+            if runner.error is not None:
+                self._close_runners(to_close)
+                raise LoadError(runner.error)
+            if runner.loading:
+                self._close_runners(to_close)
+                raise LoadError("error waiting for runner to be ready: inference backend took too long to initialize")
+            runner.in_use += 1
+        self._close_runners(to_close)
+        return runner
+
+    def release(self, runner: Runner) -> None:
+        with self._changed:
+            runner.in_use -= 1
+            runner.last_used = time.time()
+            self._changed.notify_all()
+
+    def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str) -> None:
+        try:
+            handle = self.engine.start(model_path=model_path(), alias=alias, mode=runner.mode)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes DMR's 500 answer
+            cause = str(exc) if isinstance(exc, LoadError) else f"unable to start runner: {exc}"
+            with self._changed:
+                runner.error, runner.loading = cause, False
+                self._runners.pop((runner.model_id, runner.mode), None)
+                self._changed.notify_all()
+            return
+        with self._changed:
+            runner.handle, runner.loading = handle, False
+            runner.last_used = time.time()
+            closed = self._closed
+            self._changed.notify_all()
+        if closed:
+            handle.close()
+
+    def ps(self) -> list[dict[str, Any]]:
+        with self._changed:
+            return [runner.ps() for runner in self._runners.values()]
+
+    def unload(self, model_ids: set[str] | None = None) -> int:
+        """Evict unused runners (of these models, or all); runners serving a request stay."""
+        with self._changed:
+            chosen = [
+                runner
+                for runner in self._runners.values()
+                if not runner.loading and runner.in_use == 0 and (model_ids is None or runner.model_id in model_ids)
+            ]
+            for runner in chosen:
+                del self._runners[(runner.model_id, runner.mode)]
+            self._changed.notify_all()
+        self._close_runners(chosen)
+        return len(chosen)
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            runners = [runner for runner in self._runners.values() if runner.handle is not None]
+            self._runners.clear()
+            self._changed.notify_all()
+        for runner in runners:
+            runner.handle.close()  # type: ignore[union-attr]
+
+    def _close_runners(self, runners: list[Runner]) -> None:
+        for runner in runners:
+            if runner.handle is not None:
+                runner.handle.close()
+
+    def _reap_idle(self) -> None:
+        interval = min(1.0, max(0.05, self.idle_timeout / 4))
+        while True:
+            with self._changed:
+                if self._closed:
+                    return
+                self._changed.wait(interval)
+                now = time.time()
+                idle = [
+                    runner
+                    for runner in self._runners.values()
+                    if not runner.loading and runner.in_use == 0 and now - runner.last_used > self.idle_timeout
+                ]
+                for runner in idle:
+                    del self._runners[(runner.model_id, runner.mode)]
+            self._close_runners(idle)

@@ -1,0 +1,505 @@
+"""The emulator's HTTP server: Docker Model Runner's API (DMR-PROTOCOL.md) over the stdlib.
+
+A ``ThreadingHTTPServer`` speaking HTTP/1.1 (keep-alive; chunked responses for pulls and
+streams). Management calls are answered from the local :class:`~.store.ModelStore`; inference is
+proxied to a runner from the :class:`~.engines.Scheduler`, each chunk written and flushed as it
+arrives, so a token streamed by llama.cpp reaches the client at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Iterable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from pytest_dmr import protocol
+from pytest_dmr.emulator.catalog import Catalog
+from pytest_dmr.emulator.engines import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LOAD_TIMEOUT,
+    LoadError,
+    Scheduler,
+    StillLoading,
+    make_engine,
+)
+from pytest_dmr.emulator.store import DeleteRefused, ModelStore, PullRefused
+
+EMULATED_DMR_VERSION = "v1.2.6"
+VERSION = f"{EMULATED_DMR_VERSION}+pytest-dmr-emulator"
+"""What ``GET /version`` answers: the DMR release imitated, marked as the emulator."""
+
+_TRUE_VALUES = {"", "1", "t", "T", "TRUE", "true", "True"}
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+Headers = Sequence[tuple[str, str]]
+
+
+class EmulatorServer:
+    """A DMR stand-in: ``with EmulatorServer(catalog=DIR) as server: server.url``.
+
+    ``catalog`` is the directory pulls copy from (see :mod:`~.catalog` for its naming scheme);
+    ``store`` keeps pulled models (a temporary directory, removed on stop, when not given).
+    ``engine`` is ``auto`` (llama.cpp if xllamacpp is installed, else the mock), ``llama`` or
+    ``mock``. Inference waits while a model loads, as current DMR does; ``loading_503=True``
+    answers llama.cpp's ``503 Loading model`` instead, as older runners let through.
+    """
+
+    def __init__(
+        self,
+        catalog: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        engine: str = "auto",
+        store: str | Path | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+        loading_503: bool = False,
+        threads: int = 2,
+        ctx_size: int = 2048,
+        slots: int | None = None,
+        log_requests: bool = False,
+    ) -> None:
+        self.catalog = Catalog(catalog)
+        self._own_store = store is None
+        self.store_dir = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="dmr-emulator-"))
+        self.store = ModelStore(self.store_dir, self.catalog)
+        self.engine = make_engine(
+            engine, threads=threads, ctx_size=ctx_size, load_timeout=load_timeout, log_dir=self.store_dir / "logs"
+        )
+        self.scheduler = Scheduler(self.engine, slots=slots, idle_timeout=idle_timeout, load_timeout=load_timeout)
+        self.loading_503 = loading_503
+        self.log_requests = log_requests
+        self._httpd = _HTTPServer(host, port, self)
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def engine_status(self) -> str:
+        return self.engine.status()
+
+    def start(self) -> EmulatorServer:
+        """Serve in a background thread; returns at once (the socket is already listening)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="dmr-emulator", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`stop` (or Ctrl-C in the command line)."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving, unload every model, and remove the store if the emulator made it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+        self.scheduler.close()
+        if self._own_store:
+            shutil.rmtree(self.store_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def pull(self, name: str) -> list[protocol.PullProgress]:
+        """Pull ``name`` from the catalogue in-process (what ``POST /models/create`` does)."""
+        tag, description = self.store.check_pull(name)
+        return list(self.store.pull(tag, description))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, emulator: EmulatorServer) -> None:
+        self.emulator = emulator
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def emulator(self) -> EmulatorServer:
+        return self.server.emulator
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if self.emulator.log_requests:
+            sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def _send_head(self, status: int, headers: Headers) -> None:
+        self.log_request(status)  # send_response_only() does not log; --log-requests needs this line
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self._head_sent = True
+
+    def _send(self, status: int, body: bytes, content_type: str | None, headers: Headers = ()) -> None:
+        head = [("Content-Type", content_type)] if content_type else []
+        self._send_head(status, [*head, *headers, ("Content-Length", str(len(body)))])
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        """Go's ``http.Error``: plain text, ``nosniff``, the message and a newline."""
+        self._send(status, protocol.plain_error_body(message), protocol.TEXT_PLAIN, [("X-Content-Type-Options", "nosniff")])
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, protocol.json_line(value), protocol.JSON_CONTENT_TYPE)
+
+    def _start_chunks(self, status: int, headers: Headers) -> None:
+        self._send_head(status, [*headers, ("Transfer-Encoding", "chunked")])
+
+    def _chunk(self, data: bytes) -> None:
+        if data and self.command != "HEAD":
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _end_chunks(self) -> None:
+        if self.command != "HEAD":
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _read_body(self) -> bytes | None:
+        """The request body; ``None`` when it is over the 10 MiB inference limit (read and dropped)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts, size = [], 0
+            while True:
+                length = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if length == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                part = self.rfile.read(length)
+                self.rfile.readline()
+                size += len(part)
+                if size <= protocol.MAX_INFERENCE_BODY:
+                    parts.append(part)
+            return b"".join(parts) if size <= protocol.MAX_INFERENCE_BODY else None
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= protocol.MAX_INFERENCE_BODY:
+            return self.rfile.read(length) if length else b""
+        remaining = length
+        while remaining > 0:
+            dropped = self.rfile.read(min(remaining, 1 << 16))
+            if not dropped:
+                break
+            remaining -= len(dropped)
+        return None
+
+    # ------------------------------------------------------------------ routing
+
+    def _handle(self) -> None:
+        self._head_sent = False
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the connection silently
+            if self._head_sent:
+                self.close_connection = True
+            else:
+                self._error(500, f"emulator error: {exc}")
+
+    def _route(self) -> None:
+        parts = urlsplit(self.path)
+        path = parts.path
+        if "//" in path:
+            path = re.sub(r"/{2,}", "/", path).rstrip("/") or "/"
+        query = parse_qs(parts.query, keep_blank_values=True)
+        body = self._read_body() if self.command in _BODY_METHODS else b""
+        method = self.command
+
+        if path == protocol.ROOT_PATH:
+            self._send(200, protocol.ROOT_BANNER.encode(), protocol.TEXT_PLAIN)
+        elif path == protocol.VERSION_PATH:
+            self._json(200, {"version": VERSION})
+        elif path == protocol.METRICS_PATH:
+            if method == "GET":
+                self._send(200, protocol.NO_ACTIVE_RUNNERS_BODY, protocol.METRICS_CONTENT_TYPE)
+            else:
+                self._error(405, "Method Not Allowed")
+        elif path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(protocol.MANAGEMENT_MODELS_PATH + "/"):
+            self._models(method, path, query, body)
+        elif path.startswith("/engines/") or path.startswith(protocol.ALIAS_PREFIX + "/"):
+            self._engines(method, path, parts.query, body)
+        else:
+            self._error(404, protocol.PAGE_NOT_FOUND)
+
+    # ------------------------------------------------------------------ /models
+
+    def _models(self, method: str, path: str, query: dict[str, list[str]], body: bytes | None) -> None:
+        store = self.emulator.store
+        ref = path[len(protocol.MANAGEMENT_MODELS_PATH) + 1 :]
+        if method == "GET" and path == protocol.MANAGEMENT_MODELS_PATH:
+            self._json(200, [model.to_json() for model in store.models()])
+        elif method == "POST" and path == protocol.MODELS_CREATE_PATH:
+            self._pull(body)
+        elif method == "DELETE" and path == protocol.MODELS_PURGE_PATH:
+            store.purge()
+            self._send(200, b"", None)
+        elif method == "GET" and ref:
+            if "remote" in query:
+                self._inspect_remote(ref)
+                return
+            model = store.find(ref) or store.find_partial(ref)
+            if model is None:
+                self._error(404, protocol.MODEL_NOT_FOUND)
+            else:
+                self._json(200, model.info().to_json())
+        elif method == "DELETE" and ref:
+            force = any(value in _TRUE_VALUES for value in query.get("force", []))
+            try:
+                actions = store.delete(ref, force=force)
+            except DeleteRefused as refused:
+                self._error(refused.status, refused.message)
+                return
+            remaining = {model.id for model in store.models()}
+            gone = {action["Deleted"] for action in actions if "Deleted" in action} - remaining
+            if gone:
+                self.emulator.scheduler.unload(gone)
+            self._json(200, actions)
+        else:
+            self._error(404, protocol.NOT_FOUND)
+
+    def _inspect_remote(self, ref: str) -> None:
+        try:
+            tag, description = self.emulator.store.check_pull(ref)
+        except PullRefused:
+            self._error(
+                404,
+                f"error while getting remote model: failed to pull model {protocol.go_quote(ref)}: "
+                "MANIFEST_UNKNOWN - Model not found",
+            )
+            return
+        self._json(200, description.info(()).to_json())
+
+    def _pull(self, body: bytes | None) -> None:
+        try:
+            request = json.loads(body or b"")
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):
+            self._error(400, protocol.INVALID_REQUEST_BODY)
+            return
+        reference = request.get("from")
+        try:
+            tag, description = self.emulator.store.check_pull(reference if isinstance(reference, str) else "")
+        except PullRefused as refused:
+            self._error(refused.status, refused.message)
+            return
+        accept = self.headers.get("Accept")
+        raw = protocol.pull_wants_raw_json(accept)
+        self._start_chunks(
+            200,
+            [
+                ("Content-Type", protocol.pull_content_type(accept)),
+                ("Cache-Control", "no-cache"),
+                ("Connection", "keep-alive"),
+            ],
+        )
+        try:
+            for progress in self.emulator.store.pull(tag, description):
+                self._chunk(protocol.encode_pull_line(progress, raw_json=raw))
+        except OSError as exc:
+            if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                raise
+            error = protocol.PullProgress(type="error", message=f"Error: {exc}")
+            self._chunk(protocol.encode_pull_line(error, raw_json=raw))
+            self._chunk(f"error while pulling model: {exc}\n".encode())
+        self._end_chunks()
+
+    # ------------------------------------------------------------------ /engines
+
+    def _engines(self, method: str, path: str, query: str, body: bytes | None) -> None:
+        emulator = self.emulator
+        if path == protocol.ENGINES_STATUS_PATH and method == "GET":
+            statuses = {**protocol.OTHER_BACKENDS_STATUS, protocol.LLAMACPP_BACKEND: emulator.engine_status}
+            self._send(200, protocol.engines_status_body(statuses), protocol.JSON_CONTENT_TYPE)
+            return
+        if path == protocol.ENGINES_PS_PATH and method == "GET":
+            self._json(200, emulator.scheduler.ps())
+            return
+        if path == protocol.ENGINES_DF_PATH and method == "GET":
+            self._json(200, {"models_disk_usage": emulator.store.disk_usage(), "default_backend_disk_usage": 0})
+            return
+        if path == protocol.ENGINES_UNLOAD_PATH and method == "POST":
+            self._unload(body)
+            return
+        route = protocol.match_inference_path(path)
+        if route is None:
+            self._error(404, protocol.NOT_FOUND)
+        elif route.endpoint == protocol.MODELS or route.endpoint.startswith(protocol.MODELS + "/"):
+            if method == "GET":
+                self._openai_models(route.endpoint[len(protocol.MODELS) + 1 :])
+            else:
+                self._error(404, protocol.NOT_FOUND)
+        elif method == "POST" and route.endpoint in protocol.INFERENCE_ENDPOINTS:
+            if route.backend not in (None, protocol.LLAMACPP_BACKEND):
+                self._error(404, protocol.BACKEND_NOT_FOUND)
+            else:
+                self._inference(route.endpoint, path + (f"?{query}" if query else ""), body)
+        else:
+            self._error(404, protocol.NOT_FOUND)
+
+    def _unload(self, body: bytes | None) -> None:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            request = None
+        if not isinstance(request, dict):
+            self._error(400, protocol.INVALID_REQUEST)
+            return
+        scheduler = self.emulator.scheduler
+        if request.get("all"):
+            count = scheduler.unload(None)
+        else:
+            ids = set()
+            for name in request.get("models") or ():
+                model = self.emulator.store.find(str(name))
+                if model is not None:
+                    ids.add(model.id)
+            count = scheduler.unload(ids) if ids else 0
+        self._json(200, {"unloaded_runners": count})
+
+    def _openai_models(self, name: str) -> None:
+        store = self.emulator.store
+        if not name:
+            self._json(200, protocol.openai_model_list(store.models()))
+            return
+        model = store.find(name)
+        if model is None:
+            self._error(404, protocol.model_not_found_message(name))
+        else:
+            self._json(200, model.info().to_openai())
+
+    def _inference(self, endpoint: str, path: str, body: bytes | None) -> None:
+        if body is None:
+            self._error(400, protocol.REQUEST_TOO_LARGE)
+            return
+        try:
+            request = json.loads(body)
+        except ValueError:
+            request = None
+        model_name = request.get("model") if isinstance(request, dict) else None
+        if not isinstance(request, dict) or (model_name is not None and not isinstance(model_name, str)):
+            self._error(400, protocol.INVALID_REQUEST)
+            return
+        if not model_name:
+            self._error(400, protocol.MODEL_REQUIRED)
+            return
+        emulator = self.emulator
+        model = emulator.store.find(model_name)
+        if model is None:
+            self._error(404, protocol.model_not_found_message(model_name))
+            return
+        preload = self.headers.get(protocol.PRELOAD_HEADER) == "true"
+        try:
+            runner = emulator.scheduler.acquire(
+                model_id=model.id,
+                model_name=model_name,
+                mode=protocol.mode_for_endpoint(endpoint),
+                model_path=lambda: emulator.store.blob_path(model),
+                alias=model.tags[0] if model.tags else model.id,
+                wait=preload or not emulator.loading_503,
+            )
+        except StillLoading:
+            loading = protocol.dumps(protocol.LOADING_MODEL_BODY).encode()
+            self._send(503, loading, protocol.LLAMACPP_JSON_CONTENT_TYPE)
+            return
+        except LoadError as exc:
+            self._error(500, protocol.unable_to_load_message(str(exc)))
+            return
+        try:
+            if preload:
+                self._send(200, b"", None)
+            else:
+                self._proxy(runner.client, protocol.upstream_path(path), body)
+        finally:
+            emulator.scheduler.release(runner)
+
+    def _proxy(self, client: httpx.Client, upstream_path: str, body: bytes) -> None:
+        """Forward the request; pass status, headers and body back, flushing every chunk."""
+        headers = [
+            (name, value)
+            for name, value in self.headers.items()
+            if name.lower() not in protocol.HOP_BY_HOP_HEADERS and name.lower() not in ("host", "content-length")
+        ]
+        request = client.build_request("POST", upstream_path, headers=headers, content=body)
+        try:
+            response = client.send(request, stream=True)
+        except httpx.HTTPError:
+            self._send(502, b"", None)
+            return
+        try:
+            passed = _response_headers(response.headers.multi_items())
+            if "content-length" in response.headers:
+                data = response.read()
+                self._send_head(response.status_code, [*passed, ("Content-Length", str(len(data)))])
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                return
+            self._start_chunks(response.status_code, passed)
+            try:
+                for chunk in response.iter_raw():
+                    self._chunk(chunk)
+            except httpx.HTTPError:
+                self.close_connection = True  # the client sees the stream cut short, as from DMR
+                return
+            self._end_chunks()
+        except httpx.HTTPError as exc:
+            if not self._head_sent:
+                crash = {"type": "error", "code": None, "message": str(exc), "param": None, "sequence_number": 1}
+                self._send(500, protocol.dumps(crash).encode(), None)
+            else:
+                self.close_connection = True
+        finally:
+            response.close()
+
+
+def _response_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Upstream headers minus hop-by-hop ones, the length and CORS (DMR's CORS adds its own)."""
+    dropped = protocol.HOP_BY_HOP_HEADERS | {"content-length", "access-control-allow-origin", "date"}
+    return [(name, value) for name, value in items if name.lower() not in dropped]

@@ -1,0 +1,249 @@
+"""The emulator's local model store: pulled models, their tags, and the pull itself.
+
+Layout of the store directory (it survives restarts, so an image can ship pre-pulled models)::
+
+    STORE/models.json                 the index: id, tags, created, config, blob of each model
+    STORE/blobs/sha256/<hex>          the GGUF bytes, named by their content digest
+
+Tags are kept fully qualified (``docker.io/ai/smollm2:latest``), as DMR stores them since v1.0.11.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_dmr import protocol
+from pytest_dmr.emulator.catalog import Catalog, ModelDescription
+
+COPY_CHUNK = 1024 * 1024
+PROGRESS_INTERVAL = 0.1
+PROGRESS_BYTES = 1024 * 1024
+MAX_CONCURRENT_PULLS = 2
+
+
+class PullRefused(Exception):
+    """A pull that fails before streaming starts: answered with ``status`` and a plain-text body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class DeleteRefused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class StoredModel:
+    id: str
+    tags: list[str]
+    created: int
+    config: dict[str, Any]
+    blob: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def info(self) -> protocol.ModelInfo:
+        return protocol.ModelInfo(id=self.id, tags=tuple(self.tags), created=self.created, config=self.config)
+
+
+class ModelStore:
+    """Pulled models. Thread-safe; the index is rewritten after every change."""
+
+    def __init__(self, root: str | os.PathLike[str], catalog: Catalog) -> None:
+        self.root = Path(root)
+        self.catalog = catalog
+        self.blobs = self.root / "blobs" / "sha256"
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        self._index_path = self.root / "models.json"
+        self._lock = threading.RLock()
+        self._pull_slots = threading.BoundedSemaphore(MAX_CONCURRENT_PULLS)
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._models: list[StoredModel] = self._load_index()
+
+    # ---------------------------------------------------------------- index
+
+    def _load_index(self) -> list[StoredModel]:
+        if not self._index_path.is_file():
+            return []
+        entries = json.loads(self._index_path.read_text())
+        return [StoredModel(**entry) for entry in entries]
+
+    def _save_index(self) -> None:
+        temporary = self._index_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps([vars(model) for model in self._models], indent=1))
+        temporary.replace(self._index_path)
+
+    # ---------------------------------------------------------------- lookups
+
+    def models(self) -> list[protocol.ModelInfo]:
+        with self._lock:
+            return [model.info() for model in self._models]
+
+    def find(self, reference: str) -> StoredModel | None:
+        """Normal lookup (§4): normalisation, then the ID, a short ID, or a tag in canonical form."""
+        normalized = protocol.normalize_model_name(reference)
+        if not normalized:
+            return None
+        with self._lock:
+            for model in self._models:
+                if model.info().matches(normalized) or _digest_matches(normalized, model.id):
+                    return model
+        return None
+
+    def find_partial(self, reference: str) -> StoredModel | None:
+        """Partial-name matching (§2.2): a tag's bare name (no registry, org or tag) equals ``reference``."""
+        with self._lock:
+            for model in self._models:
+                for tag in model.tags:
+                    bare = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
+                    if bare.rsplit("/", 1)[-1] == reference:
+                        return model
+        return None
+
+    def blob_path(self, model: StoredModel) -> Path:
+        return self.blobs / model.blob
+
+    def disk_usage(self) -> int:
+        return sum(path.stat().st_size for path in self.blobs.iterdir() if path.is_file())
+
+    # ---------------------------------------------------------------- delete
+
+    def delete(self, reference: str, *, force: bool) -> list[dict[str, str]]:
+        """DMR's delete (§2.3): untag a tag reference; an ID reference deletes the model."""
+        with self._lock:
+            model = self.find(reference)
+            if model is None:
+                raise DeleteRefused(404, protocol.DELETE_MODEL_NOT_FOUND)
+            normalized = protocol.normalize_model_name(reference)
+            by_id = "@" in normalized or protocol.looks_like_model_id(normalized)
+            actions: list[dict[str, str]] = []
+            if by_id:
+                if len(model.tags) > 1 and not force:
+                    raise DeleteRefused(409, protocol.delete_conflict_message(reference))
+                actions.extend(protocol.untagged_action(tag) for tag in model.tags)
+                model.tags = []
+            else:
+                wanted = protocol.canonical_model_name(normalized)
+                tag = next(tag for tag in model.tags if protocol.canonical_model_name(tag) == wanted)
+                model.tags.remove(tag)
+                actions.append(protocol.untagged_action(tag))
+                if model.tags:
+                    self._save_index()
+                    return actions
+            self._models.remove(model)
+            if not any(other.blob == model.blob for other in self._models):
+                self.blob_path(model).unlink(missing_ok=True)
+            actions.append(protocol.deleted_action(model.id))
+            self._save_index()
+            return actions
+
+    def purge(self) -> None:
+        with self._lock:
+            for model in self._models:
+                self.blob_path(model).unlink(missing_ok=True)
+            self._models = []
+            self._save_index()
+
+    # ---------------------------------------------------------------- pull
+
+    def check_pull(self, reference: str) -> tuple[str, ModelDescription]:
+        """Validate a pull before any byte is sent; raises :class:`PullRefused` (400 or 404)."""
+        normalized = protocol.normalize_model_name(reference)
+        if not protocol.is_valid_reference(normalized):
+            raise PullRefused(400, protocol.INVALID_MODEL_REFERENCE)
+        entry = self.catalog.resolve(normalized)
+        if entry is None:
+            raise PullRefused(404, protocol.PULL_MODEL_NOT_FOUND)
+        return entry.reference, self.catalog.describe(entry)
+
+    def pull(self, tag: str, description: ModelDescription) -> Iterator[protocol.PullProgress]:
+        """Copy the model into the store, yielding DMR's progress lines, then its success line."""
+        with self._pull_slots, self._model_lock(description.id):
+            with self._lock:
+                tagged = next((model for model in self._models if tag in model.tags), None)
+                if tagged is not None and tagged.id == description.id:
+                    yield protocol.PullProgress(
+                        type="success", message=protocol.cached_model_message(description.config["size"])
+                    )
+                    return
+                present = next((model for model in self._models if model.id == description.id), None)
+            if present is None:
+                yield from self._copy(description)
+            self._attach(tag, description)
+            yield protocol.PullProgress(type="success", message=protocol.PULL_SUCCESS_MESSAGE)
+
+    def _model_lock(self, model_id: str) -> threading.Lock:
+        with self._lock:
+            return self._model_locks.setdefault(model_id, threading.Lock())
+
+    def _copy(self, description: ModelDescription) -> Iterator[protocol.PullProgress]:
+        """Chunked copy with per-layer progress, throttled as DMR does (100 ms, 1 MiB, or done)."""
+        blob = self.blobs / description.layer_digest.split(":", 1)[1]
+        partial = blob.with_name(blob.name + ".incomplete")
+        size = description.size
+        copied = reported = 0
+        last_line = time.monotonic()
+
+        def line(current: int) -> protocol.PullProgress:
+            return protocol.PullProgress(
+                type="progress",
+                message=protocol.downloaded_message(current),
+                total=size,
+                layer_id=description.layer_digest,
+                layer_size=size,
+                layer_current=current,
+            )
+
+        try:
+            with open(description.path, "rb") as source, open(partial, "wb") as target:
+                while chunk := source.read(COPY_CHUNK):
+                    target.write(chunk)
+                    copied += len(chunk)
+                    now = time.monotonic()
+                    if copied == size or copied - reported >= PROGRESS_BYTES or now - last_line >= PROGRESS_INTERVAL:
+                        yield line(copied)
+                        reported, last_line = copied, now
+            if copied != size:
+                raise OSError(f"the catalogue file changed while it was copied ({copied} of {size} bytes)")
+            if size == 0:
+                yield line(0)
+            partial.replace(blob)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _attach(self, tag: str, description: ModelDescription) -> None:
+        with self._lock:
+            for model in self._models:
+                if tag in model.tags and model.id != description.id:
+                    model.tags.remove(tag)
+            model = next((model for model in self._models if model.id == description.id), None)
+            if model is None:
+                model = StoredModel(
+                    id=description.id,
+                    tags=[],
+                    created=description.created,
+                    config=description.config,
+                    blob=description.layer_digest.split(":", 1)[1],
+                )
+                self._models.append(model)
+            if tag not in model.tags:
+                model.tags.append(tag)
+            self._save_index()
+
+
+def _digest_matches(normalized: str, model_id: str) -> bool:
+    """``name@sha256:...`` and a bare 64-hex ID name the model whose ID is that digest."""
+    if "@" in normalized:
+        return normalized.rsplit("@", 1)[1] == model_id
+    return len(normalized) == 64 and "sha256:" + normalized == model_id

@@ -1,0 +1,484 @@
+"""The plugin's fixtures, and the per-run state they share with the hooks in ``plugin.py``.
+
+The state of one run is a :class:`DMRSession` kept in ``config.stash``. It resolves the settings
+once, runs discovery once (or, on an xdist worker, takes the controller's result), and acquires
+the run's runner once, in :func:`acquire_runner`: the runner discovery found, else one that
+provisioning starts, else the mock (or, in live mode, an error).
+
+Heavy modules (httpx, the adapter, the mock) are imported inside the fixtures, never at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_dmr import errors, protocol
+from pytest_dmr.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_dmr.adapter import DockerModelRunnerAdapter
+    from pytest_dmr.client import ModelRunnerClient
+    from pytest_dmr.discovery import Discovery, Probe
+    from pytest_dmr.mock import MockModelRunner
+
+LIVE, MOCK = "live", "mock"
+WORKER_INPUT_KEY = "dmr_discovery"
+NEEDS_LIVE = "needs a live Docker Model Runner"
+"""Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
+HOW_TO_START = (
+    "Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`; Docker Engine: "
+    "`docker model install-runner`. Or point at one with --dmr-url=URL (DMR_URL), let pytest-dmr start "
+    "one with --dmr-provision=testcontainers, or use --dmr=auto to fall back to the mock."
+)
+PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
+
+
+@dataclass(frozen=True)
+class DMRRunner:
+    """What ``dmr_runner`` gives: which backend this run uses, where, and why."""
+
+    mode: str
+    """auto | live | mock (the setting; ``off`` never gets this far)."""
+    backend: str
+    """live | mock: what tests get."""
+    base_url: str
+    """The OpenAI-compatible base URL (``http://127.0.0.1:12434/engines/v1``; the mock's own on mock)."""
+    root_url: str
+    """The runner's root URL (management API)."""
+    source: str
+    """What found the runner (``127.0.0.1:12434``, ``--dmr-url 127.0.0.1:5000``, ``testcontainers``)
+    or why the mock is used (``--dmr=mock``, ``no runner``)."""
+    reason: str
+    """Why this backend: what discovery found, or why nothing was found."""
+    models: tuple[str, ...] = ()
+    """Models present on the runner when the run started."""
+    probes: tuple[Probe, ...] = ()
+    kind: str | None = None
+    """dmr | openai (an OpenAI-compatible server without model management) | None on the mock."""
+    provisioned: bool = False
+    pull: bool = False
+    """Whether models that tests name and the runner lacks get pulled."""
+    socket_path: str | None = None
+    """Set when the runner is reached over Docker Desktop's API socket."""
+
+    @property
+    def live(self) -> bool:
+        return self.backend == LIVE
+
+    @property
+    def address(self) -> protocol.RunnerAddress:
+        return protocol.parse_runner_url(self.base_url)
+
+
+@dataclass
+class DMRSession:
+    """Everything one run shares: settings, discovery, the runner, counters. One per ``config``."""
+
+    settings: Settings
+    worker_input: dict[str, Any] | None = None
+    """xdist's ``workerinput`` on a worker, ``None`` on the controller or a plain run."""
+    models_needed: set[str] = field(default_factory=set)
+    """The default model and every model named by a collected ``dmr_model`` marker."""
+    _discovery: Discovery | None = None
+    _runner: DMRRunner | None = None
+    _model_checks: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def is_worker(self) -> bool:
+        return self.worker_input is not None
+
+    def discovery(self) -> Discovery:
+        """Discovery's result: computed once here, or the controller's on an xdist worker."""
+        if self._discovery is None:
+            from pytest_dmr.discovery import Discovery, discover
+
+            shipped = (self.worker_input or {}).get(WORKER_INPUT_KEY)
+            self._discovery = Discovery.from_json(shipped) if shipped is not None else discover(self.settings)
+        return self._discovery
+
+    def runner(self, config: pytest.Config) -> DMRRunner:
+        if self._runner is None:
+            self._runner = acquire_runner(self, config)
+        return self._runner
+
+    def check_model(self, config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
+        """``None`` when the live runner has ``name`` (pulling it if allowed), else why not. Cached."""
+        key = protocol.canonical_model_name(name)
+        if key not in self._model_checks:
+            self._model_checks[key] = _ensure_model(config, runner, name)
+        return self._model_checks[key]
+
+
+def get_session(config: pytest.Config) -> DMRSession:
+    from pytest_dmr.plugin import SESSION_KEY
+
+    try:
+        return config.stash[SESSION_KEY]
+    except KeyError:
+        raise pytest.UsageError(
+            "pytest-dmr is not configured in this run (was it disabled with -p no:dmr?)"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Acquiring the run's runner: discovered, provisioned, or the mock
+# --------------------------------------------------------------------------------------------
+
+
+def _mode_reason(settings: Settings) -> str:
+    """``--dmr=mock``, ``DMR_MODE=mock``, ``dmr_mode=mock in the ini file``."""
+    source = settings.mode_source
+    if source.startswith("--"):
+        return f"{source}={settings.mode}"
+    if source.endswith("(ini)"):
+        return f"{source.split()[0]}={settings.mode} in the ini file"
+    return f"{source}={settings.mode}"
+
+
+def mock_runner(settings: Settings, *, source: str, reason: str, probes: tuple[Probe, ...] = ()) -> DMRRunner:
+    address = protocol.parse_runner_url(protocol.MOCK_BASE_URL)
+    return DMRRunner(
+        mode=settings.mode,
+        backend=MOCK,
+        base_url=address.openai_url,
+        root_url=address.root,
+        source=source,
+        reason=reason,
+        models=(settings.model,),
+        probes=probes,
+    )
+
+
+def live_runner(
+    settings: Settings,
+    address: protocol.RunnerAddress,
+    *,
+    source: str,
+    reason: str,
+    models: tuple[str, ...] = (),
+    probes: tuple[Probe, ...] = (),
+    kind: str | None = "dmr",
+    provisioned: bool = False,
+    socket_path: str | None = None,
+) -> DMRRunner:
+    return DMRRunner(
+        mode=settings.mode,
+        backend=LIVE,
+        base_url=address.openai_url,
+        root_url=address.root,
+        source=source,
+        reason=reason,
+        models=models,
+        probes=probes,
+        kind=kind,
+        provisioned=provisioned,
+        pull=settings.pull_for(provisioned=provisioned),
+        socket_path=socket_path,
+    )
+
+
+def _provision(settings: Settings, config: pytest.Config, models: set[str]) -> protocol.RunnerAddress | str:
+    """Ask ``pytest_dmr.provision`` for a runner: its address, or why there is none.
+
+    Contract: ``acquire_runner(settings, config, models) -> RunnerAddress``, raising a
+    :class:`~pytest_dmr.errors.DMRError` whose message says why no runner could be had (no
+    Docker, no image, ...). It owns the container's lifetime and its xdist coordination.
+    """
+    try:
+        from pytest_dmr.provision import acquire_runner as provision_runner  # type: ignore[attr-defined]
+    except ImportError:
+        return PROVISIONING_NOT_AVAILABLE
+    try:
+        return provision_runner(settings, config, sorted(models))  # type: ignore[no-any-return]
+    except errors.DMRError as exc:
+        return str(exc)
+
+
+def acquire_runner(session: DMRSession, config: pytest.Config) -> DMRRunner:
+    """The run's runner: discovered, else provisioned (when asked for), else the mock.
+
+    In live mode, no runner at all is an error (:class:`pytest.UsageError`); ``plugin.py``
+    checks this at session start, so it only surfaces here when provisioning failed.
+    """
+    settings = session.settings
+    if settings.mode == MOCK:
+        return mock_runner(settings, source=_mode_reason(settings), reason=_mode_reason(settings))
+    discovery = session.discovery()
+    if discovery.address is not None:
+        return live_runner(
+            settings,
+            discovery.address,
+            source=discovery.source or discovery.address.authority,
+            reason=f"found: {discovery.source}",
+            models=discovery.models,
+            probes=discovery.probes,
+            kind=discovery.kind,
+            socket_path=discovery.socket_path,
+        )
+    why = f"no runner: {discovery.explain()}"
+    if settings.provision == "testcontainers":
+        outcome = _provision(settings, config, session.models_needed | {settings.model})
+        if isinstance(outcome, protocol.RunnerAddress):
+            return live_runner(
+                settings,
+                outcome,
+                source="testcontainers",
+                reason=f"provisioned with testcontainers ({why})",
+                probes=discovery.probes,
+                provisioned=True,
+            )
+        why += f"; provisioning failed: {outcome}"
+    if settings.mode == LIVE:
+        raise pytest.UsageError(no_live_runner_message(settings, why))
+    return mock_runner(settings, source="no runner", reason=why, probes=discovery.probes)
+
+
+def no_live_runner_message(settings: Settings, why: str) -> str:
+    return (
+        f"{_mode_reason(settings)} needs a Docker Model Runner, and none could be used.\n"
+        f"Probed: {why.removeprefix('no runner: ')}\n{HOW_TO_START}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Models that tests need on a live runner
+# --------------------------------------------------------------------------------------------
+
+
+def _live_transport(runner: DMRRunner, *, asynchronous: bool) -> Any:
+    if runner.socket_path is None:
+        return None
+    import httpx
+
+    if asynchronous:
+        return httpx.AsyncHTTPTransport(uds=runner.socket_path)
+    return httpx.HTTPTransport(uds=runner.socket_path)
+
+
+def _runner_has(client: ModelRunnerClient, runner: DMRRunner, name: str) -> bool:
+    if runner.kind == "dmr":
+        return client.has_model(name)
+    return any(protocol.same_model(name, present) for present in client.list_openai_models())
+
+
+def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
+    from pytest_dmr.client import ModelRunnerClient
+
+    settings = get_session(config).settings
+    with ModelRunnerClient(runner.root_url, timeout=settings.timeout, transport=_live_transport(runner, asynchronous=False)) as client:
+        try:
+            if _runner_has(client, runner, name):
+                return None
+        except errors.DMRError as exc:
+            return f"could not list the runner's models: {exc}"
+        if not runner.pull:
+            return (
+                f"model {name} is not on the runner at {runner.root_url}: pull it with "
+                f"`docker model pull {name}`, or run with --dmr-pull"
+            )
+        if runner.kind != "dmr":
+            return f"model {name} is not on the server at {runner.root_url}, which cannot pull (no management API)"
+        try:
+            _pull_with_progress(config, client, name)
+        except errors.DMRError as exc:
+            return f"pulling {name} failed: {exc}"
+    return None
+
+
+def _pull_with_progress(config: pytest.Config, client: ModelRunnerClient, name: str) -> None:
+    """Pull ``name``, with a progress line in the terminal (outside output capture)."""
+    from pytest_dmr.client import PullResult
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    layers: dict[str, tuple[int, int]] = {}
+
+    def show(text: str) -> None:
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(text)
+        else:
+            reporter.write_line(text)
+
+    last_shown = [-1]
+
+    def progress(line: protocol.PullProgress) -> None:
+        if line.layer_id:
+            layers[line.layer_id] = (line.layer_current, line.layer_size)
+        done = sum(current for current, _ in layers.values())
+        step = done * 10 // line.total if line.total else -1
+        if step > last_shown[0]:
+            last_shown[0] = step
+            show(f"dmr: pulling {name}: {protocol.format_size(done)} of {protocol.format_size(line.total)}")
+
+    result: PullResult = client.pull(name, progress=progress)
+    show(f"dmr: pulled {name}: {result.message}")
+
+
+# --------------------------------------------------------------------------------------------
+# Per test: live or mock
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _TestBackend:
+    """What the adapter and client fixtures of one test talk to."""
+
+    runner: DMRRunner
+    backend: str
+    mock: MockModelRunner | None = None
+
+
+def _off_error(settings: Settings) -> None:
+    __tracebackhide__ = True
+    pytest.fail(
+        f"pytest-dmr is off ({_mode_reason(settings)}): its fixtures are unavailable. "
+        "Run with --dmr=auto (or mock, live) to use dmr_runner, dmr_adapter, dmr_adapter_factory, "
+        "dmr_mock and dmr_client.",
+        pytrace=False,
+    )
+
+
+def record_backend(item: pytest.Item, backend: str) -> None:
+    """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
+    if not any(name == "dmr_backend" for name, _ in item.user_properties):
+        item.user_properties.append(("dmr_backend", backend))
+
+
+def new_mock(settings: Settings, item: pytest.Item) -> MockModelRunner:
+    """A fresh mock that lists the default model and every model the test's ``dmr_model`` names."""
+    from pytest_dmr.mock import MockModelRunner
+
+    names = [settings.model]
+    for marker in item.iter_markers("dmr_model"):
+        names.extend(marker.args)
+    return MockModelRunner(models=tuple(dict.fromkeys(names)))
+
+
+@pytest.fixture(scope="session")
+def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
+    """The run's runner: mode, backend (live or mock), base URL, source, models present, reason, probes."""
+    session = get_session(pytestconfig)
+    if session.settings.mode == "off":
+        _off_error(session.settings)
+    return session.runner(pytestconfig)
+
+
+@pytest.fixture
+def dmr_mock(request: pytest.FixtureRequest) -> MockModelRunner:
+    """The mock's controller for this test (rules, replies, faults, recorded requests).
+
+    Requesting it forces the mock for this test: ``dmr_adapter`` and ``dmr_client`` use this mock.
+    """
+    session = get_session(request.config)
+    if session.settings.mode == "off":
+        _off_error(session.settings)
+    if request.node.get_closest_marker("dmr_live") is not None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
+        )
+    record_backend(request.node, MOCK)
+    return new_mock(session.settings, request.node)
+
+
+@pytest.fixture
+def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner) -> _TestBackend:
+    """Decide, for this test, live or mock; on mock, the test's one mock."""
+    session = get_session(request.config)
+    item = request.node
+    forced_mock = "dmr_mock" in request.fixturenames or item.get_closest_marker("dmr_mock") is not None
+    if forced_mock or not dmr_runner.live:
+        mock = request.getfixturevalue("dmr_mock") if "dmr_mock" in request.fixturenames else new_mock(session.settings, item)
+        record_backend(item, MOCK)
+        return _TestBackend(dmr_runner, MOCK, mock)
+    record_backend(item, LIVE)
+    return _TestBackend(dmr_runner, LIVE)
+
+
+def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, options: dict[str, Any]) -> DockerModelRunnerAdapter:
+    from pytest_dmr.adapter import DockerModelRunnerAdapter
+
+    accepted = inspect.signature(DockerModelRunnerAdapter.__init__).parameters
+    constructor = {key: value for key, value in options.items() if key in accepted}
+    generation = {key: value for key, value in options.items() if key not in accepted}
+    if generation:
+        constructor["default_options"] = {**constructor.get("default_options", {}), **generation}
+    constructor.setdefault("timeout", settings.timeout)
+    if backend.mock is not None:
+        constructor.setdefault("transport", backend.mock)
+        base_url = backend.mock.base_url
+    else:
+        transport = _live_transport(backend.runner, asynchronous=True)
+        if transport is not None:
+            constructor.setdefault("transport", transport)
+        base_url = backend.runner.base_url
+    return DockerModelRunnerAdapter(base_url, model or settings.model, **constructor)
+
+
+def _close_adapter(adapter: DockerModelRunnerAdapter) -> None:
+    """Close an adapter from synchronous teardown, on the event loop its httpx client belongs to."""
+    loop: asyncio.AbstractEventLoop | None = getattr(adapter, "_client_loop", None)
+    if getattr(adapter, "_client", None) is None:
+        return
+    try:
+        if loop is not None and not loop.is_closed() and not loop.is_running():
+            loop.run_until_complete(adapter.aclose())
+        elif loop is None or loop.is_closed():
+            asyncio.run(adapter.aclose())
+    except Exception:  # noqa: BLE001 - closing is best effort; a closed loop has closed its sockets
+        pass
+
+
+@pytest.fixture
+def dmr_adapter_factory(
+    request: pytest.FixtureRequest, _dmr_backend: _TestBackend
+) -> Iterator[Callable[..., DockerModelRunnerAdapter]]:
+    """``factory(model=None, **options) -> DockerModelRunnerAdapter`` on this test's backend.
+
+    ``options`` are the adapter's keyword arguments (``timeout``, ``max_retries``, ``headers``,
+    ...); any other key (``temperature=0``, ``seed=1``) becomes a default request option. Every
+    adapter made is closed at teardown.
+    """
+    settings = get_session(request.config).settings
+    made: list[DockerModelRunnerAdapter] = []
+
+    def factory(model: str | None = None, **options: Any) -> DockerModelRunnerAdapter:
+        adapter = _make_adapter(_dmr_backend, settings, model, options)
+        made.append(adapter)
+        return adapter
+
+    yield factory
+    for adapter in made:
+        _close_adapter(adapter)
+
+
+@pytest.fixture
+def dmr_adapter(dmr_adapter_factory: Callable[..., DockerModelRunnerAdapter]) -> DockerModelRunnerAdapter:
+    """A ready ``DockerModelRunnerAdapter`` for the default model: live, or on a fresh mock."""
+    return dmr_adapter_factory()
+
+
+@pytest.fixture
+def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[ModelRunnerClient]:
+    """A ``ModelRunnerClient`` (list, inspect, pull, delete) on the live runner, or on this test's mock."""
+    from pytest_dmr.client import ModelRunnerClient
+
+    settings = get_session(request.config).settings
+    if _dmr_backend.mock is not None:
+        client = ModelRunnerClient(_dmr_backend.mock.base_url, timeout=settings.timeout, transport=_dmr_backend.mock)
+    else:
+        runner = _dmr_backend.runner
+        client = ModelRunnerClient(
+            runner.root_url, timeout=settings.timeout, transport=_live_transport(runner, asynchronous=False)
+        )
+    with client:
+        yield client
+

@@ -1,0 +1,279 @@
+"""Answers to the OpenAI-compatible endpoints, in llama.cpp's wire format (as DMR passes it through).
+
+Determinism: the text is drawn from SHA-256 of the request's canonical JSON without the fields that
+only shape delivery (``stream``, ``stream_options``, ``max_tokens``, ``stop``...), so a streamed
+answer has the same text as a non-streamed one and a smaller ``max_tokens`` gives a prefix of the
+same answer. ``id`` and ``created`` come from SHA-256 of the whole request.
+
+Token counts (a token is one streamed piece, see :mod:`pytest_dmr.mock.prose`):
+
+* ``completion_tokens``: the pieces of the answer (of the arguments string for a tool call);
+* ``prompt_tokens`` (an approximation): chat, the words of each message's text plus 4 per message,
+  plus 3; completions, the prompt's words plus 1; embeddings, each input's words plus 1.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from pytest_dmr import protocol
+from pytest_dmr.mock import responses
+from pytest_dmr.mock.embeddings import embedding_vector
+from pytest_dmr.mock.prose import cut_at_stop, prose_pieces, split_pieces, word_count
+from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.schema import SchemaError, value_for_schema
+from pytest_dmr.mock.seeded import SeededDraws, canonical_json
+from pytest_dmr.mock.tools import choose_tool, generated_call, scripted_call, tool_definitions
+
+if TYPE_CHECKING:
+    from pytest_dmr.mock.transport import MockModelRunner
+
+_DELIVERY_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
+_CREATED_BASE = 1_700_000_000
+_CREATED_SPAN = 100_000_000
+
+
+@dataclass
+class Exchange:
+    """One inference request on its way through the mock."""
+
+    request: httpx.Request
+    recorded: RecordedRequest
+    body: dict[str, Any]
+    endpoint: str
+    rule: Rule | None
+    delay: float = 0.0
+    cut_after: int | None = None
+    read_timeout: float | None = None
+
+
+@dataclass
+class _Answer:
+    pieces: list[str]
+    finish_reason: str
+    tool_call: dict[str, Any] | None = None
+
+
+class _Seeds:
+    """The content seed, and the id and ``created`` of one request."""
+
+    __slots__ = ("content", "id_hex", "created")
+
+    def __init__(self, body: Mapping[str, Any], endpoint: str) -> None:
+        content = {key: value for key, value in body.items() if key not in _DELIVERY_FIELDS}
+        self.content = hashlib.sha256(f"{endpoint}\x00{canonical_json(content)}".encode()).digest()
+        delivery = {key: body[key] for key in _DELIVERY_FIELDS if key in body}
+        whole = hashlib.sha256(self.content + canonical_json(delivery).encode()).digest()
+        self.id_hex = whole.hex()
+        self.created = _CREATED_BASE + int.from_bytes(whole[:4], "big") % _CREATED_SPAN
+
+
+def _max_tokens(body: Mapping[str, Any]) -> int | None:
+    for key in ("max_tokens", "max_completion_tokens", "n_predict"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def _stops(body: Mapping[str, Any]) -> list[str]:
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list):
+        return [item for item in stop if isinstance(item, str) and item]
+    return []
+
+
+def _response_schema(body: Mapping[str, Any]) -> Any:
+    """The JSON schema the answer must follow, ``None`` for free text."""
+    response_format = body.get("response_format")
+    if not isinstance(response_format, Mapping):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        wrapper = response_format.get("json_schema")
+        schema = wrapper.get("schema") if isinstance(wrapper, Mapping) else None
+        return schema if schema is not None else response_format.get("schema", {"type": "object"})
+    if kind == "json_object":
+        return response_format.get("schema") or {"type": "object"}
+    return None
+
+
+def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, *, chat: bool) -> _Answer:
+    """What the model says: a rule's reply or tool call, a generated tool call, JSON, or prose."""
+    body = exchange.body
+    rule = exchange.rule
+    call_id = "call_" + seeds.id_hex[:24]
+    if rule is not None and rule.tool_call is not None and chat:
+        call = scripted_call(rule.tool_call, call_id)
+        return _Answer(split_pieces(call["function"]["arguments"]), "tool_calls", call)
+    if rule is not None and rule.reply_text is not None:
+        return _Answer(list(rule.stream) if rule.stream is not None else split_pieces(rule.reply_text), "stop")
+    draws = SeededDraws(seeds.content)
+    max_tokens = _max_tokens(body)
+    if chat:
+        function = choose_tool(tool_definitions(body.get("tools")), body.get("tool_choice", "auto"), exchange.recorded.last_user_message)
+        if function is not None:
+            call = generated_call(function, draws.fork("tool"), call_id)
+            return _Answer(split_pieces(call["function"]["arguments"]), "tool_calls", call)
+    schema = _response_schema(body)
+    if schema is not None:
+        pieces = split_pieces(protocol.dumps(value_for_schema(schema, draws.fork("json"))))
+        finish = "stop"
+        if max_tokens is not None and len(pieces) > max_tokens:
+            pieces, finish = pieces[:max_tokens], "length"
+    else:
+        pieces, finish = prose_pieces(draws, max_tokens or runner.default_max_tokens, leading_space=not chat)
+    pieces, stopped = cut_at_stop(pieces, _stops(body))
+    return _Answer(pieces, "stop" if stopped else finish)
+
+
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, Mapping) and options.get("include_usage") is True
+
+
+def _bad_request(message: str) -> httpx.Response:
+    return responses.backend_json(protocol.backend_error_body(400, message), 400)
+
+
+def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+    body = exchange.body
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return _bad_request("'messages' is required and must be an array")
+    seeds = _Seeds(body, exchange.endpoint)
+    try:
+        answer = _compose(runner, exchange, seeds, chat=True)
+    except SchemaError as exc:
+        return _bad_request(f"invalid JSON schema: {exc}")
+    prompt_tokens = 3 + sum(
+        word_count(protocol.message_text(message.get("content"))) + 4 for message in messages if isinstance(message, Mapping)
+    )
+    model = exchange.recorded.model or ""
+    ident = "chatcmpl-" + seeds.id_hex[:32]
+    tool_calls = [answer.tool_call] if answer.tool_call else None
+    if body.get("stream") is not True:
+        return responses.backend_json(
+            protocol.chat_completion(
+                id=ident,
+                created=seeds.created,
+                model=model,
+                content=None if tool_calls else "".join(answer.pieces),
+                finish_reason=answer.finish_reason,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=len(answer.pieces),
+                tool_calls=tool_calls,
+            )
+        )
+
+    def event(delta: Mapping[str, Any], finish_reason: str | None = None) -> bytes:
+        return protocol.encode_sse(
+            protocol.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
+        )
+
+    events = [event({"role": "assistant", "content": None})]
+    if answer.tool_call is not None:
+        call = answer.tool_call
+        events.append(event({"tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        events += [event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in answer.pieces]
+    else:
+        events += [event({"content": piece}) for piece in answer.pieces]
+    content_start = len(events) - len(answer.pieces)
+    events.append(event({}, answer.finish_reason))
+    if _include_usage(body):
+        events.append(
+            protocol.encode_sse(
+                protocol.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=prompt_tokens, completion_tokens=len(answer.pieces))
+            )
+        )
+    events.append(protocol.SSE_DONE_EVENT)
+    return _streamed(exchange, events, content_start)
+
+
+def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+    body = exchange.body
+    if "prompt" not in body:
+        return _bad_request('"prompt" must be provided')
+    seeds = _Seeds(body, exchange.endpoint)
+    try:
+        answer = _compose(runner, exchange, seeds, chat=False)
+    except SchemaError as exc:
+        return _bad_request(f"invalid JSON schema: {exc}")
+    prompt_tokens = word_count(exchange.recorded.last_user_message) + 1
+    model = exchange.recorded.model or ""
+    ident = "cmpl-" + seeds.id_hex[:32]
+    if body.get("stream") is not True:
+        return responses.backend_json(
+            protocol.text_completion(
+                id=ident,
+                created=seeds.created,
+                model=model,
+                text="".join(answer.pieces),
+                finish_reason=answer.finish_reason,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=len(answer.pieces),
+            )
+        )
+    events = [
+        protocol.encode_sse(protocol.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
+        for piece in answer.pieces
+    ]
+    usage = (prompt_tokens, len(answer.pieces)) if _include_usage(body) else (None, None)
+    events.append(
+        protocol.encode_sse(
+            protocol.text_completion(
+                id=ident, created=seeds.created, model=model, text="", finish_reason=answer.finish_reason,
+                prompt_tokens=usage[0], completion_tokens=usage[1],
+            )
+        )
+    )
+    events.append(protocol.SSE_DONE_EVENT)
+    return _streamed(exchange, events, 0)
+
+
+def _streamed(exchange: Exchange, events: list[bytes], content_start: int) -> httpx.Response:
+    cut = None if exchange.cut_after is None else min(content_start + exchange.cut_after, len(events) - 1)
+    return responses.event_stream(
+        events, request=exchange.request, delay=exchange.delay, cut_after=cut, read_timeout=exchange.read_timeout
+    )
+
+
+def _embedding_inputs(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and value:
+        if all(isinstance(item, int) for item in value):
+            return [protocol.dumps(value)]
+        return [item if isinstance(item, str) else protocol.dumps(item) for item in value]
+    return None
+
+
+def embeddings(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+    body = exchange.body
+    texts = _embedding_inputs(body.get("input", body.get("content")))
+    if texts is None:
+        return _bad_request('"input" must be a string or a non-empty array')
+    requested = body.get("dimensions")
+    dimensions = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else runner.embedding_dimensions
+    model = exchange.recorded.model or ""
+    vectors: list[Any] = [embedding_vector(text, model=model, dimensions=dimensions) for text in texts]
+    if body.get("encoding_format") == "base64":
+        vectors = [base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() for vector in vectors]
+    prompt_tokens = sum(word_count(text) + 1 for text in texts)
+    return responses.backend_json(protocol.embeddings_response(model=model, vectors=vectors, prompt_tokens=prompt_tokens))
+
+
+HANDLERS = {
+    protocol.CHAT_COMPLETIONS: chat_completions,
+    protocol.COMPLETIONS: completions,
+    protocol.EMBEDDINGS: embeddings,
+}

@@ -1,0 +1,139 @@
+"""Recorded requests, and the rules that script the mock's answers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_dmr import protocol
+from pytest_dmr.mock.faults import Fault
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the mock received, as tests want to assert on it.
+
+    ``headers`` has lowercase names. ``json`` is the parsed body (``None`` without a JSON body).
+    ``model`` is the request's model as sent (``from`` for a pull, the ref for inspect/delete).
+    ``endpoint`` is the OpenAI endpoint for inference (``/chat/completions``, ``/completions``,
+    ``/embeddings``, ``/models``), else the path (``/models/create``, ``/models/ai/smollm2``...).
+    ``last_user_message`` is the last user message of a chat, a completion's prompt, or the
+    embeddings input.
+    """
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    json: Any
+    model: str | None
+    endpoint: str | None
+    stream: bool
+    last_user_message: str
+    content: bytes = field(default=b"", repr=False)
+    """The raw request body (an extension of the documented interface)."""
+
+
+class Rule:
+    """A scripted answer for the requests it matches. Made by :meth:`MockModelRunner.add_rule`.
+
+    Matching (every condition given must hold): ``model`` (same model after normalisation),
+    ``contains`` (substring of the last user message, case-sensitive), ``matches`` (regex searched
+    in it), ``endpoint`` (exact; without it a rule only matches inference requests:
+    ``/chat/completions``, ``/completions``, ``/embeddings``), ``when`` (a callable on the
+    :class:`RecordedRequest`). ``times`` limits how many requests it answers; ``calls`` counts them.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        contains: str | None = None,
+        matches: str | re.Pattern[str] | None = None,
+        when: Callable[[RecordedRequest], bool] | None = None,
+        endpoint: str | None = None,
+        reply: str | None = None,
+        stream: Sequence[str] | None = None,
+        tool_call: Mapping[str, Any] | None = None,
+        fault: Fault | None = None,
+        times: int | None = None,
+    ) -> None:
+        answers = [name for name, value in (("reply", reply), ("stream", stream), ("tool_call", tool_call)) if value is not None]
+        if len(answers) > 1:
+            raise ValueError(f"a rule gives one answer: pass only one of reply=, stream=, tool_call= (got {', '.join(answers)})")
+        if fault is not None and not isinstance(fault, Fault):
+            raise TypeError(f"fault= takes a Fault (e.g. Fault.http(503)), got {fault!r}")
+        if fault is not None and fault.replaces_answer and answers:
+            raise ValueError(f"Fault.{fault.kind} replaces the answer: drop {answers[0]}= or use another rule")
+        if not answers and fault is None:
+            raise ValueError("a rule needs something to do: reply=, stream=, tool_call= or fault=")
+        if isinstance(stream, str):
+            raise TypeError("stream= takes a list of pieces, e.g. ['Hel', 'lo']; for one text use reply=")
+        if times is None and fault is not None:
+            times = fault.times
+        if times is not None and (not isinstance(times, int) or times < 1):
+            raise ValueError(f"times= must be a positive integer or None, got {times!r}")
+        if tool_call is not None and not isinstance((tool_call.get("function") or tool_call).get("name"), str):
+            raise ValueError(f"tool_call= needs a 'name', e.g. {{'name': 'get_weather', 'arguments': {{}}}}, got {tool_call!r}")
+        self.model = model
+        self.contains = contains
+        self.pattern = re.compile(matches) if isinstance(matches, str) else matches
+        self.when = when
+        self.endpoint = endpoint
+        self.reply = reply
+        self.stream = list(stream) if stream is not None else None
+        self.tool_call = tool_call
+        self.fault = fault
+        self.times = times
+        self.calls = 0
+        self._canonical_model = protocol.canonical_model_name(model) if model else None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.times is not None and self.calls >= self.times
+
+    def applies_to(self, request: RecordedRequest) -> bool:
+        if self.exhausted:
+            return False
+        if self.endpoint is not None:
+            if request.endpoint != self.endpoint:
+                return False
+        elif request.endpoint not in protocol.INFERENCE_ENDPOINTS:
+            return False
+        if self._canonical_model is not None:
+            if not request.model or protocol.canonical_model_name(request.model) != self._canonical_model:
+                return False
+        if self.contains is not None and self.contains not in request.last_user_message:
+            return False
+        if self.pattern is not None and not self.pattern.search(request.last_user_message):
+            return False
+        return self.when is None or bool(self.when(request))
+
+    @property
+    def reply_text(self) -> str | None:
+        if self.reply is not None:
+            return self.reply
+        if self.stream is not None:
+            return "".join(self.stream)
+        return None
+
+    def __repr__(self) -> str:
+        conditions = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("model", self.model),
+                ("contains", self.contains),
+                ("matches", self.pattern.pattern if self.pattern else None),
+                ("endpoint", self.endpoint),
+                ("when", self.when),
+            )
+            if value is not None
+        ]
+        action = next(
+            f"{name}={value!r}"
+            for name, value in (("reply", self.reply), ("stream", self.stream), ("tool_call", self.tool_call), ("fault", self.fault), ("", ""))
+            if value is not None
+        )
+        limit = f", times={self.times}" if self.times is not None else ""
+        return f"Rule({', '.join(conditions) or 'any request'} -> {action}{limit}, calls={self.calls})"

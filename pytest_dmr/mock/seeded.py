@@ -1,0 +1,82 @@
+"""Deterministic choices: everything the mock invents is drawn from SHA-256 of the request.
+
+No clock, no :mod:`random`, no :func:`hash` (which changes with ``PYTHONHASHSEED``): the same
+request gives the same bytes in any process, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SIXTEEN_SHORTS = struct.Struct(">16H")
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted compact JSON: two requests that differ only in key order give the same text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest(text: str | bytes) -> bytes:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).digest()
+
+
+class SeededDraws:
+    """A stream of pseudo-random numbers: SHA-256(seed, counter), 16 bits at a time."""
+
+    __slots__ = ("_seed", "_counter", "_pool", "_index")
+
+    def __init__(self, seed: bytes) -> None:
+        self._seed = seed
+        self._counter = 0
+        self._pool: tuple[int, ...] = ()
+        self._index = 16
+
+    @classmethod
+    def from_text(cls, text: str) -> SeededDraws:
+        return cls(digest(text))
+
+    def fork(self, label: str) -> SeededDraws:
+        """An independent stream for one purpose (so adding draws elsewhere changes nothing here)."""
+        return SeededDraws(digest(self._seed + label.encode()))
+
+    def next16(self) -> int:
+        if self._index == 16:
+            block = hashlib.sha256(self._seed + self._counter.to_bytes(8, "big")).digest()
+            self._counter += 1
+            self._pool = _SIXTEEN_SHORTS.unpack(block)
+            self._index = 0
+        value = self._pool[self._index]
+        self._index += 1
+        return value
+
+    def below(self, bound: int) -> int:
+        """An integer in ``[0, bound)``."""
+        if bound <= 1:
+            return 0
+        if bound <= 0x10000:
+            return self.next16() % bound
+        return ((self.next16() << 32) | (self.next16() << 16) | self.next16()) % bound
+
+    def between(self, low: int, high: int) -> int:
+        """An integer in ``[low, high]``."""
+        return low + self.below(high - low + 1) if high > low else low
+
+    def unit(self) -> float:
+        """A float in ``[0, 1)``."""
+        return ((self.next16() << 16) | self.next16()) / 4294967296.0
+
+    def chance(self, probability: float) -> bool:
+        return self.next16() < probability * 65536
+
+    def choice(self, options: Sequence[T]) -> T:
+        return options[self.below(len(options))]
+
+    def hex(self, length: int) -> str:
+        """``length`` hex characters."""
+        return "".join(f"{self.next16():04x}" for _ in range((length + 3) // 4))[:length]

@@ -1,0 +1,338 @@
+"""``MockModelRunner``: an httpx transport (sync and async) that answers as Docker Model Runner does."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from pytest_dmr import protocol
+from pytest_dmr.mock import inference, management, responses
+from pytest_dmr.mock.catalog import ModelStore, describe_model
+from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.streams import MockByteStream
+from pytest_dmr.protocol import ModelInfo
+
+_SLASHES = re.compile(r"/{2,}")
+_GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
+_UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
+_DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
+_MODELS_PREFIX = protocol.MANAGEMENT_MODELS_PATH + "/"
+
+
+class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """A Docker Model Runner in a transport: give it to any httpx client (the OpenAI SDK included).
+
+    >>> mock = MockModelRunner()
+    >>> client = httpx.Client(transport=mock, base_url=mock.base_url)
+    >>> client.get("/").text
+    'Docker Model Runner is running'
+
+    Unmatched requests get generated answers (prose, JSON for a schema, tool calls, embeddings),
+    byte-identical for the same request in any process. Rules (newest first) script replies and
+    faults; every request is kept in :attr:`requests`. ``serve_any_model`` lets inference use
+    models the store does not list (as if every model were pulled); turn it off to get DMR's 404.
+    """
+
+    base_url: str = protocol.MOCK_BASE_URL
+
+    def __init__(
+        self,
+        *,
+        models: Iterable[str] = (protocol.DEFAULT_MODEL,),
+        serve_any_model: bool = True,
+        embedding_dimensions: int = 768,
+        default_max_tokens: int = 64,
+    ) -> None:
+        if embedding_dimensions < 1:
+            raise ValueError(f"embedding_dimensions must be at least 1, got {embedding_dimensions!r}")
+        if default_max_tokens < 1:
+            raise ValueError(f"default_max_tokens must be at least 1, got {default_max_tokens!r}")
+        self._initial_models = tuple(models)
+        self.serve_any_model = serve_any_model
+        self.embedding_dimensions = embedding_dimensions
+        self.default_max_tokens = default_max_tokens
+        self.store = ModelStore(self._initial_models)
+        self.rules: list[Rule] = []
+        self.requests: list[RecordedRequest] = []
+        self.loaded_runners: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    # -- the controller ---------------------------------------------------------------------------
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL an OpenAI client takes (``.../engines/v1``)."""
+        return self.base_url + protocol.ENGINES_PREFIX
+
+    @property
+    def models(self) -> list[ModelInfo]:
+        """The models the management API lists, in order."""
+        return list(self.store.models)
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        if not self.requests:
+            raise LookupError("the mock runner has received no request yet")
+        return self.requests[-1]
+
+    def add_rule(
+        self,
+        *,
+        model: str | None = None,
+        contains: str | None = None,
+        matches: str | re.Pattern[str] | None = None,
+        when: Callable[[RecordedRequest], bool] | None = None,
+        endpoint: str | None = None,
+        reply: str | None = None,
+        stream: Sequence[str] | None = None,
+        tool_call: Mapping[str, Any] | None = None,
+        fault: Fault | None = None,
+        times: int | None = None,
+    ) -> Rule:
+        """Script the answer to matching requests; the newest matching rule wins. See :class:`Rule`."""
+        rule = Rule(
+            model=model, contains=contains, matches=matches, when=when, endpoint=endpoint,
+            reply=reply, stream=stream, tool_call=tool_call, fault=fault, times=times,
+        )
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def reply(self, text: str, **match: Any) -> Rule:
+        """``add_rule(reply=text, ...)``: answer matching requests with ``text`` (streamed in pieces)."""
+        return self.add_rule(reply=text, **match)
+
+    def fail(self, fault: Fault, **match: Any) -> Rule:
+        """``add_rule(fault=fault, ...)``."""
+        return self.add_rule(fault=fault, **match)
+
+    def reset(self) -> None:
+        """Forget rules, recorded requests and loaded runners; restore the initial models."""
+        with self._lock:
+            self.rules.clear()
+            self.requests.clear()
+            self.loaded_runners.clear()
+            self.store = ModelStore(self._initial_models)
+
+    def add_model(self, name: str, *, size: int | None = None, tags: Iterable[str] = ()) -> ModelInfo:
+        """Put a model in the store (as if pulled); ``size`` in bytes, ``tags`` extra names for it."""
+        return self.store.add(describe_model(name, size=size, extra_tags=tags))
+
+    def remove_model(self, name: str) -> None:
+        """Take a model (every tag of it) out of the store."""
+        model = self.store.find(name)
+        if model is None:
+            present = ", ".join(model.name for model in self.store.models) or "none"
+            raise KeyError(f"the mock runner has no model {name!r} (it has: {present})")
+        self.store.remove(model)
+
+    # -- httpx transport --------------------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self._respond(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return self._respond(request)
+
+    # -- answering --------------------------------------------------------------------------------
+
+    def _respond(self, request: httpx.Request) -> httpx.Response:
+        method = request.method
+        path = request.url.path
+        if "//" in path:
+            path = _SLASHES.sub("/", path).rstrip("/") or "/"
+        content = request.content
+        body: Any = None
+        invalid_json = False
+        if content:
+            try:
+                body = json.loads(content)
+            except ValueError:
+                invalid_json = True
+        route = protocol.match_inference_path(path)
+        recorded = self._record(request, method, path, route, body, content)
+        with self._lock:
+            rule = next((rule for rule in reversed(self.rules) if rule.applies_to(recorded)), None)
+            if rule is not None:
+                rule.calls += 1
+        fault = rule.fault if rule is not None else None
+        if fault is not None and fault.replaces_answer:
+            return self._fault_response(fault, request, recorded)
+        delay = fault.seconds if fault is not None and fault.kind == "slow_first_token" else 0.0
+        cut_after = fault.after if fault is not None and fault.kind == "cut_stream" else None
+        read_timeout = (request.extensions.get("timeout") or {}).get("read")
+        if route is not None:
+            response = self._inference(request, route, recorded, body, invalid_json, rule, delay, cut_after, read_timeout)
+        else:
+            response = self._management(request, method, path, body, fault, delay, cut_after, read_timeout)
+        if (delay or cut_after is not None) and not isinstance(response.stream, MockByteStream):
+            response = _delayed(response, request, delay, cut_after, read_timeout)
+        return response
+
+    def _record(
+        self, request: httpx.Request, method: str, path: str, route: protocol.InferenceRoute | None, body: Any, content: bytes
+    ) -> RecordedRequest:
+        is_object = isinstance(body, dict)
+        model: str | None = None
+        if route is not None:
+            endpoint = route.endpoint
+            if endpoint.startswith(_MODELS_PREFIX):
+                endpoint, model = protocol.MODELS, endpoint[len(_MODELS_PREFIX) :]
+            elif is_object and isinstance(body.get("model"), str):
+                model = body["model"]
+        else:
+            endpoint = path
+            if path == protocol.MODELS_CREATE_PATH:
+                model = body.get("from") if is_object and isinstance(body.get("from"), str) else None
+            elif path.startswith(_MODELS_PREFIX):
+                model = path[len(_MODELS_PREFIX) :]
+        recorded = RecordedRequest(
+            method=method,
+            path=path,
+            headers=dict(request.headers),
+            json=body,
+            model=model,
+            endpoint=endpoint,
+            stream=is_object and body.get("stream") is True,
+            last_user_message=protocol.last_user_message(body) if is_object else "",
+            content=content,
+        )
+        with self._lock:
+            self.requests.append(recorded)
+        return recorded
+
+    def _fault_response(self, fault: Fault, request: httpx.Request, recorded: RecordedRequest) -> httpx.Response:
+        if fault.kind == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        if fault.kind == "disconnect":
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        body, content_type = fault.response_body(endpoint=recorded.endpoint, model=recorded.model)
+        return responses.raw(fault.status, body, content_type)
+
+    def _inference(
+        self,
+        request: httpx.Request,
+        route: protocol.InferenceRoute,
+        recorded: RecordedRequest,
+        body: Any,
+        invalid_json: bool,
+        rule: Rule | None,
+        delay: float,
+        cut_after: int | None,
+        read_timeout: float | None,
+    ) -> httpx.Response:
+        method = request.method
+        endpoint = route.endpoint
+        if endpoint == protocol.MODELS and method == "GET":
+            return management.openai_models(self)
+        if endpoint.startswith(_MODELS_PREFIX) and method == "GET":
+            return management.openai_model(self, endpoint[len(_MODELS_PREFIX) :])
+        handler = inference.HANDLERS.get(endpoint)
+        if handler is None or method != "POST":
+            return responses.plain_error(404, protocol.NOT_FOUND)
+        backend = route.backend
+        if backend is not None and backend != protocol.LLAMACPP_BACKEND:
+            if backend not in protocol.OTHER_BACKENDS_STATUS:
+                return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
+            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
+            return responses.plain_error(status, message)
+        if len(recorded.content) > protocol.MAX_INFERENCE_BODY:
+            return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+        if invalid_json or not isinstance(body, dict) or ("model" in body and not isinstance(body["model"], str)):
+            return responses.plain_error(400, protocol.INVALID_REQUEST)
+        model = body.get("model")
+        if not model:
+            return responses.plain_error(400, protocol.MODEL_REQUIRED)
+        if not self.serve_any_model and self.store.find(model) is None:
+            return responses.plain_error(404, protocol.model_not_found_message(model))
+        self._mark_loaded(model, protocol.mode_for_endpoint(endpoint))
+        if request.headers.get(protocol.PRELOAD_HEADER) == "true":
+            return httpx.Response(200)
+        exchange = inference.Exchange(
+            request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule,
+            delay=delay, cut_after=cut_after, read_timeout=read_timeout,
+        )
+        return handler(self, exchange)
+
+    def _mark_loaded(self, model: str, mode: str) -> None:
+        entry = (model, mode)
+        if entry not in self.loaded_runners:
+            with self._lock:
+                self.loaded_runners.append(entry)
+
+    def _management(
+        self,
+        request: httpx.Request,
+        method: str,
+        path: str,
+        body: Any,
+        fault: Fault | None,
+        delay: float,
+        cut_after: int | None,
+        read_timeout: float | None,
+    ) -> httpx.Response:
+        if path == protocol.ROOT_PATH:
+            return management.root()
+        if path == protocol.VERSION_PATH:
+            return management.version()
+        if path == protocol.METRICS_PATH:
+            return management.metrics() if method == "GET" else responses.plain_error(405, "Method Not Allowed")
+        if path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(_MODELS_PREFIX):
+            return self._models(request, method, path, body, fault, delay, cut_after, read_timeout)
+        if path == "/engines" or path.startswith("/engines/"):
+            if method == "GET" and path == protocol.ENGINES_STATUS_PATH:
+                return management.engines_status()
+            if method == "GET" and path == protocol.ENGINES_PS_PATH:
+                return management.engines_ps(self)
+            if method == "GET" and path == protocol.ENGINES_DF_PATH:
+                return management.engines_df(self)
+            if method == "POST" and path == protocol.ENGINES_UNLOAD_PATH:
+                return management.engines_unload(self, body)
+            return responses.plain_error(404, protocol.NOT_FOUND)
+        return responses.plain_error(404, protocol.PAGE_NOT_FOUND)
+
+    def _models(
+        self,
+        request: httpx.Request,
+        method: str,
+        path: str,
+        body: Any,
+        fault: Fault | None,
+        delay: float,
+        cut_after: int | None,
+        read_timeout: float | None,
+    ) -> httpx.Response:
+        if path == protocol.MANAGEMENT_MODELS_PATH:
+            return management.list_models(self) if method == "GET" else responses.plain_error(404, protocol.NOT_FOUND)
+        if method == "POST" and path == protocol.MODELS_CREATE_PATH:
+            return management.pull(self, request, body, fault=fault, delay=delay, cut_after=cut_after, read_timeout=read_timeout)
+        ref = path[len(_MODELS_PREFIX) :]
+        params = request.url.params
+        if method == "DELETE" and path == protocol.MODELS_PURGE_PATH:
+            return management.purge(self)
+        if method == "DELETE":
+            return management.delete_model(self, ref, force="force" in params and params["force"] in _GO_TRUE)
+        if method == "GET":
+            return management.inspect_model(self, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
+        return responses.plain_error(404, protocol.NOT_FOUND)
+
+
+def _delayed(
+    response: httpx.Response, request: httpx.Request, delay: float, cut_after: int | None, read_timeout: float | None
+) -> httpx.Response:
+    """A whole-body answer sent late, or cut off halfway (a non-streamed request hit by a stream fault)."""
+    content = response.content
+    chunks = [content[: len(content) // 2], content[len(content) // 2 :]] if cut_after is not None else [content]
+    stream = MockByteStream(
+        chunks, request=request, delay=delay, cut_after=1 if cut_after is not None else None, read_timeout=read_timeout
+    )
+    headers = [(name, value) for name, value in response.headers.items() if name != "content-length"]
+    return httpx.Response(response.status_code, headers=headers, stream=stream)

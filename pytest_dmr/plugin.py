@@ -1,0 +1,386 @@
+"""pytest-dmr's pytest hooks (entry point ``pytest11: dmr``). The fixtures live in ``fixtures.py``.
+
+Read top to bottom: options, configuration (settings, markers), xdist hand-over, session start
+(live mode's check), report header, collection (marker validation), test setup (live-only tests,
+models), and reporting (user property, terminal summary).
+
+This module is imported on every pytest run: it imports no httpx, mock or container library.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from pytest_dmr import errors, settings as settings_module
+from pytest_dmr.fixtures import (
+    LIVE,
+    MOCK,
+    NEEDS_LIVE,
+    WORKER_INPUT_KEY,
+    DMRSession,
+    _dmr_backend,
+    _mode_reason,
+    dmr_adapter,
+    dmr_adapter_factory,
+    dmr_client,
+    dmr_mock,
+    dmr_runner,
+    get_session,
+    no_live_runner_message,
+    record_backend,
+)
+
+__all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_mock", "dmr_runner", "_dmr_backend"]
+
+SESSION_KEY = pytest.StashKey[DMRSession]()
+COUNTER_KEY = pytest.StashKey["BackendCounter"]()
+
+PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"})
+MARKERS = {
+    "dmr_live": "dmr_live: the test needs a live Docker Model Runner; it skips (or fails with --dmr-require-live) "
+    "where none is available.",
+    "dmr_model": "dmr_model(*names): the test needs these models on a live runner (pulled when pulling is on, "
+    "else the test skips); the mock serves any model.",
+    "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available.",
+}
+
+# Flag spellings, as settings.resolve() names them, and their argparse destinations.
+FLAG_DESTS = {
+    "--dmr": "dmr_mode",
+    "--dmr-url": "dmr_url",
+    "--dmr-model": "dmr_model",
+    "--dmr-provision": "dmr_provision",
+    "--dmr-image": "dmr_image",
+    "--dmr-pull": "dmr_pull",
+    "--dmr-reuse": "dmr_reuse",
+    "--dmr-require-live": "dmr_require_live",
+    "--dmr-discovery": "dmr_discovery",
+    "--dmr-timeout": "dmr_timeout",
+}
+INI_KEYS = (
+    "dmr_mode",
+    "dmr_url",
+    "dmr_model",
+    "dmr_provision",
+    "dmr_image",
+    "dmr_pull",
+    "dmr_reuse",
+    "dmr_require_live",
+    "dmr_discovery",
+    "dmr_timeout",
+    "dmr_compose_refs",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dmr", "Docker Model Runner (pytest-dmr); each flag has an ini key and an environment variable")
+    modes = ", ".join(settings_module.MODES)
+    group.addoption(
+        "--dmr",
+        dest="dmr_mode",
+        metavar="MODE",
+        default=None,
+        help=f"{modes}. auto (default): live when a runner is found, else the mock; live: a runner is required; "
+        "mock: never touch a runner; off: fixtures unavailable, markers inert. [ini dmr_mode, env DMR_MODE]",
+    )
+    group.addoption(
+        "--dmr-url",
+        dest="dmr_url",
+        metavar="URL",
+        default=None,
+        help="a runner's base URL; skips discovery. [ini dmr_url, env DMR_URL, MODEL_RUNNER_URL, MODEL_RUNNER_HOST]",
+    )
+    group.addoption(
+        "--dmr-model",
+        dest="dmr_model",
+        metavar="NAME",
+        default=None,
+        help="default model (ai/smollm2). [ini dmr_model, env DMR_MODEL, DEFAULT_LOCAL_MODEL]",
+    )
+    group.addoption(
+        "--dmr-provision",
+        dest="dmr_provision",
+        metavar="WHAT",
+        default=None,
+        help=f"{', '.join(settings_module.PROVISIONERS)}: start a runner container when none is found. "
+        "[ini dmr_provision, env DMR_PROVISION]",
+    )
+    group.addoption(
+        "--dmr-image",
+        dest="dmr_image",
+        metavar="REF",
+        default=None,
+        help="image of a provisioned runner (docker/model-runner:latest). [ini dmr_image, env DMR_IMAGE]",
+    )
+    group.addoption(
+        "--dmr-pull",
+        dest="dmr_pull",
+        action="store_true",
+        default=None,
+        help="pull models that tests need and the runner lacks (default: only on a provisioned runner). "
+        "[ini dmr_pull, env DMR_PULL]",
+    )
+    group.addoption("--dmr-no-pull", dest="dmr_pull", action="store_false", default=None, help="never pull models.")
+    group.addoption(
+        "--dmr-reuse",
+        dest="dmr_reuse",
+        action="store_true",
+        default=None,
+        help="keep a provisioned runner alive for the next run. [ini dmr_reuse, env DMR_REUSE]",
+    )
+    group.addoption(
+        "--dmr-require-live",
+        dest="dmr_require_live",
+        action="store_true",
+        default=None,
+        help="a dmr_live or dmr_model test that cannot run live fails instead of skipping. "
+        "[ini dmr_require_live, env DMR_REQUIRE_LIVE]",
+    )
+    group.addoption(
+        "--dmr-discovery",
+        dest="dmr_discovery",
+        metavar="GROUPS",
+        default=None,
+        help=f"comma list of the probes discovery runs: {','.join(settings_module.DISCOVERY_GROUPS)} (default all; "
+        "container only inside a container). [ini dmr_discovery, env DMR_DISCOVERY]",
+    )
+    group.addoption(
+        "--dmr-timeout",
+        dest="dmr_timeout",
+        metavar="SECONDS",
+        default=None,
+        help="request timeout in seconds (120). [ini dmr_timeout, env DMR_TIMEOUT (s), LOCAL_MODEL_TIMEOUT (ms)]",
+    )
+    for key in INI_KEYS[:-1]:
+        parser.addini(key, f"pytest-dmr: default for --{key.replace('_', '-').replace('dmr-mode', 'dmr')}", default="")
+    parser.addini(
+        "dmr_compose_refs",
+        "pytest-dmr: compose model refs whose <REF>_URL / <REF>_MODEL variables point at a runner",
+        type="args",
+        default=list(settings_module.DEFAULT_COMPOSE_REFS),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_settings(config: pytest.Config) -> settings_module.Settings:
+    """The run's settings from flags, ini and environment; a bad value is a ``pytest.UsageError``."""
+    options = {flag: config.getoption(dest) for flag, dest in FLAG_DESTS.items()}
+    ini = {key: config.getini(key) for key in INI_KEYS}
+    try:
+        return settings_module.resolve(options, ini, os.environ)
+    except errors.ConfigurationError as exc:
+        raise pytest.UsageError(f"pytest-dmr: {exc}") from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
+    worker_input = getattr(config, "workerinput", None)
+    settings = resolve_settings(config)
+    config.stash[SESSION_KEY] = DMRSession(settings, worker_input=worker_input)
+    if settings.provision == "testcontainers" and settings.mode in ("auto", LIVE):
+        from pytest_dmr import provision  # cheap: docker and testcontainers load only when a runner is started
+
+        provision.register(config)  # the run's shared directory for xdist workers, and removal at unconfigure
+    counter = BackendCounter()
+    config.stash[COUNTER_KEY] = counter
+    config.pluginmanager.register(counter, "dmr-backend-counter")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand discovery's result to each worker, so workers never probe."""
+    session = node.config.stash.get(SESSION_KEY, None)
+    if session is not None and session.settings.mode in ("auto", "live"):
+        node.workerinput[WORKER_INPUT_KEY] = session.discovery().to_json()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``--dmr=live`` with no runner (and no provisioning to start one) stops the run here."""
+    dmr = session.config.stash.get(SESSION_KEY, None)
+    if dmr is None or dmr.is_worker:
+        return
+    current = dmr.settings
+    if current.mode == LIVE and current.provision == "never":
+        discovery = dmr.discovery()
+        if not discovery.found:
+            raise pytest.UsageError(no_live_runner_message(current, f"no runner: {discovery.explain()}"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    dmr = config.stash.get(SESSION_KEY, None)
+    if dmr is None:
+        return None
+    return [header_line(dmr)]
+
+
+def header_line(dmr: DMRSession) -> str:
+    current = dmr.settings
+    if current.mode == "off":
+        return "dmr: off"
+    if current.mode == MOCK:
+        return f"dmr: mock ({_mode_reason(current)})"
+    discovery = dmr.discovery()
+    if discovery.address is not None:
+        count = len(discovery.models)
+        models = f"{count} model" + ("" if count == 1 else "s")
+        if discovery.kind == "openai":
+            models += ", OpenAI-compatible server without model management"
+        return f"dmr: live at {discovery.address.openai_url}, {models} (found: {discovery.source})"
+    if current.provision == "testcontainers":
+        return (
+            f"dmr: {current.mode}, no runner found ({discovery.explain()}); "
+            "a runner will be provisioned with testcontainers when a test needs one"
+        )
+    return f"dmr: mock (no runner: {discovery.explain()})"
+
+
+# --------------------------------------------------------------------------------------------
+# Collection: markers
+# --------------------------------------------------------------------------------------------
+
+
+def _marker_error(item: pytest.Item, marker: pytest.Mark, takes: str) -> pytest.UsageError:
+    return pytest.UsageError(
+        f"@pytest.mark.{marker.name} takes {takes}; {item.nodeid} got args={marker.args!r}, kwargs={marker.kwargs!r}"
+    )
+
+
+def validate_markers(item: pytest.Item) -> list[str]:
+    """Check the item's dmr markers; return the models its ``dmr_model`` markers name."""
+    models: list[str] = []
+    for name in ("dmr_live", "dmr_mock"):
+        for marker in item.iter_markers(name):
+            if marker.args or marker.kwargs:
+                raise _marker_error(item, marker, "no arguments")
+    for marker in item.iter_markers("dmr_model"):
+        if not marker.args or marker.kwargs or not all(isinstance(arg, str) and arg.strip() for arg in marker.args):
+            raise _marker_error(
+                item, marker, 'one or more model names as strings, e.g. @pytest.mark.dmr_model("ai/smollm2")'
+            )
+        models.extend(arg.strip() for arg in marker.args)
+    if item.get_closest_marker("dmr_live") and item.get_closest_marker("dmr_mock"):
+        raise pytest.UsageError(
+            f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
+        )
+    return models
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dmr = config.stash.get(SESSION_KEY, None)
+    if dmr is None or dmr.settings.mode == "off":
+        return
+    for item in items:
+        dmr.models_needed.update(validate_markers(item))
+
+
+# --------------------------------------------------------------------------------------------
+# Test setup: live-only tests and the models they need
+# --------------------------------------------------------------------------------------------
+
+
+def _uses_plugin(item: pytest.Item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return bool(names & PLUGIN_FIXTURES) or any(item.get_closest_marker(name) is not None for name in MARKERS)
+
+
+def _cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
+    __tracebackhide__ = True
+    message = f"{NEEDS_LIVE}: {reason}"
+    if require_live:
+        pytest.fail(f"{message} (--dmr-require-live)", pytrace=False)
+    try:  # report the skip at the test's location, as a skip marker would
+        raise pytest.skip.Exception(message, _use_item_location=True)  # type: ignore[call-arg]
+    except TypeError:  # pragma: no cover - a pytest without that keyword
+        pytest.skip(message)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    dmr = item.config.stash.get(SESSION_KEY, None)
+    if dmr is None or dmr.settings.mode == "off" or not _uses_plugin(item):
+        return
+    current = dmr.settings
+    wants_live = item.get_closest_marker("dmr_live") is not None
+    models = [name for marker in item.iter_markers("dmr_model") for name in marker.args]
+    forced_mock = item.get_closest_marker("dmr_mock") is not None or "dmr_mock" in getattr(item, "fixturenames", ())
+    if forced_mock:
+        record_backend(item, MOCK)
+        return
+    if current.mode == MOCK and not (wants_live or (models and current.require_live)):
+        record_backend(item, MOCK)
+        return
+    runner = dmr.runner(item.config)
+    if not runner.live:
+        if wants_live or (models and current.require_live):
+            _cannot_run_live(item, current.require_live, runner.reason)
+        record_backend(item, MOCK)
+        return
+    for name in models:
+        problem = dmr.check_model(item.config, runner, name)
+        if problem is not None:
+            _cannot_run_live(item, current.require_live, problem)
+    record_backend(item, LIVE)
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr or "")
+
+
+class BackendCounter:
+    """Counts tests run live, run on the mock, and skipped (or failed) for want of a live runner.
+
+    Registered in ``pytest_configure``; on an xdist controller it sees the workers' reports, whose
+    ``dmr_backend`` user property travels with them, so the counts cover the whole run.
+    """
+
+    def __init__(self) -> None:
+        self.counts = {LIVE: 0, MOCK: 0, "skipped": 0, "failed": 0}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        backend = dict(report.user_properties).get("dmr_backend")
+        if report.when == "call" and backend in (LIVE, MOCK):
+            self.counts[backend] += 1
+        elif report.when == "setup" and report.skipped and _skip_reason(report).startswith(NEEDS_LIVE):
+            self.counts["skipped"] += 1
+        elif report.when == "setup" and report.failed and NEEDS_LIVE in report.longreprtext:
+            self.counts["failed"] += 1
+
+    def summary(self) -> str | None:
+        counts = self.counts
+        if not any(counts.values()):
+            return None
+        parts = [f"{counts[LIVE]} live", f"{counts[MOCK]} on the mock"]
+        if counts["skipped"]:
+            parts.append(f"{counts['skipped']} skipped for want of a live runner")
+        if counts["failed"]:
+            parts.append(f"{counts['failed']} failed for want of a live runner")
+        return "dmr: tests run " + ", ".join(parts)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    counter = config.stash.get(COUNTER_KEY, None)
+    line = counter.summary() if counter is not None else None
+    if line:
+        terminalreporter.write_line(line)

@@ -1,0 +1,243 @@
+"""Flags, ini keys and environment variables -> one frozen :class:`Settings` for the run.
+
+Precedence, for every setting: command-line flag > ini key > environment variable > default.
+Empty values count as unset. This module knows nothing of pytest: ``plugin.py`` gathers the flag
+and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``pytest.UsageError``.
+
+| setting      | flag                        | ini                | environment                                  | default |
+|--------------|-----------------------------|--------------------|----------------------------------------------|---------|
+| mode         | ``--dmr``                   | ``dmr_mode``       | ``DMR_MODE``                                 | ``auto`` |
+| url          | ``--dmr-url``               | ``dmr_url``        | ``DMR_URL``, ``MODEL_RUNNER_URL``, ``MODEL_RUNNER_HOST`` | none (discover) |
+| model        | ``--dmr-model``             | ``dmr_model``      | ``DMR_MODEL``, ``DEFAULT_LOCAL_MODEL``, then ``<REF>_MODEL`` | ``ai/smollm2`` |
+| provision    | ``--dmr-provision``         | ``dmr_provision``  | ``DMR_PROVISION``                            | ``never`` |
+| image        | ``--dmr-image``             | ``dmr_image``      | ``DMR_IMAGE``                                | ``docker/model-runner:latest`` |
+| pull         | ``--dmr-pull/--dmr-no-pull``| ``dmr_pull``       | ``DMR_PULL``                                 | on for a provisioned runner, off otherwise |
+| reuse        | ``--dmr-reuse``             | ``dmr_reuse``      | ``DMR_REUSE``                                | off |
+| require_live | ``--dmr-require-live``      | ``dmr_require_live`` | ``DMR_REQUIRE_LIVE``                       | off |
+| discovery    | ``--dmr-discovery``         | ``dmr_discovery``  | ``DMR_DISCOVERY``                            | all groups |
+| timeout      | ``--dmr-timeout`` (s)       | ``dmr_timeout`` (s) | ``DMR_TIMEOUT`` (s), ``LOCAL_MODEL_TIMEOUT`` (ms) | 120 s |
+| compose_refs | (none)                      | ``dmr_compose_refs`` | (none)                                     | ``LLM AI_RUNNER`` |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_dmr import errors, protocol
+
+MODES = ("auto", "live", "mock", "off")
+PROVISIONERS = ("never", "testcontainers")
+DISCOVERY_GROUPS = ("url", "compose", "host", "container", "desktop")
+DEFAULT_COMPOSE_REFS = ("LLM", "AI_RUNNER")
+DEFAULT_TIMEOUT = 120.0
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every pytest-dmr setting of one run, resolved once. ``*_source`` says where a value came from."""
+
+    mode: str = "auto"
+    mode_source: str = "default"
+    url: str | None = None
+    url_source: str | None = None
+    model: str = protocol.DEFAULT_MODEL
+    model_source: str = "default"
+    provision: str = "never"
+    image: str = protocol.DEFAULT_IMAGE
+    pull: bool | None = None
+    """``None``: decided by who owns the runner (see :meth:`pull_for`)."""
+    reuse: bool = False
+    require_live: bool = False
+    discovery: tuple[str, ...] = DISCOVERY_GROUPS
+    timeout: float = DEFAULT_TIMEOUT
+    compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS
+
+    def pull_for(self, *, provisioned: bool) -> bool:
+        """Whether to pull missing models: explicit choice, else only on a runner we provisioned."""
+        return provisioned if self.pull is None else self.pull
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+        values = dict(data)
+        for name in ("discovery", "compose_refs"):
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value.strip() != ""
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0
+    return True
+
+
+def _pick(
+    flag_name: str | None,
+    ini_name: str | None,
+    env_names: Sequence[str],
+    options: Mapping[str, Any],
+    ini: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> tuple[Any, str | None]:
+    """The first value present along flag > ini > environment, with a label naming its origin."""
+    if flag_name and _present(options.get(flag_name)):
+        return options[flag_name], flag_name
+    if ini_name and _present(ini.get(ini_name)):
+        return ini[ini_name], f"{ini_name} (ini)"
+    for name in env_names:
+        if _present(environ.get(name)):
+            return environ[name], name
+    return None, None
+
+
+def _text(value: Any) -> str:
+    return str(value).strip()
+
+
+def _choice(value: Any, allowed: Sequence[str], source: str) -> str:
+    text = _text(value).lower()
+    if text not in allowed:
+        raise errors.ConfigurationError(
+            f"{source}={_text(value)!r} is not valid",
+            hint=f"Use one of: {', '.join(allowed)}",
+        )
+    return text
+
+
+def _boolean(value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise errors.ConfigurationError(
+        f"{source}={_text(value)!r} is not a yes/no value",
+        hint=f"Use one of: {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)",
+    )
+
+
+def _number(value: Any, source: str, *, scale: float = 1.0) -> float:
+    try:
+        number = float(_text(value)) * scale
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        unit = "milliseconds" if scale != 1.0 else "seconds"
+        raise errors.ConfigurationError(
+            f"{source}={_text(value)!r} is not a positive number of {unit}",
+            hint="Give a timeout such as 30 or 2.5",
+        )
+    return number
+
+
+def _groups(value: Any, source: str) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else _text(value).replace(" ", ",").split(",")
+    groups = tuple(dict.fromkeys(item.strip().lower() for item in items if item.strip()))
+    wrong = [group for group in groups if group not in DISCOVERY_GROUPS]
+    if wrong or not groups:
+        raise errors.ConfigurationError(
+            f"{source}={_text(value)!r} names no valid discovery group"
+            if not groups
+            else f"{source}={_text(value)!r}: unknown discovery group {', '.join(map(repr, wrong))}",
+            hint=f"Give a comma list of: {', '.join(DISCOVERY_GROUPS)}",
+        )
+    return groups
+
+
+def _refs(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, (list, tuple)) else _text(value).split()
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def compose_variables(refs: Sequence[str], environ: Mapping[str, str]) -> list[tuple[str, str, str | None]]:
+    """``(ref, url, model)`` for each compose ref whose ``<REF>_URL`` is set, in ``refs`` order."""
+    found = []
+    for ref in refs:
+        url = environ.get(f"{ref}_URL", "").strip()
+        if url:
+            model = environ.get(f"{ref}_MODEL", "").strip() or None
+            found.append((ref, url, model))
+    return found
+
+
+def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Build the run's settings.
+
+    ``options`` maps flag spellings (``"--dmr"``, ``"--dmr-url"``, ...) to their values, ``None``
+    when not given; ``ini`` maps ini keys to their values (``""`` when unset); ``environ`` is
+    usually ``os.environ``. Raises :class:`~pytest_dmr.errors.ConfigurationError` naming the bad
+    value, where it came from and the allowed values.
+    """
+
+    def pick(flag: str | None, ini_name: str | None, *env_names: str) -> tuple[Any, str | None]:
+        return _pick(flag, ini_name, env_names, options, ini, environ)
+
+    values: dict[str, Any] = {}
+
+    raw, source = pick("--dmr", "dmr_mode", "DMR_MODE")
+    if source:
+        values["mode"] = _choice(raw, MODES, source)
+        values["mode_source"] = source
+
+    raw, source = pick("--dmr-url", "dmr_url", "DMR_URL", "MODEL_RUNNER_URL", "MODEL_RUNNER_HOST")
+    if source:
+        url = _text(raw)
+        try:
+            protocol.parse_runner_url(url)
+        except errors.ConfigurationError as exc:
+            raise errors.ConfigurationError(f"{source}: {exc.message}", hint=exc.hint) from None
+        values["url"], values["url_source"] = url, source
+
+    raw, source = pick("--dmr-model", "dmr_model", "DMR_MODEL", "DEFAULT_LOCAL_MODEL")
+    refs = _refs(ini["dmr_compose_refs"]) if _present(ini.get("dmr_compose_refs")) else DEFAULT_COMPOSE_REFS
+    values["compose_refs"] = refs
+    if source is None:
+        for ref, _url, model in compose_variables(refs, environ):
+            if model:
+                raw, source = model, f"{ref}_MODEL"
+                break
+    if source:
+        values["model"], values["model_source"] = _text(raw), source
+
+    raw, source = pick("--dmr-provision", "dmr_provision", "DMR_PROVISION")
+    if source:
+        values["provision"] = _choice(raw, PROVISIONERS, source)
+
+    raw, source = pick("--dmr-image", "dmr_image", "DMR_IMAGE")
+    if source:
+        values["image"] = _text(raw)
+
+    for name, flag, ini_name, env_name in (
+        ("pull", "--dmr-pull", "dmr_pull", "DMR_PULL"),
+        ("reuse", "--dmr-reuse", "dmr_reuse", "DMR_REUSE"),
+        ("require_live", "--dmr-require-live", "dmr_require_live", "DMR_REQUIRE_LIVE"),
+    ):
+        raw, source = pick(flag, ini_name, env_name)
+        if source:
+            values[name] = _boolean(raw, source)
+
+    raw, source = pick("--dmr-discovery", "dmr_discovery", "DMR_DISCOVERY")
+    if source:
+        values["discovery"] = _groups(raw, source)
+
+    raw, source = pick("--dmr-timeout", "dmr_timeout", "DMR_TIMEOUT")
+    if source:
+        values["timeout"] = _number(raw, source)
+    elif _present(environ.get("LOCAL_MODEL_TIMEOUT")):
+        values["timeout"] = _number(environ["LOCAL_MODEL_TIMEOUT"], "LOCAL_MODEL_TIMEOUT", scale=0.001)
+
+    return Settings(**values)

@@ -1,0 +1,76 @@
+"""Same request, same bytes: in one process, across processes, under any PYTHONHASHSEED."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+
+from pytest_dmr.mock import MockModelRunner
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string"}, "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "tags": {"type": "array", "items": {"type": "string"}}},
+    "required": ["title", "rating"],
+}
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain unit tests."}]
+
+# (label, method, path, json body, headers)
+REQUESTS = [
+    ("chat", "POST", "/engines/v1/chat/completions", {"model": "ai/smollm2", "messages": MESSAGES}, {}),
+    ("chat-seeded", "POST", "/v1/chat/completions", {"model": "ai/smollm2", "messages": MESSAGES, "seed": 3, "temperature": 0.7, "max_tokens": 300}, {}),
+    ("chat-stream", "POST", "/engines/llama.cpp/v1/chat/completions", {"model": "smollm2", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}, {}),
+    ("json", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}}, {}),
+    ("tool", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "tools": [TOOL], "tool_choice": "required", "stream": True}, {}),
+    ("completion", "POST", "/v1/completions", {"model": "m", "prompt": "Once upon a time", "max_tokens": 40}, {}),
+    ("embeddings", "POST", "/v1/embeddings", {"model": "e", "input": ["alpha beta", "gamma"]}, {}),
+    ("pull", "POST", "/models/create", {"from": "ai/qwen3:0.6B-Q4_0"}, {"Accept": "application/json"}),
+    ("models", "GET", "/models", None, {}),
+    ("openai-models", "GET", "/engines/v1/models", None, {}),
+]
+
+
+def run_requests() -> dict[str, str]:
+    """Every response's status and body, as hex, keyed by label."""
+    mock = MockModelRunner()
+    results = {}
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        for label, method, path, body, headers in REQUESTS:
+            response = client.request(method, path, json=body, headers=headers)
+            results[label] = f"{response.status_code}:{response.content.hex()}"
+    return results
+
+
+def run_in_subprocess(hash_seed: str) -> dict[str, str]:
+    code = "import json, tests.core.test_mock_determinism as t; print(json.dumps(t.run_requests()))"
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    completed = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(completed.stdout)
+
+
+def test_same_request_same_bytes_in_one_process() -> None:
+    first = run_requests()
+    assert all(value.startswith("200:") for value in first.values())
+    assert first == run_requests()
+
+
+def test_same_bytes_across_processes_and_hash_seeds() -> None:
+    here = run_requests()
+    one = run_in_subprocess("1")
+    other = run_in_subprocess("4242")
+    assert set(one) == {label for label, *_ in REQUESTS}
+    for label in one:
+        assert one[label] == other[label] == here[label], f"{label} differs between processes"
+
+
+def test_key_order_of_the_request_does_not_matter() -> None:
+    mock = MockModelRunner()
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        a = client.post("/v1/chat/completions", content=json.dumps({"model": "m", "messages": MESSAGES, "seed": 1}))
+        b = client.post("/v1/chat/completions", content=json.dumps({"seed": 1, "messages": MESSAGES, "model": "m"}))
+    assert a.content == b.content

@@ -1,0 +1,469 @@
+"""The mock's OpenAI-compatible endpoints: shapes, streaming, lengths, JSON schemas, tools, embeddings."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import struct
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+from pytest_dmr import protocol
+from pytest_dmr.mock import MockModelRunner
+
+CHAT = "/engines/v1/chat/completions"
+USER = [{"role": "user", "content": "Tell me about testing."}]
+
+
+@pytest.fixture
+def mock() -> MockModelRunner:
+    return MockModelRunner()
+
+
+@pytest.fixture
+def client(mock: MockModelRunner) -> httpx.Client:
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        yield client
+
+
+def chat(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    response = client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def stream_events(client: httpx.Client, path: str = CHAT, **body: Any) -> list[str]:
+    payload = {"model": "ai/smollm2", "messages": USER, "stream": True, **body}
+    with client.stream("POST", path, json=payload) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        chunks = [chunk.decode() for chunk in response.iter_raw()]
+    assert all(chunk.startswith("data: ") and chunk.endswith("\n\n") for chunk in chunks)
+    return [chunk[len("data: ") : -2] for chunk in chunks]
+
+
+# -- chat, not streamed ---------------------------------------------------------------------------------
+
+
+def test_chat_completion_shape_and_usage(client: httpx.Client) -> None:
+    response = client.post(CHAT, json={"model": "ai/smollm2", "messages": USER})
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    body = response.json()
+    assert body["object"] == "chat.completion"
+    assert re.fullmatch(r"chatcmpl-[0-9a-f]{32}", body["id"])
+    assert 1_700_000_000 <= body["created"] < 1_800_000_000
+    assert body["model"] == "ai/smollm2"
+    choice = body["choices"][0]
+    assert choice["message"]["role"] == "assistant"
+    text = choice["message"]["content"]
+    assert choice["finish_reason"] == "stop"
+    assert text.endswith(".") and text[0].isupper()
+    usage = body["usage"]
+    assert usage["completion_tokens"] == len(re.findall(r"\S+", text))  # one word (with its space) per token
+    assert usage["prompt_tokens"] == 4 + 4 + 3  # 4 words + 4 per message + 3
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_default_length_follows_default_max_tokens() -> None:
+    for default in (20, 200):
+        mock = MockModelRunner(default_max_tokens=default)
+        with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+            body = chat(client)
+        tokens = body["usage"]["completion_tokens"]
+        assert default // 2 <= tokens <= default
+        assert body["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("max_tokens", [1, 3, 7, 12])
+def test_small_max_tokens_cuts_the_answer_with_finish_length(client: httpx.Client, max_tokens: int) -> None:
+    body = chat(client, max_tokens=max_tokens)
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == max_tokens
+    assert len(body["choices"][0]["message"]["content"].split()) == max_tokens
+
+
+@pytest.mark.parametrize("max_tokens", [40, 150, 600])
+def test_large_max_tokens_ends_naturally_and_length_follows_it(client: httpx.Client, max_tokens: int) -> None:
+    body = chat(client, max_tokens=max_tokens)
+    text = body["choices"][0]["message"]["content"]
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert text.endswith(".")
+    assert max_tokens // 2 <= body["usage"]["completion_tokens"] <= max_tokens
+
+
+def test_smaller_max_tokens_gives_a_prefix_of_the_same_answer(client: httpx.Client) -> None:
+    full = chat(client, max_tokens=200)["choices"][0]["message"]["content"]
+    short = chat(client, max_tokens=9)["choices"][0]["message"]["content"]
+    assert full.startswith(short)
+
+
+def test_long_answers_have_paragraphs(client: httpx.Client) -> None:
+    text = chat(client, max_tokens=400)["choices"][0]["message"]["content"]
+    assert "\n\n" in text
+
+
+def test_different_prompts_seeds_and_models_give_different_answers(client: httpx.Client) -> None:
+    base = chat(client)["choices"][0]["message"]["content"]
+    assert chat(client, seed=7)["choices"][0]["message"]["content"] != base
+    assert chat(client, temperature=0.1)["choices"][0]["message"]["content"] != base
+    other = client.post(CHAT, json={"model": "ai/qwen3", "messages": USER}).json()
+    assert other["choices"][0]["message"]["content"] != base
+
+
+@pytest.mark.parametrize(
+    ("stop", "forbidden"),
+    [([","], ","), (".", "."), (["\n"], "\n"), (["the", "a"], " the ")],
+)
+def test_stop_sequences_cut_before_the_stop(client: httpx.Client, stop: Any, forbidden: str) -> None:
+    full = chat(client, max_tokens=400)["choices"][0]["message"]["content"]
+    stops = [stop] if isinstance(stop, str) else stop
+    assert any(item in full for item in stops), "the test needs an answer that contains a stop"
+    body = chat(client, max_tokens=400, stop=stop)
+    text = body["choices"][0]["message"]["content"]
+    cut = min(full.find(item) for item in stops if item in full)
+    assert text == full[:cut]
+    assert forbidden not in text
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["usage"]["completion_tokens"] == len(text.split())
+
+
+def test_stop_sequence_absent_from_the_answer_changes_nothing(client: httpx.Client) -> None:
+    assert chat(client, stop=["@@@"])["choices"][0]["message"] == chat(client)["choices"][0]["message"]
+
+
+# -- chat, streamed ---------------------------------------------------------------------------------------
+
+
+def test_stream_framing_follows_llamacpp(client: httpx.Client) -> None:
+    events = stream_events(client, max_tokens=200)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    content = chunks[1:-1]
+    assert all(set(chunk["choices"][0]["delta"]) == {"content"} for chunk in content)
+    assert all(chunk["choices"][0]["finish_reason"] is None for chunk in chunks[:-1])
+    assert chunks[-1]["choices"][0] == {"finish_reason": "stop", "index": 0, "delta": {}}
+    assert not any("usage" in chunk for chunk in chunks)
+    pieces = [chunk["choices"][0]["delta"]["content"] for chunk in content]
+    assert all(re.fullmatch(r"(\n\n| )?\S+", piece) for piece in pieces)
+    assert pieces[0][0] != " " and all(piece[0] in " \n" for piece in pieces[1:])
+
+
+def test_stream_has_the_same_text_as_the_plain_answer(client: httpx.Client) -> None:
+    events = stream_events(client, max_tokens=30)
+    text = "".join(protocol.chunk_text(json.loads(event)) for event in events[:-1])
+    assert text == chat(client, max_tokens=30)["choices"][0]["message"]["content"]
+
+
+def test_usage_chunk_only_with_include_usage(client: httpx.Client) -> None:
+    events = stream_events(client, max_tokens=10, stream_options={"include_usage": True})
+    assert events[-1] == "[DONE]"
+    usage_chunk = json.loads(events[-2])
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"]["completion_tokens"] == 10
+    content_chunks = [json.loads(event) for event in events[1:-3]]
+    assert len(content_chunks) == 10
+    assert json.loads(events[-3])["choices"][0]["finish_reason"] == "length"
+    assert "usage" not in json.loads(stream_events(client, max_tokens=10, stream_options={"include_usage": False})[-2])
+
+
+@pytest.mark.parametrize("prefix", ["/engines/v1", "/engines/llama.cpp/v1", "/v1"])
+def test_every_inference_prefix_answers(client: httpx.Client, prefix: str) -> None:
+    response = client.post(f"{prefix}/chat/completions", json={"model": "smollm2", "messages": USER})
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"]
+
+
+# -- completions ------------------------------------------------------------------------------------------
+
+
+def test_text_completion_continues_the_prompt(client: httpx.Client) -> None:
+    response = client.post("/v1/completions", json={"model": "ai/smollm2", "prompt": "Once upon a time", "max_tokens": 8})
+    body = response.json()
+    assert body["object"] == "text_completion"
+    assert re.fullmatch(r"cmpl-[0-9a-f]{32}", body["id"])
+    choice = body["choices"][0]
+    assert choice["text"].startswith(" ")
+    assert choice["finish_reason"] == "length"
+    assert body["usage"] == {"completion_tokens": 8, "prompt_tokens": 5, "total_tokens": 13}
+
+
+def test_text_completion_stream(client: httpx.Client) -> None:
+    payload = {"prompt": "Hello", "max_tokens": 5, "stream_options": {"include_usage": True}}
+    events = stream_events(client, "/v1/completions", **payload)
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert events[-1] == "[DONE]"
+    assert len(chunks) == 6
+    assert all(chunk["choices"][0]["finish_reason"] is None for chunk in chunks[:-1])
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert chunks[-1]["usage"]["completion_tokens"] == 5
+    plain = client.post("/v1/completions", json={"model": "ai/smollm2", "prompt": "Hello", "max_tokens": 5, "messages": USER})
+    assert "".join(chunk["choices"][0]["text"] for chunk in chunks) == plain.json()["choices"][0]["text"]
+
+
+# -- errors ------------------------------------------------------------------------------------------------
+
+
+def assert_plain(response: httpx.Response, status: int, text: str) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == text + "\n"
+
+
+def test_missing_model_is_400_model_is_required(client: httpx.Client) -> None:
+    assert_plain(client.post(CHAT, json={"messages": USER}), 400, "model is required")
+    assert_plain(client.post(CHAT, json={"model": "", "messages": USER}), 400, "model is required")
+
+
+@pytest.mark.parametrize("content", [b"{not json", b'{"model": 3}', b"[1, 2]"])
+def test_bad_body_is_400_invalid_request(client: httpx.Client, content: bytes) -> None:
+    assert_plain(client.post(CHAT, content=content), 400, "invalid request")
+
+
+def test_unknown_model_is_404_when_the_mock_serves_only_its_models() -> None:
+    mock = MockModelRunner(serve_any_model=False)
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        response = client.post(CHAT, json={"model": "nonexistent/model", "messages": USER})
+        assert_plain(response, 404, "error while getting model: get model '\"nonexistent/model\"': model not found")
+        assert client.post(CHAT, json={"model": "SmolLM2:latest", "messages": USER}).status_code == 200
+        assert client.post("/v1/embeddings", json={"model": "ai/other", "input": "x"}).status_code == 404
+
+
+def test_unknown_and_uninstalled_backends(client: httpx.Client) -> None:
+    body = {"model": "ai/smollm2", "messages": USER}
+    assert_plain(client.post("/engines/nope/v1/chat/completions", json=body), 404, "backend not found")
+    assert_plain(client.post("/engines/vllm/v1/chat/completions", json=body), 412, "vLLM binary not found")
+    assert_plain(client.post("/engines/mlx/v1/chat/completions", json=body), 503, "backend installation failed: platform not supported")
+
+
+def test_preload_only_answers_200_with_an_empty_body(client: httpx.Client, mock: MockModelRunner) -> None:
+    response = client.post(CHAT, json={"model": "ai/smollm2", "messages": []}, headers={"X-Preload-Only": "true"})
+    assert (response.status_code, response.content) == (200, b"")
+    assert mock.last_request.headers["x-preload-only"] == "true"
+    assert_plain(client.post(CHAT, json={"messages": []}, headers={"X-Preload-Only": "true"}), 400, "model is required")
+
+
+def test_backend_validation_errors_are_llamacpp_json(client: httpx.Client) -> None:
+    response = client.post(CHAT, json={"model": "ai/smollm2"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert client.post("/v1/embeddings", json={"model": "ai/smollm2"}).json()["error"]["code"] == 400
+
+
+# -- structured output -----------------------------------------------------------------------------------
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 3},
+        "age": {"type": "integer", "minimum": 18, "maximum": 99},
+        "email": {"type": "string", "format": "email"},
+        "website": {"type": "string", "format": "uri"},
+        "born": {"type": "string", "format": "date"},
+        "seen": {"type": "string", "format": "date-time"},
+        "id": {"type": "string", "format": "uuid"},
+        "score": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+        "role": {"enum": ["admin", "user", "guest"]},
+        "kind": {"const": "person"},
+        "active": {"type": "boolean"},
+        "nickname": {"type": ["string", "null"], "maxLength": 5},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4, "uniqueItems": True},
+        "address": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "zip": {"type": "string", "minLength": 5, "maxLength": 5}},
+            "required": ["city", "zip"],
+            "additionalProperties": False,
+        },
+        "pet": {"anyOf": [{"type": "object", "properties": {"species": {"type": "string"}}, "required": ["species"]}, {"type": "null"}]},
+        "level": {"oneOf": [{"type": "integer", "multipleOf": 5, "minimum": 10, "maximum": 50}, {"type": "string"}]},
+    },
+    "required": ["name", "age", "email", "role", "kind", "tags", "address"],
+    "additionalProperties": False,
+}
+
+PYDANTIC_STYLE = {
+    "$defs": {
+        "Step": {
+            "properties": {"title": {"type": "string"}, "minutes": {"type": "integer", "exclusiveMinimum": 0}},
+            "required": ["title", "minutes"],
+            "type": "object",
+        }
+    },
+    "properties": {
+        "recipe": {"type": "string"},
+        "steps": {"items": {"$ref": "#/$defs/Step"}, "type": "array", "minItems": 1},
+        "main": {"allOf": [{"$ref": "#/$defs/Step"}]},
+        "notes": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+    },
+    "required": ["recipe", "steps", "main"],
+    "type": "object",
+}
+
+SCHEMAS = {
+    "person": PERSON,
+    "pydantic": PYDANTIC_STYLE,
+    "array": {"type": "array", "items": {"type": "integer", "minimum": -5, "maximum": 5}, "minItems": 3, "maxItems": 3},
+    "numbers": {"type": "object", "properties": {"x": {"type": "number", "minimum": 2.5, "maximum": 2.75}, "n": {"type": "integer", "exclusiveMinimum": 7, "exclusiveMaximum": 9}}, "required": ["x", "n"]},
+    "string": {"type": "string", "format": "date"},
+    "nested_arrays": {"type": "array", "items": {"type": "array", "items": {"type": "boolean"}, "minItems": 1}, "minItems": 2},
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEMAS))
+def test_json_schema_answers_are_valid(client: httpx.Client, name: str) -> None:
+    schema = SCHEMAS[name]
+    for seed in range(5):
+        body = chat(client, seed=seed, response_format={"type": "json_schema", "json_schema": {"name": name, "schema": schema}})
+        value = json.loads(body["choices"][0]["message"]["content"])
+        jsonschema.validate(value, schema, format_checker=jsonschema.FormatChecker())
+        assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_json_schema_values_look_plausible(client: httpx.Client) -> None:
+    format_ = {"type": "json_schema", "json_schema": {"schema": PERSON}}
+    value = json.loads(chat(client, response_format=format_)["choices"][0]["message"]["content"])
+    assert re.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+", value["name"])
+    assert value["email"].endswith("@example.com")
+    assert value["kind"] == "person"
+    assert list(value)[:7] == PERSON["required"]  # required first, in order
+
+
+def test_json_schema_is_deterministic_and_varies_with_the_request(client: httpx.Client) -> None:
+    format_ = {"type": "json_schema", "json_schema": {"schema": PERSON}}
+    first = chat(client, response_format=format_)["choices"][0]["message"]["content"]
+    assert chat(client, response_format=format_)["choices"][0]["message"]["content"] == first
+    assert chat(client, response_format=format_, seed=99)["choices"][0]["message"]["content"] != first
+
+
+def test_json_object_gives_an_object(client: httpx.Client) -> None:
+    value = json.loads(chat(client, response_format={"type": "json_object"})["choices"][0]["message"]["content"])
+    assert isinstance(value, dict) and value
+
+
+def test_json_schema_streams_in_pieces_that_join_to_valid_json(client: httpx.Client) -> None:
+    events = stream_events(client, response_format={"type": "json_schema", "json_schema": {"schema": PERSON}})
+    pieces = [protocol.chunk_text(json.loads(event)) for event in events[1:-2]]
+    assert len(pieces) > 10
+    jsonschema.validate(json.loads("".join(pieces)), PERSON)
+
+
+def test_unresolvable_schema_is_a_400(client: httpx.Client) -> None:
+    response = client.post(
+        CHAT,
+        json={"model": "m", "messages": USER, "response_format": {"type": "json_schema", "json_schema": {"schema": {"$ref": "#/$defs/Nope"}}}},
+    )
+    assert response.status_code == 400
+    assert "$ref" in response.json()["error"]["message"]
+
+
+# -- tools ---------------------------------------------------------------------------------------------------
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+SEARCH = {
+    "type": "function",
+    "function": {"name": "search_docs", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}},
+}
+
+
+def test_required_tool_choice_gives_a_valid_tool_call(client: httpx.Client) -> None:
+    body = chat(client, tools=[WEATHER, SEARCH], tool_choice="required")
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    assert choice["message"]["content"] is None
+    (call,) = choice["message"]["tool_calls"]
+    assert call["type"] == "function"
+    assert re.fullmatch(r"call_[0-9a-f]{24}", call["id"])
+    assert call["function"]["name"] == "get_weather"  # none mentioned: the first
+    arguments = json.loads(call["function"]["arguments"])
+    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    assert body["usage"]["completion_tokens"] == len(re.findall(r"\s*[\w']+|\s*[^\s\w']", call["function"]["arguments"]))
+    again = chat(client, tools=[WEATHER, SEARCH], tool_choice="required")
+    assert again["choices"][0]["message"]["tool_calls"] == [call]
+
+
+def test_named_tool_choice_calls_that_tool(client: httpx.Client) -> None:
+    choice = {"type": "function", "function": {"name": "search_docs"}}
+    call = chat(client, tools=[WEATHER, SEARCH], tool_choice=choice)["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["name"] == "search_docs"
+    jsonschema.validate(json.loads(call["function"]["arguments"]), SEARCH["function"]["parameters"])
+
+
+def test_auto_tool_choice_calls_a_tool_only_when_the_user_mentions_it(client: httpx.Client) -> None:
+    plain = chat(client, tools=[WEATHER, SEARCH])
+    assert plain["choices"][0]["finish_reason"] == "stop"
+    assert "tool_calls" not in plain["choices"][0]["message"]
+    mentioned = client.post(
+        CHAT,
+        json={"model": "m", "messages": [{"role": "user", "content": "Please search docs for httpx"}], "tools": [WEATHER, SEARCH]},
+    ).json()
+    assert mentioned["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == "search_docs"
+    none = client.post(
+        CHAT,
+        json={"model": "m", "messages": [{"role": "user", "content": "get_weather please"}], "tools": [WEATHER], "tool_choice": "none"},
+    ).json()
+    assert none["choices"][0]["finish_reason"] == "stop"
+
+
+def test_tool_call_streams_name_then_argument_pieces(client: httpx.Client) -> None:
+    events = stream_events(client, tools=[WEATHER], tool_choice="required")
+    chunks = [json.loads(event) for event in events[:-1]]
+    head = chunks[1]["choices"][0]["delta"]["tool_calls"][0]
+    assert head["function"] == {"name": "get_weather", "arguments": ""}
+    assert head["id"].startswith("call_")
+    arguments = "".join(chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"] for chunk in chunks[2:-1])
+    jsonschema.validate(json.loads(arguments), WEATHER["function"]["parameters"])
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+# -- embeddings ----------------------------------------------------------------------------------------------
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+def test_embeddings_are_unit_vectors_one_per_input(client: httpx.Client) -> None:
+    response = client.post("/engines/v1/embeddings", json={"model": "ai/nomic-embed-text-v1.5", "input": ["a cat", "a dog", "a cat"]})
+    body = response.json()
+    assert body["object"] == "list" and body["model"] == "ai/nomic-embed-text-v1.5"
+    vectors = [item["embedding"] for item in body["data"]]
+    assert [item["index"] for item in body["data"]] == [0, 1, 2]
+    assert all(len(vector) == 768 for vector in vectors)
+    assert all(math.isclose(math.sqrt(cosine(vector, vector)), 1.0, rel_tol=1e-9) for vector in vectors)
+    assert vectors[0] == vectors[2] and vectors[0] != vectors[1]
+    assert body["usage"] == {"prompt_tokens": 9, "total_tokens": 9}
+
+
+def test_embeddings_of_texts_sharing_words_are_closer() -> None:
+    mock = MockModelRunner(embedding_dimensions=256)
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        texts = ["the cat sat on the mat", "a cat sat on a mat today", "quarterly revenue grew in europe"]
+        body = client.post("/v1/embeddings", json={"model": "e", "input": texts}).json()
+    a, b, c = (item["embedding"] for item in body["data"])
+    assert len(a) == 256
+    assert cosine(a, b) > 0.5 > cosine(a, c)
+
+
+def test_embeddings_dimensions_and_base64(client: httpx.Client) -> None:
+    floats = client.post("/v1/embeddings", json={"model": "e", "input": "hello", "dimensions": 16}).json()["data"][0]["embedding"]
+    assert len(floats) == 16
+    encoded = client.post("/v1/embeddings", json={"model": "e", "input": "hello", "dimensions": 16, "encoding_format": "base64"}).json()
+    decoded = struct.unpack("<16f", base64.b64decode(encoded["data"][0]["embedding"]))
+    assert all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-7) for x, y in zip(decoded, floats))

@@ -1,0 +1,65 @@
+"""``python -m pytest_dmr.emulator`` as a process: it serves, infers, and unloads its models on SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import MODEL
+
+pytestmark = pytest.mark.tier_live
+
+
+@pytest.fixture
+def emulator_process(live_catalog: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    command = [sys.executable, "-m", "pytest_dmr.emulator", "--port", "0", "--catalog", str(live_catalog),
+               "--store", str(tmp_path / "store"), "--engine", "llama", "--threads", "2"]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stderr.readline()  # type: ignore[union-attr]
+        found = re.search(r"on (http://127\.0\.0\.1:\d+) ", banner)
+        assert found, f"no banner from the emulator: {banner!r}"
+        yield process, found.group(1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def llama_children(pid: int) -> list[str]:
+    listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [line for line in listing.splitlines() if "llama_process" in line]
+
+
+def test_emulator_process_serves_and_stops_cleanly(emulator_process: tuple[subprocess.Popen[str], str], tmp_path: Path) -> None:
+    process, url = emulator_process
+    with httpx.Client(base_url=url, timeout=60) as http:
+        assert http.get("/").text == "Docker Model Runner is running"
+        assert http.post("/models/create", json={"from": MODEL}).status_code == 200
+        answer = http.post("/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}],
+                                                       "max_tokens": 4})  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
+    children = llama_children(process.pid)
+    assert len(children) == 1
+    child_pid = int(children[0].split()[0])
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    assert not Path(f"/proc/{child_pid}").exists(), "the llama.cpp process outlived the emulator"
+    # The store outlives the process, so an image can ship pre-pulled models.
+    assert (tmp_path / "store" / "models.json").is_file()
+
+
+def test_emulator_refuses_a_missing_catalogue(tmp_path: Path, llama_model_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_dmr.emulator", "--port", "0", "--catalog", str(tmp_path / "nope")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "the model catalogue" in result.stderr and "is not a directory" in result.stderr

@@ -1,0 +1,13 @@
+"""Helpers shared by the plugin's pytester tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+BASE_INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+
+def make_ini(pytester: pytest.Pytester, lines: str = "") -> None:
+    """An ini file for an inner run: pytest-asyncio configured, plus ``lines``."""
+    pytester.makeini(BASE_INI + lines)

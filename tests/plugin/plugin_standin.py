@@ -1,0 +1,125 @@
+"""A tiny Docker Model Runner stand-in for the plugin's tests: stdlib HTTP server, one thread.
+
+It answers just enough of DMR's API (``GET /`` banner, ``/models``, ``/engines/v1/models``,
+``/engines/v1/chat/completions``, ``POST /models/create``), built from ``pytest_dmr.protocol``,
+and logs every request so tests can count probes. ``openai_only=True`` makes it a bare
+OpenAI-compatible server (no banner, no management API), like a plain llama.cpp server.
+It binds 127.0.0.1 on port 0; the real emulator on llama.cpp lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pytest_dmr import protocol
+
+LIVE_ANSWER = "an answer from the live stand-in"
+
+
+class StandIn:
+    def __init__(self, *, models: tuple[str, ...] = ("docker.io/ai/smollm2:latest",), openai_only: bool = False) -> None:
+        self.models = [protocol.ModelInfo(id=f"sha256:{index:064x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
+        self.openai_only = openai_only
+        self.requests: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def count(self, method: str, path: str) -> int:
+        with self._lock:
+            return sum(1 for entry in self.requests if entry == (method, path))
+
+    def __enter__(self) -> StandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, value: Any, status: int = 200) -> None:
+                self._send(status, (protocol.dumps(value) + "\n").encode(), protocol.JSON_CONTENT_TYPE)
+
+            def _text(self, message: str, status: int) -> None:
+                self._send(status, protocol.plain_error_body(message), protocol.TEXT_PLAIN)
+
+            def _record(self) -> None:
+                with standin._lock:
+                    standin.requests.append((self.command, self.path))
+
+            def do_GET(self) -> None:
+                self._record()
+                path = self.path
+                if path == protocol.ROOT_PATH and not standin.openai_only:
+                    self._send(200, protocol.ROOT_BANNER.encode(), "text/plain; charset=utf-8")
+                elif path == protocol.MANAGEMENT_MODELS_PATH and not standin.openai_only:
+                    self._json([model.to_json() for model in standin.models])
+                elif path.startswith(protocol.MANAGEMENT_MODELS_PATH + "/") and not standin.openai_only:
+                    ref = path[len(protocol.MANAGEMENT_MODELS_PATH) + 1 :]
+                    found = [model for model in standin.models if model.matches(ref)]
+                    if found:
+                        self._json(found[0].to_json())
+                    else:
+                        self._text(protocol.MODEL_NOT_FOUND, 404)
+                elif path in (protocol.ENGINES_PREFIX + protocol.MODELS, protocol.ALIAS_PREFIX + protocol.MODELS):
+                    self._json(protocol.openai_model_list(standin.models))
+                else:
+                    self._text(protocol.PAGE_NOT_FOUND, 404)
+
+            def do_POST(self) -> None:
+                self._record()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                route = protocol.match_inference_path(self.path)
+                if route is not None and route.endpoint == protocol.CHAT_COMPLETIONS:
+                    self._json(
+                        protocol.chat_completion(
+                            id="chatcmpl-standin",
+                            created=1,
+                            model=str(body.get("model")),
+                            content=LIVE_ANSWER,
+                            finish_reason="stop",
+                            prompt_tokens=3,
+                            completion_tokens=6,
+                        )
+                    )
+                elif self.path == protocol.MODELS_CREATE_PATH and not standin.openai_only:
+                    name = protocol.normalize_model_name(str(body.get("from", "")))
+                    standin.models.append(protocol.ModelInfo(id=f"sha256:{len(standin.models) + 1:064x}", tags=(name,)))
+                    lines = [
+                        protocol.PullProgress("progress", protocol.downloaded_message(512), 1024, "sha256:aa", 1024, 512),
+                        protocol.PullProgress("progress", protocol.downloaded_message(1024), 1024, "sha256:aa", 1024, 1024),
+                        protocol.PullProgress("success", protocol.PULL_SUCCESS_MESSAGE),
+                    ]
+                    raw = protocol.pull_wants_raw_json(self.headers.get("Accept"))
+                    payload = b"".join(protocol.encode_pull_line(line, raw_json=raw) for line in lines)
+                    self._send(200, payload, protocol.pull_content_type(self.headers.get("Accept")))
+                else:
+                    self._text(protocol.PAGE_NOT_FOUND, 404)
+
+        return Handler

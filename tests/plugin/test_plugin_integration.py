@@ -1,0 +1,89 @@
+"""With other plugins, in real subprocesses: pytest-xdist -n 2 (one discovery), -p no:dmr, compose variables."""
+
+from __future__ import annotations
+
+import pytest
+from plugin_helpers import make_ini
+from plugin_standin import StandIn
+
+MANY = """
+import os
+import pytest
+
+@pytest.mark.parametrize("n", range(6))
+@pytest.mark.asyncio
+async def test_many(n, dmr_adapter, dmr_runner):
+    assert dmr_runner.backend == dmr_adapter.backend
+    assert await dmr_adapter.generate("hello")
+    print("WORKER", os.environ.get("PYTEST_XDIST_WORKER"), dmr_runner.backend)
+"""
+
+
+def test_xdist_workers_reuse_the_controllers_discovery(pytester: pytest.Pytester, standin: StandIn) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(test_many=MANY)
+    result = pytester.runpytest_subprocess("-n", "2", f"--dmr-url={standin.url}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([f"dmr: live at {standin.url}/engines/v1, 1 model (found: *)"])
+    result.stdout.fnmatch_lines(["dmr: tests run 6 live, 0 on the mock"])
+    # One probe for the whole run: the controller's; workers were handed its result.
+    assert standin.count("GET", "/") == 1
+    assert standin.count("POST", "/engines/v1/chat/completions") == 6
+
+
+def test_xdist_on_the_mock(pytester: pytest.Pytester, refused_url: str) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(test_many=MANY)
+    pytester.makepyfile(test_live="import pytest\n\n@pytest.mark.dmr_live\ndef test_live(dmr_runner):\n    pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", f"--dmr-url={refused_url}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=6, skipped=1)
+    result.stdout.fnmatch_lines(["dmr: mock (no runner: * connection refused)"])
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 6 on the mock, 1 skipped for want of a live runner"])
+
+
+def test_disabled_with_p_no_dmr(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_plain():
+            pass
+
+        def test_wants_adapter(dmr_adapter):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:dmr", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'dmr_adapter' not found*"])
+    assert "dmr:" not in result.stdout.str()
+    assert "--dmr" not in pytester.runpytest_subprocess("-p", "no:dmr", "--help").stdout.str()
+
+
+def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, standin: StandIn) -> None:
+    make_ini(pytester)
+    monkeypatch.setenv("AI_RUNNER_URL", standin.url + "/engines/v1")
+    monkeypatch.setenv("AI_RUNNER_MODEL", "ai/compose-model")
+    monkeypatch.setenv("DMR_DISCOVERY", "compose")
+    pytester.makepyfile(
+        """
+        def test_runner(dmr_runner, dmr_adapter):
+            assert dmr_runner.live and dmr_runner.source.startswith("AI_RUNNER_URL ")
+            assert dmr_adapter.model == "ai/compose-model"
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"dmr: live at {standin.url}/engines/v1, 1 model (found: AI_RUNNER_URL *)"])
+
+
+def test_environment_url_and_mode_in_a_subprocess(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                  standin: StandIn) -> None:
+    make_ini(pytester)
+    monkeypatch.setenv("MODEL_RUNNER_URL", standin.url)
+    monkeypatch.setenv("DMR_MODE", "live")
+    pytester.makepyfile("def test_runner(dmr_runner):\n    assert dmr_runner.live and dmr_runner.mode == 'live'\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*found: MODEL_RUNNER_URL*"])
