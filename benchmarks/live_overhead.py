@@ -149,8 +149,10 @@ async def benchmark(args: argparse.Namespace) -> int:
               f"{ttft / baseline_ttft:>12.3f}{total / baseline_total:>13.3f}")  # fmt: skip
     same_text = len(set().union(*texts.values())) == 1
     print(f"every reader got the same text: {same_text}")
+    adapter_ttft = statistics.median(run[0] for run in results["adapter"]) / baseline_ttft
     adapter_total = statistics.median(run[1] for run in results["adapter"]) / baseline_total
-    print(f"adapter total time within 5% of raw httpx: {adapter_total <= 1.05}")
+    print(f"adapter within 5% of raw httpx: total time {adapter_total <= 1.05}, first token {adapter_ttft <= 1.05}"
+          " (first-token times are a few ms: a shared machine moves them more than 5%)")  # fmt: skip
     return 0 if same_text else 1
 
 

@@ -45,6 +45,13 @@ DEADLINE = 3.0
 DESKTOP_SOCKETS = ("/var/run/docker.sock", "~/.docker/run/docker.sock")
 DEFAULT_GATEWAY = "172.17.0.1"
 
+HOW_TO_START = (
+    "Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`; Docker Engine: "
+    "`docker model install-runner`. Or point at one with --dmr-url=URL (DMR_URL), let pytest-dmr start "
+    "one with --dmr-provision=testcontainers, or use --dmr=auto to fall back to the mock."
+)
+"""What to tell someone who has no runner."""
+
 FOUND, REFUSED, TIMEOUT, NOT_DMR, SKIPPED, ERROR = "found", "refused", "timeout", "not-dmr", "skipped", "error"
 KIND_DMR, KIND_OPENAI = "dmr", "openai"
 

@@ -10,7 +10,6 @@ Heavy modules (httpx, the adapter, the mock) are imported inside the fixtures, n
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_dmr import errors, protocol
+from pytest_dmr.discovery import HOW_TO_START
 from pytest_dmr.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,11 +31,6 @@ LIVE, MOCK = "live", "mock"
 WORKER_INPUT_KEY = "dmr_discovery"
 NEEDS_LIVE = "needs a live Docker Model Runner"
 """Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
-HOW_TO_START = (
-    "Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`; Docker Engine: "
-    "`docker model install-runner`. Or point at one with --dmr-url=URL (DMR_URL), let pytest-dmr start "
-    "one with --dmr-provision=testcontainers, or use --dmr=auto to fall back to the mock."
-)
 PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
 
 
@@ -425,7 +420,9 @@ def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, 
 
 def _close_adapter(adapter: DockerModelRunnerAdapter) -> None:
     """Close an adapter from synchronous teardown, on the event loop its httpx client belongs to."""
-    loop: asyncio.AbstractEventLoop | None = getattr(adapter, "_client_loop", None)
+    import asyncio
+
+    loop: Any = getattr(adapter, "_client_loop", None)
     if getattr(adapter, "_client", None) is None:
         return
     try:

@@ -28,7 +28,6 @@ from pytest_dmr.fixtures import (
     dmr_client,
     dmr_mock,
     dmr_runner,
-    get_session,
     no_live_runner_message,
     record_backend,
 )
@@ -218,6 +217,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         discovery = dmr.discovery()
         if not discovery.found:
             raise pytest.UsageError(no_live_runner_message(current, f"no runner: {discovery.explain()}"))
+    if current.mode == LIVE and current.provision == "testcontainers" and not dmr.discovery().found:
+        # Live needs the runner anyway: provision it now, so a failure is one error before any test
+        # (xdist workers then find it in the run's state; they pull their dmr_model models lazily).
+        dmr.runner(session.config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -333,6 +336,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problem = dmr.check_model(item.config, runner, name)
         if problem is not None:
             _cannot_run_live(item, current.require_live, problem)
+    if runner.pull and "dmr_adapter" in getattr(item, "fixturenames", ()):
+        # dmr_adapter talks to the default model: with pulling on, make sure the runner has it.
+        problem = dmr.check_model(item.config, runner, current.model)
+        if problem is not None:
+            pytest.fail(f"the default model is not usable on the live runner: {problem}", pytrace=False)
     record_backend(item, LIVE)
 
 

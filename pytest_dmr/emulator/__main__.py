@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 
@@ -57,7 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             slots=args.slots,
             log_requests=args.log_requests,
         )
-    except (OSError, RuntimeError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"cannot listen on {args.host}:{args.port}: the address is in use (a runner already there? pick another --port)"
+        else:
+            message = str(exc)
+        print(f"pytest-dmr emulator: {message}", file=sys.stderr)
+        return 2
+    except (RuntimeError, ValueError) as exc:
         print(f"pytest-dmr emulator: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

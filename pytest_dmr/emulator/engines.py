@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -79,7 +80,9 @@ class LlamaProcess:
         self.process = process
         self.url = url
         self._log = log
-        self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0))
+        # No Nagle delay between the request's header and body writes (httpcore sends them apart).
+        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0), transport=transport)
 
     def close(self) -> None:
         self.client.close()

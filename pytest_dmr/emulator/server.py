@@ -28,6 +28,7 @@ from pytest_dmr.emulator.catalog import Catalog
 from pytest_dmr.emulator.engines import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOAD_TIMEOUT,
+    LlamaEngine,
     LoadError,
     Scheduler,
     StillLoading,
@@ -71,16 +72,16 @@ class EmulatorServer:
         log_requests: bool = False,
     ) -> None:
         self.catalog = Catalog(catalog)
+        self.engine = make_engine(engine, threads=threads, ctx_size=ctx_size, load_timeout=load_timeout)
+        self.loading_503 = loading_503
+        self.log_requests = log_requests
+        self._httpd = _HTTPServer(host, port, self)  # bind first: a busy port leaves nothing behind
         self._own_store = store is None
         self.store_dir = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="dmr-emulator-"))
         self.store = ModelStore(self.store_dir, self.catalog)
-        self.engine = make_engine(
-            engine, threads=threads, ctx_size=ctx_size, load_timeout=load_timeout, log_dir=self.store_dir / "logs"
-        )
+        if isinstance(self.engine, LlamaEngine):
+            self.engine.log_dir = self.store_dir / "logs"
         self.scheduler = Scheduler(self.engine, slots=slots, idle_timeout=idle_timeout, load_timeout=load_timeout)
-        self.loading_503 = loading_503
-        self.log_requests = log_requests
-        self._httpd = _HTTPServer(host, port, self)
         self._thread: threading.Thread | None = None
         self._closed = False
 

@@ -75,7 +75,8 @@ class SeededDraws:
         return self.next16() < probability * 65536
 
     def choice(self, options: Sequence[T]) -> T:
-        return options[self.below(len(options))]
+        count = len(options)
+        return options[self.next16() % count if count <= 0x10000 else self.below(count)]
 
     def hex(self, length: int) -> str:
         """``length`` hex characters."""

@@ -61,7 +61,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
         self.loaded_runners: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a `when` callable may call back into the mock
 
     # -- the controller ---------------------------------------------------------------------------
 
@@ -159,8 +159,16 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 invalid_json = True
         route = protocol.match_inference_path(path)
         recorded = self._record(request, method, path, route, body, content)
+        preload = request.headers.get(protocol.PRELOAD_HEADER) == "true"
         with self._lock:
-            rule = next((rule for rule in reversed(self.rules) if rule.applies_to(recorded)), None)
+            rule = next(
+                (
+                    rule
+                    for rule in reversed(self.rules)
+                    if (rule.fault is not None or not preload) and rule.applies_to(recorded)
+                ),
+                None,
+            )
             if rule is not None:
                 rule.calls += 1
         fault = rule.fault if rule is not None else None
@@ -255,7 +263,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return responses.plain_error(404, protocol.model_not_found_message(model))
         self._mark_loaded(model, protocol.mode_for_endpoint(endpoint))
         if request.headers.get(protocol.PRELOAD_HEADER) == "true":
-            return httpx.Response(200)
+            return httpx.Response(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
             request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule,
             delay=delay, cut_after=cut_after, read_timeout=read_timeout,

@@ -92,6 +92,7 @@ def ensure_image(engine: Engine, image: str, *, announce: Callable[[str], None] 
 
 def _short(exc: BaseException) -> str:
     """One line of an exception: docker-py's messages can span a whole HTTP response."""
-    text = str(exc).strip().splitlines()
+    explanation = getattr(exc, "explanation", None)  # docker-py's APIError: the engine's own words
+    text = str(explanation or exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     return first if len(first) <= 300 else first[:297] + "..."

@@ -214,3 +214,19 @@ def test_reset_forgets_rules_requests_and_store_changes(client: httpx.Client, mo
     assert answer(client, "x") != "scripted"
     with pytest.raises(LookupError, match="no request yet"):
         MockModelRunner().last_request
+
+
+def test_preload_uses_faults_but_not_reply_rules(client: httpx.Client, mock: MockModelRunner) -> None:
+    mock.reply("scripted", times=1)
+    preload = {"model": "ai/smollm2", "messages": []}
+    assert client.post(CHAT, json=preload, headers={"X-Preload-Only": "true"}).content == b""
+    assert answer(client, "x") == "scripted"
+    mock.fail(Fault.load_failure("out of memory"), times=1)
+    failed = client.post(CHAT, json=preload, headers={"X-Preload-Only": "true"})
+    assert (failed.status_code, failed.text) == (500, "unable to load runner: out of memory\n")
+
+
+def test_when_callable_may_look_at_the_mock(client: httpx.Client, mock: MockModelRunner) -> None:
+    mock.reply("second call", when=lambda request: len(mock.requests) >= 2)
+    assert answer(client, "x") != "second call"
+    assert answer(client, "x") == "second call"

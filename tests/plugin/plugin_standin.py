@@ -21,7 +21,7 @@ LIVE_ANSWER = "an answer from the live stand-in"
 
 class StandIn:
     def __init__(self, *, models: tuple[str, ...] = ("docker.io/ai/smollm2:latest",), openai_only: bool = False) -> None:
-        self.models = [protocol.ModelInfo(id=f"sha256:{index:064x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
+        self.models = [protocol.ModelInfo(id=f"sha256:{index:012x}{index:052x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
         self.openai_only = openai_only
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()

@@ -133,11 +133,42 @@ def test_off_mode_fixtures_fail_clearly_and_markers_are_inert(pytester: pytest.P
     assert "dmr: tests run" not in result.stdout.str()
 
 
-def test_provisioning_not_available_falls_back_to_the_mock_with_the_reason(suite: pytest.Pytester, refused_url: str) -> None:
-    result = suite.runpytest_inprocess("-s", f"--dmr-url={refused_url}", "--dmr-provision=testcontainers", "-k", "runner")
-    result.assert_outcomes(passed=1)
+def test_failed_provisioning_falls_back_to_the_mock_with_the_reason(suite: pytest.Pytester, refused_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_dmr.provision
+    from pytest_dmr import errors
+
+    asked: list[list[str]] = []
+
+    def no_docker(settings, config, models):
+        asked.append(list(models))
+        raise errors.RunnerUnavailableError("no Docker engine answered")
+
+    monkeypatch.setattr(pytest_dmr.provision, "acquire_runner", no_docker)
+    suite.makepyfile(test_model="import pytest\n\n@pytest.mark.dmr_model('ai/qwen3')\ndef test_m(dmr_runner):\n"
+                                "    print('REASON', dmr_runner.reason)\n")
+    result = suite.runpytest_inprocess("-s", f"--dmr-url={refused_url}", "--dmr-provision=testcontainers",
+                                       "-k", "runner or test_m")
+    result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["dmr: auto, no runner found (*); a runner will be provisioned with testcontainers when a test needs one"])
     result.stdout.fnmatch_lines(["*BACKEND mock *"])
+    result.stdout.fnmatch_lines(["*REASON no runner: * connection refused; provisioning failed: no Docker engine answered"])
+    # Asked once per run, with the default model and every collected dmr_model model.
+    assert asked == [["ai/qwen3", "ai/smollm2"]]
+
+
+def test_a_provisioned_runner_is_live_and_pulls_by_default(suite: pytest.Pytester, refused_url: str, standin: StandIn,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_dmr.provision
+    from pytest_dmr import protocol
+
+    monkeypatch.setattr(pytest_dmr.provision, "acquire_runner",
+                        lambda settings, config, models: protocol.parse_runner_url(standin.url))
+    suite.makepyfile(test_model="import pytest\n\n@pytest.mark.dmr_model('ai/qwen3')\ndef test_m(dmr_runner):\n"
+                                "    assert dmr_runner.provisioned and dmr_runner.pull and dmr_runner.source == 'testcontainers'\n")
+    result = suite.runpytest_inprocess(f"--dmr-url={refused_url}", "--dmr-provision=testcontainers")
+    result.assert_outcomes(passed=5)
+    assert standin.count("POST", "/models/create") == 1
 
 
 def test_dmr_backend_user_property_reaches_junit_xml(suite: pytest.Pytester, standin: StandIn) -> None:

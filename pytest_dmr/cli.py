@@ -1,0 +1,215 @@
+"""The ``pytest-dmr`` command: ``doctor``, ``models``, ``pull NAME``.
+
+It finds the runner exactly as the plugin does (the same environment variables, the same
+discovery), so ``pytest-dmr doctor`` explains what a test run would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from pytest_dmr import errors, protocol
+from pytest_dmr.discovery import HOW_TO_START, Discovery, discover
+from pytest_dmr.settings import Settings, resolve
+
+if TYPE_CHECKING:
+    from pytest_dmr.client import ModelRunnerClient
+
+EXIT_OK, EXIT_FAILED, EXIT_NO_RUNNER = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    options = {"--dmr-url": args.url, "--dmr-timeout": args.timeout, "--dmr-discovery": args.discovery}
+    return resolve(options, {}, os.environ)
+
+
+def _client(discovery: Discovery, settings: Settings) -> ModelRunnerClient:
+    from pytest_dmr.client import ModelRunnerClient
+
+    assert discovery.address is not None
+    transport = None
+    if discovery.socket_path:
+        import httpx
+
+        transport = httpx.HTTPTransport(uds=discovery.socket_path)
+    return ModelRunnerClient(discovery.address.root, timeout=settings.timeout, transport=transport)
+
+
+def _find(settings: Settings, out: TextIO) -> Discovery | None:
+    found = discover(settings)
+    if found.address is None:
+        print(f"No runner: {found.explain()}", file=out)
+        print(HOW_TO_START, file=out)
+        return None
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+def doctor(settings: Settings, out: TextIO) -> int:
+    """What is reachable, what is missing, and how to fix it."""
+    print(f"settings: mode {settings.mode}, model {settings.model}, discovery {','.join(settings.discovery)}"
+          + (f", url {settings.url} (from {settings.url_source})" if settings.url else ""), file=out)
+    found = discover(settings)
+    print(f"discovery ({found.elapsed * 1000:.1f} ms):", file=out)
+    for probe in found.probes:
+        print(f"  [{probe.result:>8}] {probe.group:<9} {probe.target}: {probe.detail}", file=out)
+    for note in found.notes:
+        print(f"  [    note] {note}", file=out)
+    problems = 0
+    if found.address is None:
+        problems += 1
+        print("runner: none found. Tests will run on the mock (auto mode), and --dmr=live will refuse to start.", file=out)
+        print(f"  fix: {HOW_TO_START}", file=out)
+    else:
+        kind = "Docker Model Runner" if found.kind == "dmr" else "an OpenAI-compatible server (no model management)"
+        print(f"runner: {kind} at {found.address.openai_url} (found: {found.source})", file=out)
+        names = list(found.models)
+        print(f"  models: {', '.join(protocol.short_model_name(name) for name in names) or 'none'}", file=out)
+        if not any(protocol.same_model(settings.model, name) for name in names):
+            problems += 1
+            print(f"  missing: the default model {settings.model}; fix: `pytest-dmr pull {settings.model}` "
+                  f"or `docker model pull {settings.model}`", file=out)
+        if found.kind == "dmr":
+            try:
+                with _client(found, settings) as client:
+                    for backend, status in client.engines_status().items():
+                        print(f"  engine {backend}: {status}", file=out)
+            except errors.DMRError as exc:
+                print(f"  engines: could not read their status: {exc}", file=out)
+    docker = shutil.which("docker")
+    print(f"docker CLI: {docker or 'not found'}", file=out)
+    has_testcontainers = importlib.util.find_spec("testcontainers") is not None
+    print(f"provisioning: testcontainers {'installed' if has_testcontainers else 'missing'}"
+          + ("" if has_testcontainers else "; fix: pip install 'pytest-dmr[containers]'"), file=out)
+    print("verdict: " + ("ready" if problems == 0 else f"{problems} problem(s), see the fixes above"), file=out)
+    return EXIT_OK if problems == 0 else EXIT_FAILED
+
+
+def models(settings: Settings, out: TextIO) -> int:
+    found = _find(settings, out)
+    if found is None:
+        return EXIT_NO_RUNNER
+    with _client(found, settings) as client:
+        if found.kind != "dmr":
+            for name in client.list_openai_models():
+                print(name, file=out)
+            return EXIT_OK
+        listed = client.list_models()
+    if not listed:
+        print(f"no models on {found.address.root}; pull one with `pytest-dmr pull {settings.model}`", file=out)  # type: ignore[union-attr]
+        return EXIT_OK
+    width = max(len(protocol.short_model_name(model.name)) for model in listed)
+    print(f"{'MODEL':<{width}}  {'SIZE':>11}  ID", file=out)
+    for model in listed:
+        model_id = model.id.removeprefix("sha256:")[:12]
+        print(f"{protocol.short_model_name(model.name):<{width}}  {model.size or '':>11}  {model_id}", file=out)
+    return EXIT_OK
+
+
+class _ProgressPrinter:
+    """One line per 10% on a pipe; one line rewritten in place on a terminal."""
+
+    def __init__(self, name: str, stream: TextIO) -> None:
+        self.name = name
+        self.stream = stream
+        self.layers: dict[str, int] = {}
+        self.last_step = -1
+        self.tty = stream.isatty()
+
+    def __call__(self, line: protocol.PullProgress) -> None:
+        if line.type == "warning":
+            print(f"warning: {line.message}", file=self.stream)
+            return
+        if line.type != "progress" or not line.total:
+            return
+        if line.layer_id:
+            self.layers[line.layer_id] = line.layer_current
+        done = sum(self.layers.values())
+        text = f"pulling {self.name}: {protocol.format_size(done)} of {protocol.format_size(line.total)} ({done * 100 // line.total}%)"
+        if self.tty:
+            print("\r" + text, end="", file=self.stream, flush=True)
+            return
+        step = done * 10 // line.total
+        if step > self.last_step:
+            self.last_step = step
+            print(text, file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        if self.tty and self.last_step == -1 and self.layers:
+            print(file=self.stream)
+        elif self.tty and self.layers:
+            print(file=self.stream)
+
+
+def pull(settings: Settings, name: str, out: TextIO, progress_stream: TextIO) -> int:
+    found = _find(settings, out)
+    if found is None:
+        return EXIT_NO_RUNNER
+    if found.kind != "dmr":
+        print(f"{found.address.openai_url} is an OpenAI-compatible server without model management: it cannot pull", file=out)  # type: ignore[union-attr]
+        return EXIT_FAILED
+    printer = _ProgressPrinter(name, progress_stream)
+    try:
+        with _client(found, settings) as client:
+            result = client.pull(name, progress=printer)
+    except errors.DMRError as exc:
+        printer.finish()
+        print(f"pull failed: {exc}", file=out)
+        return EXIT_FAILED
+    printer.finish()
+    print(f"{protocol.normalize_model_name(name)}: {result.message}", file=out)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pytest-dmr",
+        description="Docker Model Runner for tests: check the set-up, list and pull models. "
+        "Uses the same environment variables as the pytest plugin (DMR_URL, DMR_MODEL, DMR_DISCOVERY, ...).",
+    )
+    parser.add_argument("--url", help="a runner's URL (skips discovery); default: DMR_URL or discovery")
+    parser.add_argument("--timeout", help="request timeout in seconds")
+    parser.add_argument("--discovery", metavar="GROUPS", help="comma list of url,compose,host,container,desktop")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("doctor", help="what is reachable, what is missing, how to fix it")
+    commands.add_parser("models", help="the models on the runner")
+    pull_parser = commands.add_parser("pull", help="pull a model, with progress")
+    pull_parser.add_argument("name", help="a model reference, e.g. ai/smollm2 or smollm2:135M-Q4_0")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except errors.ConfigurationError as exc:
+        print(f"pytest-dmr: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.command == "doctor":
+            return doctor(settings, sys.stdout)
+        if args.command == "models":
+            return models(settings, sys.stdout)
+        return pull(settings, args.name, sys.stdout, sys.stderr)
+    except errors.DMRError as exc:
+        print(f"pytest-dmr: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Whole pytest runs with ``--dmr-provision=testcontainers`` against a real engine and the runner image.
+
+Each inner run records, from inside its tests, which runner it got and what Docker shows (the
+containers labelled ``io.pytest-dmr.*`` and the runner's request log); the outer test checks
+those records and what is left in Docker afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dmr.provision import labels
+
+pytestmark = pytest.mark.tier_container
+
+INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
+
+CONFTEST = '''
+import json, os
+import docker
+import pytest
+
+def _published_port(container):
+    for bindings in (container.attrs["NetworkSettings"]["Ports"] or {}).values():
+        for binding in bindings or ():
+            yield binding.get("HostPort")
+
+@pytest.fixture
+def record(dmr_runner):
+    """Append what this test sees to the file the outer test reads."""
+    def write(**extra):
+        client = docker.from_env()
+        managed = client.containers.list(filters={"label": "io.pytest-dmr.managed"})
+        port = dmr_runner.root_url.rsplit(":", 1)[-1]
+        mine = [c for c in managed if port in set(_published_port(c))]
+        pulls = mine[0].logs().decode(errors="replace").count('"POST /models/create ') if mine else None
+        line = {
+            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+            "backend": dmr_runner.backend,
+            "reason": dmr_runner.reason,
+            "root_url": dmr_runner.root_url,
+            "container": mine[0].id if mine else None,
+            "managed": sorted(c.id for c in managed),
+            "pulls": pulls,
+            **extra,
+        }
+        with open(os.environ["DMR_TEST_RECORD"], "a") as out:
+            out.write(json.dumps(line) + "\\n")
+        client.close()
+    return write
+'''
+
+LIVE_TESTS = '''
+import pytest
+
+@pytest.mark.dmr_live
+@pytest.mark.dmr_model("ai/smollm2")
+@pytest.mark.parametrize("n", range(4))
+@pytest.mark.asyncio
+async def test_live(n, dmr_adapter, record):
+    text = await dmr_adapter.generate("Say hello.", max_tokens=4, temperature=0, seed=1)
+    assert isinstance(text, str) and text
+    assert dmr_adapter.backend == "live"
+    record(n=n)
+'''
+
+
+def provision_args(image: str, *extra: str) -> list[str]:
+    return ["--dmr-provision=testcontainers", f"--dmr-image={image}", "-p", "no:cacheprovider", *extra]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def leftovers(docker_engine: Any) -> list[str]:
+    """Containers a run started and should have removed (``--dmr-reuse`` ones are kept on purpose)."""
+    return [container.name for container in docker_engine.containers(**{labels.RUN: None})]
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_environment: None, docker_engine: Any) -> Path:
+    """A pytester project with the recording conftest; returns the record file's path."""
+    assert not leftovers(docker_engine), "a previous test left a runner container behind"
+    pytester.makeini(INI)
+    pytester.makeconftest(CONFTEST)
+    record = pytester.path / "records.jsonl"
+    monkeypatch.setenv("DMR_TEST_RECORD", str(record))
+    return record
+
+
+def test_live_tests_pass_through_a_provisioned_runner(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_live=LIVE_TESTS)
+    result = pytester.runpytest_subprocess("--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=4)
+    records = read_records(inner)
+    assert {record["backend"] for record in records} == {"live"}
+    assert len({record["container"] for record in records}) == 1
+    assert records[-1]["pulls"] == 1
+    output = result.stdout.str() + result.stderr.str()
+    assert "dmr: ai/smollm2:latest: pulled " in output
+    result.stdout.fnmatch_lines(["dmr: provisioned container * from pytest-dmr/*, ready in * s at http://127.0.0.1:*"])
+    assert not leftovers(docker_engine)
+
+
+def test_two_workers_share_one_container_and_one_pull(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_live=LIVE_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2", "--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=4)
+    records = read_records(inner)
+    assert {record["worker"] for record in records} == {"gw0", "gw1"}
+    assert len({record["root_url"] for record in records}) == 1
+    containers = {record["container"] for record in records}
+    assert len(containers) == 1 and None not in containers
+    # At every moment a test looked, Docker showed exactly that one pytest-dmr container.
+    assert all(record["managed"] == sorted(containers) for record in records)
+    assert max(record["pulls"] for record in records) == 1
+    assert not leftovers(docker_engine)
+
+
+def test_no_container_is_left_after_a_failing_run(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_fails="def test_fails(record):\n    record()\n    assert False, 'this run fails'\n")
+    result = pytester.runpytest_subprocess("--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(failed=1)
+    (record,) = read_records(inner)
+    assert record["container"] is not None, "the run did provision a container"
+    assert not leftovers(docker_engine)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single-process", "xdist"])
+def test_no_container_is_left_after_ctrl_c(pytester: pytest.Pytester, inner: Path, docker_engine: Any, workers: list[str]) -> None:
+    pytester.makepyfile(
+        test_slow="import time\n\ndef test_slow(record):\n    record()\n    time.sleep(300)\n\n"
+        "def test_other(record):\n    record()\n    time.sleep(300)\n"
+    )
+    command = [sys.executable, "-m", "pytest", *workers, "--dmr=live", *provision_args(docker_engine.image)]
+    process = subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not read_records(inner) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+        records = read_records(inner)
+        assert records and records[0]["container"], "the inner run never got its runner"
+        assert leftovers(docker_engine), "the runner exists while the run is going"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert not leftovers(docker_engine)
+
+
+def test_auto_falls_back_to_the_mock_when_the_image_cannot_be_had(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_auto="def test_auto(record):\n    record()\n")
+    result = pytester.runpytest_subprocess("--dmr=auto", *provision_args("pytest-dmr/no-such-runner:0"))
+    result.assert_outcomes(passed=1)
+    (record,) = read_records(inner)
+    assert record["backend"] == "mock"
+    assert "the image pytest-dmr/no-such-runner:0 is not in the local engine and cannot be pulled" in record["reason"]
+    assert not leftovers(docker_engine)
+
+
+def test_live_without_the_image_is_one_clear_error(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_live="def test_one(dmr_runner):\n    pass\n\ndef test_two(dmr_runner):\n    pass\n")
+    result = pytester.runpytest_subprocess("--dmr=live", *provision_args("pytest-dmr/no-such-runner:0"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("the image pytest-dmr/no-such-runner:0 is not in the local engine and cannot be pulled") == 1
+    assert "test_one" not in output, "the run stops before any test"
+    assert "--dmr=live needs a Docker Model Runner" in output
+    assert not leftovers(docker_engine)
+
+
+@pytest.fixture
+def reusable(docker_engine: Any) -> Any:
+    """Remove the ``--dmr-reuse`` runner before and after (it outlives runs by design)."""
+
+    def remove() -> None:
+        for container in docker_engine.containers(**{labels.REUSE: None}):
+            container.remove(force=True, v=True)
+
+    remove()
+    yield
+    remove()
+
+
+def test_reuse_keeps_one_runner_that_concurrent_runs_share(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, reusable: None
+) -> None:
+    pytester.makepyfile(test_reuse="def test_reuse(record):\n    record()\n")
+    command = [sys.executable, "-m", "pytest", "--dmr=live", "--dmr-reuse", *provision_args(docker_engine.image)]
+    runs = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=180)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    records = read_records(inner)
+    assert len(records) == 2
+    (kept,) = docker_engine.containers(**{labels.REUSE: None})
+    assert {record["container"] for record in records} == {kept.id}
+    assert kept.status == "running", "a --dmr-reuse runner stays up after its runs"
+    assert sum("dmr: provisioned reused container" in output for output in outputs) == 1
+
+    third = subprocess.run(command, cwd=pytester.path, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stdout
+    assert read_records(inner)[-1]["container"] == kept.id
+    assert "dmr: provisioned reused container" in third.stdout

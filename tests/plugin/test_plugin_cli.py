@@ -1,0 +1,63 @@
+"""The pytest-dmr command: doctor, models, pull (with progress)."""
+
+from __future__ import annotations
+
+import pytest
+from plugin_standin import StandIn
+
+from pytest_dmr.cli import main
+
+
+def test_doctor_with_a_runner(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", standin.url, "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert f"[   found] url       {standin.url.removeprefix('http://')}: answered as Docker Model Runner" in out
+    assert f"runner: Docker Model Runner at {standin.url}/engines/v1" in out
+    assert "  models: smollm2\n" in out
+    assert out.rstrip().endswith("verdict: ready")
+
+
+def test_doctor_without_a_runner_says_how_to_fix_it(refused_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", refused_url, "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert f"[ refused] url       {refused_url.removeprefix('http://')}: connection refused" in out
+    assert "  fix: Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`" in out
+    assert "verdict: 1 problem(s), see the fixes above" in out
+
+
+def test_doctor_reports_a_missing_default_model(standin: StandIn, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMR_MODEL", "ai/qwen3")
+    assert main(["--url", standin.url, "doctor"]) == 1
+    assert "missing: the default model ai/qwen3; fix: `pytest-dmr pull ai/qwen3`" in capsys.readouterr().out
+
+
+def test_models_lists_short_names_and_sizes(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", standin.url, "models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["MODEL", "SIZE", "ID"]
+    assert lines[1].split() == ["smollm2", "256.35", "MiB", "000000000001"]
+
+
+def test_models_without_a_runner_exits_2(refused_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", refused_url, "models"]) == 2
+    assert capsys.readouterr().out.startswith(f"No runner: {refused_url.removeprefix('http://')} connection refused\n")
+
+
+def test_pull_shows_progress_then_the_result(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", standin.url, "pull", "qwen3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["pulling qwen3: 512 B of 1.00 KiB (50%)", "pulling qwen3: 1.00 KiB of 1.00 KiB (100%)"]
+    assert captured.out == "ai/qwen3:latest: Model pulled successfully\n"
+    assert standin.count("POST", "/models/create") == 1
+
+
+def test_pull_on_an_openai_only_server_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with StandIn(openai_only=True) as server:
+        assert main(["--url", server.url, "pull", "qwen3"]) == 1
+    assert "without model management: it cannot pull" in capsys.readouterr().out
+
+
+def test_a_bad_setting_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--discovery", "lan", "doctor"]) == 1
+    assert "pytest-dmr: --dmr-discovery='lan': unknown discovery group 'lan'" in capsys.readouterr().err
