@@ -146,12 +146,16 @@ class LlamaEngine:
         reader.join(self.load_timeout)
         line = ready[0] if ready else ""
         if not line.startswith(READY_PREFIX):
-            running = process.poll() is None
-            if running:
+            # The reader ends at end of file only when the backend closed its stdout, i.e. quit; it is
+            # still waiting when the load outlasted the timeout. (poll() can lag behind the exit.)
+            timed_out = reader.is_alive()
+            try:
+                process.wait(0 if timed_out else STOP_GRACE)
+            except subprocess.TimeoutExpired:
                 process.kill()
-            process.wait()
+                process.wait()
             log.close()
-            cause = "inference backend took too long to initialize" if running else "inference backend quit unexpectedly"
+            cause = "inference backend took too long to initialize" if timed_out else "inference backend quit unexpectedly"
             detail = _last_line(log_path)
             raise LoadError(f"error waiting for runner to be ready: {cause}" + (f" ({detail})" if detail else ""))
         return LlamaProcess(process, line[len(READY_PREFIX) :].strip(), log)
