@@ -122,7 +122,7 @@ class RetryPolicy:
         return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
 
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
-        wait = self.backoff * (2**attempt)
+        wait = float(self.backoff * (2**attempt))
         if response is not None:
             retry_after = response.headers.get("retry-after", "")
             try:

@@ -151,7 +151,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         result = await self.chat(_conversation(prompt, system, messages), model=model, **options)
         return result.text
 
-    async def stream_generate(  # type: ignore[override]
+    async def stream_generate(
         self,
         prompt: str,
         *,
@@ -202,7 +202,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         try:
             response = await self._http().get(self.address.root + protocol.MANAGEMENT_MODELS_PATH)
             listed = response.json() if response.status_code == 200 else None
-        except (*_http.HTTPX_ERRORS, ValueError):
+        except _http.HTTPX_ERRORS + (ValueError,):
             return []
         if not isinstance(listed, list):
             return []

@@ -92,7 +92,7 @@ class StreamInterruptedError(DMRError):
 
     def __init__(self, message: str, *, received: str = "", **context: str | None) -> None:
         self.received = received
-        super().__init__(message, **context)  # type: ignore[arg-type]
+        super().__init__(message, **context)
 
 
 class PullError(DMRError):
@@ -105,7 +105,7 @@ class RunnerHTTPError(DMRError):
     def __init__(self, message: str, *, status_code: int, body: str = "", **context: str | None) -> None:
         self.status_code = status_code
         self.body = body
-        super().__init__(message, **context)  # type: ignore[arg-type]
+        super().__init__(message, **context)
 
 
 class BadRequestError(RunnerHTTPError):

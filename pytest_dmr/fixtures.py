@@ -186,11 +186,11 @@ def _provision(settings: Settings, config: pytest.Config, models: set[str]) -> p
     Docker, no image, ...). It owns the container's lifetime and its xdist coordination.
     """
     try:
-        from pytest_dmr.provision import acquire_runner as provision_runner  # type: ignore[attr-defined]
+        from pytest_dmr.provision import acquire_runner as provision_runner
     except ImportError:
         return PROVISIONING_NOT_AVAILABLE
     try:
-        return provision_runner(settings, config, sorted(models))  # type: ignore[no-any-return]
+        return provision_runner(settings, config, sorted(models))
     except errors.DMRError as exc:
         return str(exc)
 

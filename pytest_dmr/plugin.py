@@ -306,7 +306,7 @@ def _cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None
     if require_live:
         pytest.fail(f"{message} (--dmr-require-live)", pytrace=False)
     try:  # report the skip at the test's location, as a skip marker would
-        raise pytest.skip.Exception(message, _use_item_location=True)  # type: ignore[call-arg]
+        raise pytest.skip.Exception(message, _use_item_location=True)
     except TypeError:  # pragma: no cover - a pytest without that keyword
         pytest.skip(message)
 

@@ -227,18 +227,18 @@ class ModelStore:
             for model in self._models:
                 if tag in model.tags and model.id != description.id:
                     model.tags.remove(tag)
-            model = next((model for model in self._models if model.id == description.id), None)
-            if model is None:
-                model = StoredModel(
+            found = next((model for model in self._models if model.id == description.id), None)
+            if found is None:
+                found = StoredModel(
                     id=description.id,
                     tags=[],
                     created=description.created,
                     config=description.config,
                     blob=description.layer_digest.split(":", 1)[1],
                 )
-                self._models.append(model)
-            if tag not in model.tags:
-                model.tags.append(tag)
+                self._models.append(found)
+            if tag not in found.tags:
+                found.tags.append(tag)
             self._save_index()
 
 

@@ -172,7 +172,7 @@ class _Generator:
             multiple = self.draws.between(first, max(first, last)) * step
             return round(multiple, 10) if isinstance(multiple, float) else multiple
         low, high = _bounds(schema, integer=False)
-        value = round(low + (high - low) * self.draws.unit(), 2)
+        value = float(round(low + (high - low) * self.draws.unit(), 2))
         if value <= low and _exclusive(schema, "minimum"):
             value = low + (high - low) / 2
         if value >= high and _exclusive(schema, "maximum"):
@@ -180,7 +180,8 @@ class _Generator:
         return value
 
     def string(self, schema: Mapping[str, Any], name: str | None) -> str:
-        text = self.formatted(schema.get("format")) if schema.get("format") else None
+        text_format = schema.get("format")
+        text = self.formatted(text_format) if isinstance(text_format, str) and text_format else None
         if text is None:
             text = self.named(name or "")
         low = int(schema.get("minLength", 0))
@@ -321,9 +322,11 @@ def _bounds(schema: Mapping[str, Any], *, integer: bool) -> tuple[Any, Any]:
     if low is None and high is None:
         low, high = (1, 100) if integer else (0, 100)
     elif low is None:
+        assert high is not None
         low = high - 100
     elif high is None:
         high = low + 100
+    assert low is not None and high is not None
     if integer:
         low, high = math.ceil(low), math.floor(high)
     return low, max(low, high)

@@ -103,7 +103,7 @@ def register(config: pytest.Config) -> ProvisionPlugin:
     if plugin is None:
         plugin = ProvisionPlugin(config)
         config.pluginmanager.register(plugin, PLUGIN_NAME)
-    return plugin  # type: ignore[no-any-return]
+    return plugin
 
 
 def acquire_runner(settings: Settings, config: pytest.Config, models: Sequence[str]) -> protocol.RunnerAddress:

@@ -85,7 +85,7 @@ def _get(url: str) -> str:
     """The body of ``GET url`` (or a short description of why there is none)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
-            return response.read(256).decode(errors="replace")
+            return str(response.read(256).decode(errors="replace"))
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
     except (OSError, ValueError) as exc:
