@@ -253,9 +253,32 @@ class DockerModelRunnerAdapter(LLMAdapter):
     # ---------------------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        """Close the HTTP connections (from async code; :meth:`close` is the synchronous twin)."""
         client, self._client, self._client_loop = self._client, None, None
         if client is not None:
             await client.aclose()
+
+    def close(self) -> None:
+        """Close the HTTP connections from synchronous code, e.g. a fixture's teardown. Never raises.
+
+        The httpx client belongs to the event loop it was made on, so it is closed there: at once
+        when that loop is idle (neither running nor closed); scheduled on it when it is running
+        (the connections close at the loop's next turn). With no client yet, nothing happens; on a
+        closed loop the client is simply dropped, as that loop has already torn its sockets down.
+        The adapter stays usable: the next call makes a new client.
+        """
+        client, loop = self._client, self._client_loop
+        self._client, self._client_loop = None, None
+        if client is None or loop is None or loop.is_closed():
+            return
+        closing = client.aclose()
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(closing, loop)
+            else:
+                loop.run_until_complete(closing)  # refused if another loop runs in this thread
+        except Exception:  # noqa: BLE001 - best effort by contract: a teardown must not fail on it
+            closing.close()  # never started (or already done): no "never awaited" warning
 
     async def __aenter__(self) -> DockerModelRunnerAdapter:
         return self

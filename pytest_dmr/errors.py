@@ -5,7 +5,8 @@ Every error says what went wrong, on which runner and for which model, and what 
     DMRError
     ├── ConfigurationError          a bad option, flag or environment value
     ├── RunnerUnavailableError      nothing answered at the runner's URL
-    │   └── NotAModelRunnerError    something answered, but not DMR's management API
+    │   ├── NotAModelRunnerError    something answered, but not DMR's management API
+    │   └── ProvisioningError       no runner could be provisioned (no Docker, no image, no answer)
     ├── RunnerTimeoutError          the runner did not answer in time
     ├── StreamInterruptedError      a streamed answer stopped before its end
     ├── PullError                   a pull failed (an error line, or a refused request)
@@ -28,6 +29,7 @@ __all__ = [
     "ModelLoadingError",
     "ModelNotFoundError",
     "NotAModelRunnerError",
+    "ProvisioningError",
     "PullError",
     "RunnerHTTPError",
     "RunnerTimeoutError",
@@ -81,6 +83,14 @@ class RunnerUnavailableError(DMRError):
 
 class NotAModelRunnerError(RunnerUnavailableError):
     """A server answered, but it has no DMR management API (for example a bare llama.cpp server)."""
+
+
+class ProvisioningError(RunnerUnavailableError):
+    """No runner could be provisioned: no Docker, no image, or the container never answered.
+
+    The message is the reason a run's header shows when it falls back to the mock (``--dmr=auto``),
+    or the one error a ``--dmr=live`` run stops with.
+    """
 
 
 class RunnerTimeoutError(DMRError):

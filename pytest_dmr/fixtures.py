@@ -10,9 +10,13 @@ Heavy modules (httpx, the adapter, the mock) are imported inside the fixtures, n
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,6 +33,10 @@ if TYPE_CHECKING:
 
 LIVE, MOCK = "live", "mock"
 WORKER_INPUT_KEY = "dmr_discovery"
+RUN_ID_KEY = "dmr_run_id"
+"""``workerinput`` key of the run's id, which names the directory its processes share."""
+PULL_LOCK_TIMEOUT = 1800.0
+"""How long a worker waits for another worker of the run to pull a model: a pull can take minutes."""
 NEEDS_LIVE = "needs a live Docker Model Runner"
 """Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
 PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
@@ -83,10 +91,34 @@ class DMRSession:
     _discovery: Discovery | None = None
     _runner: DMRRunner | None = None
     _model_checks: dict[str, str | None] = field(default_factory=dict)
+    _run_id: str | None = None
 
     @property
     def is_worker(self) -> bool:
         return self.worker_input is not None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id, the same in every process of the run: made by the controller (or the one
+        process of a run without xdist) and handed to each worker in ``workerinput``."""
+        if self._run_id is None:
+            shared = self.worker_input or {}
+            self._run_id = str(shared.get(RUN_ID_KEY) or shared.get("testrunuid") or os.urandom(8).hex())
+        return self._run_id
+
+    @property
+    def shared_directory(self) -> Path:
+        """A directory every process of the run sees (created on first use), for the run's locks.
+
+        The controller (or the single process) removes it at the end of the run.
+        """
+        return Path(tempfile.gettempdir()) / f"pytest-dmr-{self.run_id}"
+
+    def remove_shared_directory(self) -> None:
+        if not self.is_worker and self._run_id is not None:
+            import shutil
+
+            shutil.rmtree(self.shared_directory, ignore_errors=True)
 
     def discovery(self) -> Discovery:
         """Discovery's result: computed once here, or the controller's on an xdist worker."""
@@ -265,8 +297,9 @@ def _runner_has(client: ModelRunnerClient, runner: DMRRunner, name: str) -> bool
 def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
     from pytest_dmr.client import ModelRunnerClient
 
-    settings = get_session(config).settings
-    with ModelRunnerClient(runner.root_url, timeout=settings.timeout, transport=_live_transport(runner, asynchronous=False)) as client:
+    session = get_session(config)
+    transport = _live_transport(runner, asynchronous=False)
+    with ModelRunnerClient(runner.root_url, timeout=session.settings.timeout, transport=transport) as client:
         try:
             if _runner_has(client, runner, name):
                 return None
@@ -279,10 +312,63 @@ def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | 
             )
         if runner.kind != "dmr":
             return f"model {name} is not on the server at {runner.root_url}, which cannot pull (no management API)"
-        try:
-            _pull_with_progress(config, client, name)
-        except errors.DMRError as exc:
-            return f"pulling {name} failed: {exc}"
+        return _pull_once(config, session, client, runner, name)
+
+
+def _pull_once(
+    config: pytest.Config, session: DMRSession, client: ModelRunnerClient, runner: DMRRunner, name: str
+) -> str | None:
+    """Pull ``name`` once for the whole run, however many xdist workers need it; ``None`` or why not.
+
+    The run's processes take a file lock per model in the run's shared directory; whoever holds
+    it checks again whether the runner has the model (another worker may just have pulled it),
+    and pulls only if not. A failed pull is written down, so the workers after it report the
+    same failure instead of pulling again.
+    """
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    key = hashlib.sha256(protocol.canonical_model_name(name).encode()).hexdigest()[:16]
+    directory = session.shared_directory
+    lock = FileLock(str(directory / f"pull-{key}.lock"))
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        lock.acquire(timeout=PULL_LOCK_TIMEOUT)
+    except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
+        return (
+            f"waited {PULL_LOCK_TIMEOUT:g} s for another process of this run to pull {name} (lock {lock.lock_file}); "
+            "if no other pytest run is active, delete that file and retry"
+        )
+    except OSError:  # no shared directory here: pull unguarded (at worst, twice)
+        locked = False
+    else:
+        locked = True
+    try:
+        return _pull_if_missing(config, client, runner, name, directory / f"pull-{key}.failed")
+    finally:
+        if locked:
+            lock.release()
+
+
+def _pull_if_missing(
+    config: pytest.Config, client: ModelRunnerClient, runner: DMRRunner, name: str, failure_path: Path
+) -> str | None:
+    """Under the model's lock: the failure an earlier pull wrote down, or a check, then a pull."""
+    with contextlib.suppress(OSError):
+        return failure_path.read_text(encoding="utf-8")
+    try:
+        if _runner_has(client, runner, name):
+            return None  # another process of the run pulled it while this one waited
+    except errors.DMRError as exc:
+        return f"could not list the runner's models: {exc}"
+    try:
+        _pull_with_progress(config, client, name)
+    except errors.DMRError as exc:
+        problem = f"pulling {name} failed: {exc}"
+        with contextlib.suppress(OSError):
+            failure_path.write_text(problem, encoding="utf-8")
+        return problem
     return None
 
 
@@ -418,22 +504,6 @@ def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, 
     return DockerModelRunnerAdapter(base_url, model or settings.model, **constructor)
 
 
-def _close_adapter(adapter: DockerModelRunnerAdapter) -> None:
-    """Close an adapter from synchronous teardown, on the event loop its httpx client belongs to."""
-    import asyncio
-
-    loop: Any = getattr(adapter, "_client_loop", None)
-    if getattr(adapter, "_client", None) is None:
-        return
-    try:
-        if loop is not None and not loop.is_closed() and not loop.is_running():
-            loop.run_until_complete(adapter.aclose())
-        elif loop is None or loop.is_closed():
-            asyncio.run(adapter.aclose())
-    except Exception:  # noqa: BLE001 - closing is best effort; a closed loop has closed its sockets
-        pass
-
-
 @pytest.fixture
 def dmr_adapter_factory(
     request: pytest.FixtureRequest, _dmr_backend: _TestBackend
@@ -454,7 +524,7 @@ def dmr_adapter_factory(
 
     yield factory
     for adapter in made:
-        _close_adapter(adapter)
+        adapter.close()
 
 
 @pytest.fixture

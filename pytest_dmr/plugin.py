@@ -19,6 +19,7 @@ from pytest_dmr.fixtures import (
     LIVE,
     MOCK,
     NEEDS_LIVE,
+    RUN_ID_KEY,
     WORKER_INPUT_KEY,
     DMRSession,
     _dmr_backend,
@@ -200,10 +201,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand discovery's result to each worker, so workers never probe."""
+    """xdist controller: hand each worker the run's id (which names the directory the run's
+    processes share) and discovery's result, so workers never probe."""
     session = node.config.stash.get(SESSION_KEY, None)
-    if session is not None and session.settings.mode in ("auto", "live"):
+    if session is None:
+        return
+    node.workerinput[RUN_ID_KEY] = session.run_id
+    if session.settings.mode in ("auto", "live"):
         node.workerinput[WORKER_INPUT_KEY] = session.discovery().to_json()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The controller (or the single process) removes the directory the run's processes shared."""
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.remove_shared_directory()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -256,30 +268,58 @@ def header_line(dmr: DMRSession) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _marker_error(item: pytest.Item, marker: pytest.Mark, takes: str) -> pytest.UsageError:
-    return pytest.UsageError(
-        f"@pytest.mark.{marker.name} takes {takes}; {item.nodeid} got args={marker.args!r}, kwargs={marker.kwargs!r}"
-    )
+MARKER_PROBLEM_KEY = pytest.StashKey[str]()
+MARKED_MODELS_KEY = pytest.StashKey[list[str]]()
 
 
-def validate_markers(item: pytest.Item) -> list[str]:
-    """Check the item's dmr markers; return the models its ``dmr_model`` markers name."""
-    models: list[str] = []
+def _marker_message(item: pytest.Item, marker: pytest.Mark, takes: str) -> str:
+    return f"@pytest.mark.{marker.name} takes {takes}; {item.nodeid} got args={marker.args!r}, kwargs={marker.kwargs!r}"
+
+
+def marker_problem(item: pytest.Item) -> str | None:
+    """What is wrong with the item's dmr markers (naming the marker and what it got), or ``None``."""
     for name in ("dmr_live", "dmr_mock"):
         for marker in item.iter_markers(name):
             if marker.args or marker.kwargs:
-                raise _marker_error(item, marker, "no arguments")
+                return _marker_message(item, marker, "no arguments")
     for marker in item.iter_markers("dmr_model"):
         if not marker.args or marker.kwargs or not all(isinstance(arg, str) and arg.strip() for arg in marker.args):
-            raise _marker_error(
+            return _marker_message(
                 item, marker, 'one or more model names as strings, e.g. @pytest.mark.dmr_model("ai/smollm2")'
             )
-        models.extend(arg.strip() for arg in marker.args)
     if item.get_closest_marker("dmr_live") and item.get_closest_marker("dmr_mock"):
-        raise pytest.UsageError(
-            f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
-        )
-    return models
+        return f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
+    return None
+
+
+def marked_models(item: pytest.Item) -> list[str]:
+    """The models the item's (valid) ``dmr_model`` markers name."""
+    return [arg.strip() for marker in item.iter_markers("dmr_model") for arg in marker.args]
+
+
+def _markers_apply(config: pytest.Config) -> bool:
+    dmr = config.stash.get(SESSION_KEY, None)
+    return dmr is not None and dmr.settings.mode != "off"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
+    """Validate the dmr markers of each test function as it is collected.
+
+    A bad marker is a collection error of the test's file, with one message naming the marker
+    and what it got, as pytest reports a bad ``parametrize``. Under xdist every worker reports
+    the same text and the controller shows it once.
+    """
+    result = yield
+    if result is None or not _markers_apply(collector.config):
+        return result
+    for made in result if isinstance(result, list) else [result]:
+        if isinstance(made, pytest.Item):
+            problem = marker_problem(made)
+            if problem is not None:
+                raise collector.CollectError(problem)
+            made.stash[MARKED_MODELS_KEY] = marked_models(made)
+    return result
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -287,7 +327,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dmr is None or dmr.settings.mode == "off":
         return
     for item in items:
-        dmr.models_needed.update(validate_markers(item))
+        models = item.stash.get(MARKED_MODELS_KEY, None)
+        if models is None:
+            # Test functions were validated as they were collected; other kinds of items (a
+            # plugin's own, a unittest method) are checked here: a bad marker errors at setup.
+            problem = marker_problem(item)
+            if problem is not None:
+                item.stash[MARKER_PROBLEM_KEY] = problem
+                continue
+            models = marked_models(item)
+        dmr.models_needed.update(models)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,11 +363,16 @@ def _cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     dmr = item.config.stash.get(SESSION_KEY, None)
-    if dmr is None or dmr.settings.mode == "off" or not _uses_plugin(item):
+    if dmr is None or dmr.settings.mode == "off":
+        return
+    problem = item.stash.get(MARKER_PROBLEM_KEY, None)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    if not _uses_plugin(item):
         return
     current = dmr.settings
     wants_live = item.get_closest_marker("dmr_live") is not None
-    models = [name for marker in item.iter_markers("dmr_model") for name in marker.args]
+    models = marked_models(item)
     forced_mock = item.get_closest_marker("dmr_mock") is not None or "dmr_mock" in getattr(item, "fixturenames", ())
     if forced_mock:
         record_backend(item, MOCK)

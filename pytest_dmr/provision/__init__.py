@@ -6,7 +6,11 @@ The plugin calls two things:
   xdist controller it creates the run's shared directory and hands it to every worker; it removes
   the run's containers at ``pytest_unconfigure`` (passing run, failing run, Ctrl-C alike).
 * :func:`acquire_runner` when a test first needs a runner: the first process of the run to call
-  it starts the container and pulls the models, under a file lock; the others reuse it.
+  it starts the container and pulls the models, under a file lock; the others reuse it. It first
+  removes the containers of earlier runs that were killed before their end (``owner.py``).
+
+While a container may exist, the process that removes it turns SIGTERM into ``KeyboardInterrupt``,
+so a terminated run ends as Ctrl-C does: through ``pytest_unconfigure``, container removed.
 
 Modules: ``engine`` (Docker there? image there?), ``container`` (the testcontainers class),
 ``coordination`` (run directory, state file, locks), ``pull`` (progress lines), ``runner`` (the
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -27,8 +33,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_dmr import protocol
+from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision.coordination import RunDirectory
-from pytest_dmr.provision.errors import ProvisioningError
+from pytest_dmr.provision.owner import Owner
 
 if TYPE_CHECKING:
     from pytest_dmr.provision.runner import ProvisionedRunner
@@ -38,6 +45,7 @@ __all__ = ["ProvisionPlugin", "ProvisioningError", "acquire_runner", "register"]
 
 PLUGIN_NAME = "dmr-provision"
 WORKER_INPUT_KEY = "dmr_provision"
+SIGTERM_MESSAGE = "SIGTERM, ending the run as for Ctrl-C so that pytest-dmr removes its runner container"
 
 
 class ProvisionPlugin:
@@ -50,6 +58,8 @@ class ProvisionPlugin:
         """The controller, or the single process of a run without xdist: it removes the containers."""
         self.run_id: str = shared["run_id"] if shared else uuid.uuid4().hex[:12]
         self._run_dir: RunDirectory | None = RunDirectory(Path(shared["run_dir"]), self.run_id) if shared else None
+        self.controller = Owner.from_labels(shared["owner"]) if shared else Owner.current()
+        """The process that removes the run's containers (recorded on them, see ``owner.py``)."""
         self.runner: ProvisionedRunner | None = None
 
     @property
@@ -60,8 +70,10 @@ class ProvisionPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: every worker shares this run's directory and id."""
-        node.workerinput[WORKER_INPUT_KEY] = {"run_id": self.run_id, "run_dir": str(self.run_dir.path)}
+        """xdist controller: every worker shares this run's directory, id and owner."""
+        owner = self.controller.to_labels() if self.controller else {}
+        node.workerinput[WORKER_INPUT_KEY] = {"run_id": self.run_id, "run_dir": str(self.run_dir.path), "owner": owner}
+        catch_sigterm()  # any worker may start the container now
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.owner or self._run_dir is None:
@@ -84,6 +96,7 @@ class ProvisionPlugin:
 
     def release(self) -> list[str]:
         """Remove this run's containers (not a ``--dmr-reuse`` runner) and its shared directory."""
+        restore_sigterm()
         if self._run_dir is None:
             return []
         from pytest_dmr.provision.runner import release
@@ -122,10 +135,33 @@ def acquire_runner(settings: Settings, config: pytest.Config, models: Sequence[s
         reuse=settings.reuse,
         timeout=settings.timeout,
         worker=os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        owner=plugin.controller,
     )
+    if plugin.owner:
+        catch_sigterm()
     write, interactive = _terminal(config)
     plugin.runner = acquire(request, plugin.run_dir, write=write, interactive=interactive)
     return protocol.parse_runner_url(plugin.runner.url)
+
+
+def catch_sigterm() -> None:
+    """Until :func:`restore_sigterm`, SIGTERM raises ``KeyboardInterrupt`` (as SIGINT does in pytest).
+
+    Only SIGTERM's default action is replaced (a handler someone else set is kept), only from the
+    main thread, where Python runs signal handlers.
+    """
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+
+
+def restore_sigterm() -> None:
+    if signal.getsignal(signal.SIGTERM) is _sigterm_as_ctrl_c and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+    raise KeyboardInterrupt(SIGTERM_MESSAGE)
 
 
 def _terminal(config: pytest.Config) -> tuple[Any, bool]:

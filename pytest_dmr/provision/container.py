@@ -26,8 +26,8 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
 from pytest_dmr import protocol
+from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import labels
-from pytest_dmr.provision.errors import ProvisioningError
 
 if TYPE_CHECKING:
     from testcontainers.core.waiting_utils import WaitStrategyTarget

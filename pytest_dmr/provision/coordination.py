@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_dmr.provision.errors import ProvisioningError
+from pytest_dmr.errors import ProvisioningError
 
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from pytest_dmr.provision.errors import ProvisioningError
+from pytest_dmr.errors import ProvisioningError
 
 if TYPE_CHECKING:
     import docker

@@ -11,12 +11,17 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pytest_dmr import protocol
+from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import coordination, labels
 from pytest_dmr.provision.coordination import RunDirectory, RunnerRecord, RunState
-from pytest_dmr.provision.errors import ProvisioningError
+from pytest_dmr.provision.owner import Owner
 from pytest_dmr.provision.pull import Write, pull_models
+
+if TYPE_CHECKING:
+    from pytest_dmr.provision.engine import Engine
 
 MODELS_VOLUME_ENV = "PYTEST_DMR_MODELS_VOLUME"
 """The named volume holding the runner's models (default ``pytest-dmr-models``): pulls survive runs."""
@@ -32,6 +37,8 @@ class ProvisionRequest:
     reuse: bool = False
     timeout: float = 120.0
     worker: str = "main"
+    owner: Owner | None = field(default_factory=Owner.current)
+    """The process that removes the run's containers at its end (the xdist controller)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,41 @@ def release(run_dir: RunDirectory) -> list[str]:
     return removed
 
 
+def sweep_dead_runs(engine: Engine, *, write: Write) -> list[str]:
+    """Remove the containers of runs whose owner is gone (killed before it could remove them).
+
+    One ``docker ps`` filtered by label; ``--dmr-reuse`` runners (no run label), runs still alive
+    and runs elsewhere are never touched (``owner.py``). Returns the removed ids.
+    """
+    import docker
+
+    from pytest_dmr.provision.engine import _short
+
+    observer = Owner.current()
+    if observer is None:
+        return []
+    try:
+        found = engine.client.api.containers(all=True, filters={"label": [labels.MANAGED, labels.RUN]})
+    except docker.errors.DockerException:
+        return []  # the start that follows reports what is wrong with the engine
+    removed = []
+    for item in found:
+        owner = Owner.from_labels(item.get("Labels") or {})
+        if owner is None or labels.REUSE in item["Labels"] or not owner.is_gone(observer):
+            continue
+        name = item["Names"][0].lstrip("/")
+        try:
+            engine.client.api.remove_container(item["Id"], force=True, v=True)
+        except docker.errors.NotFound:
+            continue  # another run removed it first
+        except docker.errors.DockerException as exc:
+            write(f"dmr: could not remove {name}, left behind by an ended run: {_short(exc)}", False)
+            continue
+        removed.append(item["Id"])
+        write(f"dmr: removed container {name}, left behind by a run whose pytest (pid {owner.pid}) has ended", False)
+    return removed
+
+
 def _engine_host() -> str:
     from pytest_dmr.provision.engine import docker_host
 
@@ -140,13 +182,15 @@ def _start_or_find(request: ProvisionRequest, run_id: str, *, write: Write) -> R
 
     engine = connect()
     try:
+        sweep_dead_runs(engine, write=write)
         image = request.image
         if engine.desktop:
             from pytest_dmr.provision.container import DESKTOP_PROXY_IMAGE
 
             image = DESKTOP_PROXY_IMAGE
         if not request.reuse:
-            return _start(engine, image, request, run_labels={labels.RUN: run_id}, name=f"pytest-dmr-{run_id}", write=write)
+            owner = request.owner.to_labels() if request.owner else {}
+            return _start(engine, image, request, run_labels={labels.RUN: run_id, **owner}, name=f"pytest-dmr-{run_id}", write=write)
         key = coordination.reuse_key(image, engine.host)
         with coordination.reuse_lock(key):
             found = _find_reusable(engine, key, request)

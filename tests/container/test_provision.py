@@ -6,6 +6,7 @@ The runner image is the emulator on real llama.cpp with SmolLM2 in its catalogue
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from typing import Any
@@ -14,9 +15,9 @@ import httpx
 import pytest
 
 from pytest_dmr import protocol
+from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import labels
 from pytest_dmr.provision.coordination import RunDirectory
-from pytest_dmr.provision.errors import ProvisioningError
 from pytest_dmr.provision.runner import ProvisionRequest, acquire, release
 
 pytestmark = pytest.mark.tier_container
@@ -48,6 +49,7 @@ def run_dir(docker_engine) -> Any:
     directory = RunDirectory.create("t" + str(time.monotonic_ns())[-8:])
     yield directory
     release(directory)
+    shutil.rmtree(directory.path)
 
 
 def test_container_answers_on_loopback_with_our_labels_only(docker_engine, models_volume) -> None:

@@ -8,16 +8,18 @@ those records and what is left in Docker afterwards.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_dmr.provision import labels
+from pytest_dmr.provision import SIGTERM_MESSAGE, labels
 
 pytestmark = pytest.mark.tier_container
 
@@ -72,6 +74,13 @@ async def test_live(n, dmr_adapter, record):
     record(n=n)
 '''
 
+SLEEPING_TESTS = (
+    "import time\n\ndef test_slow(record):\n    record()\n    time.sleep(300)\n\n"
+    "def test_other(record):\n    record()\n    time.sleep(300)\n"
+)
+QUICK_TEST = "def test_quick(record):\n    record()\n"
+SWEPT = "dmr: removed container"
+
 
 def provision_args(image: str, *extra: str) -> list[str]:
     return ["--dmr-provision=testcontainers", f"--dmr-image={image}", "-p", "no:cacheprovider", *extra]
@@ -87,14 +96,43 @@ def leftovers(docker_engine: Any) -> list[str]:
 
 
 @pytest.fixture
-def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_environment: None, docker_engine: Any) -> Path:
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_environment: None, docker_engine: Any) -> Iterator[Path]:
     """A pytester project with the recording conftest; returns the record file's path."""
     assert not leftovers(docker_engine), "a previous test left a runner container behind"
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST)
     record = pytester.path / "records.jsonl"
     monkeypatch.setenv("DMR_TEST_RECORD", str(record))
-    return record
+    yield record
+    started_here = {found["container"] for found in read_records(record)}
+    for container in docker_engine.containers(**{labels.RUN: None}):  # after a failure: spare the next tests
+        if container.id in started_here:
+            container.remove(force=True, v=True)
+
+
+def start_run(pytester: pytest.Pytester, *args: str) -> subprocess.Popen[str]:
+    """A pytest run in the background, in a process group of its own (its xdist workers included)."""
+    command = [sys.executable, "-m", "pytest", *args]
+    return subprocess.Popen(
+        command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
+def wait_for_runner(process: subprocess.Popen[str], records: Path) -> dict[str, Any]:
+    """The first record of a background run: its tests are running, on their runner."""
+    deadline = time.monotonic() + 90
+    while not read_records(records) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    found = read_records(records)
+    assert found and found[0]["container"], "the inner run never got its runner"
+    return found[0]
+
+
+def kill_group(process: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
+    """Signal a background run and all its processes (if still running), and reap it."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    process.communicate(timeout=60)
 
 
 def test_live_tests_pass_through_a_provisioned_runner(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
@@ -135,29 +173,64 @@ def test_no_container_is_left_after_a_failing_run(pytester: pytest.Pytester, inn
     assert not leftovers(docker_engine)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single-process", "xdist"])
-def test_no_container_is_left_after_ctrl_c(pytester: pytest.Pytester, inner: Path, docker_engine: Any, workers: list[str]) -> None:
-    pytester.makepyfile(
-        test_slow="import time\n\ndef test_slow(record):\n    record()\n    time.sleep(300)\n\n"
-        "def test_other(record):\n    record()\n    time.sleep(300)\n"
-    )
-    command = [sys.executable, "-m", "pytest", *workers, "--dmr=live", *provision_args(docker_engine.image)]
-    process = subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_no_container_is_left_after_ctrl_c_or_sigterm(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, workers: list[str], sig: int
+) -> None:
+    pytester.makepyfile(test_slow=SLEEPING_TESTS)
+    # auto: the runner is started when a test needs it, so under xdist by a worker, not the controller
+    process = start_run(pytester, *workers, "--dmr=auto", *provision_args(docker_engine.image))
     try:
-        deadline = time.monotonic() + 90
-        while not read_records(inner) and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        records = read_records(inner)
-        assert records and records[0]["container"], "the inner run never got its runner"
+        wait_for_runner(process, inner)
         assert leftovers(docker_engine), "the runner exists while the run is going"
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)  # to pytest (the xdist controller) only
         output, _ = process.communicate(timeout=90)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_group(process)
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
+    assert (SIGTERM_MESSAGE in output) == (sig == signal.SIGTERM), output
+    assert not leftovers(docker_engine)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single-process", "xdist"])
+def test_the_next_run_removes_the_container_of_a_killed_run(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, workers: list[str]
+) -> None:
+    pytester.makepyfile(test_slow=SLEEPING_TESTS, test_quick=QUICK_TEST)
+    killed = start_run(pytester, "test_slow.py", *workers, "--dmr=auto", *provision_args(docker_engine.image))
+    try:
+        wait_for_runner(killed, inner)  # under xdist, a worker started it: the controller owns it
+    finally:
+        kill_group(killed, signal.SIGKILL)
+    (left,) = leftovers(docker_engine)  # SIGKILL: pytest_unconfigure never ran
+
+    result = pytester.runpytest_subprocess("test_quick.py", "--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"{SWEPT} {left}, left behind by a run whose pytest (pid {killed.pid}) has ended"])
+    last = read_records(inner)[-1]
+    assert last["managed"] == [last["container"]], "the new run sees only its own runner"
+    assert not leftovers(docker_engine)
+
+
+def test_a_concurrent_run_leaves_a_live_runs_container_alone(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
+    pytester.makepyfile(test_slow=SLEEPING_TESTS, test_quick=QUICK_TEST)
+    alive = start_run(pytester, "test_slow.py", "--dmr=live", *provision_args(docker_engine.image))
+    try:
+        first = wait_for_runner(alive, inner)
+        result = pytester.runpytest_subprocess("test_quick.py", "--dmr=live", *provision_args(docker_engine.image))
+        result.assert_outcomes(passed=1)
+        second = read_records(inner)[-1]
+        assert second["container"] != first["container"]
+        assert first["container"] in second["managed"], "the live run's runner was there while the second run ran"
+        assert SWEPT not in result.stdout.str() + result.stderr.str()
+        assert alive.poll() is None
+        assert [container.id for container in docker_engine.containers(**{labels.RUN: None})] == [first["container"]]
+        alive.send_signal(signal.SIGINT)
+        alive.communicate(timeout=90)
+    finally:
+        kill_group(alive)
     assert not leftovers(docker_engine)
 
 
@@ -214,3 +287,21 @@ def test_reuse_keeps_one_runner_that_concurrent_runs_share(
     assert third.returncode == 0, third.stdout
     assert read_records(inner)[-1]["container"] == kept.id
     assert "dmr: provisioned reused container" in third.stdout
+
+
+def test_a_reuse_runner_is_never_removed_by_the_next_run(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, reusable: None
+) -> None:
+    pytester.makepyfile(test_slow=SLEEPING_TESTS, test_quick=QUICK_TEST)
+    killed = start_run(pytester, "test_slow.py", "--dmr=live", "--dmr-reuse", *provision_args(docker_engine.image))
+    try:
+        kept_id = wait_for_runner(killed, inner)["container"]
+    finally:
+        kill_group(killed, signal.SIGKILL)
+
+    result = pytester.runpytest_subprocess("test_quick.py", "--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=1)
+    assert SWEPT not in result.stdout.str() + result.stderr.str()
+    assert read_records(inner)[-1]["container"] != kept_id, "a run without --dmr-reuse starts its own runner"
+    (kept,) = docker_engine.containers(**{labels.REUSE: None})
+    assert (kept.id, kept.status) == (kept_id, "running")

@@ -586,3 +586,108 @@ def test_a_new_event_loop_gets_a_new_http_client() -> None:
     second_text, second_client = asyncio.run(generate())
     assert first_text == second_text == "x"
     assert first_client is not second_client
+
+
+# ------------------------------------------------------------------------------------------
+# close(): the synchronous close a fixture's teardown uses
+# ------------------------------------------------------------------------------------------
+
+
+class ClosingTransport(httpx.MockTransport):
+    """A scripted transport that counts how often the adapter's httpx client closed it."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(script)
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def closing_adapter() -> tuple[DockerModelRunnerAdapter, ClosingTransport]:
+    transport = ClosingTransport(Script(httpx.Response(200, json=completion("x"))))
+    return DockerModelRunnerAdapter(RUNNER, MODEL, transport=transport), transport
+
+
+def close_without_warnings(adapter: DockerModelRunnerAdapter) -> None:
+    """``adapter.close()``, failing the test on any warning (a coroutine never awaited, for one)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        adapter.close()
+        gc.collect()
+    assert [str(warning.message) for warning in caught] == []
+
+
+def test_close_after_a_call_on_an_open_loop_closes_the_client_on_that_loop() -> None:
+    adapter, transport = closing_adapter()
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(adapter.generate("a")) == "x"
+        client = adapter._client
+        close_without_warnings(adapter)
+        assert client is not None and client.is_closed
+        assert transport.closed == 1
+        # Still usable on the same loop, with a new client, which close() closes in turn.
+        assert loop.run_until_complete(adapter.generate("b")) == "x"
+        assert adapter._client is not client
+        adapter.close()
+        assert transport.closed == 2
+    finally:
+        loop.close()
+
+
+def test_close_after_a_call_on_a_loop_since_closed_drops_the_client() -> None:
+    adapter, transport = closing_adapter()
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(adapter.generate("a")) == "x"
+    client = adapter._client
+    loop.close()
+    close_without_warnings(adapter)
+    assert adapter._client is None
+    assert client is not None and not client.is_closed and transport.closed == 0
+    assert asyncio.run(adapter.generate("b")) == "x"
+
+
+def test_close_before_any_call_does_nothing() -> None:
+    adapter, transport = closing_adapter()
+    close_without_warnings(adapter)
+    close_without_warnings(adapter)
+    assert transport.closed == 0
+    assert asyncio.run(adapter.generate("a")) == "x"
+
+
+def test_close_inside_the_running_loop_closes_at_its_next_turn() -> None:
+    adapter, transport = closing_adapter()
+
+    async def scenario() -> tuple[int, bool]:
+        await adapter.generate("a")
+        client = adapter._client
+        assert client is not None
+        adapter.close()
+        closed_at_once = transport.closed
+        for _ in range(20):
+            if client.is_closed:
+                break
+            await asyncio.sleep(0)
+        return closed_at_once, client.is_closed
+
+    assert asyncio.run(scenario()) == (0, True)
+    assert transport.closed == 1
+
+
+def test_close_while_another_loop_runs_in_this_thread_never_raises() -> None:
+    adapter, transport = closing_adapter()
+    idle = asyncio.new_event_loop()
+    try:
+        assert idle.run_until_complete(adapter.generate("a")) == "x"
+
+        async def close_from_another_loop() -> None:
+            close_without_warnings(adapter)  # the idle loop cannot run here: the client is dropped
+
+        asyncio.run(close_from_another_loop())
+        assert adapter._client is None and transport.closed == 0
+    finally:
+        idle.close()

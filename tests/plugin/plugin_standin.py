@@ -1,9 +1,11 @@
-"""A tiny Docker Model Runner stand-in for the plugin's tests: stdlib HTTP server, one thread.
+"""A tiny Docker Model Runner stand-in for the plugin's tests: stdlib HTTP server, a thread per request.
 
 It answers just enough of DMR's API (``GET /`` banner, ``/models``, ``/engines/v1/models``,
 ``/engines/v1/chat/completions``, ``POST /models/create``), built from ``pytest_dmr.protocol``,
 and logs every request so tests can count probes. ``openai_only=True`` makes it a bare
 OpenAI-compatible server (no banner, no management API), like a plain llama.cpp server.
+``pull_error="..."`` makes every pull fail with that error line. ``hold_pulls=S`` keeps a pull going until someone else looks models up (``GET /models...``),
+for at most S seconds: concurrent pulls of one model then overlap for sure.
 It binds 127.0.0.1 on port 0; the real emulator on llama.cpp lives elsewhere.
 """
 
@@ -20,11 +22,22 @@ LIVE_ANSWER = "an answer from the live stand-in"
 
 
 class StandIn:
-    def __init__(self, *, models: tuple[str, ...] = ("docker.io/ai/smollm2:latest",), openai_only: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        models: tuple[str, ...] = ("docker.io/ai/smollm2:latest",),
+        openai_only: bool = False,
+        hold_pulls: float = 0.0,
+        pull_error: str | None = None,
+    ) -> None:
         self.models = [protocol.ModelInfo(id=f"sha256:{index:012x}{index:052x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
         self.openai_only = openai_only
+        self.hold_pulls = hold_pulls
+        self.pull_error = pull_error
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._model_lookups = 0
+        self._looked_up = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -33,6 +46,17 @@ class StandIn:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def _hold_pull(self) -> None:
+        """Wait until another request looks a model up, or ``hold_pulls`` seconds have passed."""
+        with self._looked_up:
+            seen = self._model_lookups
+            self._looked_up.wait_for(lambda: self._model_lookups > seen, timeout=self.hold_pulls)
+
+    def _note_lookup(self) -> None:
+        with self._looked_up:
+            self._model_lookups += 1
+            self._looked_up.notify_all()
 
     def count(self, method: str, path: str) -> int:
         with self._lock:
@@ -75,6 +99,8 @@ class StandIn:
             def do_GET(self) -> None:
                 self._record()
                 path = self.path
+                if path.startswith(protocol.MANAGEMENT_MODELS_PATH):
+                    standin._note_lookup()
                 if path == protocol.ROOT_PATH and not standin.openai_only:
                     self._send(200, protocol.ROOT_BANNER.encode(), "text/plain; charset=utf-8")
                 elif path == protocol.MANAGEMENT_MODELS_PATH and not standin.openai_only:
@@ -110,6 +136,13 @@ class StandIn:
                     )
                 elif self.path == protocol.MODELS_CREATE_PATH and not standin.openai_only:
                     name = protocol.normalize_model_name(str(body.get("from", "")))
+                    if standin.hold_pulls:
+                        standin._hold_pull()
+                    if standin.pull_error is not None:
+                        line = protocol.pull_error_progress(standin.pull_error)
+                        raw = protocol.pull_wants_raw_json(self.headers.get("Accept"))
+                        self._send(200, protocol.encode_pull_line(line, raw_json=raw), protocol.pull_content_type(self.headers.get("Accept")))
+                        return
                     standin.models.append(protocol.ModelInfo(id=f"sha256:{len(standin.models) + 1:064x}", tags=(name,)))
                     lines = [
                         protocol.PullProgress("progress", protocol.downloaded_message(512), 1024, "sha256:aa", 1024, 512),

@@ -87,3 +87,50 @@ def test_environment_url_and_mode_in_a_subprocess(pytester: pytest.Pytester, mon
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*found: MODEL_RUNNER_URL*"])
+
+
+NEEDS_QWEN = """
+import os, pathlib, tempfile
+import pytest
+
+@pytest.mark.dmr_model("ai/qwen3:0.6B-Q4_0")
+def test_{name}(dmr_runner, dmr_client):
+    pathlib.Path("{name}.worker").write_text(os.environ["PYTEST_XDIST_WORKER"])
+    assert list(pathlib.Path(tempfile.gettempdir()).glob("pytest-dmr-*/pull-*.lock"))  # the run's shared lock
+    assert dmr_runner.live and dmr_client.has_model("ai/qwen3:0.6B-Q4_0")
+"""
+
+
+def run_two_workers_needing_one_model(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                      standin: StandIn, *args: str) -> pytest.RunResult:
+    """Two files marking the same missing model, one per worker (--dist loadfile), pulling on."""
+    make_ini(pytester)
+    for name in ("first", "second"):
+        pytester.makepyfile(**{f"test_{name}": NEEDS_QWEN.replace("{name}", name)})
+    monkeypatch.setenv("TMPDIR", str(pytester.mkdir("tmp")))  # where the run's shared directory goes
+    return pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", f"--dmr-url={standin.url}", "--dmr-pull",
+                                         "-p", "no:cacheprovider", *args)
+
+
+def test_xdist_workers_pull_a_missing_model_once(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The stand-in holds the first pull until the other worker looks the model up: without the
+    # run's lock, that worker would find the model missing and pull it a second time.
+    with StandIn(hold_pulls=2.0) as standin:
+        result = run_two_workers_needing_one_model(pytester, monkeypatch, standin)
+    result.assert_outcomes(passed=2)
+    assert {(pytester.path / f"{name}.worker").read_text() for name in ("first", "second")} == {"gw0", "gw1"}
+    assert standin.count("POST", "/models/create") == 1
+    result.stdout.fnmatch_lines(["dmr: tests run 2 live, 0 on the mock"])
+    assert list((pytester.path / "tmp").glob("pytest-dmr-*")) == []  # the controller removed it at the end
+
+
+def test_xdist_a_failed_pull_is_not_retried_by_the_other_worker(pytester: pytest.Pytester,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    with StandIn(hold_pulls=2.0, pull_error="registry said no") as standin:
+        result = run_two_workers_needing_one_model(pytester, monkeypatch, standin, "-rs")
+    result.assert_outcomes(skipped=2)
+    assert standin.count("POST", "/models/create") == 1
+    skips = [line for line in result.stdout.lines if line.startswith("SKIPPED")]
+    assert len(skips) == 2, result.stdout.str()
+    assert all("needs a live Docker Model Runner: pulling ai/qwen3:0.6B-Q4_0 failed: " in line
+               and "registry said no" in line for line in skips), skips

@@ -1,4 +1,5 @@
-"""Markers dmr_live, dmr_model, dmr_mock: registration, validation, skips, --dmr-require-live, pulls."""
+"""Markers dmr_live, dmr_model, dmr_mock: registration, validation (with and without xdist), skips,
+--dmr-require-live, pulls."""
 
 from __future__ import annotations
 
@@ -112,12 +113,73 @@ def test_mock_mode_skips_live_tests_with_the_mode_as_reason(marked: pytest.Pytes
          "and dmr_mock (always the mock): keep one"),
     ],
 )
-def test_bad_marker_arguments_are_a_usage_error_at_collection(pytester: pytest.Pytester, decorator: str, message: str) -> None:
+def test_bad_marker_arguments_are_a_collection_error(pytester: pytest.Pytester, decorator: str, message: str) -> None:
     make_ini(pytester)
-    pytester.makepyfile(test_bad=f"import pytest\n\n{decorator}\ndef test_it():\n    pass\n")
+    pytester.makepyfile(test_bad=f"import pytest\n\n{decorator}\ndef test_it():\n    pass\n\ndef test_fine():\n    pass\n")
     result = pytester.runpytest_inprocess("--dmr=mock")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_bad.py*", message, "*Interrupted: 1 error during collection*"])
+
+
+BAD_MODEL_MARKER = """
+import pytest
+
+@pytest.mark.dmr_model(42)
+def test_it():
+    pass
+
+def test_fine():
+    pass
+"""
+BAD_MODEL_MESSAGE = (
+    '@pytest.mark.dmr_model takes one or more model names as strings, e.g. @pytest.mark.dmr_model("ai/smollm2"); '
+    "test_bad.py::test_it got args=(42,), kwargs={}"
+)
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_a_bad_marker_is_one_clear_error_with_or_without_xdist(pytester: pytest.Pytester, workers: tuple[str, ...]) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(test_bad=BAD_MODEL_MARKER)
+    result = pytester.runpytest_subprocess("--dmr=mock", "-p", "no:cacheprovider", *workers)
+    assert result.ret != pytest.ExitCode.OK
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_bad.py*", BAD_MODEL_MESSAGE])
+    output = result.stdout.lines + result.stderr.lines
+    assert output.count(BAD_MODEL_MESSAGE) == 1  # each worker found it; the run shows it once
+    assert not [line for line in output if "INTERNALERROR" in line or "crashed" in line or "Traceback" in line]
+
+
+def test_a_bad_marker_on_an_item_no_python_collector_made_errors_at_its_setup(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makeconftest("""
+        import pytest
+
+        class Spec(pytest.Item):
+            def runtest(self):
+                pass
+
+        class SpecFile(pytest.File):
+            def collect(self):
+                item = Spec.from_parent(self, name="spec")
+                item.add_marker(pytest.mark.dmr_model(42))
+                yield item
+
+        def pytest_collect_file(file_path, parent):
+            if file_path.suffix == ".spec":
+                return SpecFile.from_parent(parent, path=file_path)
+    """)
+    pytester.makefile(".spec", check="anything")
+    pytester.makepyfile(test_fine="def test_fine():\n    pass\n")
+    result = pytester.runpytest_inprocess("--dmr=mock")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of*",
+        "*@pytest.mark.dmr_model takes one or more model names as strings*check.spec::spec got args=(42,), kwargs={}",
+        "*short test summary info*",
+        "ERROR check.spec::spec - Failed: @pytest.mark.dmr_model takes*",
+    ])
 
 
 def test_module_level_markers_apply(pytester: pytest.Pytester) -> None:

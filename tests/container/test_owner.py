@@ -1,0 +1,74 @@
+"""Telling a dead run from a live one: the owner a container's labels record, checked in ``/proc``.
+
+No Docker needed; Linux only (elsewhere nothing is recorded, so nothing is ever swept).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+
+from pytest_dmr.provision import labels
+from pytest_dmr.provision.owner import Owner, process_start_time
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux only)")
+
+
+@pytest.fixture
+def me() -> Owner:
+    owner = Owner.current()
+    assert owner is not None
+    return owner
+
+
+def test_this_process_is_recorded_and_alive(me: Owner) -> None:
+    assert me.pid == os.getpid()
+    assert me.boot_id == open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert me.pid_namespace.startswith("pid:[")
+    assert Owner.from_labels(me.to_labels()) == me
+    assert not me.is_gone(me)
+
+
+def test_a_child_is_alive_until_killed_and_gone_even_before_it_is_reaped(me: Owner) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_start_time(child.pid)
+        assert started is not None
+        owner = replace(me, pid=child.pid, started=started)
+        assert not owner.is_gone(me)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while not owner.is_gone(me) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert owner.is_gone(me), "a zombie cannot remove its containers: it counts as gone"
+        assert os.path.exists(f"/proc/{child.pid}"), "not reaped yet"
+    finally:
+        child.kill()
+        child.wait()
+    assert owner.is_gone(me)
+
+
+def test_a_pid_now_held_by_another_process_is_gone(me: Owner) -> None:
+    earlier = replace(me, started=str(int(me.started) - 1))
+    assert earlier.is_gone(me)
+
+
+@pytest.mark.parametrize("where", ["boot_id", "pid_namespace"])
+def test_an_owner_elsewhere_is_never_judged(me: Owner, where: str) -> None:
+    elsewhere = replace(me, pid=2**22 + 1, started="1", **{where: "another"})  # no such pid here
+    assert process_start_time(elsewhere.pid) is None
+    assert not elsewhere.is_gone(me)
+    assert replace(elsewhere, **{where: getattr(me, where)}).is_gone(me)
+
+
+@pytest.mark.parametrize("missing", [labels.OWNER_BOOT, labels.OWNER_PID_NAMESPACE, labels.OWNER_PID, labels.OWNER_STARTED])
+def test_labels_without_a_whole_owner_record_none(me: Owner, missing: str) -> None:
+    recorded = me.to_labels()
+    del recorded[missing]
+    assert Owner.from_labels(recorded) is None
+    assert Owner.from_labels({**me.to_labels(), labels.OWNER_PID: "not a pid"}) is None
