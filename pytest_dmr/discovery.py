@@ -9,7 +9,7 @@ Candidates, in priority order (the first that answers wins, whatever answers fir
 5. ``desktop``: Docker Desktop's API socket with the ``/exp/vDD4.40`` prefix, where a socket exists.
 
 A probe first opens a plain TCP connection (a refusal costs microseconds and needs no HTTP
-library); only when something listens does it speak HTTP (stdlib ``http.client``): ``GET /``
+library); only when something listens does it speak HTTP (a plain ``GET`` on a socket): ``GET /``
 answering the banner is a Docker Model Runner; otherwise an OpenAI ``/models`` list under
 ``/engines/v1`` or ``/v1`` is an OpenAI-compatible server (no management API). Nothing here
 imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands it to workers).
@@ -26,14 +26,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_dmr import protocol
 from pytest_dmr.settings import Settings, compose_variables
-
-if TYPE_CHECKING:
-    import http.client
 
 CONNECT_TIMEOUT = 0.5
 """Seconds for the TCP connect of one probe."""
@@ -307,38 +304,76 @@ def _resolve(target: Target) -> str:
     return str(infos[0][4][0])
 
 
-def _unix_connection(path: str, timeout: float) -> http.client.HTTPConnection:
-    """An HTTP connection over a unix socket (Docker's API socket)."""
-    import http.client
-
-    class UnixHTTPConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(self.timeout)
-            sock.connect(path)
-            self.sock = sock
-
-    return UnixHTTPConnection("localhost", timeout=timeout)
+MAX_BODY = 1_000_000
+"""Bytes of a probe's answer read at most (a model list; the banner is 30)."""
 
 
 def _get(target: Target, ip: str, path: str) -> tuple[int, bytes]:
-    """One HTTP GET with the stdlib (imported only once something listens)."""
-    import http.client
+    """One ``GET``: the status and the body.
 
-    if target.socket_path:
-        connection: http.client.HTTPConnection = _unix_connection(target.socket_path, HTTP_TIMEOUT)
-    elif urlsplit(target.address.root).scheme == "https":
-        connection = http.client.HTTPSConnection(target.host, target.port, timeout=HTTP_TIMEOUT)
-    else:
-        connection = http.client.HTTPConnection(ip, target.port, timeout=HTTP_TIMEOUT)
+    Plain HTTP/1.0 on a socket, a few lines that cover what a probe needs (a status and a small
+    body, ``Connection: close``): importing ``http.client`` (which brings ``ssl`` and ``email``)
+    would cost a run more than the probe itself. Only an ``https`` URL, which a user must give
+    explicitly, goes through ``http.client``.
+    """
+    host_header = urlsplit(target.address.root).netloc or "localhost"
     try:
-        connection.request("GET", path, headers={"Host": urlsplit(target.address.root).netloc or "localhost"})
-        response = connection.getresponse()
-        return response.status, response.read(1_000_000)
+        if urlsplit(target.address.root).scheme == "https":
+            return _get_https(target, path, host_header)
+        if target.socket_path:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(HTTP_TIMEOUT)
+            sock.connect(target.socket_path)
+        else:
+            sock = socket.create_connection((ip, target.port), timeout=HTTP_TIMEOUT)
+        with sock:
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
+            received = bytearray()
+            while len(received) <= MAX_BODY:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                received += data
+        return _parse_response(bytes(received))
     except (socket.timeout, TimeoutError):
         raise _Outcome(TIMEOUT, f"no HTTP answer to GET {path} within {HTTP_TIMEOUT:g}s") from None
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, ValueError) as exc:
         raise _Outcome(ERROR, f"HTTP failed on GET {path}: {exc.__class__.__name__}") from None
+
+
+def _parse_response(raw: bytes) -> tuple[int, bytes]:
+    """``(status, body)`` of a whole HTTP/1.x response; a chunked body is decoded. ``ValueError`` if malformed."""
+    head, separator, body = raw.partition(b"\r\n\r\n")
+    if not separator:
+        raise ValueError("no end of headers")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    version, status, *_ = status_line.split(" ", 2)
+    if not version.startswith("HTTP/"):
+        raise ValueError(f"not an HTTP status line: {status_line[:40]!r}")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        decoded = bytearray()
+        while body:
+            size_line, _, rest = body.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            decoded += rest[:size]
+            body = rest[size + 2 :]
+        body = bytes(decoded)
+    return int(status), body[:MAX_BODY]
+
+
+def _get_https(target: Target, path: str, host_header: str) -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPSConnection(target.host, target.port, timeout=HTTP_TIMEOUT)
+    try:
+        connection.request("GET", path, headers={"Host": host_header})
+        response = connection.getresponse()
+        return response.status, response.read(MAX_BODY)
+    except http.client.HTTPException as exc:
+        raise ValueError(str(exc)) from exc
     finally:
         connection.close()
 

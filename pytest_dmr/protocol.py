@@ -8,6 +8,7 @@ emulator all speak through this module, so they cannot drift apart. The referenc
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -60,7 +61,13 @@ MODELS_CREATE_PATH = "/models/create"
 
 PRELOAD_HEADER = "X-Preload-Only"
 
-_ENGINE_PATH = re.compile(r"^/engines(?:/(?P<backend>[^/]+))?/v1(?P<endpoint>/.*)$")
+@functools.lru_cache(maxsize=None)
+def _regex(pattern: str) -> re.Pattern[str]:
+    """Compile on first use: this module is imported on every pytest run, most of which never need these."""
+    return re.compile(pattern)
+
+
+_ENGINE_PATH = r"^/engines(?:/(?P<backend>[^/]+))?/v1(?P<endpoint>/.*)$"
 
 
 def management_model_path(ref: str) -> str:
@@ -86,7 +93,7 @@ def match_inference_path(path: str) -> InferenceRoute | None:
     path = path.rstrip("/") or "/"
     if path.startswith(ALIAS_PREFIX + "/"):
         return InferenceRoute(None, path[len(ALIAS_PREFIX) :])
-    found = _ENGINE_PATH.match(path)
+    found = _regex(_ENGINE_PATH).match(path)
     if found is None:
         return None
     return InferenceRoute(found["backend"], found["endpoint"])
@@ -152,12 +159,12 @@ def parse_runner_url(url: str) -> RunnerAddress:
 # Model names (DMR-PROTOCOL.md section 4)
 # --------------------------------------------------------------------------------------------
 
-_HEX_ID = re.compile(r"^(?:[0-9a-f]{12}|[0-9a-f]{64}|sha256:[0-9a-f]{64})$")
+_HEX_ID = r"^(?:[0-9a-f]{12}|[0-9a-f]{64}|sha256:[0-9a-f]{64})$"
 
 
 def looks_like_model_id(ref: str) -> bool:
     """True for a model ID or its short form: 12 or 64 lowercase hex, or ``sha256:<64 hex>``."""
-    return bool(_HEX_ID.match(ref))
+    return bool(_regex(_HEX_ID).match(ref))
 
 
 def normalize_model_name(name: str) -> str:
@@ -512,7 +519,7 @@ def chunk_text(chunk: Mapping[str, Any]) -> str:
 PULL_SUCCESS_MESSAGE = "Model pulled successfully"
 _HTML_ESCAPES = {"&": "&amp;", "'": "&#39;", "<": "&lt;", ">": "&gt;", '"': "&#34;"}
 _HTML_UNESCAPES = {escaped: raw for raw, escaped in _HTML_ESCAPES.items()} | {"&quot;": '"', "&#x27;": "'"}
-_HTML_ENTITY = re.compile("|".join(re.escape(entity) for entity in _HTML_UNESCAPES))
+_HTML_ENTITY = "|".join(re.escape(entity) for entity in _HTML_UNESCAPES)
 
 
 def html_escape(text: str) -> str:
@@ -522,7 +529,7 @@ def html_escape(text: str) -> str:
 
 def html_unescape(text: str) -> str:
     """Undo :func:`html_escape` (what DMR's CLI does to each line of a text/plain pull)."""
-    return _HTML_ENTITY.sub(lambda found: _HTML_UNESCAPES[found.group(0)], text)
+    return _regex(_HTML_ENTITY).sub(lambda found: _HTML_UNESCAPES[found.group(0)], text)
 
 
 def pull_wants_raw_json(accept: str | None) -> bool:
@@ -786,7 +793,7 @@ HOP_BY_HOP_HEADERS = frozenset(
 )
 """Headers a reverse proxy drops in both directions (Go's ``httputil.ReverseProxy``)."""
 
-_DOCKER_REFERENCE = re.compile(
+_DOCKER_REFERENCE = (
     r"^(?:(?P<domain>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
     r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
@@ -795,7 +802,7 @@ _DOCKER_REFERENCE = re.compile(
 
 def is_valid_reference(normalized: str) -> bool:
     """Whether a normalised name parses as a Docker reference (a pull answers 400 otherwise)."""
-    return bool(normalized) and bool(_DOCKER_REFERENCE.match(normalized))
+    return bool(normalized) and bool(_regex(_DOCKER_REFERENCE).match(normalized))
 
 
 def mode_for_endpoint(endpoint: str) -> str:

@@ -1,0 +1,35 @@
+"""The probe's own few lines of HTTP: what a runner, Docker's socket or llama.cpp may send back."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_dmr.discovery import MAX_BODY, _parse_response
+
+
+def test_a_content_length_answer() -> None:
+    raw = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 30\r\n\r\nDocker Model Runner is running"
+    assert _parse_response(raw) == (200, b"Docker Model Runner is running")
+
+
+def test_a_chunked_answer_is_decoded() -> None:
+    raw = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n4\r\n{"ob\r\n9;ext=1\r\nject":[]}\r\n0\r\n\r\n'
+    assert _parse_response(raw) == (200, b'{"object":[]}')
+
+
+def test_an_error_status_keeps_its_body() -> None:
+    assert _parse_response(b"HTTP/1.1 404 Not Found\r\n\r\n404 page not found\n") == (404, b"404 page not found\n")
+
+
+def test_a_long_body_is_cut() -> None:
+    status, body = _parse_response(b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * (MAX_BODY + 10))
+    assert status == 200 and len(body) == MAX_BODY
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"HTTP/1.1 200 OK\r\nno end of headers", b"SSH-2.0-OpenSSH_9.2\r\n\r\n", b"HTTP/1.1 abc\r\n\r\n"],
+)
+def test_what_is_not_http_is_a_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        _parse_response(raw)
