@@ -117,10 +117,11 @@ async def benchmark(args: argparse.Namespace) -> int:
         "adapter": lambda: adapter.stream_generate(PROMPT, **options),
     }
     emulator = None
+    catalog_dir = tempfile.TemporaryDirectory(prefix="dmr-bench-catalog-")
     if args.emulator:
         from pytest_dmr.emulator import EmulatorServer
 
-        catalog = Path(tempfile.mkdtemp(prefix="dmr-bench-catalog-"))
+        catalog = Path(catalog_dir.name)
         (catalog / "smollm2").mkdir()
         (catalog / "smollm2" / "latest.gguf").symlink_to(path)
         emulator = EmulatorServer(catalog, engine="llama", threads=args.threads).start()
@@ -133,6 +134,7 @@ async def benchmark(args: argparse.Namespace) -> int:
         await client.aclose()
         if emulator is not None:
             emulator.stop()
+        catalog_dir.cleanup()
         del server
 
     texts = {name: {run[2] for run in runs} for name, runs in results.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import docker  # noqa: E402
 from pytest_dmr.provision import labels  # noqa: E402
 from pytest_dmr.provision.coordination import RunDirectory  # noqa: E402
 from pytest_dmr.provision.engine import connect  # noqa: E402
@@ -34,18 +36,28 @@ def quiet(line: str, transient: bool) -> None:
 
 def once(request: ProvisionRequest, tag: str) -> float:
     run_dir = RunDirectory.create(tag)
-    started = time.perf_counter()
-    acquire(request, run_dir, write=quiet, interactive=False)
-    elapsed = time.perf_counter() - started
-    release(run_dir)
-    return elapsed
+    try:
+        started = time.perf_counter()
+        acquire(request, run_dir, write=quiet, interactive=False)
+        return time.perf_counter() - started
+    finally:
+        release(run_dir)
+        shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
-def remove_kept() -> None:
+def remove_kept(*, volume: bool = False) -> None:
+    """Remove the ``--dmr-reuse`` runner (and, at the end, the benchmark's models volume)."""
     engine = connect()
-    for container in engine.client.containers.list(all=True, filters={"label": labels.REUSE}):
-        container.remove(force=True, v=True)
-    engine.client.close()
+    try:
+        for container in engine.client.containers.list(all=True, filters={"label": labels.REUSE}):
+            container.remove(force=True, v=True)
+        if volume:
+            try:
+                engine.client.volumes.get(VOLUME).remove(force=True)
+            except docker.errors.NotFound:
+                pass
+    finally:
+        engine.client.close()
 
 
 def describe(name: str, times: list[float]) -> str:
@@ -66,12 +78,13 @@ def main() -> None:
     cold_request = ProvisionRequest(image=args.image, models=(args.model,), timeout=60)
     reuse_request = ProvisionRequest(image=args.image, models=(args.model,), timeout=60, reuse=True)
     remove_kept()
-    once(cold_request, "warmup")  # fills the models volume: later runs measure the container only
-
-    cold = [once(cold_request, f"cold{n}") for n in range(args.runs)]
-    once(reuse_request, "keep")  # starts the kept runner
-    reused = [once(reuse_request, f"reuse{n}") for n in range(args.runs)]
-    remove_kept()
+    try:
+        once(cold_request, "warmup")  # fills the models volume: later runs measure the container only
+        cold = [once(cold_request, f"cold{n}") for n in range(args.runs)]
+        once(reuse_request, "keep")  # starts the kept runner
+        reused = [once(reuse_request, f"reuse{n}") for n in range(args.runs)]
+    finally:
+        remove_kept(volume=True)
 
     print(f"image {args.image}, model {args.model} already in the volume")
     print(describe("cold", cold))

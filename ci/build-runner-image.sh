@@ -19,6 +19,7 @@ tag=${1:-${PYTEST_DMR_RUNNER_IMAGE:-pytest-dmr/runner:local}}
 python=${PYTHON:-.venv/bin/python}
 cache=${PYTEST_DMR_CACHE:-$HOME/.cache/pytest-dmr}
 suite=bookworm
+image_python=3.11   # bookworm's python3: wheels are chosen for it, not for the host's Python
 packages=python3,libgomp1
 xllamacpp_version=$("$python" -c 'import importlib.metadata as m; print(m.version("xllamacpp"))')
 model_file=$("$python" - <<'PY'
@@ -53,12 +54,17 @@ step "rootfs $rootfs_tar"
 if [[ -s $rootfs_tar ]]; then
     done_step cached
 else
+    if ! command -v debootstrap >/dev/null 2>&1; then  # ci/docker-engine.sh installs it only with dockerd
+        echo -n "installing debootstrap ... "
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    fi
     work=$(mktemp -d "$cache/rootfs-build.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     root=$work/root
     debootstrap --variant=minbase --include="$packages" "$suite" "$root" >"$work/debootstrap.log" 2>&1 \
         || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
     "$python" -m pip install -q --disable-pip-version-check --no-compile --target "$root/opt/dmr" \
+        --python-version "$image_python" --only-binary=:all: \
         "xllamacpp==$xllamacpp_version" httpx >"$work/pip.log" 2>&1 \
         || { tail -n 30 "$work/pip.log" >&2; exit 1; }
     mkdir -p "$root$catalog_dir" "$root$models_dir"

@@ -71,7 +71,11 @@ def transport_error(
             hint="Give an http(s) URL such as http://localhost:12434",
             **context,
         )
-    return errors.DMRError(f"talking to the runner failed ({type(exc).__name__}: {_reason(exc)})", **context)
+    return errors.DMRError(
+        f"talking to the runner failed ({type(exc).__name__}: {_reason(exc)})",
+        hint="Check that the URL points at Docker Model Runner and that it is healthy (`docker model status`)",
+        **context,
+    )
 
 
 def status_error(response: httpx.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:

@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -120,6 +120,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self._sleep: Sleep = sleep or asyncio.sleep
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._client_closer: AsyncGenerator[None, None] | None = None
         openai_url = self.address.openai_url
         self._urls = {  # parsed once: URL parsing is a visible share of a mock call's cost
             endpoint: httpx.URL(openai_url + endpoint)
@@ -167,7 +168,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
     async def check_availability(self) -> bool:
         """Whether the runner answers its OpenAI model list, quickly and without retries. Never raises."""
         try:
-            response = await self._http().get(self._urls[protocol.MODELS], timeout=min(self.timeout, 5.0))
+            response = await (await self._http()).get(self._urls[protocol.MODELS], timeout=min(self.timeout, 5.0))
         except _http.HTTPX_ERRORS:
             return False
         except Exception:  # noqa: BLE001 - promised never to raise
@@ -200,7 +201,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         except errors.DMRError:
             pass
         try:
-            response = await self._http().get(self.address.root + protocol.MANAGEMENT_MODELS_PATH)
+            response = await (await self._http()).get(self.address.root + protocol.MANAGEMENT_MODELS_PATH)
             listed = response.json() if response.status_code == 200 else None
         except _http.HTTPX_ERRORS + (ValueError,):
             return []
@@ -243,7 +244,11 @@ class DockerModelRunnerAdapter(LLMAdapter):
         body = self._body(model, "input", inputs, options)
         answer = await self._request_json("POST", protocol.EMBEDDINGS, body, model=model)
         data = answer.get("data") if isinstance(answer, Mapping) else None
-        if not isinstance(data, list) or len(data) != len(inputs):
+        if (
+            not isinstance(data, list)
+            or len(data) != len(inputs)
+            or not all(isinstance(entry, Mapping) and isinstance(entry.get("embedding"), list) for entry in data)
+        ):
             raise self._malformed(f"expected {len(inputs)} embeddings", answer, model)
         ordered = sorted(data, key=lambda entry: entry.get("index", 0))
         return [list(entry["embedding"]) for entry in ordered]
@@ -254,9 +259,12 @@ class DockerModelRunnerAdapter(LLMAdapter):
 
     async def aclose(self) -> None:
         """Close the HTTP connections (from async code; :meth:`close` is the synchronous twin)."""
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            await client.aclose()
+        if self._client_loop is not None and self._client_loop is not asyncio.get_running_loop():
+            self.close()  # the client belongs to another loop: close it there if that loop can
+            return
+        closer = self._forget_client()
+        if closer is not None:
+            await closer.aclose()
 
     def close(self) -> None:
         """Close the HTTP connections from synchronous code, e.g. a fixture's teardown. Never raises.
@@ -264,14 +272,15 @@ class DockerModelRunnerAdapter(LLMAdapter):
         The httpx client belongs to the event loop it was made on, so it is closed there: at once
         when that loop is idle (neither running nor closed); scheduled on it when it is running
         (the connections close at the loop's next turn). With no client yet, nothing happens; on a
-        closed loop the client is simply dropped, as that loop has already torn its sockets down.
+        closed loop the client is dropped: if that loop was shut down by ``asyncio.run``,
+        ``asyncio.Runner`` or pytest-asyncio, the client was closed then (see :meth:`_http`).
         The adapter stays usable: the next call makes a new client.
         """
-        client, loop = self._client, self._client_loop
-        self._client, self._client_loop = None, None
-        if client is None or loop is None or loop.is_closed():
+        loop = self._client_loop
+        closer = self._forget_client()
+        if closer is None or loop is None or loop.is_closed():
             return
-        closing = client.aclose()
+        closing = _finish(closer)
         try:
             if loop.is_running():
                 asyncio.run_coroutine_threadsafe(closing, loop)
@@ -292,14 +301,30 @@ class DockerModelRunnerAdapter(LLMAdapter):
     # Internals: one httpx client per event loop, requests with retries, streams
     # ---------------------------------------------------------------------------------------
 
-    def _http(self) -> httpx.AsyncClient:
+    async def _http(self) -> httpx.AsyncClient:
         """The httpx client, made on first use; remade if called from another event loop
-        (a connection pool cannot move between loops, and pytest-asyncio gives each test its own)."""
+        (a connection pool cannot move between loops, and pytest-asyncio gives each test its own).
+
+        The client is tied to its loop's shutdown: ``asyncio.run``, ``asyncio.Runner`` and
+        pytest-asyncio run ``loop.shutdown_asyncgens()`` before closing a loop, which resumes the
+        suspended :func:`_close_at_loop_shutdown` generator, so the pooled connections close on
+        their own loop even when nobody calls :meth:`close` in time (a test's loop usually ends
+        before its fixtures' teardown).
+        """
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout, headers=self._headers)
-            self._client_loop = loop
+            self.close()
+            client = httpx.AsyncClient(transport=self._transport, timeout=self.timeout, headers=self._headers)
+            closer = _close_at_loop_shutdown(client)
+            await closer.__anext__()  # first step: the loop now tracks it (and holds it suspended)
+            self._client, self._client_loop, self._client_closer = client, loop, closer
         return self._client
+
+    def _forget_client(self) -> AsyncGenerator[None, None] | None:
+        """Drop the client; return what closes it (``None`` when there was none)."""
+        closer = self._client_closer
+        self._client, self._client_loop, self._client_closer = None, None, None
+        return closer
 
     def _body(
         self, model: str, key: str, value: Any, options: Mapping[str, Any], *, stream: bool = False
@@ -321,7 +346,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self, method: str, endpoint: str, content: bytes | None, *, model: str | None, retry: bool, stream: bool = False
     ) -> httpx.Response:
         """Send with retries on failed connections and 502/503/504; the response is OK (2xx) or raised."""
-        client = self._http()
+        client = await self._http()
         url = self._urls[endpoint]
         attempt = 0
         while True:
@@ -476,6 +501,18 @@ class DockerModelRunnerAdapter(LLMAdapter):
             model=model,
             hint=_http.STREAM_HINT,
         )
+
+
+async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Waits, suspended, for the client's end: an explicit close, or its event loop's shutdown."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def _finish(closer: AsyncGenerator[None, None]) -> None:
+    await closer.aclose()
 
 
 def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_RUNNER = 0, 1, 2
 
+_WITHOUT_RUNNER = {
+    "auto": "Tests will run on the mock (auto mode), and --dmr=live will refuse to start.",
+    "live": "The mode is live: pytest will refuse to start.",
+    "mock": "The mode is mock: tests use the mock and never look for a runner.",
+    "off": "The mode is off: the plugin's fixtures are unavailable.",
+}
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     options = {"--dmr-url": args.url, "--dmr-timeout": args.timeout, "--dmr-discovery": args.discovery}
@@ -57,7 +64,8 @@ def _find(settings: Settings, out: TextIO) -> Discovery | None:
 
 def doctor(settings: Settings, out: TextIO) -> int:
     """What is reachable, what is missing, and how to fix it."""
-    print(f"settings: mode {settings.mode}, model {settings.model}, discovery {','.join(settings.discovery)}"
+    model_source = "" if settings.model_source == "default" else f" (from {settings.model_source})"
+    print(f"settings: mode {settings.mode}, model {settings.model}{model_source}, discovery {','.join(settings.discovery)}"
           + (f", url {settings.url} (from {settings.url_source})" if settings.url else ""), file=out)
     found = discover(settings)
     print(f"discovery ({found.elapsed * 1000:.1f} ms):", file=out)
@@ -68,7 +76,7 @@ def doctor(settings: Settings, out: TextIO) -> int:
     problems = 0
     if found.address is None:
         problems += 1
-        print("runner: none found. Tests will run on the mock (auto mode), and --dmr=live will refuse to start.", file=out)
+        print(f"runner: none found. {_WITHOUT_RUNNER.get(settings.mode, _WITHOUT_RUNNER['auto'])}", file=out)
         print(f"  fix: {HOW_TO_START}", file=out)
     else:
         kind = "Docker Model Runner" if found.kind == "dmr" else "an OpenAI-compatible server (no model management)"
@@ -97,7 +105,7 @@ def doctor(settings: Settings, out: TextIO) -> int:
 
 def models(settings: Settings, out: TextIO) -> int:
     found = _find(settings, out)
-    if found is None:
+    if found is None or found.address is None:
         return EXIT_NO_RUNNER
     with _client(found, settings) as client:
         if found.kind != "dmr":
@@ -106,7 +114,7 @@ def models(settings: Settings, out: TextIO) -> int:
             return EXIT_OK
         listed = client.list_models()
     if not listed:
-        print(f"no models on {found.address.root}; pull one with `pytest-dmr pull {settings.model}`", file=out)  # type: ignore[union-attr]
+        print(f"no models on {found.address.root}; pull one with `pytest-dmr pull {settings.model}`", file=out)
         return EXIT_OK
     width = max(len(protocol.short_model_name(model.name)) for model in listed)
     print(f"{'MODEL':<{width}}  {'SIZE':>11}  ID", file=out)
@@ -145,26 +153,26 @@ class _ProgressPrinter:
             print(text, file=self.stream, flush=True)
 
     def finish(self) -> None:
-        if self.tty and self.last_step == -1 and self.layers:
-            print(file=self.stream)
-        elif self.tty and self.layers:
+        """End the line a terminal's progress was rewriting."""
+        if self.tty and self.layers:
             print(file=self.stream)
 
 
-def pull(settings: Settings, name: str, out: TextIO, progress_stream: TextIO) -> int:
+def pull(settings: Settings, name: str, out: TextIO, err: TextIO) -> int:
+    """Progress and failures go to ``err``, the outcome to ``out``."""
     found = _find(settings, out)
-    if found is None:
+    if found is None or found.address is None:
         return EXIT_NO_RUNNER
     if found.kind != "dmr":
-        print(f"{found.address.openai_url} is an OpenAI-compatible server without model management: it cannot pull", file=out)  # type: ignore[union-attr]
+        print(f"{found.address.openai_url} is an OpenAI-compatible server without model management: it cannot pull", file=out)
         return EXIT_FAILED
-    printer = _ProgressPrinter(name, progress_stream)
+    printer = _ProgressPrinter(name, err)
     try:
         with _client(found, settings) as client:
             result = client.pull(name, progress=printer)
     except errors.DMRError as exc:
         printer.finish()
-        print(f"pull failed: {exc}", file=out)
+        print(f"pull failed: {exc}", file=err)
         return EXIT_FAILED
     printer.finish()
     print(f"{protocol.normalize_model_name(name)}: {result.message}", file=out)
@@ -182,9 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Docker Model Runner for tests: check the set-up, list and pull models. "
         "Uses the same environment variables as the pytest plugin (DMR_URL, DMR_MODEL, DMR_DISCOVERY, ...).",
     )
-    parser.add_argument("--url", help="a runner's URL (skips discovery); default: DMR_URL or discovery")
-    parser.add_argument("--timeout", help="request timeout in seconds")
-    parser.add_argument("--discovery", metavar="GROUPS", help="comma list of url,compose,host,container,desktop")
+    # Each flag also takes the plugin's spelling, which is how error messages name it.
+    parser.add_argument("--url", "--dmr-url", help="a runner's URL (skips discovery); default: DMR_URL or discovery")
+    parser.add_argument("--timeout", "--dmr-timeout", metavar="SECONDS", help="request timeout in seconds")
+    parser.add_argument("--discovery", "--dmr-discovery", metavar="GROUPS",
+                        help="comma list of url,compose,host,container,desktop")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("doctor", help="what is reachable, what is missing, how to fix it")
     commands.add_parser("models", help="the models on the runner")

@@ -40,6 +40,7 @@ PULL_LOCK_TIMEOUT = 1800.0
 NEEDS_LIVE = "needs a live Docker Model Runner"
 """Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
 PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
+LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,11 @@ class DMRSession:
         return self._model_checks[key]
 
 
-def get_session(config: pytest.Config) -> DMRSession:
-    from pytest_dmr.plugin import SESSION_KEY
+SESSION_KEY = pytest.StashKey[DMRSession]()
+"""Where ``plugin.py``'s ``pytest_configure`` keeps the run's :class:`DMRSession`."""
 
+
+def get_session(config: pytest.Config) -> DMRSession:
     try:
         return config.stash[SESSION_KEY]
     except KeyError:
@@ -463,9 +466,7 @@ def dmr_mock(request: pytest.FixtureRequest) -> MockModelRunner:
     if session.settings.mode == "off":
         _off_error(session.settings)
     if request.node.get_closest_marker("dmr_live") is not None:
-        raise pytest.UsageError(
-            f"{request.node.nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
-        )
+        pytest.fail(LIVE_AND_MOCK.format(nodeid=request.node.nodeid), pytrace=False)
     record_backend(request.node, MOCK)
     return new_mock(session.settings, request.node)
 
@@ -487,6 +488,11 @@ def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner) -> _Test
 def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, options: dict[str, Any]) -> DockerModelRunnerAdapter:
     from pytest_dmr.adapter import DockerModelRunnerAdapter
 
+    if "base_url" in options or "self" in options:
+        raise TypeError(
+            "dmr_adapter_factory() takes no base_url: its adapters talk to this test's runner (live or mock); "
+            "for another runner, build a DockerModelRunnerAdapter yourself"
+        )
     accepted = inspect.signature(DockerModelRunnerAdapter.__init__).parameters
     constructor = {key: value for key, value in options.items() if key in accepted}
     generation = {key: value for key, value in options.items() if key not in accepted}

@@ -18,8 +18,10 @@ from pytest_dmr import errors, settings as settings_module
 from pytest_dmr.fixtures import (
     LIVE,
     MOCK,
+    LIVE_AND_MOCK,
     NEEDS_LIVE,
     RUN_ID_KEY,
+    SESSION_KEY,
     WORKER_INPUT_KEY,
     DMRSession,
     _dmr_backend,
@@ -35,7 +37,6 @@ from pytest_dmr.fixtures import (
 
 __all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_mock", "dmr_runner", "_dmr_backend"]
 
-SESSION_KEY = pytest.StashKey[DMRSession]()
 COUNTER_KEY = pytest.StashKey["BackendCounter"]()
 
 PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"})
@@ -289,6 +290,8 @@ def marker_problem(item: pytest.Item) -> str | None:
             )
     if item.get_closest_marker("dmr_live") and item.get_closest_marker("dmr_mock"):
         return f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
+    if item.get_closest_marker("dmr_live") and "dmr_mock" in getattr(item, "fixturenames", ()):
+        return LIVE_AND_MOCK.format(nodeid=item.nodeid)
     return None
 
 

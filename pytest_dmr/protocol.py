@@ -43,9 +43,7 @@ ROOT_BANNER = "Docker Model Runner is running"
 # --------------------------------------------------------------------------------------------
 
 ENGINES_PREFIX = "/engines/v1"
-LLAMACPP_PREFIX = "/engines/llama.cpp/v1"
 ALIAS_PREFIX = "/v1"
-INFERENCE_PREFIXES = (ENGINES_PREFIX, LLAMACPP_PREFIX, ALIAS_PREFIX)
 
 CHAT_COMPLETIONS = "/chat/completions"
 COMPLETIONS = "/completions"
@@ -58,6 +56,12 @@ VERSION_PATH = "/version"
 ENGINES_STATUS_PATH = "/engines/status"
 MANAGEMENT_MODELS_PATH = "/models"
 MODELS_CREATE_PATH = "/models/create"
+
+ENGINES_PS_PATH = "/engines/ps"
+ENGINES_DF_PATH = "/engines/df"
+ENGINES_UNLOAD_PATH = "/engines/unload"
+METRICS_PATH = "/metrics"
+MODELS_PURGE_PATH = "/models/purge"
 
 PRELOAD_HEADER = "X-Preload-Only"
 
@@ -82,15 +86,22 @@ class InferenceRoute(NamedTuple):
     endpoint: str
 
 
+def clean_path(path: str) -> str:
+    """DMR's path cleanup before routing: only a path containing ``//`` is cleaned, which also
+    drops its trailing slash (``/engines//v1/models/`` -> ``/engines/v1/models``)."""
+    if "//" not in path:
+        return path
+    return _regex(r"/{2,}").sub("/", path).rstrip("/") or "/"
+
+
 def match_inference_path(path: str) -> InferenceRoute | None:
-    """Parse ``/engines[/{backend}]/v1/...`` or the ``/v1/...`` alias; ``None`` for other paths.
+    """Parse ``/engines[/{backend}]/v1/...`` or the ``/v1/...`` alias (after :func:`clean_path`);
+    ``None`` for other paths.
 
     ``/v1/chat/completions`` -> ``(None, "/chat/completions")``;
     ``/engines/llama.cpp/v1/models/ai/x`` -> ``("llama.cpp", "/models/ai/x")``.
     """
-    if "//" in path:
-        path = re.sub(r"/{2,}", "/", path)
-    path = path.rstrip("/") or "/"
+    path = clean_path(path)
     if path.startswith(ALIAS_PREFIX + "/"):
         return InferenceRoute(None, path[len(ALIAS_PREFIX) :])
     found = _regex(_ENGINE_PATH).match(path)
@@ -231,6 +242,28 @@ def short_model_name(ref: str) -> str:
     return name
 
 
+_DOCKER_REFERENCE = (
+    r"^(?:(?P<domain>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)/)?"
+    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def is_valid_reference(normalized: str) -> bool:
+    """Whether a normalised name parses as a Docker reference (a pull answers 400 otherwise)."""
+    return bool(normalized) and bool(_regex(_DOCKER_REFERENCE).match(normalized))
+
+
+def partial_name_matches(ref: str, tag: str) -> bool:
+    """``GET /models/{ref}``'s fallback: the tag without its ``:tag`` and its path equals ``ref``.
+
+    ``smollm2`` matches ``docker.io/ai/smollm2:360M-Q4_K_M`` and ``myorg/smollm2:v1``; case-sensitive.
+    """
+    colon = tag.rfind(":")
+    name = tag[:colon] if colon >= 0 else tag
+    return name[name.rfind("/") + 1 :] == ref
+
+
 # --------------------------------------------------------------------------------------------
 # Models as the management API describes them (section 2.1) and the OpenAI list (section 3.2)
 # --------------------------------------------------------------------------------------------
@@ -274,11 +307,17 @@ class ModelInfo:
         return str(value) if value is not None else None
 
     def matches(self, ref: str) -> bool:
-        """Whether ``ref`` names this model: its ID, a short ID, or any tag in canonical form."""
-        if ref == self.id or (len(ref) == 12 and self.id.startswith("sha256:" + ref)):
-            return True
-        wanted = canonical_model_name(ref)
-        return any(canonical_model_name(tag) == wanted for tag in self.tags)
+        """Whether ``ref`` names this model as a runner's local lookup does (section 4): its ID
+        (``sha256:<64 hex>``, 64 or 12 hex), a digest reference whose digest is the ID
+        (``ai/x@sha256:...``), or any tag once both are in canonical form."""
+        normalized = normalize_model_name(ref)
+        if "@" in normalized:
+            return normalized.rpartition("@")[2] == self.id
+        if looks_like_model_id(normalized):
+            wanted, own = normalized.removeprefix("sha256:"), self.id.removeprefix("sha256:")
+            return own == wanted if len(wanted) == 64 else own.startswith(wanted)
+        wanted = canonical_model_name(normalized)
+        return bool(wanted) and any(canonical_model_name(tag) == wanted for tag in self.tags)
 
     def to_openai(self) -> dict[str, Any]:
         """The ``/engines/v1/models`` entry, with DMR's ``dmr`` extension when there is a config."""
@@ -412,6 +451,11 @@ def embeddings_response(*, model: str, vectors: list[list[float]], prompt_tokens
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
         "data": [{"embedding": vector, "index": index, "object": "embedding"} for index, vector in enumerate(vectors)],
     }
+
+
+def tool_call(*, id: str, name: str, arguments: str) -> dict[str, Any]:
+    """One entry of a message's ``tool_calls``; ``arguments`` is a JSON *string*."""
+    return {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 def last_user_message(body: Mapping[str, Any]) -> str:
@@ -608,20 +652,35 @@ def parse_pull_line(line: str, *, escaped: bool) -> PullProgress | None:
         return None
     if not isinstance(data, Mapping) or "type" not in data:
         return None
-    layer = data.get("layer") or {}
+    layer = data.get("layer")
+    if not isinstance(layer, Mapping):
+        layer = {}
 
     def field_of(name: str) -> Any:
         return layer.get(name, layer.get(name.capitalize() if name != "id" else "ID"))
 
-    return PullProgress(
-        type=str(data["type"]),
-        message=str(data.get("message") or ""),
-        total=int(data.get("total") or 0),
-        layer_id=field_of("id") or None,
-        layer_size=int(field_of("size") or 0),
-        layer_current=int(field_of("current") or 0),
-        mode=str(data.get("mode") or "pull"),
-    )
+    try:
+        return PullProgress(
+            type=str(data["type"]),
+            message=str(data.get("message") or ""),
+            total=int(data.get("total") or 0),
+            layer_id=str(field_of("id") or "") or None,
+            layer_size=int(field_of("size") or 0),
+            layer_current=int(field_of("current") or 0),
+            mode=str(data.get("mode") or "pull"),
+        )
+    except (TypeError, ValueError):  # a number that is not one: not a line we can use
+        return None
+
+
+def pull_error_progress(error: str) -> PullProgress:
+    """The ``type: error`` line of a pull that failed after streaming began."""
+    return PullProgress(type="error", message=f"Error: {error}")
+
+
+def pull_failure_text(error: str) -> str:
+    """The plain-text line DMR appends after a pull's error line."""
+    return f"error while pulling model: {error}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,6 +693,11 @@ NOT_FOUND = "not found"
 PAGE_NOT_FOUND = "404 page not found"
 MODEL_NOT_FOUND = "model not found"
 BACKEND_NOT_FOUND = "backend not found"
+REQUEST_TOO_LARGE = "request too large"
+INVALID_REQUEST_BODY = "invalid request body"
+INVALID_MODEL_REFERENCE = "Invalid model reference"
+PULL_MODEL_NOT_FOUND = "Model not found"
+DELETE_MODEL_NOT_FOUND = "error while deleting model: model not found"
 LOADING_MODEL_BODY: dict[str, Any] = {
     "error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}
 }
@@ -666,6 +730,19 @@ def model_not_found_message(requested: str) -> str:
 
 def unable_to_load_message(cause: str) -> str:
     return f"unable to load runner: {cause}"
+
+
+def delete_conflict_message(ref: str) -> str:
+    """The 409 of ``DELETE /models/{id}`` when the model has several tags and ``force`` is unset."""
+    return (
+        f"error while deleting model: unable to delete {go_quote(ref)} (must be forced) "
+        "due to multiple tag references: resource conflict"
+    )
+
+
+def backend_error_body(code: int, message: str, type: str = "invalid_request_error") -> dict[str, Any]:
+    """llama.cpp's own JSON error (passed through by DMR unchanged), e.g. a 400 for a bad field."""
+    return {"error": {"code": code, "message": message, "type": type}}
 
 
 def _error_text(body: str) -> str:
@@ -754,14 +831,8 @@ def error_from_response(
 
 
 # --------------------------------------------------------------------------------------------
-# Runner-side details a stand-in server needs (sections 0, 1, 2.3, 2.4, 3.3, 5, 6)
+# Runner-side details a stand-in server needs (sections 1, 2.3, 3.3, 5, 6)
 # --------------------------------------------------------------------------------------------
-
-ENGINES_PS_PATH = "/engines/ps"
-ENGINES_DF_PATH = "/engines/df"
-ENGINES_UNLOAD_PATH = "/engines/unload"
-METRICS_PATH = "/metrics"
-MODELS_PURGE_PATH = "/models/purge"
 
 LLAMACPP_BACKEND = "llama.cpp"
 OTHER_BACKENDS_STATUS: dict[str, str] = {
@@ -777,11 +848,6 @@ EMBEDDING_MODE = "embedding"
 MAX_INFERENCE_BODY = 10 * 1024 * 1024
 """Inference bodies above 10 MiB get ``400 request too large``."""
 
-REQUEST_TOO_LARGE = "request too large"
-INVALID_REQUEST_BODY = "invalid request body"
-INVALID_MODEL_REFERENCE = "Invalid model reference"
-PULL_MODEL_NOT_FOUND = "Model not found"
-DELETE_MODEL_NOT_FOUND = "error while deleting model: model not found"
 LLAMACPP_JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 """What llama.cpp's server labels its JSON with (its ``503 Loading model`` included)."""
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -792,18 +858,6 @@ HOP_BY_HOP_HEADERS = frozenset(
      "te", "trailer", "transfer-encoding", "upgrade"}
 )
 """Headers a reverse proxy drops in both directions (Go's ``httputil.ReverseProxy``)."""
-
-_DOCKER_REFERENCE = (
-    r"^(?:(?P<domain>[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?)/)?"
-    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
-)
-
-
-def is_valid_reference(normalized: str) -> bool:
-    """Whether a normalised name parses as a Docker reference (a pull answers 400 otherwise)."""
-    return bool(normalized) and bool(_regex(_DOCKER_REFERENCE).match(normalized))
-
 
 def mode_for_endpoint(endpoint: str) -> str:
     """The runner mode an inference endpoint needs: embeddings get their own runner."""
@@ -818,7 +872,7 @@ def upstream_path(path: str) -> str:
 
 def engines_status_body(statuses: Mapping[str, str]) -> bytes:
     """``GET /engines/status``: keys sorted (a Go map), and no trailing newline."""
-    return json.dumps(dict(statuses), sort_keys=True, separators=(",", ":")).encode()
+    return dumps(dict(sorted(statuses.items()))).encode()
 
 
 def llamacpp_status(version: str) -> str:
@@ -862,50 +916,3 @@ def untagged_action(tag: str) -> dict[str, str]:
 
 def deleted_action(model_id: str) -> dict[str, str]:
     return {"Deleted": model_id}
-
-
-def delete_conflict_message(ref: str) -> str:
-    """The 409 of ``DELETE /models/{id}`` when the model has several tags and ``force`` is unset."""
-    return (
-        f"error while deleting model: unable to delete {go_quote(ref)} (must be forced) "
-        "due to multiple tag references: resource conflict"
-    )
-
-
-def unknown_action_message(action: str) -> str:
-    return f"unknown action {go_quote(action)}"
-
-
-# --------------------------------------------------------------------------------------------
-# Tool calls, backend JSON errors, partial names, pull failures (sections 2.2, 2.4, 3.3)
-# --------------------------------------------------------------------------------------------
-
-
-def tool_call(*, id: str, name: str, arguments: str) -> dict[str, Any]:
-    """One entry of a message's ``tool_calls``; ``arguments`` is a JSON *string*."""
-    return {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def backend_error_body(code: int, message: str, type: str = "invalid_request_error") -> dict[str, Any]:
-    """llama.cpp's own JSON error (passed through by DMR unchanged), e.g. a 400 for a bad field."""
-    return {"error": {"code": code, "message": message, "type": type}}
-
-
-def partial_name_matches(ref: str, tag: str) -> bool:
-    """``GET /models/{ref}``'s fallback: the tag without its ``:tag`` and its path equals ``ref``.
-
-    ``smollm2`` matches ``docker.io/ai/smollm2:360M-Q4_K_M`` and ``myorg/smollm2:v1``; case-sensitive.
-    """
-    colon = tag.rfind(":")
-    name = tag[:colon] if colon >= 0 else tag
-    return name[name.rfind("/") + 1 :] == ref
-
-
-def pull_error_progress(error: str) -> PullProgress:
-    """The ``type: error`` line of a pull that failed after streaming began."""
-    return PullProgress(type="error", message=f"Error: {error}")
-
-
-def pull_failure_text(error: str) -> str:
-    """The plain-text line DMR appends after a pull's error line."""
-    return f"error while pulling model: {error}"

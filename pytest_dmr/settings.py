@@ -136,10 +136,10 @@ def _number(value: Any, source: str, *, scale: float = 1.0) -> float:
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number <= 0:
-        unit = "milliseconds" if scale != 1.0 else "seconds"
+        unit, example = ("milliseconds", "30000") if scale != 1.0 else ("seconds", "30 or 2.5")
         raise errors.ConfigurationError(
             f"{source}={_text(value)!r} is not a positive number of {unit}",
-            hint="Give a timeout such as 30 or 2.5",
+            hint=f"Give a timeout such as {example}",
         )
     return number
 

@@ -74,12 +74,13 @@ class Engine(Protocol):
 
 
 class LlamaProcess:
-    """A running ``llama_process``: its client, and the process to stop."""
+    """A running ``llama_process``: its client, the process to stop, and its log (removed with it)."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, log: IO[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, log: IO[bytes], log_path: Path) -> None:
         self.process = process
         self.url = url
         self._log = log
+        self._log_path = log_path
         # No Nagle delay between the request's header and body writes (httpcore sends them apart).
         transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0), transport=transport)
@@ -99,6 +100,7 @@ class LlamaProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+        self._log_path.unlink(missing_ok=True)  # one per load: kept, they would fill the store
 
 
 class LlamaEngine:
@@ -154,11 +156,16 @@ class LlamaEngine:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            reader.join(STOP_GRACE)  # at end of file now that the process is gone
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
             log.close()
             cause = "inference backend took too long to initialize" if timed_out else "inference backend quit unexpectedly"
             detail = _last_line(log_path)
+            log_path.unlink(missing_ok=True)
             raise LoadError(f"error waiting for runner to be ready: {cause}" + (f" ({detail})" if detail else ""))
-        return LlamaProcess(process, line[len(READY_PREFIX) :].strip(), log)
+        return LlamaProcess(process, line[len(READY_PREFIX) :].strip(), log, log_path)
 
 
 def _last_line(path: Path) -> str:
@@ -276,37 +283,42 @@ class Scheduler:
         """
         to_close: list[Runner] = []
         key = (model_id, mode)
-        with self._changed:
-            runner = self._runners.get(key)
-            if runner is None:
-                while len(self._runners) >= self.slots:
-                    unused = [other for other in self._runners.values() if not other.loading and other.in_use == 0]
-                    if unused:
+        deadline = time.monotonic() + self.load_timeout
+        try:
+            with self._changed:
+                while True:
+                    runner = self._runners.get(key)
+                    if runner is None and len(self._runners) >= self.slots:
+                        # Full: evict every unused runner at once (DMR does), or wait for one to free up.
+                        # Looked up again after every wait: another request may have started this load.
+                        unused = [other for other in self._runners.values() if not other.loading and other.in_use == 0]
                         for other in unused:
                             del self._runners[(other.model_id, other.mode)]
                         to_close.extend(unused)
-                    else:
-                        self._changed.wait(1.0)
-                runner = Runner(model_id=model_id, model_name=model_name, mode=mode)
-                self._runners[key] = runner
-                threading.Thread(
-                    target=self._load, args=(runner, model_path, alias), name="dmr-emulator-load", daemon=True
-                ).start()
-            if runner.loading and not wait:
-                self._close_runners(to_close)
-                raise StillLoading(model_name)
-            deadline = time.monotonic() + self.load_timeout
-            while runner.loading and time.monotonic() < deadline:
-                self._changed.wait(0.5)
-            if runner.error is not None:
-                self._close_runners(to_close)
-                raise LoadError(runner.error)
-            if runner.loading:
-                self._close_runners(to_close)
-                raise LoadError("error waiting for runner to be ready: inference backend took too long to initialize")
-            runner.in_use += 1
-        self._close_runners(to_close)
-        return runner
+                        if not unused:
+                            self._changed.wait(1.0)
+                        continue
+                    if runner is None:
+                        runner = Runner(model_id=model_id, model_name=model_name, mode=mode)
+                        self._runners[key] = runner
+                        evicted, to_close = to_close, []  # stopped before the load starts, not after it
+                        threading.Thread(
+                            target=self._load, args=(runner, model_path, alias, evicted), name="dmr-emulator-load", daemon=True
+                        ).start()
+                    if runner.loading and not wait:
+                        raise StillLoading(model_name)
+                    while runner.loading and time.monotonic() < deadline:
+                        self._changed.wait(0.5)
+                    if runner.error is not None:
+                        raise LoadError(runner.error)
+                    if runner.loading:
+                        raise LoadError("error waiting for runner to be ready: inference backend took too long to initialize")
+                    if self._runners.get(key) is runner:
+                        runner.in_use += 1
+                        return runner
+                    # Evicted (idle, or unloaded) between its load and this request: load it again.
+        finally:
+            self._close_runners(to_close)
 
     def release(self, runner: Runner) -> None:
         with self._changed:
@@ -314,14 +326,16 @@ class Scheduler:
             runner.last_used = time.time()
             self._changed.notify_all()
 
-    def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str) -> None:
+    def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str, evicted: list[Runner]) -> None:
+        self._close_runners(evicted)
         try:
             handle = self.engine.start(model_path=model_path(), alias=alias, mode=runner.mode)
         except Exception as exc:  # noqa: BLE001 - every failure becomes DMR's 500 answer
             cause = str(exc) if isinstance(exc, LoadError) else f"unable to start runner: {exc}"
             with self._changed:
                 runner.error, runner.loading = cause, False
-                self._runners.pop((runner.model_id, runner.mode), None)
+                if self._runners.get((runner.model_id, runner.mode)) is runner:
+                    del self._runners[(runner.model_id, runner.mode)]
                 self._changed.notify_all()
             return
         with self._changed:

@@ -8,6 +8,7 @@ arrives, so a token streamed by llama.cpp reaches the client at once.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -78,7 +79,13 @@ class EmulatorServer:
         self._httpd = _HTTPServer(host, port, self)  # bind first: a busy port leaves nothing behind
         self._own_store = store is None
         self.store_dir = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="dmr-emulator-"))
-        self.store = ModelStore(self.store_dir, self.catalog)
+        try:
+            self.store = ModelStore(self.store_dir, self.catalog)
+        except BaseException:  # an unreadable store: give back the port and the temporary directory
+            self._httpd.server_close()
+            if self._own_store:
+                shutil.rmtree(self.store_dir, ignore_errors=True)
+            raise
         if isinstance(self.engine, LlamaEngine):
             self.engine.log_dir = self.store_dir / "logs"
         self.scheduler = Scheduler(self.engine, slots=slots, idle_timeout=idle_timeout, load_timeout=load_timeout)
@@ -239,9 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the connection silently
-            if self._head_sent:
-                self.close_connection = True
-            else:
+            self.close_connection = True  # the request may not have been read whole
+            if not self._head_sent:
                 self._error(500, f"emulator error: {exc}")
 
     def _route(self) -> None:
@@ -333,24 +339,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         accept = self.headers.get("Accept")
         raw = protocol.pull_wants_raw_json(accept)
-        self._start_chunks(
-            200,
-            [
-                ("Content-Type", protocol.pull_content_type(accept)),
-                ("Cache-Control", "no-cache"),
-                ("Connection", "keep-alive"),
-            ],
-        )
+        lines = self.emulator.store.pull(tag, description)
         try:
-            for progress in self.emulator.store.pull(tag, description):
-                self._chunk(protocol.encode_pull_line(progress, raw_json=raw))
-        except OSError as exc:
-            if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
-                raise
-            error = protocol.PullProgress(type="error", message=f"Error: {exc}")
-            self._chunk(protocol.encode_pull_line(error, raw_json=raw))
-            self._chunk(f"error while pulling model: {exc}\n".encode())
-        self._end_chunks()
+            try:
+                first = next(lines)  # waits for a pull slot: until then nothing is sent, as from DMR
+            except OSError as exc:
+                self._error(500, f"error while pulling model: {exc}")
+                return
+            self._start_chunks(
+                200,
+                [
+                    ("Content-Type", protocol.pull_content_type(accept)),
+                    ("Cache-Control", "no-cache"),
+                    ("Connection", "keep-alive"),
+                ],
+            )
+            try:
+                for progress in itertools.chain([first], lines):
+                    self._chunk(protocol.encode_pull_line(progress, raw_json=raw))
+            except OSError as exc:
+                if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+                    raise
+                error = protocol.PullProgress(type="error", message=f"Error: {exc}")
+                self._chunk(protocol.encode_pull_line(error, raw_json=raw))
+                self._chunk(f"error while pulling model: {exc}\n".encode())
+            self._end_chunks()
+        finally:
+            lines.close()  # a client gone mid-pull frees its slot now, not when the generator is collected
 
     # ------------------------------------------------------------------ /engines
 

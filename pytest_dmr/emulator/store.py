@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,13 @@ class ModelStore:
         return self.blobs / model.blob
 
     def disk_usage(self) -> int:
-        return sum(path.stat().st_size for path in self.blobs.iterdir() if path.is_file())
+        total = 0
+        for path in self.blobs.iterdir():
+            try:
+                total += path.stat().st_size
+            except FileNotFoundError:  # a pull's partial file, just renamed or removed
+                continue
+        return total
 
     # ---------------------------------------------------------------- delete
 
@@ -167,7 +173,7 @@ class ModelStore:
             raise PullRefused(404, protocol.PULL_MODEL_NOT_FOUND)
         return entry.reference, self.catalog.describe(entry)
 
-    def pull(self, tag: str, description: ModelDescription) -> Iterator[protocol.PullProgress]:
+    def pull(self, tag: str, description: ModelDescription) -> Generator[protocol.PullProgress, None, None]:
         """Copy the model into the store, yielding DMR's progress lines, then its success line."""
         with self._pull_slots, self._model_lock(description.id):
             with self._lock:

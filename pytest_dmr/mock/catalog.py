@@ -142,17 +142,7 @@ class ModelStore:
 
     def find(self, ref: str) -> ModelInfo | None:
         """Lookup with DMR's normalisation: a tag in any form, the ID, its 12-hex short form, or a digest ref."""
-        ref = protocol.normalize_model_name(ref)
-        if not ref:
-            return None
-        wanted_id = _id_of(ref)
-        for model in self.models:
-            if wanted_id is not None:
-                if model.id == wanted_id or (len(ref) == 12 and model.id.startswith("sha256:" + ref)):
-                    return model
-            elif model.matches(ref):
-                return model
-        return None
+        return next((model for model in self.models if model.matches(ref)), None)
 
     def find_partial(self, ref: str) -> ModelInfo | None:
         """``GET /models/{ref}``'s fallback: a tag whose bare name equals ``ref``."""
@@ -167,13 +157,10 @@ class ModelStore:
     def delete(self, given: str, *, force: bool) -> tuple[int, Any]:
         """``DELETE /models/{ref}``: ``(200, actions)``, or ``(404|409, message)``."""
         ref = protocol.normalize_model_name(given)
-        by_id = _id_of(ref) is not None
-        model = self.find(ref) if ref else None
-        if by_id and model is not None and not (model.id == _id_of(ref) or len(ref) == 12):
-            model = None
+        model = self.find(ref)
         if model is None:
             return 404, protocol.DELETE_MODEL_NOT_FOUND
-        if by_id:
+        if "@" in ref or protocol.looks_like_model_id(ref):  # an ID or digest: the whole model
             if len(model.tags) > 1 and not force:
                 return 409, protocol.delete_conflict_message(given)
             self.remove(model)
@@ -187,13 +174,3 @@ class ModelStore:
         self.remove(model)
         return 200, [*actions, protocol.deleted_action(model.id)]
 
-
-def _id_of(ref: str) -> str | None:
-    """The model ID a reference names directly (ID, short ID, digest ref), else ``None``."""
-    if "@" in ref:
-        return ref.partition("@")[2] or None
-    if protocol.looks_like_model_id(ref):
-        if ref.startswith("sha256:"):
-            return ref
-        return "sha256:" + ref if len(ref) == 64 else ref
-    return None

@@ -36,10 +36,11 @@ class Fault:
     @classmethod
     def http(cls, status: int, body: FaultBody = None, *, times: int | None = None) -> Fault:
         """Answer ``status`` with ``body``: a str is sent as plain text (``\\n`` added, as Go's
-        ``http.Error`` does), a dict as JSON, bytes as they are. ``None`` gives DMR's own body for
-        the status: 400 ``model is required``, 404 the model-not-found text of the endpoint, 412
-        the backend-not-installed text, 500 ``unable to load runner: ...``, 502 an empty body,
-        503 llama.cpp's ``Loading model`` JSON, otherwise the HTTP reason phrase."""
+        ``http.Error`` does) unless it starts with ``{`` (then as llama.cpp JSON, like a dict),
+        bytes as they are. ``None`` gives DMR's own body for the status: 400 ``model is
+        required``, 404 the model-not-found text of the endpoint, 412 the backend-not-installed
+        text, 500 ``unable to load runner: ...``, 502 an empty body, 503 llama.cpp's ``Loading
+        model`` JSON, otherwise the HTTP reason phrase."""
         if not 100 <= status <= 599:
             raise ValueError(f"Fault.http needs an HTTP status between 100 and 599, got {status!r}")
         return cls("http", status=status, body=body, times=times)
@@ -105,11 +106,11 @@ class Fault:
         """True when the fault is the whole answer (no reply is generated)."""
         return self.kind in ("http", "timeout", "disconnect")
 
-    def response_body(self, *, endpoint: str | None, model: str | None) -> tuple[bytes, str]:
+    def response_body(self, *, method: str, endpoint: str | None, model: str | None) -> tuple[bytes, str]:
         """The body and Content-Type of an ``http`` fault."""
         body = self.body
         if body is None:
-            return default_body(self.status, endpoint=endpoint, model=model)
+            return default_body(self.status, method=method, endpoint=endpoint, model=model)
         if isinstance(body, bytes):
             return body, protocol.TEXT_PLAIN
         if isinstance(body, Mapping):
@@ -119,7 +120,7 @@ class Fault:
         return (body if body.endswith("\n") else body + "\n").encode(), protocol.TEXT_PLAIN
 
 
-def default_body(status: int, *, endpoint: str | None, model: str | None) -> tuple[bytes, str]:
+def default_body(status: int, *, method: str, endpoint: str | None, model: str | None) -> tuple[bytes, str]:
     """What DMR (or llama.cpp behind it) sends for ``status`` on ``endpoint``."""
     if status == 503:
         return protocol.dumps(protocol.LOADING_MODEL_BODY).encode(), protocol.LLAMACPP_JSON_CONTENT_TYPE
@@ -128,10 +129,12 @@ def default_body(status: int, *, endpoint: str | None, model: str | None) -> tup
     if status == 400:
         text = protocol.INVALID_MODEL_REFERENCE if endpoint == protocol.MODELS_CREATE_PATH else protocol.MODEL_REQUIRED
     elif status == 404:
-        if endpoint in protocol.INFERENCE_ENDPOINTS:
-            text = protocol.model_not_found_message(model or "")
+        if endpoint in protocol.INFERENCE_ENDPOINTS or (endpoint == protocol.MODELS and model is not None):
+            text = protocol.model_not_found_message(model or "")  # inference, or /engines/v1/models/{name}
         elif endpoint == protocol.MODELS_CREATE_PATH:
             text = protocol.PULL_MODEL_NOT_FOUND
+        elif method == "DELETE":
+            text = protocol.DELETE_MODEL_NOT_FOUND
         else:
             text = protocol.MODEL_NOT_FOUND
     elif status == 412:

@@ -196,7 +196,7 @@ def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Respo
             )
         )
     events.append(protocol.SSE_DONE_EVENT)
-    return _streamed(exchange, events, content_start)
+    return _streamed(exchange, events, content_start, len(answer.pieces))
 
 
 def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
@@ -237,11 +237,13 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
         )
     )
     events.append(protocol.SSE_DONE_EVENT)
-    return _streamed(exchange, events, 0)
+    return _streamed(exchange, events, 0, len(answer.pieces))
 
 
-def _streamed(exchange: Exchange, events: list[bytes], content_start: int) -> httpx.Response:
-    cut = None if exchange.cut_after is None else min(content_start + exchange.cut_after, len(events) - 1)
+def _streamed(exchange: Exchange, events: list[bytes], content_start: int, pieces: int) -> httpx.Response:
+    """An SSE answer; under ``Fault.cut_stream(after)`` it stops after that many content events
+    (at most all of them): the final chunk and ``[DONE]`` are never sent."""
+    cut = None if exchange.cut_after is None else content_start + min(exchange.cut_after, pieces)
     return responses.event_stream(
         events, request=exchange.request, delay=exchange.delay, cut_after=cut, read_timeout=exchange.read_timeout
     )

@@ -22,7 +22,8 @@ _DISK_USAGE_LLAMACPP = 45_678_901
 
 
 def root() -> httpx.Response:
-    return responses.raw(200, protocol.ROOT_BANNER.encode(), protocol.TEXT_PLAIN)
+    """Go sniffs the Content-Type here (no ``http.Error``, so no ``nosniff``); no trailing newline."""
+    return httpx.Response(200, headers=(("content-type", protocol.TEXT_PLAIN),), content=protocol.ROOT_BANNER.encode())
 
 
 def version() -> httpx.Response:
@@ -70,12 +71,11 @@ def list_models(runner: MockModelRunner) -> httpx.Response:
 
 
 def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> httpx.Response:
-    model = runner.store.find(ref) or runner.store.find_partial(ref)
-    if remote:
-        info = model or describe_model(ref)
-        body = info.to_json()
+    if remote:  # the registry's answer (every model exists there): no tags, no partial matching
+        body = (runner.store.find(ref) or describe_model(ref)).to_json()
         body.pop("tags", None)
         return responses.management_json(body)
+    model = runner.store.find(ref) or runner.store.find_partial(ref)
     if model is None:
         return responses.plain_error(404, protocol.MODEL_NOT_FOUND)
     return responses.management_json(model.to_json())
@@ -115,10 +115,10 @@ def pull(
     read_timeout: float | None = None,
 ) -> httpx.Response:
     """``POST /models/create``: progress lines and success, or one cached line, or a mid-stream error."""
-    if not isinstance(body, dict):
-        return responses.plain_error(400, protocol.INVALID_REQUEST_BODY)
-    source = body.get("from")
-    normalized = protocol.normalize_model_name(source) if isinstance(source, str) else ""
+    source = body.get("from") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or (source is not None and not isinstance(source, str)):
+        return responses.plain_error(400, protocol.INVALID_REQUEST_BODY)  # Go cannot decode it
+    normalized = protocol.normalize_model_name(source or "")
     if not protocol.is_valid_reference(normalized):
         return responses.plain_error(400, protocol.INVALID_MODEL_REFERENCE)
     accept = request.headers.get("accept")

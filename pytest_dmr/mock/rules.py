@@ -68,6 +68,8 @@ class Rule:
             raise ValueError(f"Fault.{fault.kind} replaces the answer: drop {answers[0]}= or use another rule")
         if not answers and fault is None:
             raise ValueError("a rule needs something to do: reply=, stream=, tool_call= or fault=")
+        if fault is not None and fault.kind == "pull_error" and endpoint != protocol.MODELS_CREATE_PATH:
+            raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={protocol.MODELS_CREATE_PATH!r}")
         if isinstance(stream, str):
             raise TypeError("stream= takes a list of pieces, e.g. ['Hel', 'lo']; for one text use reply=")
         if times is None and fault is not None:

@@ -46,7 +46,8 @@ def choose_tool(tools: Sequence[Mapping[str, Any]], tool_choice: Any, last_user_
     if not tools or tool_choice == "none":
         return None
     if isinstance(tool_choice, Mapping):
-        wanted = (tool_choice.get("function") or {}).get("name") if isinstance(tool_choice.get("function"), Mapping) else tool_choice.get("name")
+        function = tool_choice.get("function")
+        wanted = function.get("name") if isinstance(function, Mapping) else tool_choice.get("name")
         return next((tool for tool in tools if tool["name"] == wanted), None)
     mentioned = next((tool for tool in tools if _mentioned(tool, last_user_message)), None)
     if tool_choice == "required":

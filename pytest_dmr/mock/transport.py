@@ -18,11 +18,11 @@ from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.streams import MockByteStream
 from pytest_dmr.protocol import ModelInfo
 
-_SLASHES = re.compile(r"/{2,}")
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
 _UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
 _DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
 _MODELS_PREFIX = protocol.MANAGEMENT_MODELS_PATH + "/"
+_PRELOAD = protocol.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
 
 
 class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -128,7 +128,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         """Take a model (every tag of it) out of the store."""
         model = self.store.find(name)
         if model is None:
-            present = ", ".join(model.name for model in self.store.models) or "none"
+            present = ", ".join(stored.name for stored in self.store.models) or "none"
             raise KeyError(f"the mock runner has no model {name!r} (it has: {present})")
         self.store.remove(model)
 
@@ -146,9 +146,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
         method = request.method
-        path = request.url.path
-        if "//" in path:
-            path = _SLASHES.sub("/", path).rstrip("/") or "/"
+        path = protocol.clean_path(request.url.path)
         content = request.content
         body: Any = None
         invalid_json = False
@@ -159,7 +157,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 invalid_json = True
         route = protocol.match_inference_path(path)
         recorded = self._record(request, method, path, route, body, content)
-        preload = request.headers.get(protocol.PRELOAD_HEADER) == "true"
+        preload = recorded.headers.get(_PRELOAD) == "true"
         with self._lock:
             rule = next(
                 (
@@ -178,7 +176,9 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         cut_after = fault.after if fault is not None and fault.kind == "cut_stream" else None
         read_timeout = (request.extensions.get("timeout") or {}).get("read")
         if route is not None:
-            response = self._inference(request, route, recorded, body, invalid_json, rule, delay, cut_after, read_timeout)
+            response = self._inference(
+                request, route, recorded, body, invalid_json, preload, rule, delay, cut_after, read_timeout
+            )
         else:
             response = self._management(request, method, path, body, fault, delay, cut_after, read_timeout)
         if (delay or cut_after is not None) and not isinstance(response.stream, MockByteStream):
@@ -205,7 +205,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         recorded = RecordedRequest(
             method=method,
             path=path,
-            headers=dict(request.headers),
+            headers=dict(request.headers.items()),  # items() joins repeated headers, in one pass
             json=body,
             model=model,
             endpoint=endpoint,
@@ -222,7 +222,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise httpx.ReadTimeout("timed out", request=request)
         if fault.kind == "disconnect":
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
-        body, content_type = fault.response_body(endpoint=recorded.endpoint, model=recorded.model)
+        body, content_type = fault.response_body(method=recorded.method, endpoint=recorded.endpoint, model=recorded.model)
         return responses.raw(fault.status, body, content_type)
 
     def _inference(
@@ -232,6 +232,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         recorded: RecordedRequest,
         body: Any,
         invalid_json: bool,
+        preload: bool,
         rule: Rule | None,
         delay: float,
         cut_after: int | None,
@@ -246,23 +247,24 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         handler = inference.HANDLERS.get(endpoint)
         if handler is None or method != "POST":
             return responses.plain_error(404, protocol.NOT_FOUND)
-        backend = route.backend
-        if backend is not None and backend != protocol.LLAMACPP_BACKEND:
-            if backend not in protocol.OTHER_BACKENDS_STATUS:
-                return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
-            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
-            return responses.plain_error(status, message)
+        # DMR's order (DMR-PROTOCOL.md 3.3): backend name, body, model, lookup, backend install, load.
+        backend = route.backend or protocol.LLAMACPP_BACKEND
+        if backend != protocol.LLAMACPP_BACKEND and backend not in protocol.OTHER_BACKENDS_STATUS:
+            return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
         if len(recorded.content) > protocol.MAX_INFERENCE_BODY:
             return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
-        if invalid_json or not isinstance(body, dict) or ("model" in body and not isinstance(body["model"], str)):
+        model = body.get("model") if isinstance(body, dict) else None
+        if invalid_json or not isinstance(body, dict) or (model is not None and not isinstance(model, str)):
             return responses.plain_error(400, protocol.INVALID_REQUEST)
-        model = body.get("model")
-        if not model:
+        if not model:  # missing, empty or null (Go decodes null into "")
             return responses.plain_error(400, protocol.MODEL_REQUIRED)
         if not self.serve_any_model and self.store.find(model) is None:
             return responses.plain_error(404, protocol.model_not_found_message(model))
+        if backend != protocol.LLAMACPP_BACKEND:
+            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
+            return responses.plain_error(status, message)
         self._mark_loaded(model, protocol.mode_for_endpoint(endpoint))
-        if request.headers.get(protocol.PRELOAD_HEADER) == "true":
+        if preload:
             return httpx.Response(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
             request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule,
@@ -271,10 +273,13 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return handler(self, exchange)
 
     def _mark_loaded(self, model: str, mode: str) -> None:
-        entry = (model, mode)
-        if entry not in self.loaded_runners:
-            with self._lock:
-                self.loaded_runners.append(entry)
+        """One runner per model and mode (DMR keys runners by model ID), named as the request that
+        loaded it named the model (``/engines/ps``'s ``model_name``)."""
+        with self._lock:
+            if (model, mode) in self.loaded_runners:  # the usual case: the same name again
+                return
+            if not any(mode == loaded and protocol.same_model(model, name) for name, loaded in self.loaded_runners):
+                self.loaded_runners.append((model, mode))
 
     def _management(
         self,

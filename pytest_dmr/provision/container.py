@@ -81,10 +81,14 @@ class RunnerReadyWait(WaitStrategy):
             time.sleep(self._poll_interval)
 
 
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""Straight to the loopback port: never through an ``http_proxy`` from the environment."""
+
+
 def _get(url: str) -> str:
     """The body of ``GET url`` (or a short description of why there is none)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL we built
+        with _NO_PROXY_OPENER.open(url, timeout=2) as response:
             return str(response.read(256).decode(errors="replace"))
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"

@@ -1,8 +1,9 @@
 """Who provisions, and who removes: one runner and one pull per model per run, whatever ``-n``.
 
 * A run owns a **run directory** (created by the controller, or by the single process of a run
-  without xdist) holding ``state.json`` and ``state.lock``. The controller hands its path and the
-  run's id to every xdist worker through ``workerinput`` (xdist's documented channel).
+  without xdist) holding ``state.json``, ``state.lock`` and ``owner.json``. The controller hands
+  its path and the run's id to every xdist worker through ``workerinput`` (xdist's documented
+  channel). The owner removes it at its end; a later run removes it when the owner was killed.
 * The first worker that needs a runner takes the lock, starts the container, writes the state
   (URL, container id) and pulls the models; the others wait on the lock, then read the state. A
   failure is written down too, so every worker reports the same reason without retrying.
@@ -20,6 +21,7 @@ import getpass
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dmr.errors import ProvisioningError
+from pytest_dmr.provision.owner import Owner
 
+RUN_DIRECTORY_PREFIX = "pytest-dmr-run-"
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
+OWNER_FILE = "owner.json"
 LOCK_TIMEOUT = 1800.0
 """Waiting for another worker or run to start a runner and pull its models: generous, since a
 first pull of DMR's image and a model can take minutes."""
@@ -93,7 +98,12 @@ class RunDirectory:
 
     @classmethod
     def create(cls, run_id: str) -> RunDirectory:
-        path = Path(tempfile.mkdtemp(prefix=f"pytest-dmr-run-{run_id}-"))
+        """A new run directory owned by this process (after removing those of runs killed before their end)."""
+        remove_dead_run_directories()
+        path = Path(tempfile.mkdtemp(prefix=f"{RUN_DIRECTORY_PREFIX}{run_id}-"))
+        owner = Owner.current()
+        if owner is not None:
+            (path / OWNER_FILE).write_text(json.dumps(owner.to_labels()))
         return cls(path, run_id)
 
     @property
@@ -120,6 +130,28 @@ class RunDirectory:
                 yield state
             finally:
                 self.write(state)
+
+
+def remove_dead_run_directories() -> list[Path]:
+    """Remove the run directories whose owner has certainly ended (a killed run never removes its own).
+
+    Judged as containers are (``owner.py``): a directory without an owner file, or whose owner
+    this process cannot see, is left alone.
+    """
+    observer = Owner.current()
+    if observer is None:
+        return []
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(RUN_DIRECTORY_PREFIX + "*"):
+        try:
+            recorded = json.loads((path / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        owner = Owner.from_labels(recorded) if isinstance(recorded, dict) else None
+        if owner is not None and owner.is_gone(observer):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 @contextmanager

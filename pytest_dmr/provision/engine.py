@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     import docker
 
 PING_TIMEOUT = 5.0
+"""How long an engine has to answer at all."""
+OPERATION_TIMEOUT = 60.0
+"""How long one call may take once it answered (creating, starting, removing a container on a busy machine)."""
 INSTALL_HINT = "Install the container extra: pip install 'pytest-dmr[containers]'"
 
 
@@ -48,6 +51,7 @@ def connect(timeout: float = PING_TIMEOUT) -> Engine:
         client = docker.from_env(timeout=int(max(1, timeout)))
         client.ping()
         info: dict[str, Any] = client.info()
+        client.api.timeout = max(OPERATION_TIMEOUT, timeout)
     except Exception as exc:  # noqa: BLE001 - docker-py raises many kinds; all mean "no engine"
         raise ProvisioningError(
             f"cannot provision a runner: no Docker engine answers at {docker_host()} ({_short(exc)})",

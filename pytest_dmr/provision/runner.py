@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ from pytest_dmr.provision.owner import Owner
 from pytest_dmr.provision.pull import Write, pull_models
 
 if TYPE_CHECKING:
+    from pytest_dmr.provision.container import ModelRunnerContainer
     from pytest_dmr.provision.engine import Engine
 
 MODELS_VOLUME_ENV = "PYTEST_DMR_MODELS_VOLUME"
@@ -106,10 +108,9 @@ def acquire(request: ProvisionRequest, run_dir: RunDirectory, *, write: Write, i
         record = state.runner
         wanted = [model for model in request.models if model not in state.pulled and model not in state.pull_failures]
         if wanted and request.pull:
-            if record.keep:
-                with coordination.reuse_lock(coordination.reuse_key(record.image, _engine_host())):
-                    done, failed = pull_models(record.url, wanted, write=write, interactive=interactive, timeout=request.timeout)
-            else:
+            # A kept runner is shared with other runs: one pull at a time through it.
+            shared = coordination.reuse_lock(coordination.reuse_key(record.image, _engine_host())) if record.keep else nullcontext()
+            with shared:
                 done, failed = pull_models(record.url, wanted, write=write, interactive=interactive, timeout=request.timeout)
             state.pulled.update(done)
             state.pull_failures.update(failed)
@@ -118,10 +119,13 @@ def acquire(request: ProvisionRequest, run_dir: RunDirectory, *, write: Write, i
 
 def release(run_dir: RunDirectory) -> list[str]:
     """Remove every container of this run (by its run label). Returns the removed ids."""
-    with run_dir.locked(timeout=60.0) as state:
-        state.released = True
-        if not state.attempted:
-            return []
+    try:
+        with run_dir.locked(timeout=60.0) as state:
+            state.released = True
+            if not state.attempted:
+                return []
+    except ProvisioningError:
+        pass  # a process of the run still holds the lock (starting the runner?): remove by label all the same
     from pytest_dmr.provision.engine import connect
 
     engine = connect()
@@ -201,7 +205,7 @@ def _start_or_find(request: ProvisionRequest, run_id: str, *, write: Write) -> R
         engine.client.close()
 
 
-def _start(engine, image: str, request: ProvisionRequest, *, run_labels: dict[str, str], name: str, write: Write) -> RunnerRecord:  # type: ignore[no-untyped-def]
+def _start(engine: Engine, image: str, request: ProvisionRequest, *, run_labels: dict[str, str], name: str, write: Write) -> RunnerRecord:
     from pytest_dmr.provision.container import DEFAULT_MODELS_VOLUME, DesktopRunnerProxy, ModelRunnerContainer
     from pytest_dmr.provision.engine import ensure_image
 
@@ -238,7 +242,7 @@ def _start(engine, image: str, request: ProvisionRequest, *, run_labels: dict[st
     )
 
 
-def _remove_quietly(runner) -> None:  # type: ignore[no-untyped-def]
+def _remove_quietly(runner: ModelRunnerContainer) -> None:
     try:
         if runner._container is not None:
             runner._container.remove(force=True, v=True)
@@ -246,7 +250,7 @@ def _remove_quietly(runner) -> None:  # type: ignore[no-untyped-def]
         pass
 
 
-def _find_reusable(engine, key: str, request: ProvisionRequest) -> RunnerRecord | None:  # type: ignore[no-untyped-def]
+def _find_reusable(engine: Engine, key: str, request: ProvisionRequest) -> RunnerRecord | None:
     """A runner an earlier run kept (``--dmr-reuse``), restarted if it had stopped; ``None`` if none."""
     from pytest_dmr.provision.container import LOOPBACK, RunnerReadyWait, published_port
 

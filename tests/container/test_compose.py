@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import require_tier
@@ -77,3 +79,27 @@ def test_the_app_gets_its_model_through_the_models_element(compose: Path) -> Non
 
     assert "LLM" in DEFAULT_COMPOSE_REFS
     assert set(app["environment"]["DMR_DISCOVERY"].split(",")) >= {"compose"}
+
+
+def test_the_health_check_passes_on_a_running_runner_and_fails_without_one(compose: Path, docker_engine: Any) -> None:
+    """The compose file's own health-check command, run inside the runner image (bash, no curl or python needed)."""
+    project = json.loads(config(compose, "--profile", "runner", "config", "--format", "json"))
+    form, *command = project["services"]["model-runner"]["healthcheck"]["test"]
+    assert form == "CMD"
+    runner = docker_engine.client.containers.run(
+        docker_engine.image, detach=True, labels={"io.pytest-dmr.test": "healthcheck"}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (result := runner.exec_run(command)).exit_code != 0 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert result.exit_code == 0, result.output
+        idle = docker_engine.client.containers.run(
+            docker_engine.image, ["sleep", "30"], detach=True, labels={"io.pytest-dmr.test": "healthcheck"}
+        )
+        try:
+            assert idle.exec_run(command).exit_code != 0  # nothing listens there: unhealthy
+        finally:
+            idle.remove(force=True)
+    finally:
+        runner.remove(force=True)

@@ -72,3 +72,27 @@ def test_labels_without_a_whole_owner_record_none(me: Owner, missing: str) -> No
     del recorded[missing]
     assert Owner.from_labels(recorded) is None
     assert Owner.from_labels({**me.to_labels(), labels.OWNER_PID: "not a pid"}) is None
+
+
+def test_a_killed_runs_directory_is_removed_by_the_next_run_and_a_live_ones_is_kept(
+    tmp_path, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+) -> None:
+    import tempfile
+
+    from pytest_dmr.provision.coordination import RunDirectory
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    script = "from pytest_dmr.provision.coordination import RunDirectory; print(RunDirectory.create('killed').path)"
+    ended = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "TMPDIR": str(tmp_path)}, check=True)  # fmt: skip
+    dead = tmp_path / ended.stdout.strip()
+    assert dead.is_dir() and dead.name.startswith("pytest-dmr-run-killed-")
+    unknown = tmp_path / "pytest-dmr-run-no-owner-file"  # an older version's, or another user's: not ours to judge
+    unknown.mkdir()
+
+    mine = RunDirectory.create("first")
+    assert not dead.exists(), "the directory of a run that has ended must not accumulate"
+    assert unknown.is_dir()
+    assert mine.path.parent == tmp_path
+    RunDirectory.create("second")
+    assert mine.path.is_dir(), "a live run's directory is never removed"

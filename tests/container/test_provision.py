@@ -153,3 +153,33 @@ def test_a_missing_image_is_one_clear_reason_and_is_not_retried(docker_engine, r
     with pytest.raises(ProvisioningError) as again:
         acquire(request, run_dir, write=Lines(), interactive=False)
     assert str(again.value) == message
+
+
+def test_the_readiness_probe_goes_straight_to_loopback_whatever_http_proxy_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from pytest_dmr.provision.container import _get
+
+    class Banner(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            body = protocol.ROOT_BANNER.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Banner)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing there: a proxied request fails
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        assert _get(f"http://127.0.0.1:{server.server_address[1]}/") == protocol.ROOT_BANNER
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
@@ -229,6 +230,16 @@ async def test_embed_returns_vectors_in_input_order() -> None:
     assert await adapter.embed(["a", "b"], model="ai/nomic") == [[0.1, 0.2], [0.3, 0.4]]
     assert script.requests[0].url.path == "/engines/v1/embeddings"
     assert script.bodies[0] == {"model": "ai/nomic", "input": ["a", "b"]}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("data", [[{"index": 0}], [[0.1, 0.2]]], ids=["no-embedding-key", "not-an-object"])
+async def test_embed_with_malformed_entries_is_a_dmr_error(data: list[Any]) -> None:
+    adapter, _ = make(Script(httpx.Response(200, json={"object": "list", "data": data})))
+    with pytest.raises(errors.DMRError) as caught:
+        await adapter.embed("a")
+    assert str(caught.value).startswith("the runner's answer cannot be read: expected 1 embeddings: ")
+    assert f"(runner {RUNNER}, model {MODEL})" in str(caught.value)
 
 
 @pytest.mark.asyncio
@@ -691,3 +702,25 @@ def test_close_while_another_loop_runs_in_this_thread_never_raises() -> None:
         assert adapter._client is None and transport.closed == 0
     finally:
         idle.close()
+
+
+def test_the_client_is_closed_when_asyncio_run_shuts_its_loop_down() -> None:
+    # A test's loop usually ends before its fixtures' teardown calls close(): the loop's shutdown
+    # must close the pooled connections itself, or they leak (a ResourceWarning, an error under -W error).
+    adapter, transport = closing_adapter()
+    assert asyncio.run(adapter.generate("a")) == "x"
+    assert transport.closed == 1
+    close_without_warnings(adapter)
+    assert transport.closed == 1
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.Runner (pytest-asyncio's loops) is Python 3.11+")
+def test_the_loop_shutdown_closes_the_client_of_each_loop_once() -> None:
+    adapter, transport = closing_adapter()
+    with asyncio.Runner() as runner:
+        assert runner.run(adapter.generate("a")) == "x"
+        assert runner.run(adapter.generate("b")) == "x"
+        assert transport.closed == 0  # one client per loop, kept between calls
+    assert transport.closed == 1
+    assert asyncio.run(adapter.generate("c")) == "x"
+    assert transport.closed == 2

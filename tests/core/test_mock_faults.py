@@ -113,11 +113,20 @@ def test_cut_stream_sends_n_pieces_then_raises(client: httpx.Client, mock: MockM
     assert all(chunk["choices"][0]["finish_reason"] is None for chunk in chunks)
 
 
-def test_cut_stream_beyond_the_answer_still_loses_the_end(client: httpx.Client, mock: MockModelRunner) -> None:
-    mock.fail(Fault.cut_stream(after=1000))
-    events, error = read_events(client, STREAM_BODY)
-    assert isinstance(error, httpx.RemoteProtocolError)
-    assert events[-1] != "[DONE]"
+@pytest.mark.parametrize("path", [CHAT, "/engines/v1/completions"])
+def test_cut_stream_beyond_the_answer_still_loses_the_end(client: httpx.Client, mock: MockModelRunner, path: str) -> None:
+    mock.fail(Fault.cut_stream(after=1000), times=1)
+    body = {**STREAM_BODY, "prompt": "hi", "stream_options": {"include_usage": True}}
+    events: list[str] = []
+    with pytest.raises(httpx.RemoteProtocolError):
+        with client.stream("POST", path, json=body) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[len("data: ") :])
+    chunks = [json.loads(event) for event in events]  # no [DONE]
+    pieces = client.post(path, json={**body, "stream": False}).json()["usage"]["completion_tokens"]
+    assert len(chunks) == pieces + (1 if path == CHAT else 0)  # the role chunk, then every content piece
+    assert all(chunk["choices"][0]["finish_reason"] is None and "usage" not in chunk for chunk in chunks)
 
 
 def test_cut_stream_keeps_a_scripted_reply(client: httpx.Client, mock: MockModelRunner) -> None:

@@ -242,6 +242,29 @@ def test_unknown_and_uninstalled_backends(client: httpx.Client) -> None:
     assert_plain(client.post("/engines/mlx/v1/chat/completions", json=body), 503, "backend installation failed: platform not supported")
 
 
+def test_backend_install_is_checked_after_the_body_and_the_model() -> None:
+    mock = MockModelRunner(serve_any_model=False)
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        vllm = "/engines/vllm/v1/chat/completions"
+        assert_plain(client.post("/engines/nope/v1/chat/completions", content=b"{"), 404, "backend not found")
+        assert_plain(client.post(vllm, content=b"{"), 400, "invalid request")
+        assert_plain(client.post(vllm, json={"messages": USER}), 400, "model is required")
+        absent = client.post(vllm, json={"model": "ai/absent", "messages": USER})
+        assert_plain(absent, 404, "error while getting model: get model '\"ai/absent\"': model not found")
+        assert_plain(client.post(vllm, json={"model": "ai/smollm2", "messages": USER}), 412, "vLLM binary not found")
+    assert mock.loaded_runners == []
+
+
+def test_null_model_is_model_is_required(client: httpx.Client) -> None:
+    assert_plain(client.post(CHAT, json={"model": None, "messages": USER}), 400, "model is required")
+
+
+def test_trailing_slash_is_not_a_route_unless_the_path_has_double_slashes(client: httpx.Client) -> None:
+    body = {"model": "ai/smollm2", "messages": USER}
+    assert_plain(client.post(CHAT + "/", json=body), 404, "not found")
+    assert client.post("/engines//v1/chat/completions/", json=body).status_code == 200
+
+
 def test_preload_only_answers_200_with_an_empty_body(client: httpx.Client, mock: MockModelRunner) -> None:
     response = client.post(CHAT, json={"model": "ai/smollm2", "messages": []}, headers={"X-Preload-Only": "true"})
     assert (response.status_code, response.content) == (200, b"")

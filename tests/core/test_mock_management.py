@@ -36,7 +36,8 @@ def test_root_banner_has_no_trailing_newline(client: httpx.Client) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert response.text == "Docker Model Runner is running"
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"  # sniffed by Go
+    assert "x-content-type-options" not in response.headers  # only http.Error sets nosniff
 
 
 def test_version_is_json_with_newline(client: httpx.Client) -> None:
@@ -96,6 +97,14 @@ def test_ps_lists_runners_loaded_by_inference_and_unload_evicts_them(client: htt
     assert_plain_error(client.post("/engines/unload", content=b"{"), 400, "invalid request")
 
 
+def test_one_runner_per_model_and_mode_whatever_the_spelling(client: httpx.Client) -> None:
+    for name in ("smollm2", "ai/smollm2:latest", "docker.io/ai/smollm2"):
+        client.post("/engines/v1/chat/completions", json={"model": name, "messages": []})
+    client.post("/engines/v1/chat/completions", json={"model": "ai/qwen3", "messages": []})
+    entries = client.get("/engines/ps").json()
+    assert [(entry["model_name"], entry["mode"]) for entry in entries] == [("smollm2", "completion"), ("ai/qwen3", "completion")]
+
+
 # -- listing and inspecting ------------------------------------------------------------------------
 
 
@@ -152,6 +161,12 @@ def test_remote_inspect_leaves_tags_out(client: httpx.Client) -> None:
     assert body["config"]["architecture"] == "qwen3"
 
 
+def test_remote_inspect_uses_no_partial_matching(client: httpx.Client, mock: MockModelRunner) -> None:
+    local = mock.add_model("myorg/tinyllm:v1")
+    assert client.get("/models/tinyllm").json()["id"] == local.id  # local lookup: partial match
+    assert client.get("/models/tinyllm", params={"remote": ""}).json()["id"] != local.id  # the registry's ai/tinyllm
+
+
 def test_openai_models_list_and_single_model(client: httpx.Client) -> None:
     for prefix in ("/engines/v1", "/engines/llama.cpp/v1", "/v1", "/engines/vllm/v1"):
         listing = client.get(f"{prefix}/models").json()
@@ -206,6 +221,13 @@ def test_delete_by_id_of_multi_tag_model_needs_force(client: httpx.Client, mock:
 def test_delete_by_digest_reference(client: httpx.Client, mock: MockModelRunner) -> None:
     model_id = mock.models[0].id
     assert client.delete(f"/models/ai/smollm2@{model_id}").json()[-1] == {"Deleted": model_id}
+
+
+def test_delete_and_inspect_by_full_hex_id_without_prefix(client: httpx.Client, mock: MockModelRunner) -> None:
+    model_id = mock.models[0].id
+    assert client.get(f"/models/{model_id[7:]}").json()["id"] == model_id
+    assert client.delete(f"/models/{model_id[7:]}").json()[-1] == {"Deleted": model_id}
+    assert_plain_error(client.delete(f"/models/{model_id[7:]}"), 404, "error while deleting model: model not found")
 
 
 def test_delete_unknown_and_purge(client: httpx.Client, mock: MockModelRunner) -> None:
@@ -280,13 +302,14 @@ def test_pull_then_list_and_cached_second_pull(client: httpx.Client) -> None:
     assert json.loads(again.text)["message"].startswith("Using cached model: ")
 
 
-@pytest.mark.parametrize("body", [{"from": ""}, {"from": "Bad Name!"}, {}, {"from": 3}])
+@pytest.mark.parametrize("body", [{"from": ""}, {"from": "Bad Name!"}, {}, {"from": None}])
 def test_pull_of_an_invalid_reference_is_400(client: httpx.Client, body: dict) -> None:
     assert_plain_error(client.post("/models/create", json=body), 400, "Invalid model reference")
 
 
-def test_pull_with_invalid_json_body(client: httpx.Client) -> None:
-    assert_plain_error(client.post("/models/create", content=b"{nope"), 400, "invalid request body")
+@pytest.mark.parametrize("content", [b"{nope", b'{"from": 3}', b'["ai/smollm2"]'])
+def test_pull_with_a_body_go_cannot_decode(client: httpx.Client, content: bytes) -> None:
+    assert_plain_error(client.post("/models/create", content=content), 400, "invalid request body")
 
 
 def test_pull_error_fault_sends_error_line_then_plain_text(client: httpx.Client, mock: MockModelRunner) -> None:
@@ -306,6 +329,22 @@ def test_pull_http_fault_uses_pull_bodies(client: httpx.Client, mock: MockModelR
     mock.fail(Fault.http(404), endpoint="/models/create", model="ai/private")
     assert_plain_error(client.post("/models/create", json={"from": "ai/private"}), 404, "Model not found")
     assert client.post("/models/create", json={"from": "ai/public"}).status_code == 200
+
+
+def test_not_found_faults_use_each_endpoint_s_body(client: httpx.Client, mock: MockModelRunner) -> None:
+    mock.fail(Fault.model_not_found(), when=lambda request: request.method == "DELETE", endpoint="/models/ai/smollm2")
+    assert_plain_error(client.delete("/models/ai/smollm2"), 404, "error while deleting model: model not found")
+    mock.fail(Fault.model_not_found(), endpoint="/models/ai/smollm2")
+    assert_plain_error(client.get("/models/ai/smollm2"), 404, "model not found")
+    mock.fail(Fault.model_not_found(), endpoint="/models")
+    assert_plain_error(
+        client.get("/engines/v1/models/ai/smollm2"), 404, "error while getting model: get model '\"ai/smollm2\"': model not found"
+    )
+
+
+def test_pull_error_fault_must_target_pulls(mock: MockModelRunner) -> None:
+    with pytest.raises(ValueError, match="Fault.pull_error only applies to pulls: pass endpoint='/models/create'"):
+        mock.fail(Fault.pull_error("disk full"))
 
 
 def test_pull_cut_stream_raises_and_stores_nothing(client: httpx.Client, mock: MockModelRunner) -> None:

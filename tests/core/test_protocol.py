@@ -141,6 +141,22 @@ def test_model_info_round_trips_and_lists_like_openai() -> None:
     assert protocol.openai_model_list([]) == {"object": "list", "data": []}
 
 
+def test_model_info_matches_every_id_form_dmr_resolves() -> None:
+    hex_id = "354bf30d0aa7" + "c" * 52
+    info = protocol.ModelInfo(id="sha256:" + hex_id, tags=("docker.io/ai/smollm2:latest",))
+    for ref in ("sha256:" + hex_id, hex_id, hex_id[:12], f"ai/smollm2@sha256:{hex_id}", f"other/name@sha256:{hex_id}"):
+        assert info.matches(ref), ref
+    for ref in (hex_id[:11], hex_id.upper(), "c" * 64, "sha256:" + "c" * 64, "ai/smollm2@sha256:" + "c" * 64, "", "  "):
+        assert not info.matches(ref), ref
+
+
+def test_clean_path_only_cleans_paths_with_double_slashes() -> None:
+    assert protocol.clean_path("/engines//v1/models/") == "/engines/v1/models"
+    assert protocol.clean_path("/engines/v1/models/") == "/engines/v1/models/"
+    assert protocol.clean_path("//") == "/"
+    assert protocol.match_inference_path("/engines/v1/chat/completions/") == (None, "/chat/completions/")
+
+
 def test_untagged_model_is_listed_by_its_id() -> None:
     info = protocol.ModelInfo(id="sha256:" + "2" * 64)
     assert info.to_json() == {"id": info.id, "created": 0, "config": None}
@@ -198,6 +214,22 @@ def test_pull_line_parser_accepts_the_pre_v1_0_12_format_and_skips_plain_text() 
     assert parsed == protocol.PullProgress("progress", "Downloaded: 1.00 MB", 9, "sha256:c", 9, 3)
     assert protocol.parse_pull_line("error while pulling model: writing image to store: disk full", escaped=False) is None
     assert protocol.parse_pull_line("", escaped=True) is None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"type":"progress","total":"many","layer":{"id":"sha256:a","size":1,"current":1}}',
+        '{"type":"progress","total":1,"layer":{"id":"sha256:a","size":[1],"current":1}}',
+    ],
+)
+def test_pull_line_with_values_that_are_not_numbers_is_skipped(line: str) -> None:
+    assert protocol.parse_pull_line(line, escaped=False) is None
+
+
+def test_pull_line_whose_layer_is_not_an_object_keeps_the_rest() -> None:
+    parsed = protocol.parse_pull_line('{"type":"success","message":"ok","layer":"?"}', escaped=False)
+    assert parsed == protocol.PullProgress("success", "ok")
 
 
 def test_success_line_has_no_layer_id() -> None:

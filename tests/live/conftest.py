@@ -48,8 +48,12 @@ def emulator(live_catalog: Path) -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def fresh_emulator(live_catalog: Path) -> Iterator[EmulatorServer]:
-    """An emulator with an empty store (cheap: nothing loads until an inference request)."""
-    with EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=2048, idle_timeout=0.5) as server:
+    """An emulator with an empty store (cheap: nothing loads until an inference request).
+
+    The default idle timeout: a test that looks at ``/engines/ps`` after a request must not race
+    the idle unloader on a busy machine.
+    """
+    with EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=2048) as server:
         yield server
 
 

@@ -307,16 +307,16 @@ def test_preload_loads_without_inferring_and_ps_shows_the_runner(fresh_emulator:
         assert "in_use" not in entry and "loading" not in entry
 
 
-def test_idle_runners_are_unloaded(fresh_emulator: EmulatorServer) -> None:
-    """fresh_emulator unloads after 0.5 s idle."""
-    fresh_emulator.pull("ai/smollm2")
-    with httpx.Client(base_url=fresh_emulator.url, timeout=60) as http:
-        http.post("/engines/v1/embeddings", json={"model": MODEL, "input": "x"}, headers={"X-Preload-Only": "true"})
-        assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["embedding"]
-        deadline = time.monotonic() + 10
-        while http.get("/engines/ps").json() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert http.get("/engines/ps").json() == []
+def test_idle_runners_are_unloaded(live_catalog) -> None:  # noqa: ANN001
+    with EmulatorServer(live_catalog, engine="llama", threads=2, idle_timeout=2.0) as server:
+        server.pull("ai/smollm2")
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            http.post("/engines/v1/embeddings", json={"model": MODEL, "input": "x"}, headers={"X-Preload-Only": "true"})
+            assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["embedding"]
+            deadline = time.monotonic() + 15
+            while http.get("/engines/ps").json() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert http.get("/engines/ps").json() == []
 
 
 def test_unload_answers_the_count(fresh_emulator: EmulatorServer) -> None:

@@ -54,6 +54,7 @@ def test_emulator_process_serves_and_stops_cleanly(emulator_process: tuple[subpr
     assert not Path(f"/proc/{child_pid}").exists(), "the llama.cpp process outlived the emulator"
     # The store outlives the process, so an image can ship pre-pulled models.
     assert (tmp_path / "store" / "models.json").is_file()
+    assert not list((tmp_path / "store").rglob("*.log")), "llama.cpp logs of unloaded runners pile up in the store"
 
 
 def test_emulator_refuses_a_missing_catalogue(tmp_path: Path, llama_model_path: Path) -> None:

@@ -71,3 +71,21 @@ def test_mock_engine_serves_pulled_models_only(mock_emulator: EmulatorServer) ->
             events = list(protocol.iter_sse_data(stream.iter_lines()))
         assert events[-1] == "[DONE]" and len(events) > 2
         assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["completion"]
+
+
+def test_a_third_pull_sends_nothing_until_a_pull_slot_frees(mock_emulator: EmulatorServer) -> None:
+    """DMR runs two pulls at once; a third waits without sending anything (not even its status)."""
+    slots = mock_emulator.store._pull_slots
+    slots.acquire()
+    slots.acquire()  # as if two pulls were running
+    try:
+        with httpx.Client(base_url=mock_emulator.url, timeout=httpx.Timeout(10, read=0.5)) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                with http.stream("POST", "/models/create", json={"from": "tiny"}):
+                    pass
+    finally:
+        slots.release()
+        slots.release()
+    pulled = httpx.post(mock_emulator.url + "/models/create", json={"from": "tiny"}, headers={"Accept": "application/json"})
+    assert pulled.status_code == 200
+    assert protocol.parse_pull_line(pulled.text.splitlines()[-1], escaped=False).type == "success"  # type: ignore[union-attr]

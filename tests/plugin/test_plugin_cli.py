@@ -61,3 +61,24 @@ def test_pull_on_an_openai_only_server_is_refused(capsys: pytest.CaptureFixture[
 def test_a_bad_setting_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--discovery", "lan", "doctor"]) == 1
     assert "pytest-dmr: --dmr-discovery='lan': unknown discovery group 'lan'" in capsys.readouterr().err
+
+
+def test_a_failed_pull_says_why_on_stderr_naming_the_runner_and_model(capsys: pytest.CaptureFixture[str]) -> None:
+    with StandIn(pull_error="no space left on device") as server:
+        code = main(["--url", server.url, "pull", "qwen3"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out == ""
+    failure = captured.err.splitlines()[-1]
+    assert failure.startswith("pull failed: the runner reported an error while pulling: ")
+    assert "no space left on device" in failure
+    assert f"(runner {server.url}, model ai/qwen3:latest)" in failure
+
+
+def test_the_plugin_spellings_of_the_flags_work_and_name_the_source(standin: StandIn, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DMR_MODEL", "smollm2")
+    assert main(["--dmr-url", standin.url, "--dmr-timeout", "5", "doctor"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"settings: mode auto, model smollm2 (from DMR_MODEL), discovery ")
+    assert f", url {standin.url} (from --dmr-url)\n" in out

@@ -111,11 +111,16 @@ def test_mock_mode_skips_live_tests_with_the_mode_as_reason(marked: pytest.Pytes
         ("@pytest.mark.dmr_model(name='ai/smollm2')", "@pytest.mark.dmr_model takes*got args=(), kwargs={'name': 'ai/smollm2'}"),
         ("@pytest.mark.dmr_live\n@pytest.mark.dmr_mock", "test_bad.py::test_it is marked both dmr_live (needs a live runner) "
          "and dmr_mock (always the mock): keep one"),
+        ("@pytest.mark.dmr_live", "test_bad.py::test_it is marked dmr_live but requests dmr_mock, which forces the mock: "
+         "drop one of them"),
     ],
 )
 def test_bad_marker_arguments_are_a_collection_error(pytester: pytest.Pytester, decorator: str, message: str) -> None:
     make_ini(pytester)
-    pytester.makepyfile(test_bad=f"import pytest\n\n{decorator}\ndef test_it():\n    pass\n\ndef test_fine():\n    pass\n")
+    argument = "dmr_mock" if decorator == "@pytest.mark.dmr_live" else ""
+    pytester.makepyfile(
+        test_bad=f"import pytest\n\n{decorator}\ndef test_it({argument}):\n    pass\n\ndef test_fine():\n    pass\n"
+    )
     result = pytester.runpytest_inprocess("--dmr=mock")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(errors=1)

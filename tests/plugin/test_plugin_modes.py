@@ -211,6 +211,15 @@ def test_factory_makes_adapters_for_other_models_with_options(pytester: pytest.P
     result.assert_outcomes(passed=2)
 
 
+def test_the_factory_refuses_a_base_url_with_the_reason(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile("def test_other_runner(dmr_adapter_factory):\n    dmr_adapter_factory(base_url='http://127.0.0.1:1')\n")
+    result = pytester.runpytest_inprocess("--dmr=mock")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E*TypeError: dmr_adapter_factory() takes no base_url: its adapters talk to this "
+                                 "test's runner (live or mock); for another runner, build a DockerModelRunnerAdapter yourself"])
+
+
 def test_dmr_mock_forces_the_mock_and_is_shared_with_the_adapter_and_client(pytester: pytest.Pytester,
                                                                              standin: StandIn) -> None:
     make_ini(pytester)

@@ -104,9 +104,11 @@ def test_compose_variables_give_the_model_after_explicit_ones() -> None:
         ({"--dmr-discovery": "host,lan"}, {}, {}, "--dmr-discovery='host,lan': unknown discovery group 'lan'. "
          "Give a comma list of: url, compose, host, container, desktop"),
         ({}, {}, {"DMR_DISCOVERY": ","}, "DMR_DISCOVERY=',' names no valid discovery group"),
-        ({"--dmr-timeout": "soon"}, {}, {}, "--dmr-timeout='soon' is not a positive number of seconds"),
+        ({"--dmr-timeout": "soon"}, {}, {}, "--dmr-timeout='soon' is not a positive number of seconds. "
+         "Give a timeout such as 30 or 2.5"),
         ({}, {}, {"DMR_TIMEOUT": "-1"}, "DMR_TIMEOUT='-1' is not a positive number of seconds"),
-        ({}, {}, {"LOCAL_MODEL_TIMEOUT": "0"}, "LOCAL_MODEL_TIMEOUT='0' is not a positive number of milliseconds"),
+        ({}, {}, {"LOCAL_MODEL_TIMEOUT": "0"}, "LOCAL_MODEL_TIMEOUT='0' is not a positive number of milliseconds. "
+         "Give a timeout such as 30000"),
         ({"--dmr-url": "ftp://x"}, {}, {}, "--dmr-url: 'ftp://x' is not a usable runner URL"),
     ],
 )

@@ -1,0 +1,116 @@
+"""The emulator's scheduler under concurrency, with an instant fake engine (no real part needed).
+
+Races DMR's loader avoids, and so must the emulator: two requests that wait for a free slot must
+share one load, and a runner evicted between its load and its request must not be handed out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from pytest_dmr import protocol
+from pytest_dmr.emulator.engines import Runner, Scheduler
+
+
+class FakeHandle:
+    def __init__(self) -> None:
+        self.client = httpx.Client()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.client.close()
+
+
+class FakeEngine:
+    name = protocol.LLAMACPP_BACKEND
+
+    def __init__(self, load_seconds: float = 0.0) -> None:
+        self.load_seconds = load_seconds
+        self.started: list[str] = []
+        self.handles: list[FakeHandle] = []
+        self.running_at_start: list[int] = []
+
+    def status(self) -> str:
+        return "Running: fake"
+
+    def start(self, *, model_path: Path, alias: str, mode: str) -> FakeHandle:
+        self.running_at_start.append(sum(not handle.closed for handle in self.handles))
+        time.sleep(self.load_seconds)
+        self.started.append(alias)
+        handle = FakeHandle()
+        self.handles.append(handle)
+        return handle
+
+
+def acquire(scheduler: Scheduler, model: str) -> Runner:
+    return scheduler.acquire(
+        model_id=model, model_name=model, mode=protocol.COMPLETION_MODE, model_path=lambda: Path(model), alias=model
+    )
+
+
+def test_requests_waiting_for_a_slot_share_one_load() -> None:
+    engine = FakeEngine()
+    scheduler = Scheduler(engine, slots=2, idle_timeout=300)
+    try:
+        busy_a, busy_c = acquire(scheduler, "a"), acquire(scheduler, "c")  # every slot in use
+        got: list[Runner] = []
+        first_holds = threading.Event()
+        let_go = threading.Event()
+
+        def first() -> None:
+            got.append(acquire(scheduler, "b"))
+            first_holds.set()
+            let_go.wait(10)
+            scheduler.release(got[0])
+
+        def second() -> None:
+            got.append(acquire(scheduler, "b"))
+            scheduler.release(got[-1])
+
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        threads[0].start()
+        time.sleep(0.2)  # both wait for a slot
+        threads[1].start()
+        time.sleep(0.2)
+        scheduler.release(busy_a)  # one slot frees: b loads in it
+        assert first_holds.wait(10)
+        scheduler.release(busy_c)  # the second request must find b, not load it again
+        time.sleep(0.3)
+        let_go.set()
+        for thread in threads:
+            thread.join(10)
+        assert len(got) == 2 and got[0] is got[1]
+        assert engine.started.count("b") == 1, engine.started
+    finally:
+        scheduler.close()
+    assert all(handle.closed for handle in engine.handles), "a runner's process outlived the scheduler"
+
+
+def test_a_full_scheduler_stops_the_unused_runners_before_the_next_load() -> None:
+    engine = FakeEngine()
+    scheduler = Scheduler(engine, slots=1, idle_timeout=300)
+    try:
+        scheduler.release(acquire(scheduler, "a"))
+        scheduler.release(acquire(scheduler, "b"))  # evicts a: two llama.cpp processes never run at once
+        assert engine.started == ["a", "b"]
+        assert engine.running_at_start == [0, 0]
+    finally:
+        scheduler.close()
+
+
+def test_a_runner_evicted_right_after_its_load_is_never_handed_out() -> None:
+    """idle_timeout=0: the idle reaper may win the race against the request that asked for the load."""
+    engine = FakeEngine(load_seconds=0.02)
+    scheduler = Scheduler(engine, slots=4, idle_timeout=0)
+    try:
+        for n in range(15):
+            runner = acquire(scheduler, f"m{n % 2}")
+            assert not runner.handle.closed, f"request {n} got a runner already unloaded"  # type: ignore[union-attr]
+            scheduler.release(runner)
+    finally:
+        scheduler.close()
