@@ -22,6 +22,16 @@ START_RUNNER_HINT = (
 TIMEOUT_HINT = "Raise the timeout (--dmr-timeout, or LOCAL_MODEL_TIMEOUT in milliseconds), or use a smaller model"
 STREAM_HINT = "The runner may have crashed or restarted: check `docker model logs`, then retry"
 
+CONNECT_TIMEOUT = 10.0
+"""Seconds to open a connection, whatever the request timeout: a runner answers a connect in
+milliseconds, so waiting longer only delays the error (and each retry) when its host is down."""
+
+
+def timeouts(seconds: float) -> httpx.Timeout:
+    """The request timeout for reading and writing, with connecting capped at :data:`CONNECT_TIMEOUT`."""
+    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
+
+
 HTTPX_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 """Everything httpx raises while sending or reading (``InvalidURL``/``StreamError`` are not ``HTTPError``)."""
 
@@ -45,8 +55,9 @@ def transport_error(
     if isinstance(exc, httpx.TimeoutException):
         within = f" within {timeout:g} s" if timeout is not None else ""
         if isinstance(exc, httpx.ConnectTimeout):
+            connect_within = f" within {min(timeout, CONNECT_TIMEOUT):g} s" if timeout is not None else ""
             return errors.RunnerTimeoutError(
-                f"the runner did not accept the connection{within}", hint=START_RUNNER_HINT, **context
+                f"the runner did not accept the connection{connect_within}", hint=START_RUNNER_HINT, **context
             )
         if isinstance(exc, httpx.PoolTimeout):
             return errors.RunnerTimeoutError(

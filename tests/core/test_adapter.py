@@ -724,3 +724,25 @@ def test_the_loop_shutdown_closes_the_client_of_each_loop_once() -> None:
     assert transport.closed == 1
     assert asyncio.run(adapter.generate("c")) == "x"
     assert transport.closed == 2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("timeout", "connect"), [(120.0, 10.0), (3.0, 3.0)])
+async def test_connecting_waits_at_most_ten_seconds_whatever_the_request_timeout(timeout: float, connect: float) -> None:
+    seen: list[dict[str, float]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(200, json={"object": "list", "data": []})
+
+    async with DockerModelRunnerAdapter("http://127.0.0.1:12434", transport=httpx.MockTransport(handler), timeout=timeout) as adapter:
+        await adapter.get_available_models()
+    assert seen == [{"connect": connect, "read": timeout, "write": timeout, "pool": timeout}]
+
+
+def test_a_connect_timeout_names_the_connect_limit_not_the_request_timeout() -> None:
+    from pytest_dmr import _http
+
+    error = _http.transport_error(httpx.ConnectTimeout("timed out"), runner_url="http://127.0.0.1:12434", timeout=120)
+    assert isinstance(error, errors.RunnerTimeoutError)
+    assert str(error).startswith("the runner did not accept the connection within 10 s (runner http://127.0.0.1:12434)")
