@@ -17,17 +17,6 @@ BODY = {"model": "ai/smollm2", "messages": [{"role": "user", "content": "hi"}], 
 STREAM_BODY = {**BODY, "stream": True}
 
 
-@pytest.fixture
-def mock() -> MockModelRunner:
-    return MockModelRunner()
-
-
-@pytest.fixture
-def client(mock: MockModelRunner) -> httpx.Client:
-    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
-        yield client
-
-
 # -- HTTP statuses with DMR's bodies -----------------------------------------------------------------
 
 

@@ -20,17 +20,6 @@ CHAT = "/engines/v1/chat/completions"
 USER = [{"role": "user", "content": "Tell me about testing."}]
 
 
-@pytest.fixture
-def mock() -> MockModelRunner:
-    return MockModelRunner()
-
-
-@pytest.fixture
-def client(mock: MockModelRunner) -> httpx.Client:
-    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
-        yield client
-
-
 def chat(client: httpx.Client, **body: Any) -> dict[str, Any]:
     response = client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **body})
     assert response.status_code == 200, response.text

@@ -11,17 +11,6 @@ from pytest_dmr import protocol
 from pytest_dmr.mock import Fault, MockModelRunner
 
 
-@pytest.fixture
-def mock() -> MockModelRunner:
-    return MockModelRunner()
-
-
-@pytest.fixture
-def client(mock: MockModelRunner) -> httpx.Client:
-    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
-        yield client
-
-
 def assert_plain_error(response: httpx.Response, status: int, text: str) -> None:
     assert response.status_code == status
     assert response.headers["content-type"] == "text/plain; charset=utf-8"

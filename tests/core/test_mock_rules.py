@@ -14,17 +14,6 @@ from pytest_dmr.mock import Fault, MockModelRunner, RecordedRequest, Rule
 CHAT = "/engines/v1/chat/completions"
 
 
-@pytest.fixture
-def mock() -> MockModelRunner:
-    return MockModelRunner()
-
-
-@pytest.fixture
-def client(mock: MockModelRunner) -> httpx.Client:
-    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
-        yield client
-
-
 def ask(client: httpx.Client, text: str, model: str = "ai/smollm2", path: str = CHAT, **body: Any) -> httpx.Response:
     return client.post(path, json={"model": model, "messages": [{"role": "user", "content": text}], **body})
 
