@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +28,12 @@ if TYPE_CHECKING:
     from pytest_dmr.client import ModelRunnerClient
     from pytest_dmr.discovery import Discovery, Probe
     from pytest_dmr.mock import MockModelRunner
+    from pytest_dmr.provision.coordination import RunDirectory
 
 LIVE, MOCK = "live", "mock"
 WORKER_INPUT_KEY = "dmr_discovery"
-RUN_ID_KEY = "dmr_run_id"
-"""``workerinput`` key of the run's id, which names the directory its processes share."""
+RUN_DIRECTORY_KEY = "dmr_run"
+"""``workerinput`` key of the run's shared directory (id, path, owner): see :attr:`DMRSession.run_directory`."""
 PULL_LOCK_TIMEOUT = 1800.0
 """How long a worker waits for another worker of the run to pull a model: a pull can take minutes."""
 NEEDS_LIVE = "needs a live Docker Model Runner"
@@ -92,34 +91,31 @@ class DMRSession:
     _discovery: Discovery | None = None
     _runner: DMRRunner | None = None
     _model_checks: dict[str, str | None] = field(default_factory=dict)
-    _run_id: str | None = None
+    _run_directory: RunDirectory | None = None
 
     @property
     def is_worker(self) -> bool:
         return self.worker_input is not None
 
     @property
-    def run_id(self) -> str:
-        """The run's id, the same in every process of the run: made by the controller (or the one
-        process of a run without xdist) and handed to each worker in ``workerinput``."""
-        if self._run_id is None:
-            shared = self.worker_input or {}
-            self._run_id = str(shared.get(RUN_ID_KEY) or shared.get("testrunuid") or os.urandom(8).hex())
-        return self._run_id
+    def run_directory(self) -> RunDirectory:
+        """The directory every process of the run shares: pull locks, the provisioned runner's state.
 
-    @property
-    def shared_directory(self) -> Path:
-        """A directory every process of the run sees (created on first use), for the run's locks.
-
-        The controller (or the single process) removes it at the end of the run.
+        One per run: its id and path are decided by the controller (or the single process of a run
+        without xdist), which hands them to each worker in ``workerinput``; the directory is created
+        by whichever process needs it first, and removed by the controller at the end of the run.
         """
-        return Path(tempfile.gettempdir()) / f"pytest-dmr-{self.run_id}"
+        if self._run_directory is None:
+            from pytest_dmr.provision.coordination import RunDirectory
 
-    def remove_shared_directory(self) -> None:
-        if not self.is_worker and self._run_id is not None:
-            import shutil
+            handed = (self.worker_input or {}).get(RUN_DIRECTORY_KEY)
+            self._run_directory = RunDirectory.from_json(handed) if handed else RunDirectory.new()
+        return self._run_directory
 
-            shutil.rmtree(self.shared_directory, ignore_errors=True)
+    def remove_run_directory(self) -> None:
+        """At the end of the run: the controller (or the single process) removes the run's directory."""
+        if self._run_directory is not None:
+            self._run_directory.remove()
 
     def discovery(self) -> Discovery:
         """Discovery's result: computed once here, or the controller's on an xdist worker."""
@@ -213,10 +209,10 @@ def live_runner(
     )
 
 
-def _provision(settings: Settings, config: pytest.Config, models: set[str]) -> protocol.RunnerAddress | str:
+def _provision(session: DMRSession, config: pytest.Config, models: set[str]) -> protocol.RunnerAddress | str:
     """Ask ``pytest_dmr.provision`` for a runner: its address, or why there is none.
 
-    Contract: ``acquire_runner(settings, config, models) -> RunnerAddress``, raising a
+    Contract: ``acquire_runner(settings, config, models, run_dir) -> RunnerAddress``, raising a
     :class:`~pytest_dmr.errors.DMRError` whose message says why no runner could be had (no
     Docker, no image, ...). It owns the container's lifetime and its xdist coordination.
     """
@@ -225,7 +221,7 @@ def _provision(settings: Settings, config: pytest.Config, models: set[str]) -> p
     except ImportError:
         return PROVISIONING_NOT_AVAILABLE
     try:
-        return provision_runner(settings, config, sorted(models))
+        return provision_runner(session.settings, config, sorted(models), session.run_directory)
     except errors.DMRError as exc:
         return str(exc)
 
@@ -253,7 +249,7 @@ def acquire_runner(session: DMRSession, config: pytest.Config) -> DMRRunner:
         )
     why = f"no runner: {discovery.explain()}"
     if settings.provision == "testcontainers":
-        outcome = _provision(settings, config, session.models_needed | {settings.model})
+        outcome = _provision(session, config, session.models_needed | {settings.model})
         if isinstance(outcome, protocol.RunnerAddress):
             return live_runner(
                 settings,
@@ -333,10 +329,10 @@ def _pull_once(
     from filelock import FileLock, Timeout
 
     key = hashlib.sha256(protocol.canonical_model_name(name).encode()).hexdigest()[:16]
-    directory = session.shared_directory
+    directory = session.run_directory.path
     lock = FileLock(str(directory / f"pull-{key}.lock"))
     try:
-        directory.mkdir(mode=0o700, exist_ok=True)
+        session.run_directory.ensure()
         lock.acquire(timeout=PULL_LOCK_TIMEOUT)
     except Timeout:  # before OSError: filelock's Timeout is a TimeoutError
         return (

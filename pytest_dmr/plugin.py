@@ -20,7 +20,7 @@ from pytest_dmr.fixtures import (
     MOCK,
     LIVE_AND_MOCK,
     NEEDS_LIVE,
-    RUN_ID_KEY,
+    RUN_DIRECTORY_KEY,
     SESSION_KEY,
     WORKER_INPUT_KEY,
     DMRSession,
@@ -190,11 +190,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     worker_input = getattr(config, "workerinput", None)
     settings = resolve_settings(config)
-    config.stash[SESSION_KEY] = DMRSession(settings, worker_input=worker_input)
+    dmr = DMRSession(settings, worker_input=worker_input)
+    config.stash[SESSION_KEY] = dmr
     if settings.provision == "testcontainers" and settings.mode in ("auto", LIVE):
         from pytest_dmr import provision  # cheap: docker and testcontainers load only when a runner is started
 
-        provision.register(config)  # the run's shared directory for xdist workers, and removal at unconfigure
+        provision.register(config, dmr.run_directory)  # the run's containers are removed at unconfigure
     counter = BackendCounter()
     config.stash[COUNTER_KEY] = counter
     config.pluginmanager.register(counter, "dmr-backend-counter")
@@ -202,21 +203,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand each worker the run's id (which names the directory the run's
-    processes share) and discovery's result, so workers never probe."""
+    """xdist controller: hand each worker the run's shared directory (id, path, owner; created
+    later by whichever process needs it first) and discovery's result, so workers never probe."""
     session = node.config.stash.get(SESSION_KEY, None)
     if session is None:
         return
-    node.workerinput[RUN_ID_KEY] = session.run_id
+    node.workerinput[RUN_DIRECTORY_KEY] = session.run_directory.to_json()
     if session.settings.mode in ("auto", "live"):
         node.workerinput[WORKER_INPUT_KEY] = session.discovery().to_json()
 
 
+@pytest.hookimpl(trylast=True)  # after provisioning removed the run's containers (their state is in it)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """The controller (or the single process) removes the directory the run's processes shared."""
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
-        session.remove_shared_directory()
+        session.remove_run_directory()
 
 
 @pytest.hookimpl(tryfirst=True)

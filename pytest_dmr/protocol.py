@@ -859,6 +859,28 @@ HOP_BY_HOP_HEADERS = frozenset(
 )
 """Headers a reverse proxy drops in both directions (Go's ``httputil.ReverseProxy``)."""
 
+_GO_SIGNAL_NAMES = {
+    1: "hangup", 2: "interrupt", 4: "illegal instruction", 6: "aborted", 7: "bus error",
+    8: "floating point exception", 9: "killed", 11: "segmentation fault", 15: "terminated",
+}  # fmt: skip
+"""How Go's ``syscall.Signal`` names the signals a crashed backend usually dies of (Linux numbers)."""
+
+
+def backend_terminated_message(backend: str, returncode: int) -> str:
+    """DMR's error for a backend process that exited on its own, e.g.
+    ``llama.cpp terminated unexpectedly: signal: killed`` (Go's ``exec.ExitError`` wording)."""
+    if returncode < 0:
+        status = "signal: " + _GO_SIGNAL_NAMES.get(-returncode, f"signal {-returncode}")
+    else:
+        status = f"exit status {returncode}"
+    return f"{backend} terminated unexpectedly: {status}"
+
+
+def backend_crash_body(message: str) -> bytes:
+    """The body of DMR's ``500`` when a runner's connection hits end of file and its process has exited."""
+    return dumps({"type": "error", "code": None, "message": message, "param": None, "sequence_number": 1}).encode()
+
+
 def mode_for_endpoint(endpoint: str) -> str:
     """The runner mode an inference endpoint needs: embeddings get their own runner."""
     return EMBEDDING_MODE if endpoint == EMBEDDINGS else COMPLETION_MODE

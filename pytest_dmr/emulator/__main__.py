@@ -9,6 +9,7 @@ import sys
 
 from pytest_dmr import protocol
 from pytest_dmr.emulator.engines import DEFAULT_IDLE_TIMEOUT, DEFAULT_LOAD_TIMEOUT
+from pytest_dmr.emulator.server import DEFAULT_CONNECTION_IDLE_TIMEOUT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per model (default 2)")
     parser.add_argument("--ctx-size", type=int, default=2048, help="llama.cpp context size (default 2048)")
     parser.add_argument("--slots", type=int, default=None, help="most models loaded at once (default min(CPUs, 8))")
+    parser.add_argument("--connection-idle-timeout", type=float, default=DEFAULT_CONNECTION_IDLE_TIMEOUT, metavar="S",
+                        help="close a client connection that sends no request for S seconds; 0: never "
+                        "(default %(default)s)")
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return parser  # fmt: skip
 
@@ -57,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             ctx_size=args.ctx_size,
             slots=args.slots,
             log_requests=args.log_requests,
+            connection_idle_timeout=args.connection_idle_timeout or None,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -8,7 +8,8 @@
 Both hand out an ``httpx.Client`` per runner, so the server proxies to either the same way.
 :class:`Scheduler` follows DMR's loader (DMR-PROTOCOL.md §3.3 step 7 and §5): one runner per
 (model ID, mode), concurrent requests wait for a single load, at most ``slots`` runners (all unused
-ones are evicted at once when full), idle runners unloaded after ``idle_timeout``.
+ones are evicted at once when full), idle runners unloaded after ``idle_timeout``, and runners whose
+process has exited (crashed) evicted straight away: the next request for that model loads it again.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class StillLoading(Exception):
 class RunnerHandle(Protocol):
     client: httpx.Client
 
+    def exit_error(self, wait: float = 0.0) -> str | None:
+        """Why the runner's process ended (DMR's backend error), or ``None`` while it runs.
+
+        ``wait`` gives a process whose connection just dropped that many seconds to finish exiting.
+        """
+        ...
+
     def close(self) -> None: ...
 
 
@@ -84,6 +92,15 @@ class LlamaProcess:
         # No Nagle delay between the request's header and body writes (httpcore sends them apart).
         transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
         self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0), transport=transport)
+
+    def exit_error(self, wait: float = 0.0) -> str | None:
+        try:
+            returncode = self.process.wait(wait) if wait > 0 else self.process.poll()
+        except subprocess.TimeoutExpired:
+            return None
+        if returncode is None:
+            return None
+        return protocol.backend_terminated_message(protocol.LLAMACPP_BACKEND, returncode)
 
     def close(self) -> None:
         self.client.close()
@@ -183,6 +200,9 @@ def _last_line(path: Path) -> str:
 class MockHandle:
     client: httpx.Client
 
+    def exit_error(self, wait: float = 0.0) -> str | None:
+        return None  # in-process: it cannot crash on its own
+
     def close(self) -> None:
         self.client.close()
 
@@ -234,11 +254,17 @@ class Runner:
     handle: RunnerHandle | None = None
     in_use: int = 0
     last_used: float = field(default_factory=time.time)
+    close_on_release: bool = False
+    """Evicted while requests held it (its process died): the last of them closes it."""
 
     @property
     def client(self) -> httpx.Client:
         assert self.handle is not None
         return self.handle.client
+
+    def exited(self) -> bool:
+        """Its process has exited (crashed, or killed from outside): it can serve nothing more."""
+        return self.handle is not None and self.handle.exit_error() is not None
 
     def ps(self) -> dict[str, Any]:
         busy = self.loading or self.in_use > 0
@@ -314,6 +340,9 @@ class Scheduler:
                     if runner.loading:
                         raise LoadError("error waiting for runner to be ready: inference backend took too long to initialize")
                     if self._runners.get(key) is runner:
+                        if runner.exited():  # crashed since its last request: evict it, load it again
+                            to_close.extend(self._evict_exited(runner))
+                            continue
                         runner.in_use += 1
                         return runner
                     # Evicted (idle, or unloaded) between its load and this request: load it again.
@@ -324,7 +353,33 @@ class Scheduler:
         with self._changed:
             runner.in_use -= 1
             runner.last_used = time.time()
+            close_now = runner.close_on_release and runner.in_use == 0
             self._changed.notify_all()
+        if close_now:
+            self._close_runners([runner])
+
+    def crashed(self, runner: Runner, *, wait: float = 0.0) -> str | None:
+        """The backend error when the runner's process has exited (given ``wait`` seconds to), else ``None``.
+
+        A runner found dead is evicted: the next request for its model loads it again.
+        """
+        error = runner.handle.exit_error(wait) if runner.handle is not None else None
+        if error is None:
+            return None
+        with self._changed:
+            to_close = self._evict_exited(runner)
+            self._changed.notify_all()
+        self._close_runners(to_close)
+        return error
+
+    def _evict_exited(self, runner: Runner) -> list[Runner]:
+        """With the lock held: drop a dead runner from the table; returns it if nobody holds it (close it)."""
+        if self._runners.get((runner.model_id, runner.mode)) is runner:
+            del self._runners[(runner.model_id, runner.mode)]
+        if runner.in_use > 0:
+            runner.close_on_release = True
+            return []
+        return [runner]
 
     def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str, evicted: list[Runner]) -> None:
         self._close_runners(evicted)
@@ -349,6 +404,11 @@ class Scheduler:
     def ps(self) -> list[dict[str, Any]]:
         with self._changed:
             return [runner.ps() for runner in self._runners.values()]
+
+    def runners(self) -> list[Runner]:
+        """The runners loaded or loading now (a copy of the table, for inspection)."""
+        with self._changed:
+            return list(self._runners.values())
 
     def unload(self, model_ids: set[str] | None = None) -> int:
         """Evict unused runners (of these models, or all); runners serving a request stay."""
@@ -393,4 +453,7 @@ class Scheduler:
                 ]
                 for runner in idle:
                     del self._runners[(runner.model_id, runner.mode)]
+                # Crashed runners go at once, busy or not (DMR-PROTOCOL.md §5).
+                for runner in [runner for runner in self._runners.values() if runner.exited()]:
+                    idle.extend(self._evict_exited(runner))
             self._close_runners(idle)

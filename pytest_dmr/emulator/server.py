@@ -4,6 +4,11 @@ A ``ThreadingHTTPServer`` speaking HTTP/1.1 (keep-alive; chunked responses for p
 streams). Management calls are answered from the local :class:`~.store.ModelStore`; inference is
 proxied to a runner from the :class:`~.engines.Scheduler`, each chunk written and flushed as it
 arrives, so a token streamed by llama.cpp reaches the client at once.
+
+A connection that sends no request for ``connection_idle_timeout`` seconds is closed, so idle
+keep-alive clients do not hold a thread each forever. The timeout covers only reading a request
+(its line, headers and body); answering has none, so a long stream or pull is never cut, even for
+a client that pauses reading.
 """
 
 from __future__ import annotations
@@ -31,11 +36,17 @@ from pytest_dmr.emulator.engines import (
     DEFAULT_LOAD_TIMEOUT,
     LlamaEngine,
     LoadError,
+    Runner,
     Scheduler,
     StillLoading,
     make_engine,
 )
 from pytest_dmr.emulator.store import DeleteRefused, ModelStore, PullRefused
+
+DEFAULT_CONNECTION_IDLE_TIMEOUT = 60.0
+"""Seconds a client connection may wait between requests before the server closes it."""
+CRASH_EXIT_WAIT = 2.0
+"""How long a request whose runner connection dropped waits for the runner's process to exit."""
 
 EMULATED_DMR_VERSION = "v1.2.6"
 VERSION = f"{EMULATED_DMR_VERSION}+pytest-dmr-emulator"
@@ -54,6 +65,8 @@ class EmulatorServer:
     ``engine`` is ``auto`` (llama.cpp if xllamacpp is installed, else the mock), ``llama`` or
     ``mock``. Inference waits while a model loads, as current DMR does; ``loading_503=True``
     answers llama.cpp's ``503 Loading model`` instead, as older runners let through.
+    ``connection_idle_timeout`` closes a client connection that sends no request for that many
+    seconds (``None``: never).
     """
 
     def __init__(
@@ -71,11 +84,15 @@ class EmulatorServer:
         ctx_size: int = 2048,
         slots: int | None = None,
         log_requests: bool = False,
+        connection_idle_timeout: float | None = DEFAULT_CONNECTION_IDLE_TIMEOUT,
     ) -> None:
+        if connection_idle_timeout is not None and connection_idle_timeout <= 0:
+            raise ValueError(f"connection_idle_timeout must be positive or None (never), not {connection_idle_timeout!r}")
         self.catalog = Catalog(catalog)
         self.engine = make_engine(engine, threads=threads, ctx_size=ctx_size, load_timeout=load_timeout)
         self.loading_503 = loading_503
         self.log_requests = log_requests
+        self.connection_idle_timeout = connection_idle_timeout
         self._httpd = _HTTPServer(host, port, self)  # bind first: a busy port leaves nothing behind
         self._own_store = store is None
         self.store_dir = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="dmr-emulator-"))
@@ -168,6 +185,14 @@ class _Handler(BaseHTTPRequestHandler):
     def emulator(self) -> EmulatorServer:
         return self.server.emulator
 
+    def handle_one_request(self) -> None:
+        # Not the class attribute ``timeout``: StreamRequestHandler would set it on the socket for the
+        # connection's whole life, every write included. This one bounds the wait for the next request
+        # and the reading of it (the stdlib closes the connection when it expires); _route lifts it
+        # before answering, and it is set again here for the next request on a kept-alive connection.
+        self.connection.settimeout(self.emulator.connection_idle_timeout)
+        super().handle_one_request()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         if self.emulator.log_requests:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -243,8 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._head_sent = False
         try:
             self._route()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # gone, or stalled while sending its body: nobody to answer
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the connection silently
             self.close_connection = True  # the request may not have been read whole
             if not self._head_sent:
@@ -257,6 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             path = re.sub(r"/{2,}", "/", path).rstrip("/") or "/"
         query = parse_qs(parts.query, keep_blank_values=True)
         body = self._read_body() if self.command in _BODY_METHODS else b""
+        self.connection.settimeout(None)  # the request is read: answering (a stream, a pull) has no time limit
         method = self.command
 
         if path == protocol.ROOT_PATH:
@@ -472,12 +498,18 @@ class _Handler(BaseHTTPRequestHandler):
             if preload:
                 self._send(200, b"", None)
             else:
-                self._proxy(runner.client, protocol.upstream_path(path), body)
+                self._proxy(runner, protocol.upstream_path(path), body)
         finally:
             emulator.scheduler.release(runner)
 
-    def _proxy(self, client: httpx.Client, upstream_path: str, body: bytes) -> None:
-        """Forward the request; pass status, headers and body back, flushing every chunk."""
+    def _proxy(self, runner: Runner, upstream_path: str, body: bytes) -> None:
+        """Forward the request; pass status, headers and body back, flushing every chunk.
+
+        When the runner's connection fails, DMR's answer depends on its process: exited, a ``500``
+        with the backend error as JSON (and the runner is evicted, so the next request reloads the
+        model); still running, a ``502`` with no body. Once the head is sent, the stream is cut.
+        """
+        client = runner.client
         headers = [
             (name, value)
             for name, value in self.headers.items()
@@ -487,7 +519,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = client.send(request, stream=True)
         except httpx.HTTPError:
-            self._send(502, b"", None)
+            self._upstream_failed(runner)
             return
         try:
             passed = _response_headers(response.headers.multi_items())
@@ -502,17 +534,23 @@ class _Handler(BaseHTTPRequestHandler):
                 for chunk in response.iter_raw():
                     self._chunk(chunk)
             except httpx.HTTPError:
-                self.close_connection = True  # the client sees the stream cut short, as from DMR
+                self._upstream_failed(runner)
                 return
             self._end_chunks()
-        except httpx.HTTPError as exc:
-            if not self._head_sent:
-                crash = {"type": "error", "code": None, "message": str(exc), "param": None, "sequence_number": 1}
-                self._send(500, protocol.dumps(crash).encode(), None)
-            else:
-                self.close_connection = True
+        except httpx.HTTPError:
+            self._upstream_failed(runner)
         finally:
             response.close()
+
+    def _upstream_failed(self, runner: Runner) -> None:
+        error = self.emulator.scheduler.crashed(runner, wait=CRASH_EXIT_WAIT)
+        if self._head_sent:
+            self.close_connection = True  # the client sees the stream cut short, as from DMR
+        elif error is not None:
+            # DMR sets application/json only after WriteHeader, so Go sniffs the body: text/plain.
+            self._send(500, protocol.backend_crash_body(error), protocol.TEXT_PLAIN)
+        else:
+            self._send(502, b"", None)
 
 
 def _response_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -1,10 +1,12 @@
 """Provisioning: a runner container for the run when discovery finds none (``--dmr-provision=testcontainers``).
 
-The plugin calls two things:
+The plugin calls two things, both with the run's shared directory (``coordination.RunDirectory``,
+which ``fixtures.DMRSession`` holds and hands to xdist workers):
 
-* :func:`register` in ``pytest_configure`` (cheap: no docker, no testcontainers import). On an
-  xdist controller it creates the run's shared directory and hands it to every worker; it removes
-  the run's containers at ``pytest_unconfigure`` (passing run, failing run, Ctrl-C alike).
+* :func:`register` in ``pytest_configure`` (cheap: no docker, no testcontainers import). In the
+  run's owner (the xdist controller, or the single process) it removes the run's containers at
+  ``pytest_unconfigure`` (passing run, failing run, Ctrl-C alike), before ``plugin.py`` removes
+  the run's directory.
 * :func:`acquire_runner` when a test first needs a runner: the first process of the run to call
   it starts the container and pulls the models, under a file lock; the others reuse it. It first
   removes the containers of earlier runs that were killed before their end (``owner.py``).
@@ -14,71 +16,64 @@ so a terminated run ends as Ctrl-C does: through ``pytest_unconfigure``, contain
 
 Modules: ``engine`` (Docker there? image there?), ``container`` (the testcontainers class),
 ``coordination`` (run directory, state file, locks), ``pull`` (progress lines), ``runner`` (the
-orchestration), ``labels`` (our ``io.pytest-dmr.*`` labels).
+orchestration), ``labels`` (our ``io.pytest-dmr.*`` labels), ``owner`` (is a run's owner gone?).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_dmr import protocol
 from pytest_dmr.errors import ProvisioningError
-from pytest_dmr.provision.coordination import RunDirectory
-from pytest_dmr.provision.owner import Owner
 
 if TYPE_CHECKING:
+    from pytest_dmr.provision.coordination import RunDirectory
+    from pytest_dmr.provision.owner import Owner
     from pytest_dmr.provision.runner import ProvisionedRunner
     from pytest_dmr.settings import Settings
 
 __all__ = ["ProvisionPlugin", "ProvisioningError", "acquire_runner", "register"]
 
 PLUGIN_NAME = "dmr-provision"
-WORKER_INPUT_KEY = "dmr_provision"
 SIGTERM_MESSAGE = "SIGTERM, ending the run as for Ctrl-C so that pytest-dmr removes its runner container"
 
 
 class ProvisionPlugin:
     """The run's provisioning state in one process, and the hooks that share and end it."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, run_dir: RunDirectory) -> None:
         self.config = config
-        shared = (getattr(config, "workerinput", None) or {}).get(WORKER_INPUT_KEY)
-        self.owner = shared is None
-        """The controller, or the single process of a run without xdist: it removes the containers."""
-        self.run_id: str = shared["run_id"] if shared else uuid.uuid4().hex[:12]
-        self._run_dir: RunDirectory | None = RunDirectory(Path(shared["run_dir"]), self.run_id) if shared else None
-        self.controller = Owner.from_labels(shared["owner"]) if shared else Owner.current()
-        """The process that removes the run's containers (recorded on them, see ``owner.py``)."""
+        self.run_dir = run_dir
+        """The run's shared directory: the runner's state file and lock live there."""
         self.runner: ProvisionedRunner | None = None
 
     @property
-    def run_dir(self) -> RunDirectory:
-        if self._run_dir is None:
-            self._run_dir = RunDirectory.create(self.run_id)
-        return self._run_dir
+    def owner(self) -> bool:
+        """The controller, or the single process of a run without xdist: it removes the containers."""
+        return self.run_dir.owned
+
+    @property
+    def controller(self) -> Owner | None:
+        """The process that removes the run's containers (recorded on them, see ``owner.py``)."""
+        return self.run_dir.owner
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: every worker shares this run's directory, id and owner."""
-        owner = self.controller.to_labels() if self.controller else {}
-        node.workerinput[WORKER_INPUT_KEY] = {"run_id": self.run_id, "run_dir": str(self.run_dir.path), "owner": owner}
-        catch_sigterm()  # any worker may start the container now
+        """xdist controller: any worker may start the container from now on."""
+        catch_sigterm()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.owner or self._run_dir is None:
+        if not self.owner or not self.run_dir.exists:
             return
-        state = self._run_dir.read()
+        state = self.run_dir.read()
         if state.runner is not None:
             from pytest_dmr.provision.runner import ProvisionedRunner
 
@@ -90,44 +85,47 @@ class ProvisionPlugin:
         for name, reason in state.pull_failures.items():
             terminalreporter.write_line(f"dmr: could not pull {name}: {reason}")
 
+    @pytest.hookimpl(tryfirst=True)  # before plugin.py's pytest_unconfigure removes the run's directory
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.owner:
             self.release()
 
     def release(self) -> list[str]:
-        """Remove this run's containers (not a ``--dmr-reuse`` runner) and its shared directory."""
+        """Remove this run's containers (not a ``--dmr-reuse`` runner); returns their ids."""
         restore_sigterm()
-        if self._run_dir is None:
-            return []
+        if not self.run_dir.exists:
+            return []  # no process of the run ever tried to start one
         from pytest_dmr.provision.runner import release
 
         try:
-            removed = release(self._run_dir)
+            return release(self.run_dir)
         except ProvisioningError as exc:
             sys.stderr.write(f"dmr: could not remove the run's runner container: {exc}\n")
             return []
-        shutil.rmtree(self._run_dir.path, ignore_errors=True)
-        return removed
 
 
-def register(config: pytest.Config) -> ProvisionPlugin:
+def register(config: pytest.Config, run_dir: RunDirectory) -> ProvisionPlugin:
     """The run's :class:`ProvisionPlugin`, registered once (call it from ``pytest_configure``)."""
     plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
     if plugin is None:
-        plugin = ProvisionPlugin(config)
+        plugin = ProvisionPlugin(config, run_dir)
         config.pluginmanager.register(plugin, PLUGIN_NAME)
     return plugin
 
 
-def acquire_runner(settings: Settings, config: pytest.Config, models: Sequence[str]) -> protocol.RunnerAddress:
+def acquire_runner(
+    settings: Settings, config: pytest.Config, models: Sequence[str], run_dir: RunDirectory
+) -> protocol.RunnerAddress:
     """The run's provisioned runner (started on first use, shared by every worker), with ``models`` pulled.
+
+    ``run_dir`` is the run's shared directory, where the runner's state and lock live.
 
     Raises :class:`ProvisioningError` saying why there is no runner (no Docker, no image, the
     container never answered); ``--dmr=auto`` falls back to the mock with that reason.
     """
     from pytest_dmr.provision.runner import ProvisionRequest, acquire
 
-    plugin = register(config)
+    plugin = register(config, run_dir)
     request = ProvisionRequest(
         image=settings.image,
         models=tuple(dict.fromkeys(protocol.normalize_model_name(name) or name for name in models)),

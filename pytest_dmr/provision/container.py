@@ -57,7 +57,14 @@ class RunnerReadyWait(WaitStrategy):
         self._poll_interval = poll_interval
 
     def wait_until_ready(self, container: WaitStrategyTarget) -> None:
-        url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(self.port)}{protocol.ROOT_PATH}"
+        try:
+            port = container.get_exposed_port(self.port)
+        except ProvisioningError:  # no published port: a container that exited at once has none
+            container.reload()
+            if container.status not in ALIVE:
+                raise _stopped(container, "no port published") from None
+            raise
+        url = f"http://{container.get_container_host_ip()}:{port}{protocol.ROOT_PATH}"
         deadline = time.monotonic() + self._startup_timeout
         last = "no answer yet"
         while True:
@@ -66,12 +73,8 @@ class RunnerReadyWait(WaitStrategy):
                 return
             last = answer
             container.reload()
-            if container.status not in ("created", "running", "restarting"):
-                raise ProvisioningError(
-                    f"the runner container stopped before it answered ({container.status}); "
-                    f"last answer at {url}: {last}\n{_log_tail(container)}",
-                    hint="Check that the image is a Docker Model Runner (it must serve MODEL_RUNNER_PORT)",
-                )
+            if container.status not in ALIVE:
+                raise _stopped(container, f"last answer at {url}: {last}")
             if time.monotonic() > deadline:
                 raise ProvisioningError(
                     f"the runner container did not answer GET {url} with {protocol.ROOT_BANNER!r} "
@@ -79,6 +82,17 @@ class RunnerReadyWait(WaitStrategy):
                     hint="Raise the wait with --dmr-timeout, or check the container's logs above",
                 )
             time.sleep(self._poll_interval)
+
+
+ALIVE = ("created", "running", "restarting")
+"""Container states from which a runner may still come up."""
+
+
+def _stopped(container: WaitStrategyTarget, last: str) -> ProvisioningError:
+    return ProvisioningError(
+        f"the runner container stopped before it answered ({container.status}); {last}\n{_log_tail(container)}",
+        hint="Check that the image is a Docker Model Runner (it must serve MODEL_RUNNER_PORT)",
+    )
 
 
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -1,9 +1,14 @@
-"""Who provisions, and who removes: one runner and one pull per model per run, whatever ``-n``.
+"""The run's shared directory, and who provisions and who removes: one runner and one pull per model per run.
 
-* A run owns a **run directory** (created by the controller, or by the single process of a run
-  without xdist) holding ``state.json``, ``state.lock`` and ``owner.json``. The controller hands
-  its path and the run's id to every xdist worker through ``workerinput`` (xdist's documented
-  channel). The owner removes it at its end; a later run removes it when the owner was killed.
+* A run has one **run directory** (``pytest-dmr-run-<run id>`` in the temporary directory), seen
+  by every process of the run. Its id and path are decided once, by the controller (or the single
+  process of a run without xdist), which hands them to every worker through ``workerinput``
+  (xdist's documented channel); the directory itself is created by whichever process needs it
+  first (a model's pull lock, the provisioned runner's state) and holds ``owner.json`` (the
+  controller), ``state.json`` and ``state.lock`` (provisioning), ``pull-*.lock`` (``fixtures.py``).
+  The controller removes it at its end; a later run removes it when the controller was killed.
+  This module imports neither docker nor testcontainers (filelock only when a lock is taken): it
+  serves runs without provisioning too.
 * The first worker that needs a runner takes the lock, starts the container, writes the state
   (URL, container id) and pulls the models; the others wait on the lock, then read the state. A
   failure is written down too, so every worker reports the same reason without retrying.
@@ -22,7 +27,9 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -90,21 +97,74 @@ class RunState:
 
 
 class RunDirectory:
-    """The run's shared directory: the state file, and the lock that guards it."""
+    """The run's shared directory: its id, its path, the process that owns it, and the state file.
 
-    def __init__(self, path: Path, run_id: str) -> None:
+    :meth:`new` decides a run's id and path without touching the disk; :meth:`ensure` creates the
+    directory on first use, from any process of the run; :meth:`remove` (by the owner) ends it.
+    """
+
+    def __init__(self, path: Path, run_id: str, *, owner: Owner | None = None, owned: bool = False) -> None:
         self.path = path
         self.run_id = run_id
+        self.owner = owner
+        """The process that removes the run's directory and containers (the xdist controller, or the
+        single process), recorded in ``owner.json``; ``None`` where ``/proc`` cannot say."""
+        self.owned = owned
+        """Whether this process is that owner (a worker's view of the directory is not owned)."""
 
     @classmethod
-    def create(cls, run_id: str) -> RunDirectory:
-        """A new run directory owned by this process (after removing those of runs killed before their end)."""
+    def new(cls, tag: str = "") -> RunDirectory:
+        """A new run's directory, owned by this process: a fresh id, not created yet."""
+        run_id = uuid.uuid4().hex[:12]
+        if tag:
+            run_id = f"{tag}-{run_id}"
+        path = Path(tempfile.gettempdir()) / f"{RUN_DIRECTORY_PREFIX}{run_id}"
+        return cls(path, run_id, owner=Owner.current(), owned=True)
+
+    @classmethod
+    def create(cls, tag: str = "") -> RunDirectory:
+        """A new run's directory, owned by this process, created now."""
+        directory = cls.new(tag)
+        directory.ensure()
+        return directory
+
+    def to_json(self) -> dict[str, Any]:
+        """What a worker needs (``workerinput`` carries it): id, path, owner."""
+        return {"run_id": self.run_id, "path": str(self.path), "owner": self.owner.to_labels() if self.owner else None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunDirectory:
+        """The directory :meth:`to_json` describes, as a worker of that run sees it (not owned)."""
+        owner = Owner.from_labels(data["owner"]) if data.get("owner") else None
+        return cls(Path(data["path"]), str(data["run_id"]), owner=owner)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def ensure(self) -> Path:
+        """The directory, created by the first process of the run that needs it (any may be first).
+
+        The one that creates it records the owner and removes the directories of runs killed
+        before their end. Raises :class:`OSError` if the path is taken by something that is not
+        this user's directory.
+        """
+        try:
+            os.mkdir(self.path, 0o700)
+        except FileExistsError:
+            _check_is_own_directory(self.path)
+            return self.path
+        if self.owner is not None:
+            partial = self.path / f"{OWNER_FILE}.partial"
+            partial.write_text(json.dumps(self.owner.to_labels()))
+            os.replace(partial, self.path / OWNER_FILE)
         remove_dead_run_directories()
-        path = Path(tempfile.mkdtemp(prefix=f"{RUN_DIRECTORY_PREFIX}{run_id}-"))
-        owner = Owner.current()
-        if owner is not None:
-            (path / OWNER_FILE).write_text(json.dumps(owner.to_labels()))
-        return cls(path, run_id)
+        return self.path
+
+    def remove(self) -> None:
+        """Remove the directory (and every lock and state file in it), if this process owns it."""
+        if self.owned:
+            shutil.rmtree(self.path, ignore_errors=True)
 
     @property
     def state_path(self) -> Path:
@@ -124,12 +184,26 @@ class RunDirectory:
     @contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[RunState]:
         """Hold the run's lock; yields the state, written back on the way out (even on errors)."""
+        try:
+            self.ensure()
+        except OSError as exc:
+            raise ProvisioningError(
+                f"cannot create the run's directory {self.path}: {exc}",
+                hint="Check the temporary directory (TMPDIR) is writable",
+            ) from None
         with file_lock(self.path / LOCK_FILE, timeout, "another pytest-dmr worker of this run"):
             state = self.read()
             try:
                 yield state
             finally:
                 self.write(state)
+
+
+def _check_is_own_directory(path: Path) -> None:
+    """A run directory that exists already must be a real directory of this user (not a link)."""
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        raise OSError(f"{path} exists and is not a directory of this user")
 
 
 def remove_dead_run_directories() -> list[Path]:

@@ -119,6 +119,8 @@ def acquire(request: ProvisionRequest, run_dir: RunDirectory, *, write: Write, i
 
 def release(run_dir: RunDirectory) -> list[str]:
     """Remove every container of this run (by its run label). Returns the removed ids."""
+    if not run_dir.exists:
+        return []  # no process of the run took the lock: none tried to start a container
     try:
         with run_dir.locked(timeout=60.0) as state:
             state.released = True

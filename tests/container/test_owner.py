@@ -90,9 +90,46 @@ def test_a_killed_runs_directory_is_removed_by_the_next_run_and_a_live_ones_is_k
     unknown = tmp_path / "pytest-dmr-run-no-owner-file"  # an older version's, or another user's: not ours to judge
     unknown.mkdir()
 
-    mine = RunDirectory.create("first")
+    mine = RunDirectory.new("first")
+    assert not mine.path.exists() and dead.is_dir(), "nothing happens on disk until the run needs its directory"
+    mine.ensure()
     assert not dead.exists(), "the directory of a run that has ended must not accumulate"
     assert unknown.is_dir()
     assert mine.path.parent == tmp_path
     RunDirectory.create("second")
     assert mine.path.is_dir(), "a live run's directory is never removed"
+
+
+def test_a_worker_creates_the_run_directory_for_its_controller_and_only_the_controller_removes_it(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, me: Owner  # noqa: ANN001
+) -> None:
+    import json
+    import tempfile
+
+    from pytest_dmr.provision.coordination import OWNER_FILE, RunDirectory
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    controller = RunDirectory.new()
+    worker = RunDirectory.from_json(json.loads(json.dumps(controller.to_json())))  # as workerinput carries it
+    assert (worker.run_id, worker.path, worker.owner, worker.owned) == (controller.run_id, controller.path, me, False)
+    assert worker.ensure() == controller.path and controller.ensure() == controller.path  # whichever comes first
+    assert Owner.from_labels(json.loads((controller.path / OWNER_FILE).read_text())) == me, "the controller owns it"
+    worker.remove()
+    assert controller.path.is_dir(), "a worker never removes the run's directory"
+    controller.remove()
+    assert not controller.path.exists()
+
+
+def test_a_run_directory_path_taken_by_a_link_is_refused(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import tempfile
+
+    from pytest_dmr.provision.coordination import RunDirectory
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    directory = RunDirectory.new()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    directory.path.symlink_to(elsewhere)
+    with pytest.raises(OSError, match="exists and is not a directory of this user"):
+        directory.ensure()
+    assert list(elsewhere.iterdir()) == []

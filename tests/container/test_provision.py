@@ -6,7 +6,6 @@ The runner image is the emulator on real llama.cpp with SmolLM2 in its catalogue
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from typing import Any
@@ -46,10 +45,11 @@ class Lines:
 
 @pytest.fixture
 def run_dir(docker_engine) -> Any:
-    directory = RunDirectory.create("t" + str(time.monotonic_ns())[-8:])
+    directory = RunDirectory.new("t")
     yield directory
     release(directory)
-    shutil.rmtree(directory.path)
+    directory.remove()
+    assert not directory.path.exists()
 
 
 def test_container_answers_on_loopback_with_our_labels_only(docker_engine, models_volume) -> None:
@@ -130,7 +130,7 @@ def test_concurrent_acquires_share_one_container_and_one_pull(docker_engine, mod
     request = ProvisionRequest(image=docker_engine.image, models=("ai/smollm2",), timeout=60)
     results: list[Any] = []
     threads = [
-        threading.Thread(target=lambda: results.append(acquire(request, RunDirectory(run_dir.path, run_dir.run_id), write=Lines(), interactive=False)))
+        threading.Thread(target=lambda: results.append(acquire(request, RunDirectory.from_json(run_dir.to_json()), write=Lines(), interactive=False)))
         for _ in range(3)
     ]
     for thread in threads:

@@ -173,6 +173,55 @@ def test_no_container_is_left_after_a_failing_run(pytester: pytest.Pytester, inn
     assert not leftovers(docker_engine)
 
 
+RUN_DIRECTORIES_PROBE = '''
+import pathlib, tempfile
+
+def run_directories():
+    """pytest-dmr's entries in the temporary directory (this run's only: TMPDIR is the test's own)."""
+    return {path.name: sorted(item.name for item in path.iterdir())
+            for path in pathlib.Path(tempfile.gettempdir()).glob("pytest-dmr*")}
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, its workers gone, before its cleanup
+        pathlib.Path(os.environ["DMR_TEST_RUN_DIRECTORIES"]).write_text(json.dumps(run_directories()))
+'''
+
+PULLING_TESTS = {
+    # Provisioning pulls every collected dmr_model model; this one fails, so the test's own check
+    # pulls it again under the run's pull lock (and writes the failure down for the other worker).
+    "test_missing": 'import pytest\n\n@pytest.mark.dmr_model("ai/no-such-model")\ndef test_missing(dmr_runner):\n    pass\n',
+    "test_present": (
+        "import pytest\nfrom conftest import run_directories\n\n"
+        '@pytest.mark.dmr_model("ai/smollm2")\ndef test_present(record):\n    record(run_directories=run_directories())\n'
+    ),
+}
+
+
+def test_provisioning_and_model_pulls_share_one_run_directory(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(CONFTEST + RUN_DIRECTORIES_PROBE)
+    pytester.makepyfile(**PULLING_TESTS)
+    temporary = pytester.mkdir("tmp")
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    at_end = pytester.path / "run-directories.json"
+    monkeypatch.setenv("DMR_TEST_RUN_DIRECTORIES", str(at_end))
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "-rs", "--dmr=live", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * needs a live Docker Model Runner: pulling ai/no-such-model* failed: *"])
+    (record,) = read_records(inner)
+    assert record["backend"] == "live" and len(record["run_directories"]) == 1, record["run_directories"]
+    # At the end of the run, before the controller's cleanup: one directory held both the
+    # provisioned runner's state and the model's pull lock.
+    (name, contents), *others = json.loads(at_end.read_text()).items()
+    assert not others, f"more than one run directory: {[name, *dict(others)]}"
+    assert name.startswith("pytest-dmr-run-")
+    assert {"owner.json", "state.json", "state.lock"} <= set(contents), contents
+    assert [item for item in contents if item.startswith("pull-") and item.endswith(".lock")], contents
+    assert list(temporary.iterdir()) == [], "the controller removed the run's directory"
+    assert not leftovers(docker_engine)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single-process", "xdist"])
 def test_no_container_is_left_after_ctrl_c_or_sigterm(

@@ -33,6 +33,23 @@ def make_catalog(folder: Path, model_file: Path) -> Path:
     return folder
 
 
+def fake_gguf(path: Path) -> Path:
+    """A valid GGUF header (version 3, no tensors) with an architecture and a context length."""
+    import struct
+
+    def string(text: str) -> bytes:
+        return struct.pack("<Q", len(text)) + text.encode()
+
+    metadata = [
+        string("general.architecture") + struct.pack("<I", 8) + string("llama"),
+        string("llama.context_length") + struct.pack("<I", 4) + struct.pack("<I", 4096),
+        string("general.file_type") + struct.pack("<I", 4) + struct.pack("<I", 15),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(metadata)) + b"".join(metadata) + b"\0" * 4096)
+    return path
+
+
 @pytest.fixture(scope="session")
 def live_catalog(tmp_path_factory: pytest.TempPathFactory, llama_model_path: Path) -> Path:
     return make_catalog(tmp_path_factory.mktemp("catalog"), llama_model_path)

@@ -1,7 +1,8 @@
 """The emulator's scheduler under concurrency, with an instant fake engine (no real part needed).
 
 Races DMR's loader avoids, and so must the emulator: two requests that wait for a free slot must
-share one load, and a runner evicted between its load and its request must not be handed out.
+share one load, and a runner evicted between its load and its request must not be handed out. And
+a runner whose process died is evicted straight away (DMR-PROTOCOL.md §5), never handed out again.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from pytest_dmr import protocol
 from pytest_dmr.emulator.engines import Runner, Scheduler
 
 
+CRASH = "llama.cpp terminated unexpectedly: signal: killed"
+
+
 class FakeHandle:
     def __init__(self) -> None:
         self.client = httpx.Client()
         self.closed = False
+        self.dead = False
+        """Set by a test: the runner's process has exited."""
+
+    def exit_error(self, wait: float = 0.0) -> str | None:
+        return CRASH if self.dead else None
 
     def close(self) -> None:
         self.closed = True
@@ -112,5 +121,63 @@ def test_a_runner_evicted_right_after_its_load_is_never_handed_out() -> None:
             runner = acquire(scheduler, f"m{n % 2}")
             assert not runner.handle.closed, f"request {n} got a runner already unloaded"  # type: ignore[union-attr]
             scheduler.release(runner)
+    finally:
+        scheduler.close()
+
+
+def test_a_runner_whose_process_exited_is_evicted_and_loaded_again() -> None:
+    engine = FakeEngine()
+    scheduler = Scheduler(engine, slots=2, idle_timeout=300)
+    try:
+        first = acquire(scheduler, "a")
+        scheduler.release(first)
+        first.handle.dead = True  # type: ignore[union-attr]
+        second = acquire(scheduler, "a")
+        try:
+            assert second is not first and not second.handle.closed  # type: ignore[union-attr]
+            assert engine.started == ["a", "a"]
+            assert first.handle.closed, "the dead runner's handle was not closed"  # type: ignore[union-attr]
+            assert scheduler.runners() == [second]
+            assert len(scheduler.ps()) == 1
+        finally:
+            scheduler.release(second)
+    finally:
+        scheduler.close()
+
+
+def test_a_runner_that_dies_under_requests_is_closed_by_the_last_of_them() -> None:
+    engine = FakeEngine()
+    scheduler = Scheduler(engine, slots=2, idle_timeout=300)
+    try:
+        one, two = acquire(scheduler, "a"), acquire(scheduler, "a")
+        assert one is two
+        assert scheduler.crashed(one) is None  # alive: nothing happens
+        assert scheduler.runners() == [one]
+        one.handle.dead = True  # type: ignore[union-attr]
+        assert scheduler.crashed(one) == CRASH
+        assert scheduler.runners() == [] and scheduler.ps() == []  # evicted at once...
+        scheduler.release(one)
+        assert not one.handle.closed  # type: ignore[union-attr]  # ...but the other request still holds it
+        scheduler.release(two)
+        assert one.handle.closed  # type: ignore[union-attr]
+        again = acquire(scheduler, "a")
+        assert again is not one and engine.started == ["a", "a"]
+        scheduler.release(again)
+    finally:
+        scheduler.close()
+
+
+def test_the_idle_reaper_evicts_a_crashed_runner_without_waiting_for_the_idle_timeout() -> None:
+    engine = FakeEngine()
+    scheduler = Scheduler(engine, slots=2, idle_timeout=300)
+    try:
+        runner = acquire(scheduler, "a")
+        scheduler.release(runner)
+        runner.handle.dead = True  # type: ignore[union-attr]
+        deadline = time.monotonic() + 5
+        while scheduler.runners() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert scheduler.runners() == []
+        assert runner.handle.closed  # type: ignore[union-attr]
     finally:
         scheduler.close()

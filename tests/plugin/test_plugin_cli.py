@@ -80,5 +80,5 @@ def test_the_plugin_spellings_of_the_flags_work_and_name_the_source(standin: Sta
     monkeypatch.setenv("DMR_MODEL", "smollm2")
     assert main(["--dmr-url", standin.url, "--dmr-timeout", "5", "doctor"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"settings: mode auto, model smollm2 (from DMR_MODEL), discovery ")
+    assert out.startswith("settings: mode auto, model smollm2 (from DMR_MODEL), discovery ")
     assert f", url {standin.url} (from --dmr-url)\n" in out

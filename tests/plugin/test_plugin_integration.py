@@ -96,7 +96,8 @@ import pytest
 @pytest.mark.dmr_model("ai/qwen3:0.6B-Q4_0")
 def test_{name}(dmr_runner, dmr_client):
     pathlib.Path("{name}.worker").write_text(os.environ["PYTEST_XDIST_WORKER"])
-    assert list(pathlib.Path(tempfile.gettempdir()).glob("pytest-dmr-*/pull-*.lock"))  # the run's shared lock
+    (run_dir,) = pathlib.Path(tempfile.gettempdir()).glob("pytest-dmr-*")  # one directory for the whole run
+    assert list(run_dir.glob("pull-*.lock"))  # the run's shared lock
     assert dmr_runner.live and dmr_client.has_model("ai/qwen3:0.6B-Q4_0")
 """
 
