@@ -30,12 +30,15 @@ from pytest_dmr.mock.prose import cut_at_stop, prose_pieces, split_pieces, word_
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
+from pytest_dmr.mock.streams import Delivery
 from pytest_dmr.mock.tools import choose_tool, generated_call, scripted_call, tool_definitions
 
 if TYPE_CHECKING:
     from pytest_dmr.mock.transport import MockModelRunner
 
-_DELIVERY_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
+_LENGTH_AND_FRAMING_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
+"""Request fields that cut or frame the answer but do not choose it: left out of the text's seed, so
+a streamed answer has the plain answer's text and a smaller ``max_tokens`` gives a prefix of it."""
 _CREATED_BASE = 1_700_000_000
 _CREATED_SPAN = 100_000_000
 
@@ -49,9 +52,7 @@ class Exchange:
     body: dict[str, Any]
     endpoint: str
     rule: Rule | None
-    delay: float = 0.0
-    cut_after: int | None = None
-    read_timeout: float | None = None
+    delivery: Delivery
 
 
 @dataclass
@@ -67,10 +68,10 @@ class _Seeds:
     __slots__ = ("content", "id_hex", "created")
 
     def __init__(self, body: Mapping[str, Any], endpoint: str) -> None:
-        content = {key: value for key, value in body.items() if key not in _DELIVERY_FIELDS}
+        content = {key: value for key, value in body.items() if key not in _LENGTH_AND_FRAMING_FIELDS}
         self.content = hashlib.sha256(f"{endpoint}\x00{canonical_json(content)}".encode()).digest()
-        delivery = {key: body[key] for key in _DELIVERY_FIELDS if key in body}
-        whole = hashlib.sha256(self.content + canonical_json(delivery).encode()).digest()
+        framing = {key: body[key] for key in _LENGTH_AND_FRAMING_FIELDS if key in body}
+        whole = hashlib.sha256(self.content + canonical_json(framing).encode()).digest()
         self.id_hex = whole.hex()
         self.created = _CREATED_BASE + int.from_bytes(whole[:4], "big") % _CREATED_SPAN
 
@@ -243,10 +244,10 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
 def _streamed(exchange: Exchange, events: list[bytes], content_start: int, pieces: int) -> httpx.Response:
     """An SSE answer; under ``Fault.cut_stream(after)`` it stops after that many content events
     (at most all of them): the final chunk and ``[DONE]`` are never sent."""
-    cut = None if exchange.cut_after is None else content_start + min(exchange.cut_after, pieces)
-    return responses.event_stream(
-        events, request=exchange.request, delay=exchange.delay, cut_after=cut, read_timeout=exchange.read_timeout
-    )
+    delivery = exchange.delivery
+    if delivery.cut_after is not None:
+        delivery = delivery.cut_at(content_start + min(delivery.cut_after, pieces))
+    return responses.event_stream(events, request=exchange.request, delivery=delivery)
 
 
 def _embedding_inputs(value: Any) -> list[str] | None:

@@ -10,6 +10,7 @@ from pytest_dmr import protocol
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.catalog import describe_model, model_size_bytes, pull_lines, stored_tag
 from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.streams import Delivery
 
 if TYPE_CHECKING:
     from pytest_dmr.mock.transport import MockModelRunner
@@ -104,16 +105,7 @@ def purge(runner: MockModelRunner) -> httpx.Response:
     return httpx.Response(200)
 
 
-def pull(
-    runner: MockModelRunner,
-    request: httpx.Request,
-    body: Any,
-    *,
-    fault: Fault | None,
-    delay: float = 0.0,
-    cut_after: int | None = None,
-    read_timeout: float | None = None,
-) -> httpx.Response:
+def pull(runner: MockModelRunner, request: httpx.Request, body: Any, *, fault: Fault | None, delivery: Delivery) -> httpx.Response:
     """``POST /models/create``: progress lines and success, or one cached line, or a mid-stream error."""
     source = body.get("from") if isinstance(body, dict) else None
     if not isinstance(body, dict) or (source is not None and not isinstance(source, str)):
@@ -137,13 +129,6 @@ def pull(
     else:
         info = describe_model(normalized)
         lines = [protocol.encode_pull_line(line, raw_json=raw_json) for line in pull_lines(info)]
-        if cut_after is None:  # a pull cut off mid-stream stores nothing
+        if delivery.cut_after is None:  # a pull cut off mid-stream stores nothing
             runner.store.add(info)
-    return responses.line_stream(
-        lines,
-        content_type=protocol.pull_content_type(accept),
-        request=request,
-        delay=delay,
-        cut_after=cut_after,
-        read_timeout=read_timeout,
-    )
+    return responses.line_stream(lines, content_type=protocol.pull_content_type(accept), request=request, delivery=delivery)

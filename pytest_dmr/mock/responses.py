@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from pytest_dmr import protocol
-from pytest_dmr.mock.streams import MockByteStream
+from pytest_dmr.mock.streams import Delivery, MockByteStream
 
 _PLAIN_HEADERS = (("content-type", protocol.TEXT_PLAIN), ("x-content-type-options", "nosniff"))
 _JSON_HEADERS = (("content-type", protocol.JSON_CONTENT_TYPE),)
@@ -36,22 +36,12 @@ def backend_json(value: Any, status: int = 200) -> httpx.Response:
     return httpx.Response(status, headers=_BACKEND_JSON_HEADERS, content=protocol.dumps(value).encode())
 
 
-def event_stream(
-    events: Sequence[bytes], *, request: httpx.Request, delay: float, cut_after: int | None, read_timeout: float | None
-) -> httpx.Response:
-    stream = MockByteStream(events, request=request, delay=delay, cut_after=cut_after, read_timeout=read_timeout)
+def event_stream(events: Sequence[bytes], *, request: httpx.Request, delivery: Delivery) -> httpx.Response:
+    stream = MockByteStream(events, request=request, delivery=delivery)
     return httpx.Response(200, headers=_SSE_HEADERS, stream=stream)
 
 
-def line_stream(
-    lines: Sequence[bytes],
-    *,
-    content_type: str,
-    request: httpx.Request,
-    delay: float = 0.0,
-    cut_after: int | None = None,
-    read_timeout: float | None = None,
-) -> httpx.Response:
+def line_stream(lines: Sequence[bytes], *, content_type: str, request: httpx.Request, delivery: Delivery) -> httpx.Response:
     """A pull: one chunk per line, status 200 (DMR flushes after each line)."""
-    stream = MockByteStream(lines, request=request, delay=delay, cut_after=cut_after, read_timeout=read_timeout)
+    stream = MockByteStream(lines, request=request, delivery=delivery)
     return httpx.Response(200, headers=(("content-type", content_type), ("cache-control", "no-cache")), stream=stream)

@@ -15,7 +15,7 @@ from pytest_dmr.mock import inference, management, responses
 from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
-from pytest_dmr.mock.streams import MockByteStream
+from pytest_dmr.mock.streams import Delivery, MockByteStream
 from pytest_dmr.protocol import ModelInfo
 
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
@@ -172,17 +172,17 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer:
             return self._fault_response(fault, request, recorded)
-        delay = fault.seconds if fault is not None and fault.kind == "slow_first_token" else 0.0
-        cut_after = fault.after if fault is not None and fault.kind == "cut_stream" else None
-        read_timeout = (request.extensions.get("timeout") or {}).get("read")
+        delivery = Delivery(
+            delay=fault.seconds if fault is not None and fault.kind == "slow_first_token" else 0.0,
+            cut_after=fault.after if fault is not None and fault.kind == "cut_stream" else None,
+            read_timeout=(request.extensions.get("timeout") or {}).get("read"),
+        )
         if route is not None:
-            response = self._inference(
-                request, route, recorded, body, invalid_json, preload, rule, delay, cut_after, read_timeout
-            )
+            response = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
-            response = self._management(request, method, path, body, fault, delay, cut_after, read_timeout)
-        if (delay or cut_after is not None) and not isinstance(response.stream, MockByteStream):
-            response = _delayed(response, request, delay, cut_after, read_timeout)
+            response = self._management(request, recorded, fault, delivery)
+        if delivery.delays_or_cuts and not isinstance(response.stream, MockByteStream):
+            response = _delayed(response, request, delivery)
         return response
 
     def _record(
@@ -230,16 +230,15 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         request: httpx.Request,
         route: protocol.InferenceRoute,
         recorded: RecordedRequest,
-        body: Any,
+        rule: Rule | None,
+        delivery: Delivery,
+        *,
         invalid_json: bool,
         preload: bool,
-        rule: Rule | None,
-        delay: float,
-        cut_after: int | None,
-        read_timeout: float | None,
     ) -> httpx.Response:
         method = request.method
         endpoint = route.endpoint
+        body = recorded.json
         if endpoint == protocol.MODELS and method == "GET":
             return management.openai_models(self)
         if endpoint.startswith(_MODELS_PREFIX) and method == "GET":
@@ -267,8 +266,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if preload:
             return httpx.Response(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
-            request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule,
-            delay=delay, cut_after=cut_after, read_timeout=read_timeout,
+            request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
         return handler(self, exchange)
 
@@ -282,16 +280,9 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 self.loaded_runners.append((model, mode))
 
     def _management(
-        self,
-        request: httpx.Request,
-        method: str,
-        path: str,
-        body: Any,
-        fault: Fault | None,
-        delay: float,
-        cut_after: int | None,
-        read_timeout: float | None,
+        self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
     ) -> httpx.Response:
+        method, path, body = recorded.method, recorded.path, recorded.json
         if path == protocol.ROOT_PATH:
             return management.root()
         if path == protocol.VERSION_PATH:
@@ -299,7 +290,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if path == protocol.METRICS_PATH:
             return management.metrics() if method == "GET" else responses.plain_error(405, "Method Not Allowed")
         if path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(_MODELS_PREFIX):
-            return self._models(request, method, path, body, fault, delay, cut_after, read_timeout)
+            return self._models(request, recorded, fault, delivery)
         if path == "/engines" or path.startswith("/engines/"):
             if method == "GET" and path == protocol.ENGINES_STATUS_PATH:
                 return management.engines_status()
@@ -313,20 +304,13 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return responses.plain_error(404, protocol.PAGE_NOT_FOUND)
 
     def _models(
-        self,
-        request: httpx.Request,
-        method: str,
-        path: str,
-        body: Any,
-        fault: Fault | None,
-        delay: float,
-        cut_after: int | None,
-        read_timeout: float | None,
+        self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
     ) -> httpx.Response:
+        method, path = recorded.method, recorded.path
         if path == protocol.MANAGEMENT_MODELS_PATH:
             return management.list_models(self) if method == "GET" else responses.plain_error(404, protocol.NOT_FOUND)
         if method == "POST" and path == protocol.MODELS_CREATE_PATH:
-            return management.pull(self, request, body, fault=fault, delay=delay, cut_after=cut_after, read_timeout=read_timeout)
+            return management.pull(self, request, recorded.json, fault=fault, delivery=delivery)
         ref = path[len(_MODELS_PREFIX) :]
         params = request.url.params
         if method == "DELETE" and path == protocol.MODELS_PURGE_PATH:
@@ -338,14 +322,14 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return responses.plain_error(404, protocol.NOT_FOUND)
 
 
-def _delayed(
-    response: httpx.Response, request: httpx.Request, delay: float, cut_after: int | None, read_timeout: float | None
-) -> httpx.Response:
+def _delayed(response: httpx.Response, request: httpx.Request, delivery: Delivery) -> httpx.Response:
     """A whole-body answer sent late, or cut off halfway (a non-streamed request hit by a stream fault)."""
     content = response.content
-    chunks = [content[: len(content) // 2], content[len(content) // 2 :]] if cut_after is not None else [content]
-    stream = MockByteStream(
-        chunks, request=request, delay=delay, cut_after=1 if cut_after is not None else None, read_timeout=read_timeout
-    )
+    chunks = [content]
+    if delivery.cut_after is not None:  # the first half, then the break
+        half = len(content) // 2
+        chunks = [content[:half], content[half:]]
+        delivery = delivery.cut_at(1)
+    stream = MockByteStream(chunks, request=request, delivery=delivery)
     headers = [(name, value) for name, value in response.headers.items() if name != "content-length"]
     return httpx.Response(response.status_code, headers=headers, stream=stream)
