@@ -271,18 +271,27 @@ class _Outcome(Exception):
         self.result, self.detail = result, detail
 
 
+def _open(target: Target, ip: str, timeout: float) -> socket.socket:
+    """A socket connected to the target (unix or TCP), closed again at once if connecting fails."""
+    address: str | tuple[str, int]
+    if target.socket_path:
+        family, address = socket.AF_UNIX, target.socket_path
+    else:
+        family, address = (socket.AF_INET6 if ":" in ip else socket.AF_INET), (ip, target.port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _connect(target: Target, ip: str) -> None:
     """A plain TCP (or unix) connect: refused is instant and needs nothing else."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     try:
-        if target.socket_path:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect(target.socket_path)
-        else:
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.settimeout(CONNECT_TIMEOUT)
-            sock.connect((ip, target.port))
+        _open(target, ip, CONNECT_TIMEOUT).close()
     except ConnectionRefusedError:
         raise _Outcome(REFUSED, "connection refused") from None
     except (socket.timeout, TimeoutError):
@@ -291,7 +300,6 @@ def _connect(target: Target, ip: str) -> None:
         raise _Outcome(ERROR, "permission denied") from None
     except OSError as exc:
         raise _Outcome(ERROR, exc.strerror or str(exc)) from None
-    sock.close()
 
 
 def _resolve(target: Target) -> str:
@@ -320,13 +328,7 @@ def _get(target: Target, ip: str, path: str) -> tuple[int, bytes]:
     try:
         if urlsplit(target.address.root).scheme == "https":
             return _get_https(target, path, host_header)
-        if target.socket_path:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(HTTP_TIMEOUT)
-            sock.connect(target.socket_path)
-        else:
-            sock = socket.create_connection((ip, target.port), timeout=HTTP_TIMEOUT)
-        with sock:
+        with _open(target, ip, HTTP_TIMEOUT) as sock:
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
             received = bytearray()
             while len(received) <= MAX_BODY:

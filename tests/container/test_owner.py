@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,7 @@ def me() -> Owner:
 
 def test_this_process_is_recorded_and_alive(me: Owner) -> None:
     assert me.pid == os.getpid()
-    assert me.boot_id == open("/proc/sys/kernel/random/boot_id").read().strip()
+    assert me.boot_id == Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     assert me.pid_namespace.startswith("pid:[")
     assert Owner.from_labels(me.to_labels()) == me
     assert not me.is_gone(me)

@@ -21,16 +21,15 @@ pytestmark = pytest.mark.tier_live
 def emulator_process(live_catalog: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     command = [sys.executable, "-m", "pytest_dmr.emulator", "--port", "0", "--catalog", str(live_catalog),
                "--store", str(tmp_path / "store"), "--engine", "llama", "--threads", "2"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
-        banner = process.stderr.readline()  # type: ignore[union-attr]
-        found = re.search(r"on (http://127\.0\.0\.1:\d+) ", banner)
-        assert found, f"no banner from the emulator: {banner!r}"
-        yield process, found.group(1)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # closes the pipe, waits
+        try:
+            banner = process.stderr.readline()  # type: ignore[union-attr]
+            found = re.search(r"on (http://127\.0\.0\.1:\d+) ", banner)
+            assert found, f"no banner from the emulator: {banner!r}"
+            yield process, found.group(1)
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 def llama_children(pid: int) -> list[str]:

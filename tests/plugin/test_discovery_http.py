@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import gc
+import socket
+import threading
+import warnings
+
 import pytest
 
-from pytest_dmr.discovery import MAX_BODY, _parse_response
+from pytest_dmr.discovery import MAX_BODY, Target, _parse_response, probe
+from pytest_dmr.protocol import parse_runner_url
 
 
 def test_a_content_length_answer() -> None:
@@ -33,3 +39,37 @@ def test_a_long_body_is_cut() -> None:
 def test_what_is_not_http_is_a_value_error(raw: bytes) -> None:
     with pytest.raises(ValueError):
         _parse_response(raw)
+
+
+def _closed_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return int(listener.getsockname()[1])
+
+
+def test_probes_leave_no_socket_open() -> None:
+    """A refused connect, and an answer that is not a runner's, close their sockets at once
+    (a socket left to the garbage collector warns, and fails suites run with -W error)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer_once() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.0 404 Not Found\r\n\r\nnot found\n")
+
+        closed = _closed_port()
+        targets = [
+            Target("host", "refused", parse_runner_url(f"http://127.0.0.1:{closed}"), "127.0.0.1", closed),
+            Target("host", "answers", parse_runner_url(f"http://127.0.0.1:{port}"), "127.0.0.1", port),
+        ]
+        threading.Thread(target=lambda: [answer_once() for _ in range(4)], daemon=True).start()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            outcomes = [probe(target).probe.result for target in targets]
+            gc.collect()
+    assert outcomes == ["refused", "not-dmr"]
+    assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []
