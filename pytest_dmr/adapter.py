@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -25,6 +26,9 @@ from pytest_dmr import _http, errors, protocol
 from pytest_dmr.protocol import RunnerAddress
 
 __all__ = ["ChatResult", "DockerModelRunnerAdapter", "LLMAdapter", "create_modelrunner_adapter"]
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds :meth:`DockerModelRunnerAdapter.close` waits for the connections to close on another thread."""
 
 Message = Mapping[str, Any]
 Sleep = Callable[[float], Awaitable[Any]]
@@ -270,11 +274,12 @@ class DockerModelRunnerAdapter(LLMAdapter):
         """Close the HTTP connections from synchronous code, e.g. a fixture's teardown. Never raises.
 
         The httpx client belongs to the event loop it was made on, so it is closed there: at once
-        when that loop is idle (neither running nor closed); scheduled on it when it is running
-        (the connections close at the loop's next turn). With no client yet, nothing happens; on a
-        closed loop the client is dropped: if that loop was shut down by ``asyncio.run``,
-        ``asyncio.Runner`` or pytest-asyncio, the client was closed then (see :meth:`_http`).
-        The adapter stays usable: the next call makes a new client.
+        when that loop is idle (neither running nor closed), in a short-lived thread when another
+        loop is running in this one; scheduled on it when it is running (the connections close at
+        the loop's next turn). With no client yet, nothing happens; on a closed loop the client is
+        dropped: if that loop was shut down by ``asyncio.run``, ``asyncio.Runner`` or
+        pytest-asyncio, the client was closed then (see :meth:`_http`). The adapter stays usable:
+        the next call makes a new client.
         """
         loop = self._client_loop
         closer = self._forget_client()
@@ -284,8 +289,13 @@ class DockerModelRunnerAdapter(LLMAdapter):
         try:
             if loop.is_running():
                 asyncio.run_coroutine_threadsafe(closing, loop)
+            elif _loop_running_in_this_thread():
+                # A thread runs one loop at a time: the idle client loop runs in a helper thread.
+                helper = threading.Thread(target=loop.run_until_complete, args=(closing,), daemon=True)
+                helper.start()
+                helper.join(CLOSE_TIMEOUT)
             else:
-                loop.run_until_complete(closing)  # refused if another loop runs in this thread
+                loop.run_until_complete(closing)
         except Exception:  # noqa: BLE001 - best effort by contract: a teardown must not fail on it
             closing.close()  # never started (or already done): no "never awaited" warning
 
@@ -513,6 +523,14 @@ async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[N
 
 async def _finish(closer: AsyncGenerator[None, None]) -> None:
     await closer.aclose()
+
+
+def _loop_running_in_this_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:
