@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from pytest_dmr import protocol
@@ -43,17 +43,10 @@ class ProvisionRequest:
     """The process that removes the run's containers at its end (the xdist controller)."""
 
 
-@dataclass(frozen=True)
-class ProvisionedRunner:
-    """The runner a run got: where it answers, which container it is, what was pulled."""
+@dataclass
+class ProvisionedRunner(RunnerRecord):
+    """The runner a run got (its record in the run's state) and what was pulled into it."""
 
-    url: str
-    container_id: str
-    image: str
-    kind: str = "runner"
-    reused: bool = False
-    keep: bool = False
-    startup_seconds: float = 0.0
     models: dict[str, str] = field(default_factory=dict)
     """Model -> ``pulled 98.04 MiB in 1.3 s`` or ``already on the runner``."""
     missing: dict[str, str] = field(default_factory=dict)
@@ -61,20 +54,9 @@ class ProvisionedRunner:
 
     @classmethod
     def from_state(cls, state: RunState) -> ProvisionedRunner:
-        record = state.runner
-        if record is None:
+        if state.runner is None:
             raise ProvisioningError("this run has no runner")
-        return cls(
-            url=record.url,
-            container_id=record.container_id,
-            image=record.image,
-            kind=record.kind,
-            reused=record.reused,
-            keep=record.keep,
-            startup_seconds=record.startup_seconds,
-            models=dict(state.pulled),
-            missing=dict(state.pull_failures),
-        )
+        return cls(**asdict(state.runner), models=dict(state.pulled), missing=dict(state.pull_failures))
 
     @property
     def description(self) -> str:

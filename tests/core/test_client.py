@@ -18,6 +18,7 @@ import pytest
 from pytest_dmr import errors, protocol
 from pytest_dmr.client import AsyncModelRunnerClient, ModelRunnerClient, PullResult
 from pytest_dmr.protocol import PullProgress
+from async_facade import AsyncFacade
 
 RUNNER = "http://127.0.0.1:12434"
 SMOLLM2 = {
@@ -53,19 +54,6 @@ class Runner:
             return route(request)
         # a fresh copy each time: an httpx.Response is read once, by one kind of client
         return httpx.Response(route.status_code, headers=route.headers, content=route.read())
-
-
-class AsyncFacade:
-    """Calls an AsyncModelRunnerClient's coroutine methods as if they were sync."""
-
-    def __init__(self, client: AsyncModelRunnerClient) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not callable(attribute):
-            return attribute
-        return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
 
 
 @pytest.fixture(params=["sync", "async"])

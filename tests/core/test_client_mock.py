@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -11,19 +10,9 @@ from pytest_dmr import errors, protocol
 from pytest_dmr.client import AsyncModelRunnerClient, ModelRunnerClient
 from pytest_dmr.mock import Fault, MockModelRunner
 from pytest_dmr.protocol import PullProgress
+from async_facade import AsyncFacade
 
 WHERE = f"runner {protocol.MOCK_BASE_URL}"
-
-
-class AsyncFacade:
-    def __init__(self, client: AsyncModelRunnerClient) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.client, name)
-        if not callable(attribute):
-            return attribute
-        return lambda *args, **kwargs: asyncio.run(attribute(*args, **kwargs))
 
 
 @pytest.fixture
