@@ -32,9 +32,22 @@ def emulator_process(live_catalog: Path, tmp_path: Path) -> Iterator[tuple[subpr
                 process.kill()
 
 
-def llama_children(pid: int) -> list[str]:
-    listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [line for line in listing.splitlines() if "llama_process" in line]
+def llama_children(pid: int) -> list[int]:
+    """The pids of ``pid``'s llama.cpp children, read from ``/proc``.
+
+    Not from ``ps``: its ``args`` column is cut to ``$COLUMNS`` when that is set, which hid the
+    module name behind a long interpreter path in CI.
+    """
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])  # field 4, after the command name
+            command_line = (stat.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):  # the process ended while we looked
+            continue
+        if parent == pid and b"pytest_dmr.emulator.llama_process" in command_line:
+            children.append(int(stat.parent.name))
+    return children
 
 
 def test_emulator_process_serves_and_stops_cleanly(emulator_process: tuple[subprocess.Popen[str], str], tmp_path: Path) -> None:
@@ -46,8 +59,8 @@ def test_emulator_process_serves_and_stops_cleanly(emulator_process: tuple[subpr
                                                        "max_tokens": 4})  # fmt: skip
         assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]
     children = llama_children(process.pid)
-    assert len(children) == 1
-    child_pid = int(children[0].split()[0])
+    assert len(children) == 1, f"expected one llama.cpp child of the emulator, found {children}"
+    child_pid = children[0]
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     assert not Path(f"/proc/{child_pid}").exists(), "the llama.cpp process outlived the emulator"
