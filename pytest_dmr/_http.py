@@ -7,9 +7,11 @@ for reading bodies. No I/O happens here: the callers send, this module decides.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -151,6 +153,22 @@ def default_base_url(transport: object | None) -> str:
     """A transport that knows its own base URL (the mock) gives it; otherwise DMR's host URL."""
     base_url = getattr(transport, "base_url", None)
     return base_url if isinstance(base_url, str) and base_url else protocol.DEFAULT_HOST_URL
+
+
+def trusts_environment(address: protocol.RunnerAddress) -> bool:
+    """Whether httpx may take proxy settings (``HTTP_PROXY``, ``ALL_PROXY``...) from the environment.
+
+    Not for a loopback runner: a proxy cannot reach this machine's 127.0.0.1, so a corporate
+    ``HTTP_PROXY`` without a matching ``NO_PROXY`` would break every local request. Go's
+    ``http.ProxyFromEnvironment``, which DMR's own CLI uses, never proxies loopback either.
+    """
+    host = (urlsplit(address.root).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: the environment decides (NO_PROXY)
+        return True
 
 
 def user_agent() -> str:

@@ -324,7 +324,12 @@ class DockerModelRunnerAdapter(LLMAdapter):
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             self.close()
-            client = httpx.AsyncClient(transport=self._transport, timeout=_http.timeouts(self.timeout), headers=self._headers)
+            client = httpx.AsyncClient(
+                transport=self._transport,
+                timeout=_http.timeouts(self.timeout),
+                headers=self._headers,
+                trust_env=_http.trusts_environment(self.address),
+            )
             closer = _close_at_loop_shutdown(client)
             await closer.__anext__()  # first step: the loop now tracks it (and holds it suspended)
             self._client, self._client_loop, self._client_closer = client, loop, closer

@@ -324,7 +324,12 @@ class ModelRunnerClient(_ClientBase):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.Client(transport=transport, timeout=_http.timeouts(timeout), headers=self._headers)
+        self._http = httpx.Client(
+            transport=transport,
+            timeout=_http.timeouts(timeout),
+            headers=self._headers,
+            trust_env=_http.trusts_environment(self.address),
+        )
 
     def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
         request = self._http.build_request(
@@ -419,7 +424,12 @@ class AsyncModelRunnerClient(_ClientBase):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.AsyncClient(transport=transport, timeout=_http.timeouts(timeout), headers=self._headers)
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=_http.timeouts(timeout),
+            headers=self._headers,
+            trust_env=_http.trusts_environment(self.address),
+        )
 
     async def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
         request = self._http.build_request(
