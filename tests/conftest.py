@@ -10,6 +10,15 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Our tests talk to 127.0.0.1 only: a proxy from the environment must never carry that traffic
+    (the test helpers use plain httpx and urllib too, which honour ``NO_PROXY``)."""
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [host for host in os.environ.get(name, "").split(",") if host.strip()]
+        os.environ[name] = ",".join(dict.fromkeys([*present, "127.0.0.1", "localhost"]))
+
+
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
