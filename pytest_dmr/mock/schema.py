@@ -6,8 +6,30 @@ order), ``required``, ``additionalProperties``, ``min/maxProperties``, ``enum``,
 exclusive forms, draft 4 booleans included) and ``multipleOf``, ``min/maxLength``, string
 ``format`` (date, date-time, time, email, uri/url, uuid, hostname, ipv4, ipv6), local ``$ref``
 (``#/$defs/...``, ``#/definitions/...``), ``allOf`` (merged), ``anyOf``/``oneOf`` (the first
-option that is not ``null``). Not supported: ``pattern`` (the string ignores it), ``not``,
-``if/then/else``, ``dependencies``.
+option that is not ``null``), and:
+
+* ``pattern``: the plausible string is kept if it matches, else :mod:`.regex_strings` draws one
+  (``re.search`` semantics: unanchored patterns need only contain a match). With ``min/maxLength``
+  it picks repetition counts that fit both, and pads an unanchored match with words; when no
+  match can have such a length, the pattern wins over the lengths.
+* ``not``: ``{"not": {"type": ...}}`` picks another type, an ``enum`` loses the excluded values,
+  otherwise further draws (16 at most) until the value escapes the ``not`` schema.
+* ``if``/``then``/``else``: a value that breaks its branch is drawn again from the base merged
+  with ``if`` and ``then`` (or with ``else`` and ``not: if``). Several conditions (``allOf`` of
+  ``if`` blocks) nest.
+* ``dependentRequired``, ``dependentSchemas`` and draft 4 ``dependencies``: an emitted property
+  brings the properties it requires, and its schema is merged into the object's.
+
+Not supported: ``patternProperties``, ``propertyNames``, ``contains``, ``oneOf``'s "exactly one"
+(the first option is drawn), ``not``/``if`` inside ``dependentSchemas``. A valid ``pattern`` with
+lookaround, backreferences, unicode property escapes or inline flags leaves the string
+unconstrained, as llama.cpp's grammar conversion does ("not supported, accepting any string"), so
+the mock accepts what a live runner accepts. An invalid pattern (llama.cpp answers 400 too), a
+schema that no value satisfies, and a ``not`` the bounded draws cannot escape are a
+:class:`SchemaError` naming the pattern or the schema (the mock answers 400 with it).
+
+``not`` and ``if`` need to know whether a value matches a subschema: :meth:`_Generator.matches`
+is a small validator for the keywords above (``format`` and unknown keywords pass).
 """
 
 from __future__ import annotations
@@ -17,9 +39,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_dmr.mock.prose import sentence_words
+from pytest_dmr.mock.regex_strings import Pattern, PatternError, compile_pattern
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
 
 _MAX_DEPTH = 12
+_ATTEMPTS = 16
+"""Draws tried before giving up on escaping a ``not`` (or matching an ``if`` branch)."""
+_TYPE_ORDER = ("string", "integer", "number", "boolean", "object", "array", "null")
 _FIRST_NAMES = ("Ada", "Grace", "Alan", "Margaret", "Linus", "Barbara", "Dennis", "Frances", "Ken", "Radia")
 _LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Hamilton", "Torvalds", "Liskov", "Ritchie", "Allen", "Thompson", "Perlman")
 _CITIES = ("Lisbon", "Oslo", "Kyoto", "Toronto", "Nairobi", "Lyon", "Melbourne", "Porto", "Seville", "Tallinn")
@@ -77,6 +103,78 @@ class _Generator:
                 raise SchemaError(f"$ref {ref!r} points nowhere in the schema")
         return node
 
+    # -- validation (what ``not`` and ``if`` need) -------------------------------------------
+
+    def matches(self, schema: Any, value: Any, depth: int = 0) -> bool:
+        """Whether ``value`` is valid against ``schema``, for the keywords the generator knows."""
+        if schema is True or schema is None or not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
+            return schema is not False
+        if "$ref" in schema and not self.matches(self.lookup(schema["$ref"]), value, depth + 1):
+            return False
+        types = _types(schema)
+        if types and not any(_is_type(value, kind) for kind in types):
+            return False
+        if "const" in schema and not _equal(value, schema["const"]):
+            return False
+        if isinstance(schema.get("enum"), list) and not any(_equal(value, option) for option in schema["enum"]):
+            return False
+        if not all(self.matches(part, value, depth + 1) for part in schema.get("allOf") or ()):
+            return False
+        if schema.get("anyOf") and not any(self.matches(part, value, depth + 1) for part in schema["anyOf"]):
+            return False
+        if schema.get("oneOf") and sum(1 for part in schema["oneOf"] if self.matches(part, value, depth + 1)) != 1:
+            return False
+        if "not" in schema and self.matches(schema["not"], value, depth + 1):
+            return False
+        if "if" in schema:
+            branch = "then" if self.matches(schema["if"], value, depth + 1) else "else"
+            if not self.matches(schema.get(branch, True), value, depth + 1):
+                return False
+        if isinstance(value, str):
+            return self.string_matches(schema, value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return _number_matches(schema, value)
+        if isinstance(value, list):
+            return self.array_matches(schema, value, depth)
+        if isinstance(value, Mapping):
+            return self.object_matches(schema, value, depth)
+        return True
+
+    def string_matches(self, schema: Mapping[str, Any], value: str) -> bool:
+        if len(value) < int(schema.get("minLength", 0)) or len(value) > int(schema.get("maxLength", len(value))):
+            return False
+        if "pattern" not in schema:
+            return True
+        pattern = self.pattern(schema["pattern"], None)
+        return pattern is None or pattern.search(value)
+
+    def array_matches(self, schema: Mapping[str, Any], value: list[Any], depth: int) -> bool:
+        if not int(schema.get("minItems", 0)) <= len(value) <= int(schema.get("maxItems", len(value))):
+            return False
+        if schema.get("uniqueItems") and any(_equal(a, b) for i, a in enumerate(value) for b in value[i + 1 :]):
+            return False
+        prefix = schema.get("prefixItems") or (schema["items"] if isinstance(schema.get("items"), list) else [])
+        rest = schema.get("items") if isinstance(schema.get("items"), (Mapping, bool)) else schema.get("additionalItems", True)
+        return all(self.matches(prefix[i] if i < len(prefix) else rest, item, depth + 1) for i, item in enumerate(value))
+
+    def object_matches(self, schema: Mapping[str, Any], value: Mapping[str, Any], depth: int) -> bool:
+        if not int(schema.get("minProperties", 0)) <= len(value) <= int(schema.get("maxProperties", len(value))):
+            return False
+        if any(key not in value for key in schema.get("required") or () if isinstance(key, str)):
+            return False
+        properties: Mapping[str, Any] = schema.get("properties") or {}
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            if not self.matches(properties[key] if key in properties else extra, item, depth + 1):
+                return False
+        for key in value:
+            for needs in _dependencies_of(schema, key):
+                if isinstance(needs, list) and any(other not in value for other in needs):
+                    return False
+                if not isinstance(needs, list) and not self.matches(needs, value, depth + 1):
+                    return False
+        return True
+
     # -- values ------------------------------------------------------------------------------
 
     def value(self, schema: Any, name: str | None, depth: int) -> Any:
@@ -85,6 +183,10 @@ class _Generator:
         if schema is False:
             raise SchemaError("the schema `false` accepts no value")
         schema = self.resolve(schema)
+        if "not" in schema:
+            return self.negated(schema, name, depth)
+        if "if" in schema:
+            return self.conditional(schema, name, depth)
         if "const" in schema:
             return schema["const"]
         if "enum" in schema and schema["enum"]:
@@ -112,13 +214,81 @@ class _Generator:
             return None
         return self.string(schema, name)
 
+    def negated(self, schema: Mapping[str, Any], name: str | None, depth: int) -> Any:
+        """A value of the schema without ``not`` that the ``not`` schema does not match."""
+        excluded = self.resolve(schema["not"])
+        if excluded is True or excluded == {}:
+            raise SchemaError(f"`not: {canonical_json(schema['not'])}` excludes every value, in {_brief(schema)}")
+        base = {key: value for key, value in schema.items() if key != "not"}
+        excluded_types = _plain_types(excluded)
+        if excluded_types:
+            if "type" in base:
+                kinds = _types(base)
+            elif _type_of(base) in excluded_types:
+                kinds = list(_TYPE_ORDER)
+            else:
+                kinds = []  # the type the generator would infer is not excluded: keep it
+            allowed = [kind for kind in kinds if kind not in excluded_types and not (kind == "integer" and "number" in excluded_types)]
+            if kinds and not allowed:
+                raise SchemaError(f"`not` excludes every type the schema allows, in {_brief(schema)}")
+            if allowed:
+                base["type"] = allowed
+        if "const" in base and self.matches(excluded, base["const"]):
+            raise SchemaError(f"the `const` is what `not` excludes, in {_brief(schema)}")
+        if "enum" not in base and "const" not in base and _types(base) == ["boolean"]:
+            base["enum"] = [False, True]  # two values: filter them rather than hope for the other one
+        if isinstance(base.get("enum"), list) and base["enum"]:
+            base["enum"] = [option for option in base["enum"] if not self.matches(excluded, option)]
+            if not base["enum"]:
+                raise SchemaError(f"`not` excludes every `enum` value, in {_brief(schema)}")
+        for _ in range(_ATTEMPTS):
+            value = self.value(base, name, depth)
+            if not self.matches(excluded, value):
+                return value
+        raise SchemaError(f"no value found outside `not` in {_ATTEMPTS} draws, in {_brief(schema)}")
+
+    def conditional(self, schema: Mapping[str, Any], name: str | None, depth: int) -> Any:
+        """A value of the base schema, drawn again with ``then`` (or ``else``) merged in when it breaks them."""
+        condition = schema["if"]
+        rule = {key: schema[key] for key in ("if", "then", "else") if key in schema}
+        base = {key: value for key, value in schema.items() if key not in rule}
+        value = self.value(base, name, depth)
+        if self.matches(rule, value):
+            return value
+        holds = self.matches(condition, value)
+        for branch in (holds, not holds):
+            if branch:
+                merged = _merge(_merge(base, _as_schema(self.resolve(condition))), _as_schema(self.resolve(schema.get("then", True))))
+            else:
+                merged = _merge(_merge(base, _as_schema(self.resolve(schema.get("else", True)))), {"not": condition})
+            for _ in range(_ATTEMPTS // 4):
+                value = self.value(merged, name, depth)
+                if self.matches(rule, value):
+                    return value
+        raise SchemaError(f"no value found for either branch of `if` in {_ATTEMPTS // 2} draws, in {_brief(schema)}")
+
+    def with_dependencies(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The object schema with what its emitted properties depend on merged in (required keys, schemas)."""
+        if not any(key in schema for key in ("dependentRequired", "dependentSchemas", "dependencies")):
+            return schema
+        applied: set[str] = set()
+        while True:
+            pending = [key for key in _planned_keys(schema) if key not in applied]
+            if not pending:
+                return schema
+            for key in pending:
+                applied.add(key)
+                for needs in _dependencies_of(schema, key):
+                    if isinstance(needs, list):
+                        schema = _merge(schema, {"required": [item for item in needs if isinstance(item, str)]})
+                    elif isinstance(needs, Mapping):
+                        schema = _merge(schema, self.resolve(needs))
+
     def object(self, schema: Mapping[str, Any], depth: int) -> dict[str, Any]:
+        schema = self.with_dependencies(schema)
         properties: Mapping[str, Any] = schema.get("properties") or {}
         required = [key for key in schema.get("required") or () if isinstance(key, str)]
-        keys = list(required) + [key for key in properties if key not in required]
-        if "maxProperties" in schema:
-            keys = keys[: max(len(required), int(schema["maxProperties"]))]
-        result = {key: self.value(properties.get(key, {}), key, depth + 1) for key in keys}
+        result = {key: self.value(properties.get(key, {}), key, depth + 1) for key in _planned_keys(schema)}
         extra = schema.get("additionalProperties", True)
         minimum = int(schema.get("minProperties", 0))
         if not properties and not required and extra is not False and minimum == 0:
@@ -180,6 +350,42 @@ class _Generator:
         return value
 
     def string(self, schema: Mapping[str, Any], name: str | None) -> str:
+        """A plausible string (for the format, or the property's name); one drawn from ``pattern`` when that fails it."""
+        text = self.plain_string(schema, name)
+        if "pattern" not in schema:
+            return text
+        pattern = self.pattern(schema["pattern"], name)
+        if pattern is None or pattern.search(text):
+            return text
+        low = int(schema.get("minLength", 0))
+        high = int(schema["maxLength"]) if "maxLength" in schema else None
+        try:
+            text = pattern.draw(self.draws, low, high)
+        except PatternError as exc:
+            raise SchemaError(_pattern_problem(pattern.source, exc, name)) from None
+        return self.padded(pattern, text, low) if len(text) < low else text
+
+    def padded(self, pattern: Pattern, text: str, low: int) -> str:
+        """A match lengthened to ``low`` with words after it, or before it (an unanchored pattern allows one)."""
+        need = low - len(text)
+        words = " " + " ".join(self.draws.choice(_WORDS) for _ in range(need // 4 + 1)) + " "
+        for candidate in (text + words[:need], words[-need:] + text):
+            if pattern.search(candidate):
+                return candidate
+        return text  # anchored at both ends: the pattern wins over minLength
+
+    def pattern(self, source: Any, name: str | None) -> Pattern | None:
+        """The compiled pattern, or ``None`` for a valid one the mock cannot draw from (no constraint)."""
+        if not isinstance(source, str):
+            raise SchemaError(f"`pattern` must be a string, got {canonical_json(source)}")
+        try:
+            return compile_pattern(source)
+        except PatternError as exc:
+            if exc.unsupported:
+                return None
+            raise SchemaError(_pattern_problem(source, exc, name)) from None
+
+    def plain_string(self, schema: Mapping[str, Any], name: str | None) -> str:
         text_format = schema.get("format")
         text = self.formatted(text_format) if isinstance(text_format, str) and text_format else None
         if text is None:
@@ -257,11 +463,27 @@ def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(extra, Mapping):
         return dict(base)
     merged = dict(base)
+    conditions = {key: extra[key] for key in ("if", "then", "else") if key in extra}
+    if "if" in base and "if" in extra:
+        # (if1 ? then1 : else1) and (if2 ? ...): the second condition goes into both branches of the first
+        merged["then"] = _merge(_as_schema(base.get("then", True)), conditions)
+        merged["else"] = _merge(_as_schema(base.get("else", True)), conditions)
+    elif "if" in extra:
+        merged.update(conditions)
     for key, value in extra.items():
-        if key == "properties" and isinstance(merged.get(key), Mapping):
-            merged[key] = {**merged[key], **value}
-        elif key == "required" and key in merged:
-            merged[key] = list(dict.fromkeys([*merged[key], *value]))
+        current = merged.get(key)
+        if key in ("if", "then", "else"):
+            continue  # done above; then/else without an if mean nothing
+        if key in ("properties", "dependentSchemas") and isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = {**current, **{name: _merge_part(current.get(name), part) for name, part in value.items()}}
+        elif key == "required" and isinstance(current, list) and isinstance(value, list):
+            merged[key] = list(dict.fromkeys([*current, *value]))
+        elif key == "enum" and isinstance(current, list) and isinstance(value, list):
+            merged[key] = [item for item in current if any(_equal(item, other) for other in value)]
+        elif key == "type" and current is not None:
+            merged[key] = _common_types(current, value)
+        elif key == "not" and current is not None:
+            merged[key] = {"anyOf": [current, value]}
         elif key in ("minimum", "minLength", "minItems", "exclusiveMinimum") and key in merged:
             merged[key] = max(merged[key], value)
         elif key in ("maximum", "maxLength", "maxItems", "exclusiveMaximum") and key in merged:
@@ -269,6 +491,120 @@ def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def _merge_part(current: Any, part: Any) -> Any:
+    """One property's schema when two schemas both describe it."""
+    if isinstance(current, Mapping) and isinstance(part, Mapping):
+        return _merge(current, part)
+    return part if current is None or current is True else current if part is True else part
+
+
+def _as_schema(schema: Any) -> Mapping[str, Any]:
+    """A boolean schema as a mapping (``true`` is ``{}``, ``false`` is ``{"not": {}}``)."""
+    if isinstance(schema, Mapping):
+        return schema
+    return {"not": {}} if schema is False else {}
+
+
+def _common_types(first: Any, second: Any) -> Any:
+    """The types both allow (an integer is a number), or the second when they share none."""
+    a = [first] if isinstance(first, str) else list(first) if isinstance(first, list) else []
+    b = [second] if isinstance(second, str) else list(second) if isinstance(second, list) else []
+    common: list[str] = []
+    for kind in a:
+        if kind in b:
+            common.append(kind)
+        elif {kind, "integer", "number"} == {"integer", "number"} and ("integer" in b or "number" in b):
+            common.append("integer")
+    common = list(dict.fromkeys(common))
+    if not common:
+        return second
+    return common[0] if len(common) == 1 else common
+
+
+def _planned_keys(schema: Mapping[str, Any]) -> list[str]:
+    """The properties the generator emits: required first, then the others, within maxProperties."""
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    required = [key for key in schema.get("required") or () if isinstance(key, str)]
+    keys = list(dict.fromkeys(required)) + [key for key in properties if key not in required]
+    if "maxProperties" in schema:
+        keys = keys[: max(len(required), int(schema["maxProperties"]))]
+    return keys
+
+
+def _dependencies_of(schema: Mapping[str, Any], key: str) -> list[Any]:
+    """What the presence of ``key`` brings: lists of required names, and schemas the object must match."""
+    found = []
+    for keyword in ("dependentRequired", "dependentSchemas", "dependencies"):
+        table = schema.get(keyword)
+        if isinstance(table, Mapping) and key in table:
+            found.append(table[key])
+    return found
+
+
+def _plain_types(schema: Any) -> set[str]:
+    """The types a ``not`` schema excludes when it only names types (``{"type": ...}`` or an anyOf of those)."""
+    if not isinstance(schema, Mapping):
+        return set()
+    if set(schema) == {"type"}:
+        return set(_types(schema))
+    if set(schema) == {"anyOf"} and isinstance(schema["anyOf"], list):
+        parts = [_plain_types(part) for part in schema["anyOf"]]
+        return set().union(*parts) if parts and all(parts) else set()
+    return set()
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    if kind == "integer":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    expected = {"string": str, "boolean": bool, "object": Mapping, "array": list}.get(kind)
+    if expected is not None:
+        return isinstance(value, expected)
+    return value is None if kind == "null" else True
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """JSON equality: ``1 == 1.0``, but ``true`` is not ``1``."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_equal(a[key], b[key]) for key in a)
+    return bool(type(a) is type(b) or isinstance(a, (int, float)) and isinstance(b, (int, float))) and a == b
+
+
+def _number_matches(schema: Mapping[str, Any], value: float) -> bool:
+    for key, below in (("minimum", False), ("maximum", True)):
+        limit = schema.get(key)
+        exclusive = schema.get("exclusiveM" + key[1:])
+        if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+            if (value > limit if below else value < limit) or (exclusive is True and value == limit):
+                return False
+        if isinstance(exclusive, (int, float)) and not isinstance(exclusive, bool):
+            if value >= exclusive if below else value <= exclusive:
+                return False
+    step = schema.get("multipleOf")
+    if isinstance(step, (int, float)) and not isinstance(step, bool) and step > 0:
+        if isinstance(step, float) or isinstance(value, float):
+            quotient = value / step
+            return math.isfinite(quotient) and int(quotient) == quotient
+        return value % step == 0
+    return True
+
+
+def _pattern_problem(source: str, error: PatternError, name: str | None) -> str:
+    where = f" (property {name!r})" if name else ""
+    return f"invalid pattern {source!r}{where}: {error}"
+
+
+def _brief(schema: Any) -> str:
+    """The schema as compact JSON, cut to a readable length for a message."""
+    text = canonical_json(schema)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _types(schema: Mapping[str, Any]) -> list[str]:

@@ -16,6 +16,19 @@ SCHEMA = {
     "properties": {"title": {"type": "string"}, "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "tags": {"type": "array", "items": {"type": "string"}}},
     "required": ["title", "rating"],
 }
+PATTERN_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "ticket": {"type": "string", "pattern": r"^[A-Z]{3}-\d{4}$"},
+        "hex": {"type": "string", "pattern": r"#[0-9a-f]{6}", "minLength": 12},
+        "status": {"type": "string", "enum": ["open", "closed", "spam"], "not": {"const": "spam"}},
+        "kind": {"enum": ["bug", "idea"]},
+    },
+    "required": ["ticket", "hex", "status", "kind"],
+    "if": {"properties": {"kind": {"const": "bug"}}},
+    "then": {"properties": {"severity": {"type": "string", "pattern": "^(low|high)$"}}, "required": ["severity"]},
+    "dependentRequired": {"ticket": ["owner"]},
+}
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}}
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Explain unit tests."}]
 
@@ -25,6 +38,7 @@ REQUESTS = [
     ("chat-seeded", "POST", "/v1/chat/completions", {"model": "ai/smollm2", "messages": MESSAGES, "seed": 3, "temperature": 0.7, "max_tokens": 300}, {}),
     ("chat-stream", "POST", "/engines/llama.cpp/v1/chat/completions", {"model": "smollm2", "messages": MESSAGES, "stream": True, "stream_options": {"include_usage": True}}, {}),
     ("json", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}}, {}),
+    ("json-pattern", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "response_format": {"type": "json_schema", "json_schema": {"schema": PATTERN_SCHEMA}}}, {}),
     ("tool", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "tools": [TOOL], "tool_choice": "required", "stream": True}, {}),
     ("completion", "POST", "/v1/completions", {"model": "m", "prompt": "Once upon a time", "max_tokens": 40}, {}),
     ("embeddings", "POST", "/v1/embeddings", {"model": "e", "input": ["alpha beta", "gamma"]}, {}),
