@@ -5,6 +5,9 @@ once, runs discovery once (or, on an xdist worker, takes the controller's result
 the run's runner once, in :func:`acquire_runner`: the runner discovery found, else one that
 provisioning starts, else the mock (or, in live mode, an error).
 
+The adapter fixtures take their defaults from the overridable ``dmr_config`` fixture; the
+plugin's hooks (``hooks.py``) script each test's mock and may name the run's runner.
+
 Heavy modules (httpx, the adapter, the mock) are imported inside the fixtures, never at import.
 """
 
@@ -12,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors, hooks, protocol
 from pytest_dmr.discovery import HOW_TO_START
 from pytest_dmr.settings import Settings
 
@@ -92,6 +95,11 @@ class DMRSession:
     _runner: DMRRunner | None = None
     _model_checks: dict[str, str | None] = field(default_factory=dict)
     _run_directory: RunDirectory | None = None
+    runner_url_hook: Callable[[], tuple[str, str] | None] | None = None
+    """Asks ``pytest_dmr_runner_url`` implementations for a runner: ``(url, origin)`` or ``None``.
+    Set on the controller (or the single process) only: workers are handed discovery's result."""
+    _hook_url: tuple[str, str] | None = None
+    _hook_asked: bool = False
 
     @property
     def is_worker(self) -> bool:
@@ -117,13 +125,32 @@ class DMRSession:
         if self._run_directory is not None:
             self._run_directory.remove()
 
+    def url_from_hook(self) -> tuple[str, str] | None:
+        """The runner URL a ``pytest_dmr_runner_url`` implementation names, and its origin for
+        messages (``hook conftest.py``). Asked once, and only when the run may use a runner and no
+        explicit URL (flag, ini, environment) is set: an explicit URL wins."""
+        if not self._hook_asked:
+            self._hook_asked = True
+            current = self.settings
+            if self.runner_url_hook is not None and current.url is None and current.mode in ("auto", LIVE):
+                self._hook_url = self.runner_url_hook()
+        return self._hook_url
+
     def discovery(self) -> Discovery:
-        """Discovery's result: computed once here, or the controller's on an xdist worker."""
+        """Discovery's result: computed once here, or the controller's on an xdist worker.
+
+        A URL from ``pytest_dmr_runner_url`` is treated as an explicit ``--dmr-url``: probed
+        alone, named as the source."""
         if self._discovery is None:
             from pytest_dmr.discovery import Discovery, discover
 
             shipped = (self.worker_input or {}).get(WORKER_INPUT_KEY)
-            self._discovery = Discovery.from_json(shipped) if shipped is not None else discover(self.settings)
+            if shipped is not None:
+                self._discovery = Discovery.from_json(shipped)
+            else:
+                hooked = self.url_from_hook()
+                target = self.settings if hooked is None else replace(self.settings, url=hooked[0], url_source=hooked[1])
+                self._discovery = discover(target)
         return self._discovery
 
     def runner(self, config: pytest.Config) -> DMRRunner:
@@ -427,20 +454,37 @@ def _off_error(settings: Settings) -> None:
     )
 
 
+def cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
+    """Skip the test for want of a live runner (or a model on it); fail it with ``--dmr-require-live``."""
+    __tracebackhide__ = True
+    message = f"{NEEDS_LIVE}: {reason}"
+    if require_live:
+        pytest.fail(f"{message} (--dmr-require-live)", pytrace=False)
+    try:  # report the skip at the test's location, as a skip marker would
+        raise pytest.skip.Exception(message, _use_item_location=True)
+    except TypeError:  # pragma: no cover - a pytest without that keyword
+        pytest.skip(message)
+
+
 def record_backend(item: pytest.Item, backend: str) -> None:
     """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
     if not any(name == "dmr_backend" for name, _ in item.user_properties):
         item.user_properties.append(("dmr_backend", backend))
 
 
-def new_mock(settings: Settings, item: pytest.Item) -> MockModelRunner:
-    """A fresh mock that lists the default model and every model the test's ``dmr_model`` names."""
+def new_mock(settings: Settings, item: pytest.Item, config_model: str | None = None) -> MockModelRunner:
+    """The test's mock: it lists the default model, ``dmr_config``'s model and every model the
+    test's ``dmr_model`` markers name; then ``pytest_dmr_configure_mock`` implementations script it."""
     from pytest_dmr.mock import MockModelRunner
 
     names = [settings.model]
+    if config_model is not None:
+        names.append(config_model)
     for marker in item.iter_markers("dmr_model"):
         names.extend(marker.args)
-    return MockModelRunner(models=tuple(dict.fromkeys(names)))
+    mock = MockModelRunner(models=tuple(dict.fromkeys(names)))
+    hooks.configure_mock(item, mock)
+    return mock
 
 
 @pytest.fixture(scope="session")
@@ -453,48 +497,161 @@ def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
 
 
 @pytest.fixture
-def dmr_mock(request: pytest.FixtureRequest) -> MockModelRunner:
+def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> MockModelRunner:
     """The mock's controller for this test (rules, replies, faults, recorded requests).
 
     Requesting it forces the mock for this test: ``dmr_adapter`` and ``dmr_client`` use this mock.
+    ``pytest_dmr_configure_mock`` implementations have scripted it already.
     """
     session = get_session(request.config)
     if session.settings.mode == "off":
         _off_error(session.settings)
     if request.node.get_closest_marker("dmr_live") is not None:
         pytest.fail(LIVE_AND_MOCK.format(nodeid=request.node.nodeid), pytrace=False)
+    options = config_options(dmr_config)
     record_backend(request.node, MOCK)
-    return new_mock(session.settings, request.node)
+    return new_mock(session.settings, request.node, options.get("model"))
 
 
 @pytest.fixture
-def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner) -> _TestBackend:
+def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_config: Mapping[str, Any]) -> _TestBackend:
     """Decide, for this test, live or mock; on mock, the test's one mock."""
     session = get_session(request.config)
     item = request.node
     forced_mock = "dmr_mock" in request.fixturenames or item.get_closest_marker("dmr_mock") is not None
     if forced_mock or not dmr_runner.live:
-        mock = request.getfixturevalue("dmr_mock") if "dmr_mock" in request.fixturenames else new_mock(session.settings, item)
+        if "dmr_mock" in request.fixturenames:
+            mock = request.getfixturevalue("dmr_mock")  # the test's one mock, configured once
+        else:
+            mock = new_mock(session.settings, item, config_options(dmr_config).get("model"))
         record_backend(item, MOCK)
         return _TestBackend(dmr_runner, MOCK, mock)
     record_backend(item, LIVE)
     return _TestBackend(dmr_runner, LIVE)
 
 
-def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, options: dict[str, Any]) -> DockerModelRunnerAdapter:
+# --------------------------------------------------------------------------------------------
+# Adapters: dmr_config, the factory's defaults, and the adapter fixtures
+# --------------------------------------------------------------------------------------------
+
+NOT_THIS_RUNNER = (
+    "{who} takes no {key}: its adapters talk to this test's runner (live or mock); "
+    "for another runner, build a DockerModelRunnerAdapter yourself"
+)
+BAD_DMR_CONFIG = (
+    "dmr_config returned {value!r}: {problem}. It must return a mapping of adapter options and default "
+    "request options, e.g. {{'model': 'ai/smollm2', 'temperature': 0, 'timeout': 30}}"
+)
+FROM_DMR_CONFIG = "dmr_config"
+"""``AdapterDefaults.model_source`` when the model comes from ``dmr_config``."""
+
+
+@pytest.fixture
+def dmr_config() -> Mapping[str, Any]:
+    """Default options of the adapters ``dmr_adapter`` and ``dmr_adapter_factory`` make: ``{}`` here.
+
+    Override it in a ``conftest.py`` or a test module (any scope) to give the tests there a model
+    and options, e.g. ``{"model": "ai/qwen3:0.6B-Q4_0", "temperature": 0, "seed": 7,
+    "max_tokens": 64, "timeout": 30}``. Keys the adapter takes (``timeout``, ``max_retries``,
+    ``headers``, ...) configure it; any other key is a default request option, as with the
+    factory's keyword arguments.
+
+    Precedence, key by key, highest first:
+
+    1. the factory's call arguments: ``dmr_adapter_factory(model=..., temperature=...)``;
+    2. the command line: ``--dmr-model``, ``--dmr-timeout`` (what the person running the suite
+       typed for this run);
+    3. ``dmr_config`` (the override closest to the test, as for any fixture);
+    4. the ini file, then the environment, then the default (``dmr_model``, ``DMR_MODEL``,
+       ``DEFAULT_LOCAL_MODEL``, ``ai/smollm2``; ``dmr_timeout``, ``DMR_TIMEOUT``, 120 s).
+
+    The ``dmr_model`` marker names models a test needs on a live runner; it does not choose the
+    adapter's model. On a live runner, a model ``dmr_config`` chooses must be there, as for that
+    marker: pulled when pulling is on, else the test skips (fails with ``--dmr-require-live``).
+    On the mock, the mock lists it.
+    """
+    return {}
+
+
+def _bad_config(value: object, problem: str) -> NoReturn:
+    __tracebackhide__ = True
+    pytest.fail(BAD_DMR_CONFIG.format(value=value, problem=problem), pytrace=False)
+
+
+def config_options(value: object) -> dict[str, Any]:
+    """``dmr_config``'s value, checked: a mapping of option names, no runner address, a model name.
+
+    A wrong value fails the test's setup with a message saying what is wrong."""
+    __tracebackhide__ = True
+    if not isinstance(value, Mapping):
+        _bad_config(value, f"a {type(value).__name__}, not a mapping")
+    if not all(isinstance(key, str) for key in value):
+        _bad_config(value, "its keys must be strings (option names)")
+    for key in ("base_url", "self"):
+        if key in value:
+            _bad_config(value, NOT_THIS_RUNNER.format(who="dmr_config", key=key))
+    model = value.get("model")
+    if "model" in value and not (isinstance(model, str) and model.strip()):
+        _bad_config(value, "its model must be a model name (a non-empty string)")
+    if not isinstance(value.get("default_options", {}), Mapping):
+        _bad_config(value, "its default_options must be a mapping of request options")
+    options = dict(value)
+    if isinstance(model, str):
+        options["model"] = model.strip()
+    return options
+
+
+@dataclass(frozen=True)
+class AdapterDefaults:
+    """What an adapter of this test gets when the factory call does not say: the precedence of
+    :func:`dmr_config` applied to the run's settings and ``dmr_config``'s value."""
+
+    model: str
+    model_source: str
+    """``dmr_config``, or where the run's setting came from (``--dmr-model``, ``DMR_MODEL``, ``default``)."""
+    options: dict[str, Any]
+    """Adapter arguments and request options, ``timeout`` included."""
+
+
+def adapter_defaults(settings: Settings, config: Mapping[str, Any]) -> AdapterDefaults:
+    options = dict(config)
+    config_model = options.pop("model", None)
+    if config_model is not None and settings.model_source != "--dmr-model":
+        model, source = config_model, FROM_DMR_CONFIG
+    else:
+        model, source = settings.model, settings.model_source
+    if "timeout" not in options or settings.timeout_source == "--dmr-timeout":
+        options["timeout"] = settings.timeout
+    return AdapterDefaults(model, source, options)
+
+
+def _split_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(adapter arguments, request options)``: keys the adapter takes, and every other key
+    (with ``default_options``' entries, which the loose keys override)."""
     from pytest_dmr.adapter import DockerModelRunnerAdapter
 
-    if "base_url" in options or "self" in options:
-        raise TypeError(
-            "dmr_adapter_factory() takes no base_url: its adapters talk to this test's runner (live or mock); "
-            "for another runner, build a DockerModelRunnerAdapter yourself"
-        )
     accepted = inspect.signature(DockerModelRunnerAdapter.__init__).parameters
-    constructor = {key: value for key, value in options.items() if key in accepted}
-    generation = {key: value for key, value in options.items() if key not in accepted}
-    if generation:
-        constructor["default_options"] = {**constructor.get("default_options", {}), **generation}
-    constructor.setdefault("timeout", settings.timeout)
+    constructor = {key: value for key, value in options.items() if key in accepted and key != "default_options"}
+    request = {**options.get("default_options", {})}
+    request.update((key, value) for key, value in options.items() if key not in accepted)
+    return constructor, request
+
+
+def _make_adapter(
+    backend: _TestBackend, defaults: AdapterDefaults, model: str | None, options: dict[str, Any]
+) -> DockerModelRunnerAdapter:
+    """An adapter on the test's backend: the call's ``model`` and ``options`` over ``defaults``."""
+    from pytest_dmr.adapter import DockerModelRunnerAdapter
+
+    for key in ("base_url", "self"):
+        if key in options:
+            raise TypeError(NOT_THIS_RUNNER.format(who="dmr_adapter_factory()", key=key))
+    default_constructor, default_request = _split_options(defaults.options)
+    call_constructor, call_request = _split_options(options)
+    constructor = {**default_constructor, **call_constructor}
+    request = {**default_request, **call_request}
+    if request:
+        constructor["default_options"] = request
     if backend.mock is not None:
         constructor.setdefault("transport", backend.mock)
         base_url = backend.mock.base_url
@@ -503,24 +660,44 @@ def _make_adapter(backend: _TestBackend, settings: Settings, model: str | None, 
         if transport is not None:
             constructor.setdefault("transport", transport)
         base_url = backend.runner.base_url
-    return DockerModelRunnerAdapter(base_url, model or settings.model, **constructor)
+    return DockerModelRunnerAdapter(base_url, model or defaults.model, **constructor)
+
+
+def _check_default_model(request: pytest.FixtureRequest, session: DMRSession, runner: DMRRunner,
+                         defaults: AdapterDefaults) -> None:
+    """On a live runner: ``dmr_config``'s model must be there, as a ``dmr_model`` marker's (pulled
+    when pulling is on, else skip); with pulling on, ``dmr_adapter`` makes sure of the run's default model."""
+    __tracebackhide__ = True
+    config, settings = request.config, session.settings
+    if defaults.model_source == FROM_DMR_CONFIG:
+        problem = session.check_model(config, runner, defaults.model)
+        if problem is not None:
+            cannot_run_live(request.node, settings.require_live, f"{problem} (the model dmr_config chooses)")
+    elif runner.pull and "dmr_adapter" in request.fixturenames:
+        problem = session.check_model(config, runner, defaults.model)
+        if problem is not None:
+            pytest.fail(f"the default model is not usable on the live runner: {problem}", pytrace=False)
 
 
 @pytest.fixture
 def dmr_adapter_factory(
-    request: pytest.FixtureRequest, _dmr_backend: _TestBackend
+    request: pytest.FixtureRequest, _dmr_backend: _TestBackend, dmr_config: Mapping[str, Any]
 ) -> Iterator[Callable[..., DockerModelRunnerAdapter]]:
     """``factory(model=None, **options) -> DockerModelRunnerAdapter`` on this test's backend.
 
     ``options`` are the adapter's keyword arguments (``timeout``, ``max_retries``, ``headers``,
-    ...); any other key (``temperature=0``, ``seed=1``) becomes a default request option. Every
-    adapter made is closed at teardown.
+    ...); any other key (``temperature=0``, ``seed=1``) becomes a default request option. What
+    the call leaves out comes from ``dmr_config`` and the run's settings (see ``dmr_config`` for
+    the precedence). Every adapter made is closed at teardown.
     """
-    settings = get_session(request.config).settings
+    session = get_session(request.config)
+    defaults = adapter_defaults(session.settings, config_options(dmr_config))
+    if _dmr_backend.backend == LIVE:
+        _check_default_model(request, session, _dmr_backend.runner, defaults)
     made: list[DockerModelRunnerAdapter] = []
 
     def factory(model: str | None = None, **options: Any) -> DockerModelRunnerAdapter:
-        adapter = _make_adapter(_dmr_backend, settings, model, options)
+        adapter = _make_adapter(_dmr_backend, defaults, model, options)
         made.append(adapter)
         return adapter
 
@@ -531,7 +708,8 @@ def dmr_adapter_factory(
 
 @pytest.fixture
 def dmr_adapter(dmr_adapter_factory: Callable[..., DockerModelRunnerAdapter]) -> DockerModelRunnerAdapter:
-    """A ready ``DockerModelRunnerAdapter`` for the default model: live, or on a fresh mock."""
+    """A ready ``DockerModelRunnerAdapter`` for the default model (``dmr_config``'s, else the run's):
+    live, or on a fresh mock."""
     return dmr_adapter_factory()
 
 
@@ -550,4 +728,3 @@ def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> It
         )
     with client:
         yield client
-

@@ -1,20 +1,22 @@
 """pytest-dmr's pytest hooks (entry point ``pytest11: dmr``). The fixtures live in ``fixtures.py``.
 
-Read top to bottom: options, configuration (settings, markers), xdist hand-over, session start
-(live mode's check), report header, collection (marker validation), test setup (live-only tests,
-models), and reporting (user property, terminal summary).
+Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
+markers), xdist hand-over, session start (the runner URL hook, live mode's check), report header,
+collection (marker validation), test setup (live-only tests, models, misplaced markers), and
+reporting (user property, terminal summary).
 
 This module is imported on every pytest run: it imports no httpx, mock or container library.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
 import pytest
 
-from pytest_dmr import errors, settings as settings_module
+from pytest_dmr import errors, hooks, protocol, settings as settings_module
 from pytest_dmr.fixtures import (
     LIVE,
     MOCK,
@@ -26,16 +28,18 @@ from pytest_dmr.fixtures import (
     DMRSession,
     _dmr_backend,
     _mode_reason,
+    cannot_run_live,
     dmr_adapter,
     dmr_adapter_factory,
     dmr_client,
+    dmr_config,
     dmr_mock,
     dmr_runner,
     no_live_runner_message,
     record_backend,
 )
 
-__all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_mock", "dmr_runner", "_dmr_backend"]
+__all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_config", "dmr_mock", "dmr_runner", "_dmr_backend"]
 
 COUNTER_KEY = pytest.StashKey["BackendCounter"]()
 
@@ -47,6 +51,18 @@ MARKERS = {
     "else the test skips); the mock serves any model.",
     "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available.",
 }
+MOCK_MARKER_UNUSED = (
+    "{nodeid} is marked dmr_mock but requests none of pytest-dmr's fixtures ({fixtures}), so the marker has no "
+    "effect: the test talks to no runner or mock of the plugin's. Request dmr_adapter, dmr_adapter_factory, "
+    "dmr_client or dmr_mock to run the test on the mock, or remove the marker."
+)
+"""Warned (``PytestWarning``) at the setup of such a test; only for a marker on the test itself, not
+one a module's ``pytestmark`` or a class gives a group of tests, some of which may not use the plugin."""
+RUNNER_URL_HOOK = "pytest_dmr_runner_url"
+BAD_HOOK_URL = (
+    "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
+    "http://host:12434/engines/v1), or None to leave it to discovery"
+)
 
 # Flag spellings, as settings.resolve() names them, and their argparse destinations.
 FLAG_DESTS = {
@@ -170,6 +186,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """pytest-dmr's hooks: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url`` (see ``hooks.py``)."""
+    pluginmanager.add_hookspecs(hooks)
+
+
 # --------------------------------------------------------------------------------------------
 # Configuration
 # --------------------------------------------------------------------------------------------
@@ -190,7 +211,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     worker_input = getattr(config, "workerinput", None)
     settings = resolve_settings(config)
-    dmr = DMRSession(settings, worker_input=worker_input)
+    # The controller (or the single process) asks pytest_dmr_runner_url; workers are handed discovery's result.
+    url_hook = None if worker_input is not None else functools.partial(runner_url_from_hook, config)
+    dmr = DMRSession(settings, worker_input=worker_input, runner_url_hook=url_hook)
     config.stash[SESSION_KEY] = dmr
     if settings.provision == "testcontainers" and settings.mode in ("auto", LIVE):
         from pytest_dmr import provision  # cheap: docker and testcontainers load only when a runner is started
@@ -199,6 +222,24 @@ def pytest_configure(config: pytest.Config) -> None:
     counter = BackendCounter()
     config.stash[COUNTER_KEY] = counter
     config.pluginmanager.register(counter, "dmr-backend-counter")
+
+
+def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
+    """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
+    origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
+    runner URL is a ``pytest.UsageError`` naming the implementation."""
+    answer, who = hooks.first_runner_url(config)
+    if answer is None:
+        return None
+    hook = RUNNER_URL_HOOK if who is None else f"{RUNNER_URL_HOOK} in {who}"
+    if not isinstance(answer, str) or not answer.strip():
+        raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
+    url = answer.strip()
+    try:
+        protocol.parse_runner_url(url)
+    except errors.ConfigurationError as exc:
+        raise pytest.UsageError(f"pytest-dmr: {hook}: {exc}") from None
+    return url, ("hook " + (who or RUNNER_URL_HOOK))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -223,10 +264,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """``--dmr=live`` with no runner (and no provisioning to start one) stops the run here."""
+    """The controller asks ``pytest_dmr_runner_url`` (before discovery, before xdist starts workers);
+    ``--dmr=live`` with no runner (and no provisioning to start one) stops the run here."""
     dmr = session.config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.is_worker:
         return
+    dmr.url_from_hook()  # now, so a bad answer is a usage error before any test
     current = dmr.settings
     if current.mode == LIVE and current.provision == "never":
         discovery = dmr.discovery()
@@ -349,30 +392,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------------------------
 
 
+def _requests_plugin_fixtures(item: pytest.Item) -> bool:
+    return bool(set(getattr(item, "fixturenames", ())) & PLUGIN_FIXTURES)
+
+
 def _uses_plugin(item: pytest.Item) -> bool:
-    names = set(getattr(item, "fixturenames", ()))
-    return bool(names & PLUGIN_FIXTURES) or any(item.get_closest_marker(name) is not None for name in MARKERS)
+    """A plugin fixture, or a marker that does something without one (dmr_live and dmr_model skip)."""
+    return _requests_plugin_fixtures(item) or any(item.get_closest_marker(name) for name in ("dmr_live", "dmr_model"))
 
 
-def _cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
-    __tracebackhide__ = True
-    message = f"{NEEDS_LIVE}: {reason}"
-    if require_live:
-        pytest.fail(f"{message} (--dmr-require-live)", pytrace=False)
-    try:  # report the skip at the test's location, as a skip marker would
-        raise pytest.skip.Exception(message, _use_item_location=True)
-    except TypeError:  # pragma: no cover - a pytest without that keyword
-        pytest.skip(message)
+def _warn_unused_mock_marker(item: pytest.Item) -> None:
+    """A ``dmr_mock`` marker on a test that requests no plugin fixture does nothing: say so."""
+    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
+    if any(marker.name == "dmr_mock" for marker in item.own_markers) and not _requests_plugin_fixtures(item):
+        fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
+        item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    __tracebackhide__ = True
     dmr = item.config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.settings.mode == "off":
         return
     problem = item.stash.get(MARKER_PROBLEM_KEY, None)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
+    _warn_unused_mock_marker(item)
     if not _uses_plugin(item):
         return
     current = dmr.settings
@@ -388,18 +434,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     runner = dmr.runner(item.config)
     if not runner.live:
         if wants_live or (models and current.require_live):
-            _cannot_run_live(item, current.require_live, runner.reason)
+            cannot_run_live(item, current.require_live, runner.reason)
         record_backend(item, MOCK)
         return
     for name in models:
         problem = dmr.check_model(item.config, runner, name)
         if problem is not None:
-            _cannot_run_live(item, current.require_live, problem)
-    if runner.pull and "dmr_adapter" in getattr(item, "fixturenames", ()):
-        # dmr_adapter talks to the default model: with pulling on, make sure the runner has it.
-        problem = dmr.check_model(item.config, runner, current.model)
-        if problem is not None:
-            pytest.fail(f"the default model is not usable on the live runner: {problem}", pytrace=False)
+            cannot_run_live(item, current.require_live, problem)
+    # The adapter's model (dmr_config's, or the run's default) is checked by dmr_adapter_factory.
     record_backend(item, LIVE)
 
 

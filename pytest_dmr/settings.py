@@ -56,6 +56,7 @@ class Settings:
     require_live: bool = False
     discovery: tuple[str, ...] = DISCOVERY_GROUPS
     timeout: float = DEFAULT_TIMEOUT
+    timeout_source: str = "default"
     compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS
 
     def pull_for(self, *, provisioned: bool) -> bool:
@@ -236,8 +237,9 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
 
     raw, source = pick("--dmr-timeout", "dmr_timeout", "DMR_TIMEOUT")
     if source:
-        values["timeout"] = _number(raw, source)
+        values["timeout"], values["timeout_source"] = _number(raw, source), source
     elif _present(environ.get("LOCAL_MODEL_TIMEOUT")):
         values["timeout"] = _number(environ["LOCAL_MODEL_TIMEOUT"], "LOCAL_MODEL_TIMEOUT", scale=0.001)
+        values["timeout_source"] = "LOCAL_MODEL_TIMEOUT"
 
     return Settings(**values)

@@ -14,3 +14,9 @@ def summarizer(dmr_adapter):
 @pytest.fixture
 def classifier(dmr_adapter):
     return TicketClassifier(dmr_adapter)
+
+
+@pytest.fixture
+def dmr_config():
+    """Every adapter of this suite decodes greedily with a fixed seed, so live answers repeat across runs."""
+    return {"temperature": 0, "seed": 42}

@@ -13,6 +13,7 @@ async def test_the_request_asks_for_json_with_the_schema(dmr_mock, classifier):
     response_format = dmr_mock.requests[-1].json["response_format"]
     assert response_format["type"] == "json_schema"
     assert response_format["json_schema"]["schema"]["properties"]["label"]["enum"] == list(LABELS)
+    assert (dmr_mock.requests[-1].json["temperature"], dmr_mock.requests[-1].json["seed"]) == (0, 42)  # conftest's dmr_config
 
 
 async def test_an_overshooting_confidence_is_clamped(dmr_mock, classifier):

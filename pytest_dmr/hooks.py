@@ -1,0 +1,138 @@
+"""pytest-dmr's hooks: implement them in a ``conftest.py`` or a plugin to extend the plugin.
+
+``plugin.py`` registers these specifications from ``pytest_addhooks``; the plugin calls them
+with keyword arguments (an implementation may take any subset of them, as with pytest's own
+hooks). A suite that also runs without pytest-dmr (``-p no:dmr``) marks its implementations
+``@pytest.hookimpl(optionalhook=True)``: pytest rejects an implementation of an undeclared hook.
+
+Below the specifications: how the plugin calls them (the order of the mock hook, and which
+implementation gave the runner URL, so the header can name it).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pluggy import HookCaller, HookImpl
+
+    from pytest_dmr.mock import MockModelRunner
+
+
+@pytest.hookspec
+def pytest_dmr_configure_mock(config: pytest.Config, mock: MockModelRunner, item: pytest.Item) -> None:
+    """Script the mock runner of a test before the test sees it: rules, faults, models.
+
+    When: once for each :class:`~pytest_dmr.MockModelRunner` the plugin makes for a test, that
+    is once per test that runs on the mock and requests ``dmr_mock``, ``dmr_adapter``,
+    ``dmr_adapter_factory`` or ``dmr_client`` (they share one mock, however many of them the
+    test requests), during the setup of those fixtures. Not called for a test on a live runner,
+    nor for mocks a test builds itself.
+
+    ``mock`` is the test's mock (``mock.reply(...)``, ``mock.fail(Fault...)``,
+    ``mock.add_model(...)``); ``item`` the test, for rules by test (``item.name``,
+    ``item.get_closest_marker(...)``). Rules added here are rules like any other: the test's own
+    (through ``dmr_mock``) are newer and win; ``mock.reset()`` forgets them too.
+
+    Where: called through the test's ``item.ihook``, so an implementation in a ``conftest.py``
+    applies to the tests of its directory and below only; a plugin's applies everywhere.
+    Order: broadest first (installed plugins, then ``conftest.py`` files from the rootdir down to
+    the test's directory; ``trylast=True`` implementations before, ``tryfirst=True`` ones
+    after), so the closest ``conftest.py`` adds the newest rules, and the mock's newest matching
+    rule wins. (pytest's usual order, closest first, would let a suite-wide rule beat a
+    directory's.) With a hook wrapper present, pluggy's own order applies.
+
+    xdist: called in the worker that runs the test (the mock lives there).
+
+    Return: nothing; a return value is ignored.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dmr_runner_url(config: pytest.Config) -> str | None:
+    """Name a runner discovery does not know: a team's shared runner, one a service started.
+
+    Return the runner's URL, in any form ``--dmr-url`` takes (``http://host:12434``,
+    ``.../engines/v1``, ``.../v1``), or ``None`` to leave it to the next implementation, then to
+    built-in discovery. The first URL returned wins (``firstresult``; a ``conftest.py`` is asked
+    before the plugins installed in the environment).
+
+    When: once per run, at session start, before built-in discovery; only when the run may use
+    a runner (``--dmr=auto`` or ``live``) and no explicit URL is set: ``--dmr-url``, the
+    ``dmr_url`` ini key and ``DMR_URL``/``MODEL_RUNNER_URL``/``MODEL_RUNNER_HOST`` win over this
+    hook, which is then not called.
+
+    Where: a global hook (called through ``config.hook``, not per directory): implement it in a
+    plugin or in a ``conftest.py`` that pytest loads before the session starts (the rootdir's, or
+    one in a directory given on the command line or above it). ``conftest.py`` files found later,
+    while collecting, are not asked.
+
+    xdist: called in the controller only; workers get discovery's result (which probed this
+    URL) in ``workerinput`` and never call it.
+
+    The URL is then an explicit URL: probed (a Docker Model Runner, or an OpenAI-compatible
+    server?) and used alone, without other discovery; the header names it (``found: hook
+    conftest.py 127.0.0.1:12434``). A URL where nothing answers does what a dead ``--dmr-url``
+    does: the mock on ``auto`` (the header says why), a usage error on ``live``. A value that is
+    not a URL stops the run with a usage error naming the implementation.
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# How the plugin calls them
+# --------------------------------------------------------------------------------------------
+
+
+def _has_wrapper(impls: list[HookImpl]) -> bool:
+    return any(impl.wrapper or impl.hookwrapper for impl in impls)
+
+
+def _call(impl: HookImpl, kwargs: dict[str, Any]) -> Any:
+    """Call one implementation with the arguments it names, as pluggy does."""
+    return impl.function(*[kwargs[name] for name in impl.argnames])
+
+
+def configure_mock(item: pytest.Item, mock: MockModelRunner) -> None:
+    """Call ``pytest_dmr_configure_mock`` for the test's mock: the implementations that apply to
+    the test's directory, broadest first (the reverse of pluggy's call order)."""
+    hook: HookCaller = item.ihook.pytest_dmr_configure_mock
+    impls = hook.get_hookimpls()  # pluggy keeps them in reverse call order: trylast, registration order, tryfirst
+    if not impls:
+        return
+    kwargs = {"config": item.config, "mock": mock, "item": item}
+    if _has_wrapper(impls):
+        hook(**kwargs)  # a wrapper needs pluggy's own call
+        return
+    for impl in impls:
+        _call(impl, kwargs)
+
+
+def implementer(config: pytest.Config, impl: HookImpl) -> str:
+    """How messages name an implementation: a conftest.py by its path from the rootdir, else the plugin's name."""
+    path = getattr(impl.plugin, "__file__", None)
+    if path and os.path.basename(path) == "conftest.py":
+        try:
+            return os.path.relpath(path, config.rootpath)
+        except ValueError:  # another drive (Windows)
+            return str(path)
+    if impl.plugin_name.isdigit():  # an object registered without a name: pluggy names it by id()
+        return type(impl.plugin).__name__
+    return impl.plugin_name
+
+
+def first_runner_url(config: pytest.Config) -> tuple[Any, str | None]:
+    """Call ``pytest_dmr_runner_url`` as pluggy would (first non-None answer wins): that answer and
+    who gave it (``None`` when no implementation answered, or when a wrapper hides who did)."""
+    hook: HookCaller = config.hook.pytest_dmr_runner_url
+    impls = hook.get_hookimpls()
+    if _has_wrapper(impls):
+        return hook(config=config), None
+    kwargs = {"config": config}
+    for impl in reversed(impls):  # pluggy's call order
+        answer = _call(impl, kwargs)
+        if answer is not None:
+            return answer, implementer(config, impl)
+    return None, None
