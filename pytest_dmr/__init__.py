@@ -23,6 +23,8 @@ _PUBLIC_NAMES = {
     "Fault": "pytest_dmr.mock",
     "RecordedRequest": "pytest_dmr.mock",
     "ModelInfo": "pytest_dmr.protocol",
+    "RunningModel": "pytest_dmr.protocol",
+    "DiskUsage": "pytest_dmr.protocol",
     "PullProgress": "pytest_dmr.protocol",
     "normalize_model_name": "pytest_dmr.protocol",
     "DMRError": "pytest_dmr.errors",
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
         StreamInterruptedError,
     )
     from pytest_dmr.mock import Fault, MockModelRunner, RecordedRequest
-    from pytest_dmr.protocol import ModelInfo, PullProgress, normalize_model_name
+    from pytest_dmr.protocol import DiskUsage, ModelInfo, PullProgress, RunningModel, normalize_model_name
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``pytest-dmr`` command: ``doctor``, ``models``, ``pull NAME``.
+"""The ``pytest-dmr`` command: ``doctor``, ``models [--running]``, ``pull NAME``.
 
 It finds the runner exactly as the plugin does (the same environment variables, the same
 discovery), so ``pytest-dmr doctor`` explains what a test run would see.
@@ -103,6 +103,37 @@ def doctor(settings: Settings, out: TextIO) -> int:
     return EXIT_OK if problems == 0 else EXIT_FAILED
 
 
+def running(settings: Settings, out: TextIO) -> int:
+    """``models --running``: what ``/engines/ps`` says is loaded, one line per runner (model and mode)."""
+    found = _find(settings, out)
+    if found is None or found.address is None:
+        return EXIT_NO_RUNNER
+    if found.kind != "dmr":
+        print(f"{found.address.openai_url} is an OpenAI-compatible server without model management: "
+              "it cannot tell which models are loaded", file=out)  # fmt: skip
+        return EXIT_FAILED
+    with _client(found, settings) as client:
+        loaded = client.running_models()
+    if not loaded:
+        print(f"no models loaded on {found.address.root}", file=out)
+        return EXIT_OK
+    rows = [
+        (
+            protocol.short_model_name(entry.model),
+            entry.mode,
+            "loading" if entry.loading else "in use" if entry.in_use else "idle",
+            entry.keep_alive or "default",
+            entry.last_used.strftime("%Y-%m-%d %H:%M:%S UTC") if entry.last_used else "-",
+        )
+        for entry in loaded
+    ]
+    header = ("MODEL", "MODE", "STATE", "KEEP ALIVE", "LAST USED")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header) - 1)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1], file=out)
+    return EXIT_OK
+
+
 def models(settings: Settings, out: TextIO) -> int:
     found = _find(settings, out)
     if found is None or found.address is None:
@@ -197,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma list of url,compose,host,container,desktop")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("doctor", help="what is reachable, what is missing, how to fix it")
-    commands.add_parser("models", help="the models on the runner")
+    models_parser = commands.add_parser("models", help="the models on the runner")
+    models_parser.add_argument("--running", action="store_true", help="the models loaded now (DMR's /engines/ps)")
     pull_parser = commands.add_parser("pull", help="pull a model, with progress")
     pull_parser.add_argument("name", help="a model reference, e.g. ai/smollm2 or smollm2:135M-Q4_0")
     return parser
@@ -214,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "doctor":
             return doctor(settings, sys.stdout)
         if args.command == "models":
-            return models(settings, sys.stdout)
+            return running(settings, sys.stdout) if args.running else models(settings, sys.stdout)
         return pull(settings, args.name, sys.stdout, sys.stderr)
     except errors.DMRError as exc:
         print(f"pytest-dmr: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Model management on a runner: is it there, which models it has, pull, inspect, delete.
+"""Model management on a runner: is it there, which models it has, pull, inspect, delete; and its
+engines: which models are loaded, disk usage, unloading, per-model settings (keep-alive).
 
 :class:`ModelRunnerClient` (sync) and :class:`AsyncModelRunnerClient` (async) share everything but
 the sending: each operation is written once, as a generator that yields the calls it needs and
@@ -9,7 +10,8 @@ receives their responses (``_Operations``); the two clients only drive those gen
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+import datetime
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
@@ -17,12 +19,39 @@ from typing import Any, TypeVar
 import httpx
 
 from pytest_dmr import _http, errors, protocol
-from pytest_dmr.protocol import ModelInfo, PullProgress, RunnerAddress
+from pytest_dmr.protocol import DiskUsage, ModelInfo, PullProgress, RunnerAddress, RunningModel
 
-__all__ = ["AsyncModelRunnerClient", "ModelRunnerClient", "PullResult"]
+__all__ = ["AsyncModelRunnerClient", "DiskUsage", "ModelRunnerClient", "PullResult", "RunningModel"]
 
 T = TypeVar("T")
 ProgressCallback = Callable[[PullProgress], None]
+KeepAlive = str | float | datetime.timedelta
+"""A keep-alive: a Go duration string (``"10m"``, ``"1h30m"``, ``"0"``, ``"-1"``), seconds, or a timedelta."""
+
+
+def keep_alive_text(value: KeepAlive) -> str:
+    """The ``keep_alive`` string DMR takes: ``0`` unloads a model as soon as it is idle, a negative
+    value keeps it loaded forever (``"-1"``). :class:`~pytest_dmr.errors.ConfigurationError` for a
+    string that is not a Go duration."""
+    if isinstance(value, str):
+        try:
+            protocol.parse_keep_alive(value)
+        except ValueError as exc:
+            raise errors.ConfigurationError(
+                f"keep_alive {value!r} is not a duration DMR understands ({exc})",
+                hint='Give a Go duration such as "30s", "10m" or "1h30m", "0" to unload when idle, "-1" to never unload, '
+                "or a number of seconds",
+            ) from None
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, datetime.timedelta)):
+        raise errors.ConfigurationError(
+            f"keep_alive must be a duration string, a number of seconds or a timedelta, not {value!r}",
+            hint='For example keep_alive="10m", keep_alive=600 or keep_alive=timedelta(minutes=10)',
+        )
+    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
+    if seconds < 0:
+        return "-1"
+    return "0" if seconds == 0 else protocol.format_go_duration(round(seconds * 1e9))
 
 
 @dataclass(frozen=True)
@@ -162,6 +191,75 @@ class _Operations:
             ids = yield from self.list_openai_models()
             return any(protocol.same_model(model_id, name) for model_id in ids)
         return any(model.matches(name) for model in models)
+
+    def _engines_json(self, response: httpx.Response, what: str, model: str | None = None) -> Any:
+        """The JSON body of an answer from DMR's own API; a 404/405 that is not DMR's own error means the
+        server has no such API (a bare llama.cpp or another OpenAI-compatible server)."""
+        if response.status_code in (404, 405) and protocol.BACKEND_NOT_FOUND not in response.text:
+            raise self._not_a_model_runner(what, response)
+        if response.is_error:
+            raise self._status_error(response, model=model)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_a_model_runner(what, response) from None
+
+    def version(self) -> Operation[str]:
+        response = yield _Call("GET", protocol.VERSION_PATH)
+        body = self._engines_json(response, "GET /version")
+        if not isinstance(body, Mapping) or not isinstance(body.get("version"), str):
+            raise self._not_a_model_runner("GET /version", response)
+        return str(body["version"])
+
+    def running_models(self) -> Operation[list[RunningModel]]:
+        response = yield _Call("GET", protocol.ENGINES_PS_PATH)
+        body = self._engines_json(response, "GET /engines/ps")
+        if not isinstance(body, list):
+            raise self._not_a_model_runner("GET /engines/ps", response)
+        return [RunningModel.from_json(entry) for entry in body if isinstance(entry, Mapping)]
+
+    def disk_usage(self) -> Operation[DiskUsage]:
+        response = yield _Call("GET", protocol.ENGINES_DF_PATH)
+        body = self._engines_json(response, "GET /engines/df")
+        try:
+            return DiskUsage.from_json(body)
+        except (KeyError, TypeError, ValueError):
+            raise self._not_a_model_runner("GET /engines/df", response) from None
+
+    def unload(self, request: protocol.UnloadRequest) -> Operation[int]:
+        response = yield _Call("POST", protocol.ENGINES_UNLOAD_PATH, json=request.to_json())
+        body = self._engines_json(response, "POST /engines/unload")
+        count = body.get("unloaded_runners") if isinstance(body, Mapping) else None
+        if not isinstance(count, int):
+            raise self._not_a_model_runner("POST /engines/unload", response)
+        return count
+
+    def configure(self, request: protocol.ConfigureRequest, backend: str | None) -> Operation[None]:
+        path = protocol.engines_configure_path(backend)
+        response = yield _Call("POST", path, json=request.to_json())
+        if response.status_code == 409:
+            raise errors.RunnerHTTPError(
+                f"the runner refused the new settings (409: {response.text.strip()})",
+                status_code=409,
+                body=response.text,
+                runner_url=self.runner_url,
+                model=request.model,
+                hint="A request is using the model with its current settings: configure it before using it, "
+                "or retry once that request has finished",
+            )
+        if response.status_code == 404 and protocol.BACKEND_NOT_FOUND in response.text:
+            raise errors.BackendUnavailableError(
+                f"the runner has no backend {backend!r} (404: {response.text.strip()})",
+                status_code=404,
+                body=response.text,
+                runner_url=self.runner_url,
+                model=request.model,
+                hint=f"Use one of {', '.join(protocol.KNOWN_BACKENDS)}, or leave backend out for llama.cpp",
+            )
+        if response.status_code in (404, 405):
+            raise self._not_a_model_runner(f"POST {path}", response)
+        if response.is_error:
+            raise self._status_error(response, model=request.model)
 
     def delete(self, name: str, force: bool) -> Operation[list[dict[str, str]]]:
         params = {"force": "true"} if force else None
@@ -308,6 +406,48 @@ class _ClientBase:
     def _mapped(self, exc: BaseException) -> errors.DMRError:
         return _http.transport_error(exc, runner_url=self.address.root, timeout=self.timeout)
 
+    @staticmethod
+    def _unload_request(models: str | Iterable[str] | None, everything: bool, backend: str) -> protocol.UnloadRequest:
+        names = (models,) if isinstance(models, str) else tuple(models or ())
+        if not names and not everything:
+            raise errors.ConfigurationError(
+                "unload() was given no model to unload", hint="Pass the models (unload(['ai/smollm2'])) or all=True"
+            )
+        return protocol.UnloadRequest(all=everything, backend=backend, models=names)
+
+    @staticmethod
+    def _configure_request(
+        model: str,
+        keep_alive: KeepAlive | None,
+        context_size: int | None,
+        mode: str | None,
+        runtime_flags: Sequence[str] | None,
+    ) -> protocol.ConfigureRequest:
+        if not isinstance(model, str) or not model.strip():
+            raise errors.ConfigurationError("configure() needs a model name", hint="For example configure('ai/smollm2', ...)")
+        if context_size is not None and (isinstance(context_size, bool) or not isinstance(context_size, int)
+                                         or not 0 < context_size < 2**31):  # fmt: skip
+            raise errors.ConfigurationError(
+                f"context_size must be a positive number of tokens, not {context_size!r}", model=model,
+                hint="For example context_size=4096",
+            )  # fmt: skip
+        if mode is not None and mode not in protocol.BACKEND_MODES:
+            raise errors.ConfigurationError(
+                f"mode {mode!r} is not one of DMR's runner modes", model=model,
+                hint=f"Use one of {', '.join(protocol.BACKEND_MODES)}",
+            )  # fmt: skip
+        if isinstance(runtime_flags, str):
+            raise errors.ConfigurationError(
+                "runtime_flags must be a list of flags, not one string", model=model,
+                hint=f"For example runtime_flags={runtime_flags.split()!r}",
+            )  # fmt: skip
+        config = protocol.RunnerConfig(
+            context_size=context_size,
+            runtime_flags=tuple(runtime_flags or ()),
+            keep_alive=None if keep_alive is None else protocol.parse_keep_alive(keep_alive_text(keep_alive)),
+        )
+        return protocol.ConfigureRequest(model=model, mode=mode, config=config)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address.root!r})"
 
@@ -383,6 +523,45 @@ class ModelRunnerClient(_ClientBase):
     def delete(self, name: str, *, force: bool = False) -> list[dict[str, str]]:
         """``DELETE /models/{name}``: the actions taken, e.g. ``[{"Untagged": ...}, {"Deleted": ...}]``."""
         return self._run(self._operations.delete(name, force))
+
+    def version(self) -> str:
+        """``GET /version``: the runner's release, e.g. ``"v1.2.6"``."""
+        return self._run(self._operations.version())
+
+    def running_models(self) -> list[RunningModel]:
+        """``GET /engines/ps``: the models loaded (or loading) now, one record per runner (model and mode)."""
+        return self._run(self._operations.running_models())
+
+    def disk_usage(self) -> DiskUsage:
+        """``GET /engines/df``: bytes used by the model store and by the default backend."""
+        return self._run(self._operations.disk_usage())
+
+    def unload(self, models: str | Iterable[str] | None = None, *, all: bool = False, backend: str = "") -> int:  # noqa: A002
+        """``POST /engines/unload``: unload these models (every mode), or ``all``; returns how many runners
+        were unloaded (``0`` is normal: nothing was loaded, or it is serving a request). ``all`` also forgets
+        every :meth:`configure` setting; for ``models``, their settings go only when ``backend`` names
+        theirs exactly (``"llama.cpp"``), as DMR does."""
+        return self._run(self._operations.unload(self._unload_request(models, all, backend)))
+
+    def configure(
+        self,
+        model: str,
+        *,
+        keep_alive: KeepAlive | None = None,
+        context_size: int | None = None,
+        mode: str | None = None,
+        runtime_flags: Sequence[str] | None = None,
+        backend: str | None = None,
+    ) -> None:
+        """``POST /engines/_configure``: the settings the model's runner is loaded with, then a preload.
+
+        ``keep_alive``: how long the model stays loaded when idle (``"10m"``, ``600``, a timedelta;
+        ``0``: unloaded as soon as idle; negative or ``"-1"``: never). A runner with other settings
+        that is serving a request makes the runner answer ``409``
+        (:class:`~pytest_dmr.errors.RunnerHTTPError`).
+        """
+        request = self._configure_request(model, keep_alive, context_size, mode, runtime_flags)
+        self._run(self._operations.configure(request, backend))
 
     def pull(self, name: str, *, progress: ProgressCallback | None = None) -> PullResult:
         """Pull a model, calling ``progress`` for every line the runner sends; :class:`PullError` on failure."""
@@ -476,6 +655,31 @@ class AsyncModelRunnerClient(_ClientBase):
 
     async def delete(self, name: str, *, force: bool = False) -> list[dict[str, str]]:
         return await self._run(self._operations.delete(name, force))
+
+    async def version(self) -> str:
+        return await self._run(self._operations.version())
+
+    async def running_models(self) -> list[RunningModel]:
+        return await self._run(self._operations.running_models())
+
+    async def disk_usage(self) -> DiskUsage:
+        return await self._run(self._operations.disk_usage())
+
+    async def unload(self, models: str | Iterable[str] | None = None, *, all: bool = False, backend: str = "") -> int:  # noqa: A002
+        return await self._run(self._operations.unload(self._unload_request(models, all, backend)))
+
+    async def configure(
+        self,
+        model: str,
+        *,
+        keep_alive: KeepAlive | None = None,
+        context_size: int | None = None,
+        mode: str | None = None,
+        runtime_flags: Sequence[str] | None = None,
+        backend: str | None = None,
+    ) -> None:
+        request = self._configure_request(model, keep_alive, context_size, mode, runtime_flags)
+        await self._run(self._operations.configure(request, backend))
 
     async def pull(self, name: str, *, progress: ProgressCallback | None = None) -> PullResult:
         reader = _PullReader(name, self.address.root, progress)

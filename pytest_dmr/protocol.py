@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_dmr import errors
+
+if TYPE_CHECKING:
+    import datetime
 
 # --------------------------------------------------------------------------------------------
 # Addresses and defaults
@@ -921,14 +924,24 @@ def go_time(seconds: float) -> str:
 
 
 def ps_entry(
-    *, backend: str, model_name: str, mode: str, last_used: str, in_use: bool = False, loading: bool = False
+    *,
+    backend: str,
+    model_name: str,
+    mode: str,
+    last_used: str,
+    in_use: bool = False,
+    loading: bool = False,
+    keep_alive: str | None = None,
 ) -> dict[str, Any]:
-    """One element of ``GET /engines/ps``; ``in_use`` and ``loading`` are left out when false."""
+    """One element of ``GET /engines/ps``; ``in_use`` and ``loading`` are left out when false,
+    ``keep_alive`` (:func:`format_keep_alive`) when the model was not configured with one."""
     entry: dict[str, Any] = {"backend_name": backend, "model_name": model_name, "mode": mode, "last_used": last_used}
     if in_use:
         entry["in_use"] = True
     if loading:
         entry["loading"] = True
+    if keep_alive is not None:
+        entry["keep_alive"] = keep_alive
     return entry
 
 
@@ -938,3 +951,416 @@ def untagged_action(tag: str) -> dict[str, str]:
 
 def deleted_action(model_id: str) -> dict[str, str]:
     return {"Deleted": model_id}
+
+
+# --------------------------------------------------------------------------------------------
+# CORS (section 0): which paths are wrapped, which origins are allowed, what is answered
+# --------------------------------------------------------------------------------------------
+
+ORIGIN_HEADER = "Origin"
+ALLOW_ORIGIN_HEADER = "Access-Control-Allow-Origin"
+ORIGIN_NOT_ALLOWED = "Origin not allowed"
+PREFLIGHT_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Access-Control-Allow-Credentials", "true"),
+    ("Access-Control-Allow-Methods", "GET, POST, DELETE"),
+    ("Access-Control-Allow-Headers", "*"),
+)
+"""What an ``OPTIONS`` preflight from an allowed origin gets, besides :data:`ALLOW_ORIGIN_HEADER`, with ``204``."""
+DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = tuple(
+    origin
+    for host in ("localhost", "127.0.0.1", "0.0.0.0")
+    for origin in (f"http://{host}", f"https://{host}", f"http://{host}:*", f"https://{host}:*")
+)
+"""The entries DMR always adds to ``DMR_ORIGINS``, in its order. Matching is exact, so the ``:*``
+entries only match the literal string ``http://localhost:*``, not ``http://localhost:3000``."""
+_CORS_WRAPPED_PREFIXES = ("/models/", "/engines/", "/v1/", "/api/", "/anthropic/", "/responses/")
+_CORS_WRAPPED_PATHS = frozenset({"/models", "/rerank", "/score", "/responses"})
+
+
+def allowed_origins(dmr_origins: str | None) -> tuple[str, ...]:
+    """The list DMR's CORS checks: ``DMR_ORIGINS``'s comma-separated entries (trimmed, empty ones
+    dropped), then :data:`DEFAULT_ALLOWED_ORIGINS`. A ``*`` entry here does **not** allow every
+    origin (the list then has more than one entry): DMR allows all only for the list ``["*"]``."""
+    given = [entry.strip() for entry in (dmr_origins or "").split(",")]
+    return (*(entry for entry in given if entry), *DEFAULT_ALLOWED_ORIGINS)
+
+
+def is_cors_wrapped(path: str) -> bool:
+    """Whether DMR's CORS middleware sees requests for this (cleaned) path: ``/models*``,
+    ``/engines/*``, ``/v1/*``, ``/rerank``, ``/score``, ``/api/*``, ``/anthropic/*``, ``/responses*``.
+    ``/``, ``/version``, ``/metrics`` and unknown top-level paths are not wrapped."""
+    return path in _CORS_WRAPPED_PATHS or path.startswith(_CORS_WRAPPED_PREFIXES)
+
+
+def origin_allowed(origin: str, allowed: Sequence[str]) -> bool:
+    """Exact string matching; only a list that is exactly ``["*"]`` allows every origin."""
+    return (len(allowed) == 1 and allowed[0] == "*") or origin in allowed
+
+
+class CorsAnswer(NamedTuple):
+    """What the CORS middleware does with a request: answer at once (``status`` 403 with
+    :data:`ORIGIN_NOT_ALLOWED` as a plain-text error, or 204 for a preflight), or let the handler
+    answer (``status`` ``None``); ``headers`` go on whichever answer is sent."""
+
+    status: int | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def cors_answer(path: str, method: str, origin: str | None, allowed: Sequence[str]) -> CorsAnswer:
+    """DMR's CORS middleware for one request. No ``Origin`` (or an empty one), or a path it does not
+    wrap: nothing to do. An ``OPTIONS`` without an allowed origin goes on to the handler (a 404)."""
+    if not origin or not is_cors_wrapped(path):
+        return CorsAnswer(None)
+    if not origin_allowed(origin, allowed):
+        return CorsAnswer(403)
+    headers = ((ALLOW_ORIGIN_HEADER, origin),)
+    if method == "OPTIONS":
+        return CorsAnswer(204, headers + PREFLIGHT_HEADERS)
+    return CorsAnswer(None, headers)
+
+
+# --------------------------------------------------------------------------------------------
+# Go durations and keep-alive (section 5)
+# --------------------------------------------------------------------------------------------
+
+_SECOND = 1_000_000_000
+_DURATION_UNITS = {
+    "ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
+    "s": _SECOND, "m": 60 * _SECOND, "h": 3600 * _SECOND,
+}  # fmt: skip
+_MAX_DURATION = 2**63 - 1
+KEEP_ALIVE_FOREVER = -1
+"""A keep-alive in nanoseconds that means "never unload when idle" (any negative duration becomes this)."""
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's ``time.ParseDuration``, in nanoseconds: ``"1h30m"``, ``"90s"``, ``"1.5h"``, ``"300ms"``,
+    ``"-2m"``, ``"0"``. Raises :class:`ValueError` with Go's message (``time: invalid duration "x"``)."""
+    quoted = go_quote(text)
+    rest, negative = text, False
+    if rest[:1] in ("-", "+"):
+        negative, rest = rest[0] == "-", rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = 0
+    while rest:
+        number = _regex(r"^([0-9]*)(?:\.([0-9]*))?").match(rest)
+        assert number is not None  # the pattern matches the empty string
+        whole, fraction = number.group(1), number.group(2) or ""
+        if not whole and not fraction:
+            raise ValueError(f"time: invalid duration {quoted}")
+        rest = rest[number.end() :]
+        unit = _regex(r"^[^0-9.]*").match(rest).group(0)  # type: ignore[union-attr]
+        if not unit:
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        if unit not in _DURATION_UNITS:
+            raise ValueError(f"time: unknown unit {go_quote(unit)} in duration {quoted}")
+        rest = rest[len(unit) :]
+        scale = _DURATION_UNITS[unit]
+        total += int(whole or "0") * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+        if total > _MAX_DURATION + 1:
+            raise ValueError(f"time: invalid duration {quoted}")
+    if total > _MAX_DURATION + (1 if negative else 0):
+        raise ValueError(f"time: invalid duration {quoted}")
+    return -total if negative else total
+
+
+def _with_fraction(value: int, digits: int) -> str:
+    whole, fraction = divmod(value, 10**digits)
+    decimals = f"{fraction:0{digits}d}".rstrip("0")
+    return f"{whole}.{decimals}" if decimals else str(whole)
+
+
+def format_go_duration(nanoseconds: int) -> str:
+    """Go's ``Duration.String()``: ``"0s"``, ``"300ms"``, ``"1.5s"``, ``"1m30s"``, ``"10m0s"``, ``"1h30m0s"``."""
+    if nanoseconds == 0:
+        return "0s"
+    sign = "-" if nanoseconds < 0 else ""
+    size = abs(nanoseconds)
+    if size < _SECOND:
+        if size < 1_000:
+            return f"{sign}{size}ns"
+        if size < 1_000_000:
+            return f"{sign}{_with_fraction(size, 3)}\u00b5s"
+        return f"{sign}{_with_fraction(size, 6)}ms"
+    seconds = _with_fraction(size % (60 * _SECOND), 9) + "s"
+    minutes = size // (60 * _SECOND)
+    if minutes == 0:
+        return sign + seconds
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}h{minutes}m{seconds}" if hours else f"{sign}{minutes}m{seconds}"
+
+
+def parse_keep_alive(text: str) -> int:
+    """A ``keep_alive`` string as DMR reads it, in nanoseconds: a Go duration, ``"0"`` (unload as soon
+    as idle), ``"-1"`` or any negative duration (:data:`KEEP_ALIVE_FOREVER`). :class:`ValueError` otherwise."""
+    if text == "-1":
+        return KEEP_ALIVE_FOREVER
+    try:
+        duration = parse_go_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"invalid keep_alive duration {go_quote(text)}: {exc}") from None
+    return KEEP_ALIVE_FOREVER if duration < 0 else duration
+
+
+def format_keep_alive(nanoseconds: int) -> str:
+    """How DMR writes a keep-alive back (``/engines/ps``, ``_configure``): ``"-1"`` or ``Duration.String()``."""
+    return "-1" if nanoseconds < 0 else format_go_duration(nanoseconds)
+
+
+# --------------------------------------------------------------------------------------------
+# POST /engines/_configure, GET /engines/_configure, POST /engines/unload (sections 5 and 7)
+# --------------------------------------------------------------------------------------------
+
+ENGINES_CONFIGURE_PATH = "/engines/_configure"
+KNOWN_BACKENDS = (LLAMACPP_BACKEND, *sorted(OTHER_BACKENDS_STATUS))
+"""Every backend DMR registers (installed or not): ``_configure`` answers ``404 backend not found`` for others."""
+BACKEND_MODES = (COMPLETION_MODE, EMBEDDING_MODE, "reranking", "image-generation")
+RUNNER_ALREADY_ACTIVE = "runner already active"
+"""The ``409`` of ``_configure`` when a runner with the old settings is handling a request."""
+_CONFIGURE_PATH = r"^/engines(?:/(?P<backend>[^/]+))?/_configure$"
+
+
+def engines_configure_path(backend: str | None = None) -> str:
+    """``/engines/_configure`` (the default backend) or ``/engines/{backend}/_configure``."""
+    return f"/engines/{backend}/_configure" if backend else ENGINES_CONFIGURE_PATH
+
+
+def match_configure_path(path: str) -> tuple[bool, str | None]:
+    """Whether ``path`` is a ``POST`` ``_configure`` route, and the backend it names (``None``: default)."""
+    found = _regex(_CONFIGURE_PATH).match(path)
+    return (found is not None, found["backend"] if found else None)
+
+
+def _go_json_object(body: bytes) -> Mapping[str, Any]:
+    """Decode a body as Go's ``json.Unmarshal`` into a struct would accept it: an object, or ``null``."""
+    value = json.loads(body)  # ValueError for invalid JSON, an empty body included
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("the body is not a JSON object")
+    return value
+
+
+def _go_field(data: Mapping[str, Any], key: str, kind: str) -> Any:
+    """One field, checked as Go decodes it into its type; ``None`` when absent or ``null``."""
+    value = data.get(key)
+    if value is None:
+        return None
+    valid = {
+        "string": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int32": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
+        "strings": isinstance(value, list) and all(item is None or isinstance(item, str) for item in value),
+        "object": isinstance(value, dict),
+    }[kind]
+    if not valid:
+        raise ValueError(f"{key}: cannot decode {type(value).__name__} as {kind}")
+    return value
+
+
+def _present(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Go's ``omitempty``: no nil, zero, empty string, empty list or empty map."""
+    return {key: value for key, value in values.items() if value not in (None, "", 0, [], {})}
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """A model's runner settings as ``_configure`` stores them (DMR's ``BackendConfiguration``).
+
+    ``keep_alive`` is in nanoseconds (:func:`parse_keep_alive`), ``None`` for the runner's default
+    idle timeout. ``speculative``, ``vllm`` and ``llamacpp`` keep only the keys DMR knows.
+    """
+
+    context_size: int | None = None
+    runtime_flags: tuple[str, ...] = ()
+    speculative: Mapping[str, Any] | None = None
+    keep_alive: int | None = None
+    vllm: Mapping[str, Any] | None = None
+    llamacpp: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Config`` of ``GET /engines/_configure``: DMR's keys and order, empty ones left out."""
+        body: dict[str, Any] = {}
+        if self.context_size is not None:
+            body["context-size"] = self.context_size
+        if self.runtime_flags:
+            body["runtime-flags"] = list(self.runtime_flags)
+        if self.speculative is not None:
+            body["speculative"] = dict(self.speculative)
+        if self.keep_alive is not None:
+            body["keep_alive"] = format_keep_alive(self.keep_alive)
+        if self.vllm is not None:
+            body["vllm"] = dict(self.vllm)
+        if self.llamacpp is not None:
+            body["llamacpp"] = dict(self.llamacpp)
+        return body
+
+    def idle_timeout(self, default: float) -> float | None:
+        """Seconds an unused runner with these settings stays loaded; ``None``: never unloaded when idle."""
+        if self.keep_alive is None:
+            return default
+        return None if self.keep_alive < 0 else self.keep_alive / _SECOND
+
+
+@dataclass(frozen=True)
+class ConfigureRequest:
+    """The body of ``POST /engines/_configure``. ``mode`` ``None`` lets the runtime flags decide."""
+
+    model: str
+    mode: str | None = None
+    raw_runtime_flags: str = ""
+    config: RunnerConfig = field(default_factory=RunnerConfig)
+
+    def to_json(self) -> dict[str, Any]:
+        """What a client sends: ``{"model": ..., "keep_alive": "10m", "context-size": 4096, ...}``."""
+        body: dict[str, Any] = {"model": self.model}
+        if self.mode is not None:
+            body["mode"] = self.mode
+        if self.raw_runtime_flags:
+            body["raw-runtime-flags"] = self.raw_runtime_flags
+        body.update(self.config.to_json())
+        return body
+
+    def resolve(self) -> tuple[str, RunnerConfig]:
+        """The runner mode and settings DMR stores: ``raw-runtime-flags`` split as a shell would (when
+        ``runtime-flags`` is empty); the mode given, else ``embedding`` when the flags hold
+        ``--embeddings``, else ``completion``. :class:`ValueError` ``invalid runtime flags: ...``
+        (DMR answers it with ``500``)."""
+        config = self.config
+        if not config.runtime_flags and self.raw_runtime_flags:
+            import shlex  # local: only stand-in servers need it
+
+            try:
+                flags = tuple(shlex.split(self.raw_runtime_flags))
+            except ValueError as exc:
+                raise ValueError(f"invalid runtime flags: {exc}") from None
+            config = RunnerConfig(
+                context_size=config.context_size, runtime_flags=flags, speculative=config.speculative,
+                keep_alive=config.keep_alive, vllm=config.vllm, llamacpp=config.llamacpp,
+            )  # fmt: skip
+        if self.mode is not None:
+            return self.mode, config
+        return (EMBEDDING_MODE if "--embeddings" in config.runtime_flags else COMPLETION_MODE), config
+
+
+def parse_configure_request(body: bytes) -> ConfigureRequest:
+    """Decode ``_configure``'s body as DMR does; :class:`ValueError` where DMR answers ``400 invalid
+    request``: invalid JSON, a field of the wrong type, an unknown ``mode``, a bad ``keep_alive``."""
+    data = _go_json_object(body)
+    mode = _go_field(data, "mode", "string")
+    if mode is not None and mode not in BACKEND_MODES:
+        raise ValueError(f"unknown backend mode: {go_quote(mode)}")
+    keep_alive = _go_field(data, "keep_alive", "string")
+    speculative = _go_field(data, "speculative", "object")
+    vllm = _go_field(data, "vllm", "object")
+    llamacpp = _go_field(data, "llamacpp", "object")
+    config = RunnerConfig(
+        context_size=_go_field(data, "context-size", "int32"),
+        runtime_flags=tuple(flag or "" for flag in _go_field(data, "runtime-flags", "strings") or ()),
+        speculative=None if speculative is None else _present(
+            {key: speculative.get(key) for key in ("draft_model", "num_tokens", "min_acceptance_rate")}),
+        keep_alive=None if keep_alive is None else parse_keep_alive(keep_alive),
+        vllm=None if vllm is None else {
+            key: vllm[key] for key in ("hf-overrides", "gpu-memory-utilization") if vllm.get(key) not in (None, {})},
+        llamacpp=None if llamacpp is None else {
+            key: llamacpp[key] for key in ("reasoning-budget",) if llamacpp.get(key) is not None},
+    )  # fmt: skip
+    return ConfigureRequest(
+        model=_go_field(data, "model", "string") or "",
+        mode=mode,
+        raw_runtime_flags=_go_field(data, "raw-runtime-flags", "string") or "",
+        config=config,
+    )
+
+
+def configure_entry(*, backend: str, model: str, model_id: str, mode: str, config: RunnerConfig) -> dict[str, Any]:
+    """One element of ``GET /engines/_configure``: **capitalized** keys, ``Model`` the first tag."""
+    return {"Backend": backend, "Model": model, "ModelID": model_id, "Mode": mode, "Config": config.to_json()}
+
+
+@dataclass(frozen=True)
+class UnloadRequest:
+    """The body of ``POST /engines/unload``. ``backend`` ``""``: runners of any backend are evicted,
+    but stored ``_configure`` settings are removed only for an exactly matching backend."""
+
+    all: bool = False
+    backend: str = ""
+    models: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"all": self.all, "backend": self.backend, "models": list(self.models)}
+
+
+def parse_unload_request(body: bytes) -> UnloadRequest:
+    """Decode ``/engines/unload``'s body as DMR does; :class:`ValueError` where it answers ``400 invalid request``."""
+    data = _go_json_object(body)
+    return UnloadRequest(
+        all=bool(_go_field(data, "all", "bool")),
+        backend=_go_field(data, "backend", "string") or "",
+        models=tuple(name or "" for name in _go_field(data, "models", "strings") or ()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# What a client reads back: /engines/ps and /engines/df (section 1)
+# --------------------------------------------------------------------------------------------
+
+
+def parse_go_time(text: str) -> datetime.datetime | None:
+    """A Go ``time.Time`` as JSON writes it (RFC 3339, up to nanoseconds); ``None`` for the zero time
+    (a runner in use or loading) or a value that does not parse."""
+    import datetime  # local: most runs never read a time
+
+    found = _regex(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$").match(text)
+    if found is None or text == GO_ZERO_TIME:
+        return None
+    stamp, fraction, zone = found.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        parsed = datetime.datetime.fromisoformat(stamp + ("+00:00" if zone == "Z" else zone))
+    except ValueError:
+        return None
+    return parsed.replace(microsecond=micro)
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    """One runner from ``GET /engines/ps``. ``model`` is the name as the request that loaded it spelled
+    it; ``last_used`` is ``None`` while it is in use or loading; ``keep_alive`` is DMR's text
+    (``"10m0s"``, ``"-1"``), ``None`` when the model was not configured with one."""
+
+    backend: str
+    model: str
+    mode: str
+    last_used: datetime.datetime | None = None
+    in_use: bool = False
+    loading: bool = False
+    keep_alive: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunningModel:
+        keep_alive = data.get("keep_alive")
+        return cls(
+            backend=str(data.get("backend_name", "")),
+            model=str(data.get("model_name", "")),
+            mode=str(data.get("mode", "")),
+            last_used=parse_go_time(str(data.get("last_used", ""))),
+            in_use=data.get("in_use") is True,
+            loading=data.get("loading") is True,
+            keep_alive=None if keep_alive is None else str(keep_alive),
+        )
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """``GET /engines/df``, in bytes: the model store, and the default backend's (llama.cpp's) install."""
+
+    models: int
+    default_backend: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DiskUsage:
+        return cls(models=int(data["models_disk_usage"]), default_backend=int(data["default_backend_disk_usage"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 
@@ -39,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connection-idle-timeout", type=float, default=DEFAULT_CONNECTION_IDLE_TIMEOUT, metavar="S",
                         help="close a client connection that sends no request for S seconds; 0: never "
                         "(default %(default)s)")
+    parser.add_argument("--origins", metavar="LIST", default=os.environ.get("DMR_ORIGINS"),
+                        help="CORS origins allowed besides http(s)://localhost, 127.0.0.1 and 0.0.0.0 (with and without "
+                        "a literal ':*' port), comma-separated, matched exactly as DMR does (default: $DMR_ORIGINS). "
+                        "As in DMR, '*' here is one more exact entry, not a wildcard")
     parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
     return parser  # fmt: skip
 
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             slots=args.slots,
             log_requests=args.log_requests,
             connection_idle_timeout=args.connection_idle_timeout or None,
+            origins=protocol.allowed_origins(args.origins),
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

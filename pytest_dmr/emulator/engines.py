@@ -8,8 +8,9 @@
 Both hand out an ``httpx.Client`` per runner, so the server proxies to either the same way.
 :class:`Scheduler` follows DMR's loader (DMR-PROTOCOL.md §3.3 step 7 and §5): one runner per
 (model ID, mode), concurrent requests wait for a single load, at most ``slots`` runners (all unused
-ones are evicted at once when full), idle runners unloaded after ``idle_timeout``, and runners whose
-process has exited (crashed) evicted straight away: the next request for that model loads it again.
+ones are evicted at once when full), idle runners unloaded after ``idle_timeout`` (or the model's
+``_configure`` keep-alive: ``0`` as soon as idle, negative never), and runners whose process has
+exited (crashed) evicted straight away: the next request for that model loads it again.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ class StillLoading(Exception):
     """The runner is loading and the emulator was told to answer 503 instead of waiting."""
 
 
+class RunnerAlreadyActive(Exception):
+    """``_configure`` changed the settings of a runner that is handling a request: DMR's ``409``."""
+
+    def __init__(self) -> None:
+        super().__init__(protocol.RUNNER_ALREADY_ACTIVE)
+
+
 class RunnerHandle(Protocol):
     client: httpx.Client
 
@@ -71,6 +79,8 @@ class RunnerHandle(Protocol):
 
 
 class Engine(Protocol):
+    """Starts runners. ``start`` gets ``context_size`` only when the model was configured with one."""
+
     name: str
 
     def status(self) -> str: ...
@@ -145,11 +155,11 @@ class LlamaEngine:
     def status(self) -> str:
         return protocol.llamacpp_status(self.version)
 
-    def start(self, *, model_path: Path, alias: str, mode: str) -> LlamaProcess:
+    def start(self, *, model_path: Path, alias: str, mode: str, context_size: int | None = None) -> LlamaProcess:
         command = [
             sys.executable, "-m", "pytest_dmr.emulator.llama_process",
             "--model", str(model_path), "--alias", alias,
-            "--threads", str(self.threads), "--ctx-size", str(self.ctx_size),
+            "--threads", str(self.threads), "--ctx-size", str(context_size or self.ctx_size),
         ]  # fmt: skip
         if mode == protocol.EMBEDDING_MODE:
             command.append("--embedding")
@@ -221,7 +231,7 @@ class MockEngine:
     def status(self) -> str:
         return f"Running: pytest-dmr mock engine ({self.reason})"
 
-    def start(self, *, model_path: Path, alias: str, mode: str) -> MockHandle:
+    def start(self, *, model_path: Path, alias: str, mode: str, context_size: int | None = None) -> MockHandle:
         return MockHandle(httpx.Client(transport=self.runner, base_url=protocol.MOCK_BASE_URL, timeout=None))
 
 
@@ -253,6 +263,9 @@ class Runner:
     error: str | None = None
     handle: RunnerHandle | None = None
     in_use: int = 0
+    waiting: int = 0
+    """Requests waiting for its load: the idle reaper leaves it to them (a keep-alive of 0 would
+    otherwise unload it between its load and the request that asked for it, again and again)."""
     last_used: float = field(default_factory=time.time)
     close_on_release: bool = False
     """Evicted while requests held it (its process died): the last of them closes it."""
@@ -266,8 +279,10 @@ class Runner:
         """Its process has exited (crashed, or killed from outside): it can serve nothing more."""
         return self.handle is not None and self.handle.exit_error() is not None
 
-    def ps(self) -> dict[str, Any]:
+    def ps(self, config: protocol.RunnerConfig | None = None) -> dict[str, Any]:
+        """Its ``/engines/ps`` entry; ``keep_alive`` from its model's settings (not while loading, as DMR)."""
         busy = self.loading or self.in_use > 0
+        keep_alive = config.keep_alive if config is not None and not self.loading else None
         return protocol.ps_entry(
             backend=protocol.LLAMACPP_BACKEND,
             model_name=self.model_name,
@@ -275,11 +290,20 @@ class Runner:
             last_used=protocol.GO_ZERO_TIME if busy else protocol.go_time(self.last_used),
             in_use=self.in_use > 0,
             loading=self.loading,
+            keep_alive=None if keep_alive is None else protocol.format_keep_alive(keep_alive),
         )
 
 
+ConfigKey = tuple[str, str, str]
+"""(backend, model ID, mode): what ``_configure`` settings are stored under, as in DMR's loader."""
+
+
 class Scheduler:
-    """Starts runners on first use, shares them, and unloads them when idle or asked to."""
+    """Starts runners on first use, shares them, and unloads them when idle or asked to.
+
+    It also keeps each model's ``_configure`` settings: their keep-alive decides when an idle runner
+    is unloaded, their context size is given to the engine when the runner starts.
+    """
 
     def __init__(
         self,
@@ -294,6 +318,7 @@ class Scheduler:
         self.idle_timeout = idle_timeout
         self.load_timeout = load_timeout
         self._runners: dict[tuple[str, str], Runner] = {}
+        self._configs: dict[ConfigKey, protocol.RunnerConfig] = {}
         self._changed = threading.Condition()
         self._closed = False
         self._reaper = threading.Thread(target=self._reap_idle, name="dmr-emulator-idle", daemon=True)
@@ -317,7 +342,10 @@ class Scheduler:
                     if runner is None and len(self._runners) >= self.slots:
                         # Full: evict every unused runner at once (DMR does), or wait for one to free up.
                         # Looked up again after every wait: another request may have started this load.
-                        unused = [other for other in self._runners.values() if not other.loading and other.in_use == 0]
+                        unused = [
+                            other for other in self._runners.values()
+                            if not other.loading and other.in_use == 0 and other.waiting == 0
+                        ]  # fmt: skip
                         for other in unused:
                             del self._runners[(other.model_id, other.mode)]
                         to_close.extend(unused)
@@ -333,8 +361,12 @@ class Scheduler:
                         ).start()
                     if runner.loading and not wait:
                         raise StillLoading(model_name)
-                    while runner.loading and time.monotonic() < deadline:
-                        self._changed.wait(0.5)
+                    runner.waiting += 1
+                    try:
+                        while runner.loading and time.monotonic() < deadline:
+                            self._changed.wait(0.5)
+                    finally:
+                        runner.waiting -= 1  # the lock is held from here to the hand-out below
                     if runner.error is not None:
                         raise LoadError(runner.error)
                     if runner.loading:
@@ -383,8 +415,12 @@ class Scheduler:
 
     def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str, evicted: list[Runner]) -> None:
         self._close_runners(evicted)
+        with self._changed:
+            config = self._config_for(runner)
+        # Only when configured: an engine written before context sizes existed still works.
+        options = {"context_size": config.context_size} if config is not None and config.context_size else {}
         try:
-            handle = self.engine.start(model_path=model_path(), alias=alias, mode=runner.mode)
+            handle = self.engine.start(model_path=model_path(), alias=alias, mode=runner.mode, **options)
         except Exception as exc:  # noqa: BLE001 - every failure becomes DMR's 500 answer
             cause = str(exc) if isinstance(exc, LoadError) else f"unable to start runner: {exc}"
             with self._changed:
@@ -403,20 +439,65 @@ class Scheduler:
 
     def ps(self) -> list[dict[str, Any]]:
         with self._changed:
-            return [runner.ps() for runner in self._runners.values()]
+            return [runner.ps(self._config_for(runner)) for runner in self._runners.values()]
+
+    def _config_for(self, runner: Runner) -> protocol.RunnerConfig | None:
+        """With the lock held: the settings ``_configure`` stored for this runner's model and mode."""
+        return self._configs.get((protocol.LLAMACPP_BACKEND, runner.model_id, runner.mode))
+
+    def _idle_timeout_for(self, runner: Runner) -> float | None:
+        """With the lock held: seconds it may stay idle; ``None``: never unloaded when idle."""
+        config = self._config_for(runner)
+        return self.idle_timeout if config is None else config.idle_timeout(self.idle_timeout)
+
+    def configure(self, key: ConfigKey, config: protocol.RunnerConfig) -> None:
+        """Store a model's settings, as DMR's ``_configure`` does: unchanged settings are a no-op; a
+        loaded runner with other settings is unloaded when unused, and :class:`RunnerAlreadyActive`
+        when it is handling a request. A runner still loading keeps loading (DMR does not see it)."""
+        backend, model_id, mode = key
+        with self._changed:
+            if self._configs.get(key) == config:
+                return
+            runner = self._runners.get((model_id, mode)) if backend == protocol.LLAMACPP_BACKEND else None
+            to_close: list[Runner] = []
+            if runner is not None and not runner.loading and runner.waiting == 0:
+                if runner.in_use > 0:
+                    raise RunnerAlreadyActive()
+                del self._runners[(model_id, mode)]
+                to_close.append(runner)
+            self._configs[key] = config
+            self._changed.notify_all()
+        self._close_runners(to_close)
+
+    def configurations(self) -> list[tuple[ConfigKey, protocol.RunnerConfig]]:
+        """The stored settings, oldest first."""
+        with self._changed:
+            return list(self._configs.items())
 
     def runners(self) -> list[Runner]:
         """The runners loaded or loading now (a copy of the table, for inspection)."""
         with self._changed:
             return list(self._runners.values())
 
-    def unload(self, model_ids: set[str] | None = None) -> int:
-        """Evict unused runners (of these models, or all); runners serving a request stay."""
+    def unload(self, model_ids: set[str] | None = None, *, backend: str = "") -> int:
+        """Evict unused runners (of these models, or all); runners serving a request stay.
+
+        As DMR's ``/engines/unload``: unloading all also forgets every stored ``_configure`` setting;
+        unloading models forgets theirs only when ``backend`` names their backend exactly, and evicts
+        runners only when ``backend`` is empty or names theirs (the emulator's are all llama.cpp).
+        """
         with self._changed:
+            if model_ids is None:
+                self._configs.clear()
+            else:
+                for key in [key for key in self._configs if key[0] == backend and key[1] in model_ids]:
+                    del self._configs[key]
             chosen = [
                 runner
                 for runner in self._runners.values()
-                if not runner.loading and runner.in_use == 0 and (model_ids is None or runner.model_id in model_ids)
+                if not runner.loading
+                and runner.in_use == 0
+                and (model_ids is None or (runner.model_id in model_ids and backend in ("", protocol.LLAMACPP_BACKEND)))
             ]
             for runner in chosen:
                 del self._runners[(runner.model_id, runner.mode)]
@@ -438,19 +519,30 @@ class Scheduler:
             if runner.handle is not None:
                 runner.handle.close()
 
+    def _next_idle_check(self) -> float:
+        """With the lock held: seconds until the earliest idle deadline (plus 0.1 s, as DMR's timer),
+        at most 1 s (crashed runners are looked for that often)."""
+        now = time.time()
+        wait = 1.0
+        for runner in self._runners.values():
+            timeout = self._idle_timeout_for(runner)
+            if not runner.loading and runner.in_use == 0 and runner.waiting == 0 and timeout is not None:
+                wait = min(wait, runner.last_used + timeout - now + 0.1)
+        return max(0.01, wait)
+
     def _reap_idle(self) -> None:
-        interval = min(1.0, max(0.05, self.idle_timeout / 4))
         while True:
             with self._changed:
                 if self._closed:
                     return
-                self._changed.wait(interval)
+                self._changed.wait(self._next_idle_check())  # a release or a new setting wakes it early
                 now = time.time()
-                idle = [
-                    runner
-                    for runner in self._runners.values()
-                    if not runner.loading and runner.in_use == 0 and now - runner.last_used > self.idle_timeout
-                ]
+                idle = []
+                for runner in self._runners.values():
+                    timeout = self._idle_timeout_for(runner)
+                    unused = not runner.loading and runner.in_use == 0 and runner.waiting == 0
+                    if unused and timeout is not None and now - runner.last_used > timeout:
+                        idle.append(runner)
                 for runner in idle:
                     del self._runners[(runner.model_id, runner.mode)]
                 # Crashed runners go at once, busy or not (DMR-PROTOCOL.md §5).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 import socket
@@ -37,11 +38,12 @@ from pytest_dmr.emulator.engines import (
     LlamaEngine,
     LoadError,
     Runner,
+    RunnerAlreadyActive,
     Scheduler,
     StillLoading,
     make_engine,
 )
-from pytest_dmr.emulator.store import DeleteRefused, ModelStore, PullRefused
+from pytest_dmr.emulator.store import DeleteRefused, ModelStore, PullRefused, StoredModel
 
 DEFAULT_CONNECTION_IDLE_TIMEOUT = 60.0
 """Seconds a client connection may wait between requests before the server closes it."""
@@ -66,7 +68,9 @@ class EmulatorServer:
     ``mock``. Inference waits while a model loads, as current DMR does; ``loading_503=True``
     answers llama.cpp's ``503 Loading model`` instead, as older runners let through.
     ``connection_idle_timeout`` closes a client connection that sends no request for that many
-    seconds (``None``: never).
+    seconds (``None``: never). ``origins`` is the whole list DMR's CORS checks (exact matching; only
+    ``["*"]`` allows every origin); by default, as DMR builds it, the ``DMR_ORIGINS`` variable's
+    entries plus :data:`~pytest_dmr.protocol.DEFAULT_ALLOWED_ORIGINS`.
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class EmulatorServer:
         slots: int | None = None,
         log_requests: bool = False,
         connection_idle_timeout: float | None = DEFAULT_CONNECTION_IDLE_TIMEOUT,
+        origins: Sequence[str] | None = None,
     ) -> None:
         if connection_idle_timeout is not None and connection_idle_timeout <= 0:
             raise ValueError(f"connection_idle_timeout must be positive or None (never), not {connection_idle_timeout!r}")
@@ -93,6 +98,9 @@ class EmulatorServer:
         self.loading_503 = loading_503
         self.log_requests = log_requests
         self.connection_idle_timeout = connection_idle_timeout
+        self.origins: tuple[str, ...] = (
+            tuple(origins) if origins is not None else protocol.allowed_origins(os.environ.get("DMR_ORIGINS"))
+        )
         self._httpd = _HTTPServer(host, port, self)  # bind first: a busy port leaves nothing behind
         self._own_store = store is None
         self.store_dir = Path(store) if store is not None else Path(tempfile.mkdtemp(prefix="dmr-emulator-"))
@@ -163,6 +171,34 @@ class EmulatorServer:
         tag, description = self.store.check_pull(name)
         return list(self.store.pull(tag, description))
 
+    def resolve_id(self, name: str) -> str:
+        """DMR's ``ResolveID``: the ID of the stored model ``name`` names, else ``name`` unchanged."""
+        model = self.store.find(name)
+        return model.id if model is not None else name
+
+    def acquire(self, model: StoredModel, model_name: str, mode: str, *, wait: bool = True) -> Runner:
+        """The scheduler's runner for a stored model (loading it); release it with ``scheduler.release``."""
+        return self.scheduler.acquire(
+            model_id=model.id,
+            model_name=model_name,
+            mode=mode,
+            model_path=lambda: self.store.blob_path(model),
+            alias=model.tags[0] if model.tags else model.id,
+            wait=wait,
+        )
+
+    def preload_in_background(self, model: StoredModel, model_name: str) -> None:
+        """What DMR does after ``_configure``: load the completion runner, in a thread, errors ignored."""
+
+        def preload() -> None:
+            try:
+                runner = self.acquire(model, model_name, protocol.COMPLETION_MODE)
+            except (LoadError, StillLoading):
+                return
+            self.scheduler.release(runner)
+
+        threading.Thread(target=preload, name="dmr-emulator-preload", daemon=True).start()
+
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -178,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _HTTPServer
+    _cors_headers: Headers = ()
+    """Added to every answer to the current request (an allowed ``Origin`` on a CORS-wrapped path)."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -206,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.log_request(status)  # send_response_only() does not log; --log-requests needs this line
         self.send_response_only(status)
         self.send_header("Date", self.date_time_string())
-        for name, value in headers:
+        for name, value in [*headers, *self._cors_headers]:
             self.send_header(name, value)
         self.end_headers()
         self._head_sent = True
@@ -266,6 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._head_sent = False
+        self._cors_headers = ()
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -284,8 +323,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body() if self.command in _BODY_METHODS else b""
         self.connection.settimeout(None)  # the request is read: answering (a stream, a pull) has no time limit
         method = self.command
-
-        if path == protocol.ROOT_PATH:
+        cors = protocol.cors_answer(path, method, self.headers.get(protocol.ORIGIN_HEADER), self.emulator.origins)
+        self._cors_headers = cors.headers
+        if cors.status == 403:
+            self._error(403, protocol.ORIGIN_NOT_ALLOWED)
+        elif cors.status is not None:  # an allowed preflight: 204 and the CORS headers, nothing else
+            self._send_head(cors.status, [])
+        elif path == protocol.ROOT_PATH:
             self._send(200, protocol.ROOT_BANNER.encode(), protocol.TEXT_PLAIN)
         elif path == protocol.VERSION_PATH:
             self._json(200, {"version": VERSION})
@@ -297,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(protocol.MANAGEMENT_MODELS_PATH + "/"):
             self._models(method, path, query, body)
         elif path.startswith("/engines/") or path.startswith(protocol.ALIAS_PREFIX + "/"):
-            self._engines(method, path, parts.query, body)
+            self._engines(method, path, parts.query, query, body)
         else:
             self._error(404, protocol.PAGE_NOT_FOUND)
 
@@ -395,7 +439,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ /engines
 
-    def _engines(self, method: str, path: str, query: str, body: bytes | None) -> None:
+    def _engines(self, method: str, path: str, query: str, params: dict[str, list[str]], body: bytes | None) -> None:
         emulator = self.emulator
         if path == protocol.ENGINES_STATUS_PATH and method == "GET":
             statuses = {**protocol.OTHER_BACKENDS_STATUS, protocol.LLAMACPP_BACKEND: emulator.engine_status}
@@ -409,6 +453,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == protocol.ENGINES_UNLOAD_PATH and method == "POST":
             self._unload(body)
+            return
+        if path == protocol.ENGINES_CONFIGURE_PATH and method in ("GET", "HEAD"):
+            self._configurations(params.get("model", [""])[0])
+            return
+        is_configure, backend = protocol.match_configure_path(path)
+        if is_configure and method == "POST":
+            self._configure(backend, body)
             return
         route = protocol.match_inference_path(path)
         if route is None:
@@ -427,24 +478,68 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, protocol.NOT_FOUND)
 
     def _unload(self, body: bytes | None) -> None:
+        if body is None:
+            self._error(400, protocol.REQUEST_TOO_LARGE)
+            return
         try:
-            request = json.loads(body or b"{}")
+            request = protocol.parse_unload_request(body)
         except ValueError:
-            request = None
-        if not isinstance(request, dict):
             self._error(400, protocol.INVALID_REQUEST)
             return
         scheduler = self.emulator.scheduler
-        if request.get("all"):
+        if request.all:
             count = scheduler.unload(None)
         else:
-            ids = set()
-            for name in request.get("models") or ():
-                model = self.emulator.store.find(str(name))
-                if model is not None:
-                    ids.add(model.id)
-            count = scheduler.unload(ids) if ids else 0
+            ids = {self.emulator.resolve_id(name) for name in request.models}
+            count = scheduler.unload(ids, backend=request.backend)
         self._json(200, {"unloaded_runners": count})
+
+    def _configure(self, backend: str | None, body: bytes | None) -> None:
+        """``POST /engines[/{backend}]/_configure``: DMR's checks in its order, ``202``, then a preload.
+
+        An unknown model is accepted (DMR stores its settings under the name as given, and its
+        background preload fails quietly); ``GET /engines/_configure`` does not list it.
+        """
+        backend = backend or protocol.LLAMACPP_BACKEND
+        if backend not in protocol.KNOWN_BACKENDS:
+            self._error(404, protocol.BACKEND_NOT_FOUND)
+            return
+        if body is None:
+            self._error(400, protocol.REQUEST_TOO_LARGE)
+            return
+        try:
+            request = protocol.parse_configure_request(body)
+        except ValueError:
+            self._error(400, protocol.INVALID_REQUEST)
+            return
+        try:
+            mode, config = request.resolve()
+        except ValueError as exc:
+            self._error(500, str(exc))
+            return
+        emulator = self.emulator
+        model = emulator.store.find(request.model)
+        try:
+            emulator.scheduler.configure((backend, model.id if model else request.model, mode), config)
+        except RunnerAlreadyActive:
+            self._error(409, protocol.RUNNER_ALREADY_ACTIVE)
+            return
+        self._send(202, b"", None)
+        if model is not None and backend == protocol.LLAMACPP_BACKEND:
+            emulator.preload_in_background(model, request.model)
+
+    def _configurations(self, wanted: str) -> None:
+        """``GET /engines/_configure[?model=]``: settings of stored models only, ``Model`` their first tag."""
+        emulator = self.emulator
+        wanted_id = emulator.resolve_id(wanted) if wanted else None
+        entries = []
+        for (backend, model_id, mode), config in emulator.scheduler.configurations():
+            model = emulator.store.find(model_id)
+            if model is None or (wanted_id is not None and model_id != wanted_id):
+                continue
+            first_tag = model.tags[0] if model.tags else ""
+            entries.append(protocol.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
+        self._json(200, entries)
 
     def _openai_models(self, name: str) -> None:
         store = self.emulator.store
@@ -479,13 +574,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         preload = self.headers.get(protocol.PRELOAD_HEADER) == "true"
         try:
-            runner = emulator.scheduler.acquire(
-                model_id=model.id,
-                model_name=model_name,
-                mode=protocol.mode_for_endpoint(endpoint),
-                model_path=lambda: emulator.store.blob_path(model),
-                alias=model.tags[0] if model.tags else model.id,
-                wait=preload or not emulator.loading_503,
+            runner = emulator.acquire(
+                model, model_name, protocol.mode_for_endpoint(endpoint), wait=preload or not emulator.loading_503
             )
         except StillLoading:
             loading = protocol.dumps(protocol.LOADING_MODEL_BODY).encode()

@@ -1,4 +1,4 @@
-"""DMR's own endpoints: banner, version, engines, the model store and pulls (DMR-PROTOCOL.md 1, 2, 5, 6)."""
+"""DMR's own endpoints: banner, version, engines, the model store and pulls (DMR-PROTOCOL.md 1, 2, 5, 6, 7)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,16 @@ def engines_status() -> httpx.Response:
 
 
 def engines_ps(runner: MockModelRunner) -> httpx.Response:
-    entries = [
-        protocol.ps_entry(backend=protocol.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=protocol.GO_ZERO_TIME)
-        for name, mode in runner.loaded_runners
-    ]
+    """The mock has no clock: every runner shows the zero ``last_used``; ``keep_alive`` as configured."""
+    entries = []
+    with runner._lock:
+        for name, mode in runner.loaded_runners:
+            config = runner.runner_configs.get(runner._config_key(protocol.LLAMACPP_BACKEND, name, mode))
+            keep_alive = config.keep_alive if config is not None else None
+            entries.append(protocol.ps_entry(
+                backend=protocol.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=protocol.GO_ZERO_TIME,
+                keep_alive=None if keep_alive is None else protocol.format_keep_alive(keep_alive),
+            ))  # fmt: skip
     return responses.management_json(entries)
 
 
@@ -49,18 +55,80 @@ def engines_df(runner: MockModelRunner) -> httpx.Response:
     return responses.management_json({"models_disk_usage": models, "default_backend_disk_usage": _DISK_USAGE_LLAMACPP})
 
 
-def engines_unload(runner: MockModelRunner, body: Any) -> httpx.Response:
-    if not isinstance(body, dict):
+def engines_unload(runner: MockModelRunner, content: bytes) -> httpx.Response:
+    """All: every runner and every stored setting go. Models: their runners go when ``backend`` is empty
+    or ``llama.cpp`` (the mock's only one); their settings only when ``backend`` matches exactly."""
+    if len(content) > protocol.MAX_INFERENCE_BODY:
+        return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+    try:
+        request = protocol.parse_unload_request(content)
+    except ValueError:
         return responses.plain_error(400, protocol.INVALID_REQUEST)
-    before = len(runner.loaded_runners)
-    if body.get("all") is True:
-        runner.loaded_runners.clear()
-    else:
-        wanted = [name for name in body.get("models") or () if isinstance(name, str)]
-        runner.loaded_runners[:] = [
-            (name, mode) for name, mode in runner.loaded_runners if not any(protocol.same_model(name, other) for other in wanted)
-        ]
-    return responses.management_json({"unloaded_runners": before - len(runner.loaded_runners)})
+    with runner._lock:
+        before = len(runner.loaded_runners)
+        if request.all:
+            runner.loaded_runners.clear()
+            runner.runner_configs.clear()
+        else:
+            ids = {runner._resolve_id(name) for name in request.models}
+            for key in [key for key in runner.runner_configs if key[0] == request.backend and key[1] in ids]:
+                del runner.runner_configs[key]
+            if request.backend in ("", protocol.LLAMACPP_BACKEND):
+                runner.loaded_runners[:] = [
+                    (name, mode) for name, mode in runner.loaded_runners if runner._resolve_id(name) not in ids
+                ]
+        count = before - len(runner.loaded_runners)
+    return responses.management_json({"unloaded_runners": count})
+
+
+def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> httpx.Response:
+    """``POST /engines[/{backend}]/_configure``: DMR's checks in its order, ``202``, then the preload.
+
+    A runner of the model loaded with other settings is unloaded (the mock's runners are never busy
+    between requests, so it never answers ``409 runner already active``). The preload loads the
+    completion runner, as DMR's does, when inference could use the model; with a keep-alive of ``0``
+    it is unloaded at once, so nothing stays in ``/engines/ps``.
+    """
+    backend = backend or protocol.LLAMACPP_BACKEND
+    if backend not in protocol.KNOWN_BACKENDS:
+        return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
+    if len(content) > protocol.MAX_INFERENCE_BODY:
+        return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+    try:
+        request = protocol.parse_configure_request(content)
+    except ValueError:
+        return responses.plain_error(400, protocol.INVALID_REQUEST)
+    try:
+        mode, config = request.resolve()
+    except ValueError as exc:
+        return responses.plain_error(500, str(exc))
+    with runner._lock:
+        key = runner._config_key(backend, request.model, mode)
+        if runner.runner_configs.get(key) != config:
+            if backend == protocol.LLAMACPP_BACKEND:
+                runner.loaded_runners[:] = [
+                    (name, loaded) for name, loaded in runner.loaded_runners
+                    if (runner._resolve_id(name), loaded) != (key[1], mode)
+                ]  # fmt: skip
+            runner.runner_configs[key] = config
+        usable = runner.serve_any_model or runner.store.find(request.model) is not None
+        if backend == protocol.LLAMACPP_BACKEND and request.model and usable:
+            runner._mark_loaded(request.model, protocol.COMPLETION_MODE)
+    return httpx.Response(202)
+
+
+def configurations(runner: MockModelRunner, wanted: str) -> httpx.Response:
+    """``GET /engines/_configure[?model=]``: settings of stored models only, ``Model`` their first tag."""
+    wanted_id = runner._resolve_id(wanted) if wanted else None
+    entries = []
+    with runner._lock:
+        for (backend, model_id, mode), config in runner.runner_configs.items():
+            model = runner.store.find(model_id)
+            if model is None or (wanted_id is not None and model_id != wanted_id):
+                continue
+            first_tag = model.tags[0] if model.tags else ""
+            entries.append(protocol.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
+    return responses.management_json(entries)
 
 
 def metrics() -> httpx.Response:

@@ -37,6 +37,11 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     byte-identical for the same request in any process. Rules (newest first) script replies and
     faults; every request is kept in :attr:`requests`. ``serve_any_model`` lets inference use
     models the store does not list (as if every model were pulled); turn it off to get DMR's 404.
+
+    ``origins`` is the list DMR's CORS middleware checks an ``Origin`` header against (exact
+    matching; ``["*"]`` allows every origin); the default is DMR's own list without ``DMR_ORIGINS``
+    (the environment is not read, so the mock answers the same everywhere). ``_configure`` settings
+    are kept in :attr:`runner_configs`, keyed by (backend, model ID, mode).
     """
 
     base_url: str = protocol.MOCK_BASE_URL
@@ -48,6 +53,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         serve_any_model: bool = True,
         embedding_dimensions: int = 768,
         default_max_tokens: int = 64,
+        origins: Sequence[str] = protocol.DEFAULT_ALLOWED_ORIGINS,
     ) -> None:
         if embedding_dimensions < 1:
             raise ValueError(f"embedding_dimensions must be at least 1, got {embedding_dimensions!r}")
@@ -57,10 +63,14 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.serve_any_model = serve_any_model
         self.embedding_dimensions = embedding_dimensions
         self.default_max_tokens = default_max_tokens
+        if isinstance(origins, str):
+            raise TypeError(f"origins must be a list of origins, not the string {origins!r} (split it on commas)")
+        self.origins = tuple(origins)
         self.store = ModelStore(self._initial_models)
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
         self.loaded_runners: list[tuple[str, str]] = []
+        self.runner_configs: dict[tuple[str, str, str], protocol.RunnerConfig] = {}
         self._lock = threading.RLock()  # a `when` callable may call back into the mock
 
     # -- the controller ---------------------------------------------------------------------------
@@ -113,11 +123,12 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return self.add_rule(fault=fault, **match)
 
     def reset(self) -> None:
-        """Forget rules, recorded requests and loaded runners; restore the initial models."""
+        """Forget rules, recorded requests, loaded runners and their settings; restore the initial models."""
         with self._lock:
             self.rules.clear()
             self.requests.clear()
             self.loaded_runners.clear()
+            self.runner_configs.clear()
             self.store = ModelStore(self._initial_models)
 
     def add_model(self, name: str, *, size: int | None = None, tags: Iterable[str] = ()) -> ModelInfo:
@@ -157,6 +168,20 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 invalid_json = True
         route = protocol.match_inference_path(path)
         recorded = self._record(request, method, path, route, body, content)
+        cors = protocol.cors_answer(path, method, request.headers.get(protocol.ORIGIN_HEADER), self.origins)
+        if cors.status == 403:
+            return responses.plain_error(403, protocol.ORIGIN_NOT_ALLOWED)
+        if cors.status is not None:  # an allowed preflight
+            return httpx.Response(cors.status, headers=cors.headers)
+        response = self._answer(request, route, recorded, invalid_json=invalid_json)
+        for name, value in cors.headers:
+            response.headers[name] = value
+        return response
+
+    def _answer(
+        self, request: httpx.Request, route: protocol.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
+    ) -> httpx.Response:
+        """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
         with self._lock:
             rule = next(
@@ -270,10 +295,23 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         )
         return handler(self, exchange)
 
+    def _resolve_id(self, name: str) -> str:
+        """DMR's ``ResolveID``: the stored model's ID; a model only ``serve_any_model`` knows is
+        identified by its canonical name (so ``qwen3`` and ``ai/qwen3`` are one model)."""
+        model = self.store.find(name)
+        return model.id if model is not None else protocol.canonical_model_name(name)
+
+    def _config_key(self, backend: str, name: str, mode: str) -> tuple[str, str, str]:
+        return (backend, self._resolve_id(name), mode)
+
     def _mark_loaded(self, model: str, mode: str) -> None:
         """One runner per model and mode (DMR keys runners by model ID), named as the request that
-        loaded it named the model (``/engines/ps``'s ``model_name``)."""
+        loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
+        with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
         with self._lock:
+            config = self.runner_configs.get(self._config_key(protocol.LLAMACPP_BACKEND, model, mode))
+            if config is not None and config.keep_alive == 0:
+                return
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
                 return
             if not any(mode == loaded and protocol.same_model(model, name) for name, loaded in self.loaded_runners):
@@ -282,7 +320,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _management(
         self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
     ) -> httpx.Response:
-        method, path, body = recorded.method, recorded.path, recorded.json
+        method, path = recorded.method, recorded.path
         if path == protocol.ROOT_PATH:
             return management.root()
         if path == protocol.VERSION_PATH:
@@ -299,7 +337,12 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if method == "GET" and path == protocol.ENGINES_DF_PATH:
                 return management.engines_df(self)
             if method == "POST" and path == protocol.ENGINES_UNLOAD_PATH:
-                return management.engines_unload(self, body)
+                return management.engines_unload(self, recorded.content)
+            if method in ("GET", "HEAD") and path == protocol.ENGINES_CONFIGURE_PATH:
+                return management.configurations(self, request.url.params.get("model", ""))
+            is_configure, backend = protocol.match_configure_path(path)
+            if method == "POST" and is_configure:
+                return management.configure(self, backend, recorded.content)
             return responses.plain_error(404, protocol.NOT_FOUND)
         return responses.plain_error(404, protocol.PAGE_NOT_FOUND)
 
