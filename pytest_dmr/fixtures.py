@@ -468,8 +468,13 @@ def cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
 
 def record_backend(item: pytest.Item, backend: str) -> None:
     """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
-    if not any(name == "dmr_backend" for name, _ in item.user_properties):
+    if recorded_backend(item) is None:
         item.user_properties.append(("dmr_backend", backend))
+
+
+def recorded_backend(item: pytest.Item) -> str | None:
+    """``live`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
+    return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
 
 
 def new_mock(settings: Settings, item: pytest.Item, config_model: str | None = None) -> MockModelRunner:
@@ -579,7 +584,8 @@ def _bad_config(value: object, problem: str) -> NoReturn:
 
 
 def config_options(value: object) -> dict[str, Any]:
-    """``dmr_config``'s value, checked: a mapping of option names, no runner address, a model name.
+    """``dmr_config``'s value, checked: a mapping of option names, no runner address, a model name,
+    a timeout in seconds.
 
     A wrong value fails the test's setup with a message saying what is wrong."""
     __tracebackhide__ = True
@@ -593,6 +599,9 @@ def config_options(value: object) -> dict[str, Any]:
     model = value.get("model")
     if "model" in value and not (isinstance(model, str) and model.strip()):
         _bad_config(value, "its model must be a model name (a non-empty string)")
+    timeout = value.get("timeout")
+    if "timeout" in value and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        _bad_config(value, "its timeout must be a positive number of seconds (30, not '30')")
     if not isinstance(value.get("default_options", {}), Mapping):
         _bad_config(value, "its default_options must be a mapping of request options")
     options = dict(value)

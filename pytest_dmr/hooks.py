@@ -12,6 +12,8 @@ implementation gave the runner URL, so the header can name it).
 from __future__ import annotations
 
 import os
+import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -39,11 +41,11 @@ def pytest_dmr_configure_mock(config: pytest.Config, mock: MockModelRunner, item
 
     Where: called through the test's ``item.ihook``, so an implementation in a ``conftest.py``
     applies to the tests of its directory and below only; a plugin's applies everywhere.
-    Order: broadest first (installed plugins, then ``conftest.py`` files from the rootdir down to
-    the test's directory; ``trylast=True`` implementations before, ``tryfirst=True`` ones
+    Order: broadest first (plugins, however loaded, then ``conftest.py`` files from the rootdir
+    down to the test's directory; ``trylast=True`` implementations before, ``tryfirst=True`` ones
     after), so the closest ``conftest.py`` adds the newest rules, and the mock's newest matching
     rule wins. (pytest's usual order, closest first, would let a suite-wide rule beat a
-    directory's.) With a hook wrapper present, pluggy's own order applies.
+    directory's.) Hook wrappers (``wrapper=True``, ``hookwrapper=True``) wrap them all, as usual.
 
     xdist: called in the worker that runs the test (the mock lives there).
 
@@ -77,7 +79,8 @@ def pytest_dmr_runner_url(config: pytest.Config) -> str | None:
     server?) and used alone, without other discovery; the header names it (``found: hook
     conftest.py 127.0.0.1:12434``). A URL where nothing answers does what a dead ``--dmr-url``
     does: the mock on ``auto`` (the header says why), a usage error on ``live``. A value that is
-    not a URL stops the run with a usage error naming the implementation.
+    not a URL, or an exception the implementation raises, stops the run with a usage error naming
+    the implementation (with the exception's traceback).
     """
 
 
@@ -86,41 +89,64 @@ def pytest_dmr_runner_url(config: pytest.Config) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _has_wrapper(impls: list[HookImpl]) -> bool:
-    return any(impl.wrapper or impl.hookwrapper for impl in impls)
+def _is_wrapper(impl: HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
 
 
-def _call(impl: HookImpl, kwargs: dict[str, Any]) -> Any:
-    """Call one implementation with the arguments it names, as pluggy does."""
-    return impl.function(*[kwargs[name] for name in impl.argnames])
+def _conftest_path(impl: HookImpl) -> str | None:
+    path = getattr(impl.plugin, "__file__", None)
+    return path if path and os.path.basename(path) == "conftest.py" else None
+
+
+def _broadest_first(impl: HookImpl) -> tuple[int, int]:
+    """Sort key of the mock hook's order: ``trylast``, plain, ``tryfirst``; within each, plugins
+    (wherever they were registered: installed, ``-p``, a conftest's ``pytest_plugins``), then
+    ``conftest.py`` files from the rootdir down. Equal keys keep pluggy's (registration) order."""
+    band = 0 if impl.trylast else 2 if impl.tryfirst else 1
+    conftest = _conftest_path(impl)
+    return band, -1 if conftest is None else len(Path(conftest).parts)
 
 
 def configure_mock(item: pytest.Item, mock: MockModelRunner) -> None:
     """Call ``pytest_dmr_configure_mock`` for the test's mock: the implementations that apply to
-    the test's directory, broadest first (the reverse of pluggy's call order)."""
+    the test's directory, broadest first, so the closest add the newest rules; wrappers around them."""
+    __tracebackhide__ = True  # an implementation's error is the user's: show their code, not this
     hook: HookCaller = item.ihook.pytest_dmr_configure_mock
-    impls = hook.get_hookimpls()  # pluggy keeps them in reverse call order: trylast, registration order, tryfirst
-    if not impls:
-        return
-    kwargs = {"config": item.config, "mock": mock, "item": item}
-    if _has_wrapper(impls):
-        hook(**kwargs)  # a wrapper needs pluggy's own call
-        return
-    for impl in impls:
-        _call(impl, kwargs)
+    impls = hook.get_hookimpls()
+    plain = sorted((impl for impl in impls if not _is_wrapper(impl)), key=_broadest_first)
+    wrappers = [impl for impl in impls if _is_wrapper(impl)]
+    # pluggy's own executor (arguments, wrappers, exceptions, tracing as in any hook call); it calls
+    # a list from its end, so the plain implementations go in reversed.
+    hook._hookexec(hook.name, plain[::-1] + wrappers, {"config": item.config, "mock": mock, "item": item}, False)
 
 
 def implementer(config: pytest.Config, impl: HookImpl) -> str:
     """How messages name an implementation: a conftest.py by its path from the rootdir, else the plugin's name."""
-    path = getattr(impl.plugin, "__file__", None)
-    if path and os.path.basename(path) == "conftest.py":
+    path = _conftest_path(impl)
+    if path is not None:
         try:
             return os.path.relpath(path, config.rootpath)
         except ValueError:  # another drive (Windows)
-            return str(path)
+            return path
     if impl.plugin_name.isdigit():  # an object registered without a name: pluggy names it by id()
         return type(impl.plugin).__name__
     return impl.plugin_name
+
+
+HOOK_RAISED = "pytest-dmr: pytest_dmr_runner_url in {who} raised an exception, so the run stops:\n{trace}"
+
+
+def _ask(config: pytest.Config, impl: HookImpl, kwargs: dict[str, Any]) -> Any:
+    """One implementation's answer (it gets the arguments it names, as pluggy does). What it raises
+    stops the run as a usage error naming it, with its traceback, not as an INTERNALERROR of pytest-dmr's."""
+    try:
+        return impl.function(*[kwargs[name] for name in impl.argnames])
+    except (pytest.UsageError, pytest.exit.Exception):
+        raise
+    except Exception as exc:
+        from_implementation = exc.__traceback__.tb_next if exc.__traceback__ else None  # without this frame
+        trace = "".join(traceback.format_exception(type(exc), exc, from_implementation)).rstrip()
+        raise pytest.UsageError(HOOK_RAISED.format(who=implementer(config, impl), trace=trace)) from None
 
 
 def first_runner_url(config: pytest.Config) -> tuple[Any, str | None]:
@@ -128,11 +154,11 @@ def first_runner_url(config: pytest.Config) -> tuple[Any, str | None]:
     who gave it (``None`` when no implementation answered, or when a wrapper hides who did)."""
     hook: HookCaller = config.hook.pytest_dmr_runner_url
     impls = hook.get_hookimpls()
-    if _has_wrapper(impls):
-        return hook(config=config), None
+    if any(_is_wrapper(impl) for impl in impls):
+        return hook(config=config), None  # a wrapper needs pluggy's own call
     kwargs = {"config": config}
     for impl in reversed(impls):  # pluggy's call order
-        answer = _call(impl, kwargs)
+        answer = _ask(config, impl, kwargs)
         if answer is not None:
             return answer, implementer(config, impl)
     return None, None

@@ -2,8 +2,8 @@
 
 Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
 markers), xdist hand-over, session start (the runner URL hook, live mode's check), report header,
-collection (marker validation), test setup (live-only tests, models, misplaced markers), and
-reporting (user property, terminal summary).
+collection (marker validation), test setup (live-only tests, models), the test's call (a
+dmr_mock marker that did nothing), and reporting (user property, terminal summary).
 
 This module is imported on every pytest run: it imports no httpx, mock or container library.
 """
@@ -37,6 +37,7 @@ from pytest_dmr.fixtures import (
     dmr_runner,
     no_live_runner_message,
     record_backend,
+    recorded_backend,
 )
 
 __all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_config", "dmr_mock", "dmr_runner", "_dmr_backend"]
@@ -56,8 +57,9 @@ MOCK_MARKER_UNUSED = (
     "effect: the test talks to no runner or mock of the plugin's. Request dmr_adapter, dmr_adapter_factory, "
     "dmr_client or dmr_mock to run the test on the mock, or remove the marker."
 )
-"""Warned (``PytestWarning``) at the setup of such a test; only for a marker on the test itself, not
-one a module's ``pytestmark`` or a class gives a group of tests, some of which may not use the plugin."""
+"""Warned (``PytestWarning``) once such a test's body has run (a fixture may request the plugin's with
+``request.getfixturevalue``); only for a marker on the test itself, not one a module's ``pytestmark``
+or a class gives a group of tests, some of which may not use the plugin."""
 RUNNER_URL_HOOK = "pytest_dmr_runner_url"
 BAD_HOOK_URL = (
     "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
@@ -392,21 +394,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------------------------
 
 
-def _requests_plugin_fixtures(item: pytest.Item) -> bool:
-    return bool(set(getattr(item, "fixturenames", ())) & PLUGIN_FIXTURES)
-
-
 def _uses_plugin(item: pytest.Item) -> bool:
     """A plugin fixture, or a marker that does something without one (dmr_live and dmr_model skip)."""
-    return _requests_plugin_fixtures(item) or any(item.get_closest_marker(name) for name in ("dmr_live", "dmr_model"))
-
-
-def _warn_unused_mock_marker(item: pytest.Item) -> None:
-    """A ``dmr_mock`` marker on a test that requests no plugin fixture does nothing: say so."""
-    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
-    if any(marker.name == "dmr_mock" for marker in item.own_markers) and not _requests_plugin_fixtures(item):
-        fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
-        item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
+    return bool(set(getattr(item, "fixturenames", ())) & PLUGIN_FIXTURES) or any(
+        item.get_closest_marker(name) for name in ("dmr_live", "dmr_model")
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -418,7 +410,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     problem = item.stash.get(MARKER_PROBLEM_KEY, None)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
-    _warn_unused_mock_marker(item)
     if not _uses_plugin(item):
         return
     current = dmr.settings
@@ -443,6 +434,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             cannot_run_live(item, current.require_live, problem)
     # The adapter's model (dmr_config's, or the run's default) is checked by dmr_adapter_factory.
     record_backend(item, LIVE)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Once the test's body has passed: a ``dmr_mock`` marker on a test that ran on none of the plugin's
+    backends (no plugin fixture, not even one a fixture requested with ``request.getfixturevalue``)
+    did nothing, so say so."""
+    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
+    result = yield
+    dmr = item.config.stash.get(SESSION_KEY, None)
+    marked = any(marker.name == "dmr_mock" for marker in item.own_markers)
+    if marked and dmr is not None and dmr.settings.mode != "off" and recorded_backend(item) is None:
+        fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
+        item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
+    return result
 
 
 # --------------------------------------------------------------------------------------------

@@ -367,6 +367,8 @@ def test_dmr_config_keys_are_split_as_the_factorys_arguments(pytester: pytest.Py
          "DockerModelRunnerAdapter yourself."),
         ("{'default_options': 3}", "dmr_config returned {'default_options': 3}: its default_options must be a mapping "
          "of request options."),
+        ("{'timeout': '30'}", "dmr_config returned {'timeout': '30'}: its timeout must be a positive number of "
+         "seconds (30, not '30')."),
     ],
 )
 def test_a_wrong_dmr_config_fails_the_tests_setup(pytester: pytest.Pytester, value: str, problem: str) -> None:
@@ -488,8 +490,8 @@ def test_a_dmr_mock_marker_without_fixtures_is_warned_once(marked: pytest.Pytest
 
 def test_the_warning_fails_the_test_under_w_error(marked: pytest.Pytester) -> None:
     result = marked.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock", "-W", "error::pytest.PytestWarning")
-    result.assert_outcomes(passed=3, skipped=1, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR at setup of test_marked_without_fixtures*", UNUSED_MARKER_WARNING])
+    result.assert_outcomes(passed=3, skipped=1, failed=1)  # warned once the body has run: the test fails
+    result.stdout.fnmatch_lines(["*_ test_marked_without_fixtures _*", UNUSED_MARKER_WARNING])
 
 
 def test_plugin_import_stays_cheap(tmp_path: Path) -> None:
