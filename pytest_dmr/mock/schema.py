@@ -11,9 +11,14 @@ option that is not ``null``), and:
 * ``pattern``: the plausible string is kept if it matches, else :mod:`.regex_strings` draws one
   (``re.search`` semantics: unanchored patterns need only contain a match). With ``min/maxLength``
   it picks repetition counts that fit both, and pads an unanchored match with words; when no
-  match can have such a length, the pattern wins over the lengths.
-* ``not``: ``{"not": {"type": ...}}`` picks another type, an ``enum`` loses the excluded values,
-  otherwise further draws (16 at most) until the value escapes the ``not`` schema.
+  match can have such a length, the pattern wins over the lengths. Two patterns (``allOf``, an
+  ``if`` branch) must both match: one's match the other accepts, or the two joined.
+* ``enum`` and ``const`` values must satisfy the rest of the schema (``type``, ``pattern``...):
+  an ``enum`` loses the values that do not, and nothing left is a :class:`SchemaError`.
+* ``not``: ``{"not": {"type": ...}}`` picks another type, an ``enum`` (or a boolean, or an integer
+  range of at most 256 values) loses the excluded values, ``not: {not: X}`` is ``X``, otherwise
+  further draws (16 at most, each also tried without its optional properties) until the value
+  escapes the ``not`` schema.
 * ``if``/``then``/``else``: a value that breaks its branch is drawn again from the base merged
   with ``if`` and ``then`` (or with ``else`` and ``not: if``). Several conditions (``allOf`` of
   ``if`` blocks) nest.
@@ -26,7 +31,9 @@ lookaround, backreferences, unicode property escapes or inline flags leaves the 
 unconstrained, as llama.cpp's grammar conversion does ("not supported, accepting any string"), so
 the mock accepts what a live runner accepts. An invalid pattern (llama.cpp answers 400 too), a
 schema that no value satisfies, and a ``not`` the bounded draws cannot escape are a
-:class:`SchemaError` naming the pattern or the schema (the mock answers 400 with it).
+:class:`SchemaError` naming the pattern or the schema (the mock answers 400 with it). So is a schema
+that asks for more than about 200000 characters of JSON (``minItems``, ``minLength``...), and a
+pattern past :mod:`.regex_strings`' limits: no user schema stalls a test.
 
 ``not`` and ``if`` need to know whether a value matches a subschema: :meth:`_Generator.matches`
 is a small validator for the keywords above (``format`` and unknown keywords pass).
@@ -44,7 +51,14 @@ from pytest_dmr.mock.seeded import SeededDraws, canonical_json
 
 _MAX_DEPTH = 12
 _ATTEMPTS = 16
-"""Draws tried before giving up on escaping a ``not`` (or matching an ``if`` branch)."""
+"""Draws tried before giving up on escaping a ``not`` (or matching an ``if`` branch, or several patterns)."""
+_OUTPUT_LIMIT = 200_000
+"""About how many characters of JSON one schema may ask for (a value counts 8, a string its minLength)."""
+_ENUMERATED_INTEGERS = 256
+"""An integer range this small is listed for ``not``, which then removes what it excludes."""
+_MORE_PATTERNS = "pattern (merged)"
+"""Where :func:`_merge` keeps a second ``pattern`` (``allOf``, ``then``): a string must match them all."""
+_ANNOTATIONS = frozenset(("title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly", "$schema", "$id"))
 _TYPE_ORDER = ("string", "integer", "number", "boolean", "object", "array", "null")
 _FIRST_NAMES = ("Ada", "Grace", "Alan", "Margaret", "Linus", "Barbara", "Dennis", "Frances", "Ken", "Radia")
 _LAST_NAMES = ("Lovelace", "Hopper", "Turing", "Hamilton", "Torvalds", "Liskov", "Ritchie", "Allen", "Thompson", "Perlman")
@@ -71,6 +85,15 @@ class _Generator:
     def __init__(self, root: Any, draws: SeededDraws) -> None:
         self.root = root
         self.draws = draws
+        self.output_left = _OUTPUT_LIMIT
+
+    def spend(self, size: int) -> None:
+        """Count ``size`` characters of output against the limit (minItems 10**9 must not hang the mock)."""
+        self.output_left -= size
+        if self.output_left < 0:
+            raise SchemaError(
+                f"the schema asks for more than the mock writes (about {_OUTPUT_LIMIT} characters of JSON): check its minItems, minProperties and minLength"
+            )
 
     # -- schema plumbing ---------------------------------------------------------------------
 
@@ -141,15 +164,12 @@ class _Generator:
         return True
 
     def string_matches(self, schema: Mapping[str, Any], value: str) -> bool:
-        if len(value) < int(schema.get("minLength", 0)) or len(value) > int(schema.get("maxLength", len(value))):
+        if not _size(schema, "minLength", 0) <= len(value) <= _size(schema, "maxLength", len(value)):
             return False
-        if "pattern" not in schema:
-            return True
-        pattern = self.pattern(schema["pattern"], None)
-        return pattern is None or pattern.search(value)
+        return all(self.search(pattern, value, None) for pattern in self.patterns(schema, None))
 
     def array_matches(self, schema: Mapping[str, Any], value: list[Any], depth: int) -> bool:
-        if not int(schema.get("minItems", 0)) <= len(value) <= int(schema.get("maxItems", len(value))):
+        if not _size(schema, "minItems", 0) <= len(value) <= _size(schema, "maxItems", len(value)):
             return False
         if schema.get("uniqueItems") and any(_equal(a, b) for i, a in enumerate(value) for b in value[i + 1 :]):
             return False
@@ -158,7 +178,7 @@ class _Generator:
         return all(self.matches(prefix[i] if i < len(prefix) else rest, item, depth + 1) for i, item in enumerate(value))
 
     def object_matches(self, schema: Mapping[str, Any], value: Mapping[str, Any], depth: int) -> bool:
-        if not int(schema.get("minProperties", 0)) <= len(value) <= int(schema.get("maxProperties", len(value))):
+        if not _size(schema, "minProperties", 0) <= len(value) <= _size(schema, "maxProperties", len(value)):
             return False
         if any(key not in value for key in schema.get("required") or () if isinstance(key, str)):
             return False
@@ -183,14 +203,20 @@ class _Generator:
         if schema is False:
             raise SchemaError("the schema `false` accepts no value")
         schema = self.resolve(schema)
+        self.spend(8)
         if "not" in schema:
             return self.negated(schema, name, depth)
         if "if" in schema:
             return self.conditional(schema, name, depth)
         if "const" in schema:
+            if not self.constrains(schema, "const", schema["const"]):
+                raise SchemaError(f"the `const` does not satisfy the rest of the schema, in {_brief(schema)}")
             return schema["const"]
-        if "enum" in schema and schema["enum"]:
-            return self.draws.choice(schema["enum"])
+        if isinstance(schema.get("enum"), list) and schema["enum"]:
+            options = [option for option in schema["enum"] if self.constrains(schema, "enum", option)]
+            if not options:
+                raise SchemaError(f"no `enum` value satisfies the rest of the schema, in {_brief(schema)}")
+            return self.draws.choice(options)
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if options:
@@ -214,12 +240,21 @@ class _Generator:
             return None
         return self.string(schema, name)
 
+    def constrains(self, schema: Mapping[str, Any], keyword: str, option: Any) -> bool:
+        """Whether ``option`` (of ``const`` or ``enum``) is valid against the rest of the schema."""
+        rest = {key: value for key, value in schema.items() if key != keyword and key not in _ANNOTATIONS}
+        if set(rest) <= {"type"}:
+            return not rest or any(_is_type(option, kind) for kind in _types(rest))
+        return self.matches(rest, option)
+
     def negated(self, schema: Mapping[str, Any], name: str | None, depth: int) -> Any:
         """A value of the schema without ``not`` that the ``not`` schema does not match."""
         excluded = self.resolve(schema["not"])
         if excluded is True or excluded == {}:
             raise SchemaError(f"`not: {canonical_json(schema['not'])}` excludes every value, in {_brief(schema)}")
         base = {key: value for key, value in schema.items() if key != "not"}
+        if isinstance(excluded, Mapping) and set(excluded) == {"not"}:  # not: {not: X} is X
+            return self.value(_merge(base, _as_schema(self.resolve(excluded["not"]))), name, depth)
         excluded_types = _plain_types(excluded)
         if excluded_types:
             if "type" in base:
@@ -235,17 +270,34 @@ class _Generator:
                 base["type"] = allowed
         if "const" in base and self.matches(excluded, base["const"]):
             raise SchemaError(f"the `const` is what `not` excludes, in {_brief(schema)}")
-        if "enum" not in base and "const" not in base and _types(base) == ["boolean"]:
-            base["enum"] = [False, True]  # two values: filter them rather than hope for the other one
+        if "enum" not in base and "const" not in base:  # few values: filter them rather than hope for another one
+            if _types(base) == ["boolean"]:
+                base["enum"] = [False, True]
+            elif _types(base) == ["integer"] and "multipleOf" not in base:
+                low, high = _bounds(base, integer=True)
+                if high - low < _ENUMERATED_INTEGERS:
+                    base["enum"] = list(range(low, high + 1))
         if isinstance(base.get("enum"), list) and base["enum"]:
             base["enum"] = [option for option in base["enum"] if not self.matches(excluded, option)]
             if not base["enum"]:
-                raise SchemaError(f"`not` excludes every `enum` value, in {_brief(schema)}")
+                raise SchemaError(f"`not` excludes every value the schema allows, in {_brief(schema)}")
         for _ in range(_ATTEMPTS):
             value = self.value(base, name, depth)
-            if not self.matches(excluded, value):
-                return value
+            for candidate in (value, *self.without_optional_properties(base, value)):
+                if not self.matches(excluded, candidate):
+                    return candidate
         raise SchemaError(f"no value found outside `not` in {_ATTEMPTS} draws, in {_brief(schema)}")
+
+    def without_optional_properties(self, base: Mapping[str, Any], value: Any) -> list[dict[str, Any]]:
+        """The object ``value`` with one optional property left out (then all of them), where ``base`` allows it."""
+        if not isinstance(value, dict):
+            return []
+        required = base.get("required") or ()
+        optional = [key for key in value if key not in required]
+        variants = [{key: item for key, item in value.items() if key != left_out} for left_out in optional]
+        if len(optional) > 1:
+            variants.append({key: item for key, item in value.items() if key in required})
+        return [variant for variant in variants if self.matches(base, variant)]
 
     def conditional(self, schema: Mapping[str, Any], name: str | None, depth: int) -> Any:
         """A value of the base schema, drawn again with ``then`` (or ``else``) merged in when it breaks them."""
@@ -253,7 +305,7 @@ class _Generator:
         rule = {key: schema[key] for key in ("if", "then", "else") if key in schema}
         base = {key: value for key, value in schema.items() if key not in rule}
         value = self.value(base, name, depth)
-        if self.matches(rule, value):
+        if self.matches(schema, value):
             return value
         holds = self.matches(condition, value)
         for branch in (holds, not holds):
@@ -263,7 +315,7 @@ class _Generator:
                 merged = _merge(_merge(base, _as_schema(self.resolve(schema.get("else", True)))), {"not": condition})
             for _ in range(_ATTEMPTS // 4):
                 value = self.value(merged, name, depth)
-                if self.matches(rule, value):
+                if self.matches(schema, value):
                     return value
         raise SchemaError(f"no value found for either branch of `if` in {_ATTEMPTS // 2} draws, in {_brief(schema)}")
 
@@ -290,7 +342,7 @@ class _Generator:
         required = [key for key in schema.get("required") or () if isinstance(key, str)]
         result = {key: self.value(properties.get(key, {}), key, depth + 1) for key in _planned_keys(schema)}
         extra = schema.get("additionalProperties", True)
-        minimum = int(schema.get("minProperties", 0))
+        minimum = _size(schema, "minProperties", 0)
         if not properties and not required and extra is not False and minimum == 0:
             minimum = 1  # a bare {"type": "object"} gets one plausible field rather than {}
         index = 1
@@ -304,8 +356,8 @@ class _Generator:
     def array(self, schema: Mapping[str, Any], name: str | None, depth: int) -> list[Any]:
         prefix = schema.get("prefixItems") or (schema["items"] if isinstance(schema.get("items"), list) else [])
         items = schema.get("items") if isinstance(schema.get("items"), (Mapping, bool)) else schema.get("additionalItems", {})
-        low = int(schema.get("minItems", 0))
-        high = int(schema.get("maxItems", max(low, 3)))
+        low = _size(schema, "minItems", 0)
+        high = _size(schema, "maxItems", max(low, 3))
         count = max(low, min(high, self.draws.between(max(low, len(prefix), 1), max(low, 3))))
         if items is False:
             count = min(count, len(prefix))
@@ -351,28 +403,65 @@ class _Generator:
 
     def string(self, schema: Mapping[str, Any], name: str | None) -> str:
         """A plausible string (for the format, or the property's name); one drawn from ``pattern`` when that fails it."""
-        text = self.plain_string(schema, name)
-        if "pattern" not in schema:
+        low = _size(schema, "minLength", 0)
+        high = _size(schema, "maxLength", None)
+        self.spend(low)
+        text = self.plain_string(schema, name, low, high)
+        patterns = self.patterns(schema, name)
+        if all(self.search(pattern, text, name) for pattern in patterns):
             return text
-        pattern = self.pattern(schema["pattern"], name)
-        if pattern is None or pattern.search(text):
-            return text
-        low = int(schema.get("minLength", 0))
-        high = int(schema["maxLength"]) if "maxLength" in schema else None
+        if len(patterns) == 1:
+            return self.drawn(patterns[0], low, high, name)
+        return self.matching_all(patterns, low, high, name, schema)
+
+    def matching_all(self, patterns: list[Pattern], low: int, high: int | None, name: str | None, schema: Mapping[str, Any]) -> str:
+        """A string that several patterns match (merged ``allOf`` parts): their matches joined, or one's match the others accept."""
+
+        def all_match(text: str) -> bool:
+            return all(self.search(pattern, text, name) for pattern in patterns)
+
+        texts = [self.drawn(pattern, low, high, name) for pattern in patterns]
+        for text in ("".join(texts), "".join(reversed(texts))):  # ^a and b$: "a" + "b"
+            if all_match(text):
+                return text
+        for pattern in patterns:
+            try:
+                return pattern.draw(self.draws, low, high, accept=all_match)
+            except PatternError:
+                continue
+        sources = ", ".join(repr(pattern.source) for pattern in patterns)
+        raise SchemaError(f"no string found that matches all of the patterns {sources}, in {_brief(schema)}")
+
+    def drawn(self, pattern: Pattern, low: int, high: int | None, name: str | None) -> str:
+        """A match of ``pattern``, within the lengths when some match (or a match among words) can be."""
         try:
             text = pattern.draw(self.draws, low, high)
         except PatternError as exc:
             raise SchemaError(_pattern_problem(pattern.source, exc, name)) from None
-        return self.padded(pattern, text, low) if len(text) < low else text
+        return self.padded(pattern, text, low, name) if len(text) < low else text
 
-    def padded(self, pattern: Pattern, text: str, low: int) -> str:
+    def padded(self, pattern: Pattern, text: str, low: int, name: str | None) -> str:
         """A match lengthened to ``low`` with words after it, or before it (an unanchored pattern allows one)."""
         need = low - len(text)
         words = " " + " ".join(self.draws.choice(_WORDS) for _ in range(need // 4 + 1)) + " "
         for candidate in (text + words[:need], words[-need:] + text):
-            if pattern.search(candidate):
+            if self.search(pattern, candidate, name):
                 return candidate
         return text  # anchored at both ends: the pattern wins over minLength
+
+    def search(self, pattern: Pattern, text: str, name: str | None) -> bool:
+        """Whether ``pattern`` matches in ``text`` (a search too long for the mock is a :class:`SchemaError`)."""
+        try:
+            return pattern.search(text)
+        except PatternError as exc:
+            raise SchemaError(_pattern_problem(pattern.source, exc, name)) from None
+
+    def patterns(self, schema: Mapping[str, Any], name: str | None) -> list[Pattern]:
+        """The patterns a string must match (``pattern``, and those :func:`_merge` added), compiled."""
+        if "pattern" not in schema:
+            return []
+        sources = [schema["pattern"], *schema.get(_MORE_PATTERNS, ())]
+        return [pattern for pattern in (self.pattern(source, name) for source in sources) if pattern is not None]
 
     def pattern(self, source: Any, name: str | None) -> Pattern | None:
         """The compiled pattern, or ``None`` for a valid one the mock cannot draw from (no constraint)."""
@@ -385,16 +474,19 @@ class _Generator:
                 return None
             raise SchemaError(_pattern_problem(source, exc, name)) from None
 
-    def plain_string(self, schema: Mapping[str, Any], name: str | None) -> str:
+    def plain_string(self, schema: Mapping[str, Any], name: str | None, low: int, high: int | None) -> str:
         text_format = schema.get("format")
         text = self.formatted(text_format) if isinstance(text_format, str) and text_format else None
         if text is None:
             text = self.named(name or "")
-        low = int(schema.get("minLength", 0))
-        high = int(schema.get("maxLength", max(low, len(text))))
-        while len(text) < low:
-            text += " " + self.draws.choice(_WORDS)
-        if len(text) > high:
+        if len(text) < low:
+            words = [text]
+            size = len(text)
+            while size < low:
+                words.append(" " + self.draws.choice(_WORDS))
+                size += len(words[-1])
+            text = "".join(words)
+        if high is not None and len(text) > high:
             cut = text[:high]
             text = cut.rstrip() if len(cut.rstrip()) >= low else cut
         return text
@@ -476,6 +568,10 @@ def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
             continue  # done above; then/else without an if mean nothing
         if key in ("properties", "dependentSchemas") and isinstance(current, Mapping) and isinstance(value, Mapping):
             merged[key] = {**current, **{name: _merge_part(current.get(name), part) for name, part in value.items()}}
+        elif key == "pattern" and current is not None and current != value:
+            merged[_MORE_PATTERNS] = [*merged.get(_MORE_PATTERNS, ()), value]
+        elif key == _MORE_PATTERNS:
+            merged[key] = [*merged.get(key, ()), *value]
         elif key == "required" and isinstance(current, list) and isinstance(value, list):
             merged[key] = list(dict.fromkeys([*current, *value]))
         elif key == "enum" and isinstance(current, list) and isinstance(value, list):
@@ -529,7 +625,7 @@ def _planned_keys(schema: Mapping[str, Any]) -> list[str]:
     required = [key for key in schema.get("required") or () if isinstance(key, str)]
     keys = list(dict.fromkeys(required)) + [key for key in properties if key not in required]
     if "maxProperties" in schema:
-        keys = keys[: max(len(required), int(schema["maxProperties"]))]
+        keys = keys[: max(len(required), _size(schema, "maxProperties", 0))]
     return keys
 
 
@@ -594,6 +690,17 @@ def _number_matches(schema: Mapping[str, Any], value: float) -> bool:
             return math.isfinite(quotient) and int(quotient) == quotient
         return value % step == 0
     return True
+
+
+def _size(schema: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A count keyword (``minLength``, ``maxItems``...) as an int; anything else is a :class:`SchemaError`."""
+    if key not in schema:
+        return default
+    value = schema[key]
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 0:
+        raise SchemaError(f"`{key}` must be a non-negative integer, got {canonical_json(value)}, in {_brief(schema)}")
+    return int(value)
 
 
 def _pattern_problem(source: str, error: PatternError, name: str | None) -> str:

@@ -6,8 +6,12 @@ with :func:`re.search`) over many seeds; the errors are checked as the user read
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import signal
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -32,6 +36,25 @@ def draw(schema: Any, seed: int, label: str = "") -> Any:
 def python_regex(pattern: str) -> str:
     """The pattern in Python's syntax, for re.search as the oracle: only ``(?<name>`` differs."""
     return re.sub(r"\(\?<([A-Za-z_]\w*)>", r"(?P<\1>", pattern)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fail with TimeoutError, rather than hang, when the body runs past ``seconds`` (where SIGALRM exists)."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def all_valid(schema: Any, validator: type[Any] = jsonschema.Draft202012Validator, label: str = "") -> list[Any]:
@@ -248,7 +271,7 @@ def test_unsupported_constructs_leave_the_string_unconstrained_as_llama_cpp_does
         (r"[a-", "unterminated character class at position 0"),
         (r"[z-a]", "range out of order in character class at position 0"),
         ("a\\", "trailing backslash"),
-        (r"a^b", "no string satisfies its anchors (^, $, \\b) where they stand"),
+        (r"a^b", "no string satisfies its anchors (^, $, \\b) where they stand (256 drafts tried)"),
     ],
 )
 def test_invalid_patterns_are_a_schema_error(pattern: str, reason: str) -> None:
@@ -314,7 +337,7 @@ def test_not_type_chooses_another_type() -> None:
     ("schema", "message"),
     [
         ({"type": "boolean", "not": {"type": "boolean"}}, 'the schema allows, in {"not":{"type":"boolean"},"type":"boolean"}'),
-        ({"enum": ["a", "b"], "not": {"enum": ["a", "b"]}}, '`not` excludes every `enum` value, in {"enum":["a","b"],"not":{"enum":["a","b"]}}'),
+        ({"enum": ["a", "b"], "not": {"enum": ["a", "b"]}}, '`not` excludes every value the schema allows, in {"enum":["a","b"],"not":{"enum":["a","b"]}}'),
         ({"const": 3, "not": {"type": "integer"}}, 'the `const` is what `not` excludes, in {"const":3,"not":{"type":"integer"}}'),
         ({"type": "string", "not": {}}, '`not: {}` excludes every value, in {"not":{},"type":"string"}'),
         ({"type": "string", "maxLength": 1, "not": {"minLength": 0}}, 'no value found outside `not` in 16 draws, in {"maxLength":1,"not":{"minLength":0},"type":"string"}'),
@@ -431,3 +454,270 @@ def test_draft4_dependencies_with_lists_and_schemas() -> None:
     values = all_valid(schema, jsonschema.Draft4Validator)
     values += all_valid(schema, jsonschema.Draft7Validator)
     assert all({"billing_address", "nick"} <= set(value) for value in values)
+
+
+# -- patterns from real structured-output schemas, against both engines ------------------------------------
+
+STRUCTURED_OUTPUT_PATTERNS = [
+    r"^\d{4}-\d{2}-\d{2}$",
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+    r"^\(?\d{3}\)?[-.\s]?\d{3}[-.\s]?\d{4}$",
+    r"^(\+\d{1,2}\s)?\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}$",
+    r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$",
+    r"^\d{5}(-\d{4})?$",
+    r"^[A-Z]{3}$",
+    r"^#(?:[0-9a-fA-F]{3}){1,2}$",
+    r"^((25[0-5]|(2[0-4]|1\d|[1-9]|)\d)\.?\b){4}$",
+    r"^(?:(?:25[0-5]|2[0-4]\d|[01]?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|[01]?\d?\d)$",
+    r"^[^\s@]+@[^\s@]+\.[^\s@]+$",
+    r"^[\w.+-]+@[\w-]+\.[\w.-]+$",
+    r"^https?:\/\/[^\s/$.?#].[^\s]*$",
+    r"^https?://(www\.)?[-a-zA-Z0-9@:%._\+~#=]{1,256}\.[a-zA-Z0-9()]{1,6}\b([-a-zA-Z0-9()@:%_\+.~#?&//=]*)$",
+    r"^([01]\d|2[0-3]):([0-5]\d)(:([0-5]\d))?$",
+    r"[\w.-]+",
+    r"\d{2,}",
+    r"^[\[\]\\\-\^]+$",
+    r"^\$\d+(\.\d{2})?$",
+    r"^-?\d+(\.\d+)?$",
+    r"^[0-9]{1,3}(,[0-9]{3})*(\.[0-9]+)?$",
+    r"^P(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$",
+    r"^\/[a-z0-9\/_-]*$",
+    r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$",
+    r"^\w+\b.\b\w+$",
+    r"^(\w+\s?){1,5}$",
+    r"^.*\S.*$",
+    r"^[\u4e00-\u9fa5]{2,4}$",
+    r"^[^\x00-\x7F]+$",
+    r"^[^\x00-\x7F\d\s\w]+$",
+    r"^\W+$",
+    r"^[\s\S]{3}$",
+]
+FEASIBLE_LENGTHS = [{}, {"minLength": 1}, {"maxLength": 40}, {"minLength": 12}]
+
+
+@pytest.mark.parametrize("pattern", STRUCTURED_OUTPUT_PATTERNS)
+def test_structured_output_patterns_match_in_ecma_262_and_in_python(pattern: str) -> None:
+    """The own matcher has ECMA-262's meaning (\\d, \\w, \\s, \\b ASCII; $ only at the end); jsonschema uses re."""
+    python, ecma = re.compile(pattern), compile_pattern(pattern)
+    for lengths in FEASIBLE_LENGTHS:
+        schema = {"type": "string", "pattern": pattern, **lengths}
+        for seed in range(60):
+            value = draw(schema, seed, pattern)
+            assert python.search(value) and ecma.search(value), (lengths, seed, value)
+            assert not value.endswith("\n") and "\r" not in value  # where Python's $ and . are looser than ECMA's
+
+
+def test_a_class_without_ascii_draws_symbols_no_shorthand_of_either_engine_contains() -> None:
+    """[^\\x00-\\x7F\\w] is every non-ASCII character in ECMA-262, and excludes é (a Python \\w) in Python."""
+    values = all_valid({"type": "string", "pattern": r"^[^\x00-\x7F\d\s\w]{3}$"})
+    assert all(not re.search(r"[\w\s\d]", value) and value.isprintable() for value in values)
+
+
+@pytest.mark.parametrize(("pattern", "lengths"), [
+    (r"^\d+(\.\d{1,2})?$", {"minLength": 3, "maxLength": 3}),
+    (r"^-?\d+(\.\d+)?$", {"minLength": 3, "maxLength": 3}),
+    (r"^v?\d+(\.\d+){0,2}$", {"minLength": 3, "maxLength": 3}),
+    (r"^P(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+S)?)?$", {"minLength": 3, "maxLength": 3}),
+    (r"^[a-z0-9]+(?:-[a-z0-9]+)*$", {"minLength": 3, "maxLength": 3}),
+    (r"^((25[0-5]|(2[0-4]|1\d|[1-9]|)\d)\.?\b){4}$", {"minLength": 9, "maxLength": 12}),
+])
+def test_lengths_that_only_some_repetition_counts_reach_still_hold(pattern: str, lengths: dict[str, int]) -> None:
+    """Lengths with gaps (an optional ``\\.\\d{1,2}`` adds 0, 2 or 3): drafts are drawn again until one fits."""
+    all_valid({"type": "string", "pattern": pattern, **lengths}, label=pattern)
+
+
+@pytest.mark.parametrize("pattern", [r"^a{²}$", r"^a{١٢}$", r"^x\_y$", r"^caf\é$"])
+def test_unicode_digits_in_braces_and_identity_escapes_read_as_both_engines_read_them(pattern: str) -> None:
+    """{²} and {١٢} are literal text (ASCII digits only make a quantifier); \\_ and \\é are _ and é."""
+    values = all_valid({"type": "string", "pattern": pattern}, label=pattern)
+    assert all(re.search(pattern, value) for value in values)
+
+
+# -- limits: no pattern and no schema stalls a test --------------------------------------------------------
+
+QUICK_DESPITE_THEIR_LOOKS = [
+    r"^(a+)+$",
+    r"(x*)*",
+    r"^(a|aa)+$",
+    r"^(\d+\s?)+$",
+    r"^a{1000}$",
+    r"^a{0,100000}$",
+    r"^(?:a{0,1000}){0,1000}$",
+    r"((a?){100}){100}",
+    "^(" + "|".join(f"w{index}x" for index in range(2000)) + ")$",
+]
+
+
+@pytest.mark.parametrize("pattern", QUICK_DESPITE_THEIR_LOOKS, ids=lambda pattern: pattern[:24])
+def test_nested_and_huge_quantifiers_draw_quickly(pattern: str) -> None:
+    python = re.compile(pattern)
+    with deadline(10):
+        for lengths in ({}, {"minLength": 40}, {"maxLength": 3}):
+            for seed in range(10):
+                value = draw({"type": "string", "pattern": pattern, **lengths}, seed, pattern)
+                assert python.search(value), (lengths, value)
+
+
+def test_a_wide_bounded_quantifier_repeats_at_most_32_past_its_minimum() -> None:
+    lengths = [len(draw({"type": "string", "pattern": r"^a{2,100000}$"}, seed)) for seed in SEEDS]
+    assert min(lengths) == 2 and max(lengths) == 34
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"^a{100000}$", "a match can take 100000 characters and repetitions, more than the mock draws (10000)"),
+        (r"^(a{1000}){1000}$", "a match can take 1000000 characters and repetitions, more than the mock draws (10000)"),
+        (r"a{99999999999999999999}", "a match can take 99999999999999999999 characters and repetitions, more than the mock draws (10000)"),
+        (r"(a?){99999999999}", "a match can take 99999999999 characters and repetitions, more than the mock draws (10000)"),
+        ("(" * 40 + "a" + ")" * 40, "groups nest more than 32 deep at position 32"),
+        ("(" * 1000 + "a" + ")" * 1000, "groups nest more than 32 deep at position 32"),
+    ],
+    ids=lambda value: value[:24],
+)
+def test_patterns_past_the_limits_are_a_clear_schema_error(pattern: str, reason: str) -> None:
+    with deadline(10), pytest.raises(SchemaError) as caught:
+        draw({"type": "string", "pattern": pattern}, 0)
+    assert str(caught.value) == f"invalid pattern {pattern!r}: {reason}"
+
+
+def test_a_search_too_long_for_the_mock_is_a_schema_error_not_a_stall() -> None:
+    started = time.perf_counter()
+    with deadline(10), pytest.raises(PatternError) as caught:
+        compile_pattern(r"([\s\S]{100}){99}").search("x" * 5000)
+    assert str(caught.value) == "matching it against a string of 5000 characters takes more than 2000000 steps"
+    assert time.perf_counter() - started < 5
+    pattern = r"([\s\S]{100}){99}"
+    schema = {"type": "object", "properties": {"essay": {"type": "string", "pattern": pattern, "minLength": 5000}}, "required": ["essay"]}
+    with deadline(10), pytest.raises(SchemaError) as schema_error:
+        draw(schema, 0)
+    assert re.fullmatch(
+        re.escape(f"invalid pattern {pattern!r} (property 'essay'): matching it against a string of ") + r"50\d\d characters takes more than 2000000 steps",
+        str(schema_error.value),
+    )
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "minItems": 10**9},
+        {"type": "string", "minLength": 10**9},
+        {"type": "string", "minLength": 10**9, "pattern": "^[a-z]+$"},
+        {"type": "object", "minProperties": 10**9},
+        {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1000, "items": {"type": "integer"}}},
+    ],
+    ids=["minItems", "minLength", "minLength-pattern", "minProperties", "nested-arrays"],
+)
+def test_a_schema_asking_for_more_output_than_a_model_writes_is_a_schema_error(schema: dict[str, Any]) -> None:
+    with deadline(10), pytest.raises(SchemaError) as caught:
+        draw(schema, 0)
+    assert str(caught.value) == (
+        "the schema asks for more than the mock writes (about 200000 characters of JSON): check its minItems, minProperties and minLength"
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"type": "string", "minLength": "3"}, '`minLength` must be a non-negative integer, got "3", in {"minLength":"3","type":"string"}'),
+        ({"type": "array", "maxItems": -1}, '`maxItems` must be a non-negative integer, got -1, in {"maxItems":-1,"type":"array"}'),
+        ({"type": "object", "minProperties": 1.5}, '`minProperties` must be a non-negative integer, got 1.5, in {"minProperties":1.5,"type":"object"}'),
+    ],
+)
+def test_a_count_keyword_that_is_not_a_count_is_a_schema_error(schema: dict[str, Any], message: str) -> None:
+    with pytest.raises(SchemaError) as caught:
+        draw(schema, 0)
+    assert str(caught.value) == message
+
+
+def test_through_the_chat_endpoint_a_pattern_past_the_limits_answers_400(client: httpx.Client) -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "(" * 1000 + "a" + ")" * 1000}}, "required": ["code"]}
+    response = client.post(CHAT, json={"model": "m", "messages": [{"role": "user", "content": "Code?"}],
+                                       "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}})
+    assert response.status_code == 400
+    assert "groups nest more than 32 deep at position 32" in response.text
+
+
+# -- enum and const with the rest of the schema, several patterns -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schema", "allowed"),
+    [
+        ({"type": "string", "enum": ["a", "bb", "cc"], "pattern": "^b+$"}, ["bb"]),
+        ({"type": "string", "enum": ["a", "bb", "ccc"], "minLength": 2}, ["bb", "ccc"]),
+        ({"type": "string", "enum": ["a", 1, None]}, ["a"]),
+        ({"type": "integer", "enum": [1, 2, 30, 40], "maximum": 10}, [1, 2]),
+    ],
+    ids=["pattern", "minLength", "type", "maximum"],
+)
+def test_enum_values_the_rest_of_the_schema_refuses_are_never_drawn(schema: dict[str, Any], allowed: list[Any]) -> None:
+    values = all_valid(schema)
+    assert sorted(set(values), key=json.dumps) == allowed
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ({"const": "abc", "pattern": "^x"}, 'the `const` does not satisfy the rest of the schema, in {"const":"abc","pattern":"^x"}'),
+        ({"type": "string", "const": 5}, 'the `const` does not satisfy the rest of the schema, in {"const":5,"type":"string"}'),
+        ({"type": "string", "enum": ["a", "b"], "minLength": 2}, 'no `enum` value satisfies the rest of the schema, in {"enum":["a","b"],"minLength":2,"type":"string"}'),
+    ],
+)
+def test_a_const_or_enum_the_schema_refuses_is_a_schema_error(schema: dict[str, Any], message: str) -> None:
+    with pytest.raises(SchemaError) as caught:
+        draw(schema, 0)
+    assert str(caught.value) == message
+
+
+SEVERAL_PATTERNS = {
+    "allOf": {"allOf": [{"type": "string", "pattern": "^[a-z]+$"}, {"pattern": "^.{3,5}$"}]},
+    "allOf-anchored-apart": {"allOf": [{"type": "string", "pattern": "^a"}, {"pattern": "b$"}]},
+    "ref-and-pattern": {"$defs": {"Code": {"type": "string", "pattern": r"^[A-Z]{2}\d+$"}}, "allOf": [{"$ref": "#/$defs/Code"}], "pattern": "7$"},
+    "if-then-else": {"type": "string", "pattern": r"^(a|b)\d$", "if": {"pattern": "^a"}, "then": {"pattern": "1$"}, "else": {"pattern": "2$"}},
+}
+
+
+@pytest.mark.parametrize("name", list(SEVERAL_PATTERNS))
+def test_a_string_matches_every_pattern_that_allof_or_a_branch_adds(name: str) -> None:
+    all_valid(SEVERAL_PATTERNS[name], label=name)
+
+
+# -- not and if: values the bounded draws used to miss -----------------------------------------------------
+
+REACHABLE = {
+    "not-required": {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}, "not": {"required": ["b"]}},
+    "else-forbids-a-property": {
+        "type": "object",
+        "properties": {"kind": {"enum": ["a", "b"]}, "extra": {"type": "string", "pattern": r"^e\d$"}},
+        "required": ["kind"],
+        "if": {"properties": {"kind": {"const": "a"}}, "required": ["kind"]},
+        "then": {"required": ["extra"]},
+        "else": {"not": {"required": ["extra"]}},
+    },
+    "not-nested-anyOf": {"type": "integer", "minimum": 0, "maximum": 10, "not": {"anyOf": [{"minimum": 5}, {"anyOf": [{"const": 0}, {"const": 1}]}]}},
+    "not-not": {"type": "integer", "minimum": 0, "maximum": 5, "not": {"not": {"const": 3}}},
+    "if-without-then-or-else": {"type": "integer", "if": {"minimum": 50}},
+    "ref-inside-if": {
+        "$defs": {"US": {"properties": {"country": {"const": "US"}}}},
+        "type": "object",
+        "properties": {"country": {"enum": ["US", "FR"]}, "zip": {"type": "string"}},
+        "required": ["country", "zip"],
+        "if": {"$ref": "#/$defs/US"},
+        "then": {"properties": {"zip": {"pattern": r"^\d{5}$"}}},
+        "else": {"properties": {"zip": {"pattern": r"^\d{2} \d{3}$"}}},
+    },
+    "type-list-with-not-pattern": {"type": ["string", "integer"], "not": {"pattern": "^[0-9]"}},
+}
+
+
+@pytest.mark.parametrize("name", list(REACHABLE))
+def test_not_and_if_find_the_values_the_schema_allows_for_every_seed(name: str) -> None:
+    values = all_valid(REACHABLE[name], label=name)
+    if name == "not-not":
+        assert set(values) == {3}
+    if name == "else-forbids-a-property":
+        assert {value["kind"] for value in values} == {"a", "b"}
