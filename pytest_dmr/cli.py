@@ -7,6 +7,7 @@ discovery), so ``pytest-dmr doctor`` explains what a test run would see.
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
 import os
 import shutil
@@ -123,7 +124,7 @@ def running(settings: Settings, out: TextIO) -> int:
             entry.mode,
             "loading" if entry.loading else "in use" if entry.in_use else "idle",
             entry.keep_alive or "default",
-            entry.last_used.strftime("%Y-%m-%d %H:%M:%S UTC") if entry.last_used else "-",
+            entry.last_used.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if entry.last_used else "-",
         )
         for entry in loaded
     ]

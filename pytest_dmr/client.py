@@ -51,6 +51,11 @@ def keep_alive_text(value: KeepAlive) -> str:
     seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
     if seconds < 0:
         return "-1"
+    if not seconds * 1e9 < protocol.MAX_GO_DURATION:  # NaN and infinity included
+        raise errors.ConfigurationError(
+            f"keep_alive {value!r} is not a duration DMR can hold (at most about 292 years)",
+            hint='Give a number of seconds, or keep_alive="-1" to never unload the model when idle',
+        )
     return "0" if seconds == 0 else protocol.format_go_duration(round(seconds * 1e9))
 
 
@@ -256,10 +261,10 @@ class _Operations:
                 model=request.model,
                 hint=f"Use one of {', '.join(protocol.KNOWN_BACKENDS)}, or leave backend out for llama.cpp",
             )
-        if response.status_code in (404, 405):
-            raise self._not_a_model_runner(f"POST {path}", response)
-        if response.is_error:
+        if response.is_error and response.status_code not in (404, 405):
             raise self._status_error(response, model=request.model)
+        if response.status_code != 202:  # DMR's only success; a 404/405 or a 200 page: another server
+            raise self._not_a_model_runner(f"POST {path}", response)
 
     def delete(self, name: str, force: bool) -> Operation[list[dict[str, str]]]:
         params = {"force": "true"} if force else None

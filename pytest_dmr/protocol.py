@@ -8,8 +8,10 @@ emulator all speak through this module, so they cannot drift apart. The referenc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1028,42 +1030,70 @@ _DURATION_UNITS = {
     "ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
     "s": _SECOND, "m": 60 * _SECOND, "h": 3600 * _SECOND,
 }  # fmt: skip
-_MAX_DURATION = 2**63 - 1
+MAX_GO_DURATION = 2**63 - 1
+"""The longest Go ``time.Duration``, in nanoseconds (about 292 years)."""
 KEEP_ALIVE_FOREVER = -1
 """A keep-alive in nanoseconds that means "never unload when idle" (any negative duration becomes this)."""
+
+
+def _time_quote(text: str) -> str:
+    """How Go's ``time`` package quotes a value in its errors: ``\\xNN`` for each byte of a non-ASCII
+    or control character (unlike ``%q``), a backslash before ``"`` and ``\\``."""
+    out: list[str] = []
+    for char in text:
+        if char < " " or char >= "\x80":
+            out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+        else:
+            out.append("\\" + char if char in '"\\' else char)
+    return '"' + "".join(out) + '"'
+
+
+def _go_fraction(digits: str, unit: int) -> int:
+    """Nanoseconds a duration's fraction adds, computed as Go does: from the leading digits that fit
+    in 63 bits, in float64 arithmetic, truncated (so ``"1.9999999999999999999s"`` is exactly 2 s)."""
+    value, scale = 0, 1.0
+    for digit in digits:
+        following = value * 10 + int(digit)
+        if value > (MAX_GO_DURATION // 10) or following > MAX_GO_DURATION + 1:
+            break  # Go stops taking digits into account here
+        value, scale = following, scale * 10
+    return int(value * (unit / scale)) if value else 0
 
 
 def parse_go_duration(text: str) -> int:
     """Go's ``time.ParseDuration``, in nanoseconds: ``"1h30m"``, ``"90s"``, ``"1.5h"``, ``"300ms"``,
     ``"-2m"``, ``"0"``. Raises :class:`ValueError` with Go's message (``time: invalid duration "x"``)."""
-    quoted = go_quote(text)
+    invalid = ValueError(f"time: invalid duration {_time_quote(text)}")
     rest, negative = text, False
     if rest[:1] in ("-", "+"):
         negative, rest = rest[0] == "-", rest[1:]
     if rest == "0":
         return 0
     if not rest:
-        raise ValueError(f"time: invalid duration {quoted}")
+        raise invalid
     total = 0
     while rest:
         number = _regex(r"^([0-9]*)(?:\.([0-9]*))?").match(rest)
         assert number is not None  # the pattern matches the empty string
-        whole, fraction = number.group(1), number.group(2) or ""
-        if not whole and not fraction:
-            raise ValueError(f"time: invalid duration {quoted}")
+        whole, fraction = int(number.group(1) or "0"), number.group(2) or ""
+        if not number.group(1) and not fraction or whole > MAX_GO_DURATION + 1:
+            raise invalid
         rest = rest[number.end() :]
         unit = _regex(r"^[^0-9.]*").match(rest).group(0)  # type: ignore[union-attr]
         if not unit:
-            raise ValueError(f"time: missing unit in duration {quoted}")
+            raise ValueError(f"time: missing unit in duration {_time_quote(text)}")
         if unit not in _DURATION_UNITS:
-            raise ValueError(f"time: unknown unit {go_quote(unit)} in duration {quoted}")
+            raise ValueError(f"time: unknown unit {_time_quote(unit)} in duration {_time_quote(text)}")
         rest = rest[len(unit) :]
         scale = _DURATION_UNITS[unit]
-        total += int(whole or "0") * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
-        if total > _MAX_DURATION + 1:
-            raise ValueError(f"time: invalid duration {quoted}")
-    if total > _MAX_DURATION + (1 if negative else 0):
-        raise ValueError(f"time: invalid duration {quoted}")
+        if whole > (MAX_GO_DURATION + 1) // scale:
+            raise invalid
+        value = whole * scale + _go_fraction(fraction, scale)
+        total += value
+        if value > MAX_GO_DURATION + 1 or total > MAX_GO_DURATION + 1:
+            raise invalid
+    if total > MAX_GO_DURATION + (1 if negative else 0):
+        raise invalid
     return -total if negative else total
 
 
@@ -1134,9 +1164,13 @@ def match_configure_path(path: str) -> tuple[bool, str | None]:
     return (found is not None, found["backend"] if found else None)
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python reads NaN and Infinity; Go does not
+
+
 def _go_json_object(body: bytes) -> Mapping[str, Any]:
     """Decode a body as Go's ``json.Unmarshal`` into a struct would accept it: an object, or ``null``."""
-    value = json.loads(body)  # ValueError for invalid JSON, an empty body included
+    value = json.loads(body, parse_constant=_not_json)  # ValueError for invalid JSON, an empty body included
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -1153,6 +1187,8 @@ def _go_field(data: Mapping[str, Any], key: str, kind: str) -> Any:
         "string": isinstance(value, str),
         "bool": isinstance(value, bool),
         "int32": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
+        "int": isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63,
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
         "strings": isinstance(value, list) and all(item is None or isinstance(item, str) for item in value),
         "object": isinstance(value, dict),
     }[kind]
@@ -1205,6 +1241,61 @@ class RunnerConfig:
         return None if self.keep_alive < 0 else self.keep_alive / _SECOND
 
 
+_SHELL_SPACES = " \t\r\n"
+_SHELL_LINE_ENDS = ";&|<>"
+_SHELL_ESCAPES = {"t": "\t", "n": "\n"}
+
+
+def split_raw_runtime_flags(line: str) -> tuple[str, ...]:
+    """``raw-runtime-flags`` split into words as DMR splits them (go-shellwords' ``Parse``, without
+    environment or command substitution). Quotes group words (``''`` is an empty word); a backslash
+    keeps the next character (``\\t``, ``\\n``: tab, newline), except inside single quotes; backquotes
+    and ``$(...)`` are kept as text; an unquoted ``;``, ``&``, ``|``, ``<`` or ``>`` ends the line (what
+    follows is ignored; a word starting with a digit before ``>`` too). :class:`ValueError` ``invalid
+    command line string`` for an unclosed quote, a trailing backslash, a parenthesis outside ``$(...)``."""
+    invalid = ValueError("invalid command line string")
+    words: list[str] = []
+    word, in_word = "", False  # in_word: a word has started, even an empty quoted one
+    escaped = single = double = backquote = dollar = False
+    for char in line:
+        if escaped:
+            word, escaped, in_word = word + _SHELL_ESCAPES.get(char, char), False, True
+            continue
+        if char == "\\" and not single:
+            escaped = True
+            continue
+        quoted = single or double or backquote or dollar
+        if char in _SHELL_SPACES:
+            if quoted:
+                word += char
+            elif in_word:
+                words.append(word)
+                word, in_word = "", False
+            continue
+        if char == "'" and not (double or dollar):
+            in_word, single = in_word or single, not single
+            continue
+        if char == '"' and not (single or dollar):
+            in_word, double = in_word or double, not double
+            continue
+        if char in "()" and not (single or double or backquote):
+            if char == "(" and (dollar or not word.endswith("$")) or char == ")" and not dollar:
+                raise invalid
+            dollar = char == "("
+        elif char == "`" and not (single or double or dollar):
+            backquote = not backquote
+        elif char in _SHELL_LINE_ENDS and not quoted:
+            if char == ">" and word[:1].isdigit() and word[0].isascii():
+                in_word = False  # "2>": a redirection, not a word
+            break
+        word, in_word = word + char, True
+    if in_word:
+        words.append(word)
+    if escaped or single or double or backquote or dollar:
+        raise invalid
+    return tuple(words)
+
+
 @dataclass(frozen=True)
 class ConfigureRequest:
     """The body of ``POST /engines/_configure``. ``mode`` ``None`` lets the runtime flags decide."""
@@ -1225,25 +1316,26 @@ class ConfigureRequest:
         return body
 
     def resolve(self) -> tuple[str, RunnerConfig]:
-        """The runner mode and settings DMR stores: ``raw-runtime-flags`` split as a shell would (when
-        ``runtime-flags`` is empty); the mode given, else ``embedding`` when the flags hold
-        ``--embeddings``, else ``completion``. :class:`ValueError` ``invalid runtime flags: ...``
-        (DMR answers it with ``500``)."""
+        """The runner mode and settings DMR stores: ``raw-runtime-flags`` split as DMR does (when
+        ``runtime-flags`` is empty, :func:`split_raw_runtime_flags`); the mode given, else ``embedding``
+        when the flags hold ``--embeddings``, else ``completion``. :class:`ValueError` ``invalid runtime
+        flags: invalid command line string`` (DMR answers it with ``500``)."""
         config = self.config
         if not config.runtime_flags and self.raw_runtime_flags:
-            import shlex  # local: only stand-in servers need it
-
             try:
-                flags = tuple(shlex.split(self.raw_runtime_flags))
+                flags = split_raw_runtime_flags(self.raw_runtime_flags)
             except ValueError as exc:
                 raise ValueError(f"invalid runtime flags: {exc}") from None
-            config = RunnerConfig(
-                context_size=config.context_size, runtime_flags=flags, speculative=config.speculative,
-                keep_alive=config.keep_alive, vllm=config.vllm, llamacpp=config.llamacpp,
-            )  # fmt: skip
+            config = dataclasses.replace(config, runtime_flags=flags)
         if self.mode is not None:
             return self.mode, config
         return (EMBEDDING_MODE if "--embeddings" in config.runtime_flags else COMPLETION_MODE), config
+
+
+_SPECULATIVE_FIELDS = {"draft_model": "string", "num_tokens": "int", "min_acceptance_rate": "number"}
+_VLLM_FIELDS = {"hf-overrides": "object", "gpu-memory-utilization": "number"}
+_LLAMACPP_FIELDS = {"reasoning-budget": "int32"}
+"""The fields DMR knows in ``_configure``'s ``speculative``, ``vllm`` and ``llamacpp`` objects, and their Go types."""
 
 
 def parse_configure_request(body: bytes) -> ConfigureRequest:
@@ -1257,6 +1349,9 @@ def parse_configure_request(body: bytes) -> ConfigureRequest:
     speculative = _go_field(data, "speculative", "object")
     vllm = _go_field(data, "vllm", "object")
     llamacpp = _go_field(data, "llamacpp", "object")
+    for section, fields in ((speculative, _SPECULATIVE_FIELDS), (vllm, _VLLM_FIELDS), (llamacpp, _LLAMACPP_FIELDS)):
+        for key, kind in fields.items():
+            _go_field(section or {}, key, kind)
     config = RunnerConfig(
         context_size=_go_field(data, "context-size", "int32"),
         runtime_flags=tuple(flag or "" for flag in _go_field(data, "runtime-flags", "strings") or ()),

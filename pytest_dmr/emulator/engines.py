@@ -36,6 +36,8 @@ from pytest_dmr.emulator.llama_process import READY_PREFIX
 DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_LOAD_TIMEOUT = 300.0
 STOP_GRACE = 5.0
+LOADS_DISABLED = "backend loading disabled"
+"""DMR's loader error once it is shutting down: the emulator's after :meth:`Scheduler.close`."""
 
 
 def xllamacpp_version() -> str | None:
@@ -264,8 +266,9 @@ class Runner:
     handle: RunnerHandle | None = None
     in_use: int = 0
     waiting: int = 0
-    """Requests waiting for its load: the idle reaper leaves it to them (a keep-alive of 0 would
-    otherwise unload it between its load and the request that asked for it, again and again)."""
+    """Requests waiting for its load. Once it is loaded they hold it as if in use (DMR hands a runner
+    to the request that loaded it at once): nothing unloads it before they get it (a keep-alive of 0
+    or an unload would otherwise take it from the request that asked for it, which would load it again)."""
     last_used: float = field(default_factory=time.time)
     close_on_release: bool = False
     """Evicted while requests held it (its process died): the last of them closes it."""
@@ -275,20 +278,25 @@ class Runner:
         assert self.handle is not None
         return self.handle.client
 
+    @property
+    def claimed(self) -> bool:
+        """Requests hold it, or wait for it to be handed to them: it is in use, it cannot be unloaded."""
+        return self.in_use > 0 or self.waiting > 0
+
     def exited(self) -> bool:
         """Its process has exited (crashed, or killed from outside): it can serve nothing more."""
         return self.handle is not None and self.handle.exit_error() is not None
 
     def ps(self, config: protocol.RunnerConfig | None = None) -> dict[str, Any]:
         """Its ``/engines/ps`` entry; ``keep_alive`` from its model's settings (not while loading, as DMR)."""
-        busy = self.loading or self.in_use > 0
+        busy = self.loading or self.claimed
         keep_alive = config.keep_alive if config is not None and not self.loading else None
         return protocol.ps_entry(
             backend=protocol.LLAMACPP_BACKEND,
             model_name=self.model_name,
             mode=self.mode,
             last_used=protocol.GO_ZERO_TIME if busy else protocol.go_time(self.last_used),
-            in_use=self.in_use > 0,
+            in_use=self.claimed and not self.loading,
             loading=self.loading,
             keep_alive=None if keep_alive is None else protocol.format_keep_alive(keep_alive),
         )
@@ -319,6 +327,8 @@ class Scheduler:
         self.load_timeout = load_timeout
         self._runners: dict[tuple[str, str], Runner] = {}
         self._configs: dict[ConfigKey, protocol.RunnerConfig] = {}
+        self._loads: set[threading.Thread] = set()
+        """Loads in progress: :meth:`close` waits for them, so no llama.cpp process outlives it."""
         self._changed = threading.Condition()
         self._closed = False
         self._reaper = threading.Thread(target=self._reap_idle, name="dmr-emulator-idle", daemon=True)
@@ -330,7 +340,7 @@ class Scheduler:
         """The ready runner for (model, mode), loading it if needed; release it when done.
 
         Raises :class:`StillLoading` when ``wait`` is false and the runner is not ready yet, and
-        :class:`LoadError` when it cannot be loaded.
+        :class:`LoadError` when it cannot be loaded (or the scheduler is closed).
         """
         to_close: list[Runner] = []
         key = (model_id, mode)
@@ -338,13 +348,15 @@ class Scheduler:
         try:
             with self._changed:
                 while True:
+                    if self._closed:  # stopping: start nothing new (DMR's loader refuses loads then too)
+                        raise LoadError(LOADS_DISABLED)
                     runner = self._runners.get(key)
                     if runner is None and len(self._runners) >= self.slots:
                         # Full: evict every unused runner at once (DMR does), or wait for one to free up.
                         # Looked up again after every wait: another request may have started this load.
                         unused = [
                             other for other in self._runners.values()
-                            if not other.loading and other.in_use == 0 and other.waiting == 0
+                            if not other.loading and not other.claimed
                         ]  # fmt: skip
                         for other in unused:
                             del self._runners[(other.model_id, other.mode)]
@@ -356,9 +368,11 @@ class Scheduler:
                         runner = Runner(model_id=model_id, model_name=model_name, mode=mode)
                         self._runners[key] = runner
                         evicted, to_close = to_close, []  # stopped before the load starts, not after it
-                        threading.Thread(
+                        load = threading.Thread(
                             target=self._load, args=(runner, model_path, alias, evicted), name="dmr-emulator-load", daemon=True
-                        ).start()
+                        )
+                        self._loads.add(load)
+                        load.start()
                     if runner.loading and not wait:
                         raise StillLoading(model_name)
                     runner.waiting += 1
@@ -414,6 +428,13 @@ class Scheduler:
         return [runner]
 
     def _load(self, runner: Runner, model_path: Callable[[], Path], alias: str, evicted: list[Runner]) -> None:
+        try:
+            self._start_runner(runner, model_path, alias, evicted)
+        finally:
+            with self._changed:
+                self._loads.discard(threading.current_thread())
+
+    def _start_runner(self, runner: Runner, model_path: Callable[[], Path], alias: str, evicted: list[Runner]) -> None:
         self._close_runners(evicted)
         with self._changed:
             config = self._config_for(runner)
@@ -460,8 +481,8 @@ class Scheduler:
                 return
             runner = self._runners.get((model_id, mode)) if backend == protocol.LLAMACPP_BACKEND else None
             to_close: list[Runner] = []
-            if runner is not None and not runner.loading and runner.waiting == 0:
-                if runner.in_use > 0:
+            if runner is not None and not runner.loading:
+                if runner.claimed:
                     raise RunnerAlreadyActive()
                 del self._runners[(model_id, mode)]
                 to_close.append(runner)
@@ -496,7 +517,7 @@ class Scheduler:
                 runner
                 for runner in self._runners.values()
                 if not runner.loading
-                and runner.in_use == 0
+                and not runner.claimed
                 and (model_ids is None or (runner.model_id in model_ids and backend in ("", protocol.LLAMACPP_BACKEND)))
             ]
             for runner in chosen:
@@ -506,13 +527,17 @@ class Scheduler:
         return len(chosen)
 
     def close(self) -> None:
+        """Unload every runner, and wait for loads in progress (each stops its runner once loaded)."""
         with self._changed:
             self._closed = True
             runners = [runner for runner in self._runners.values() if runner.handle is not None]
             self._runners.clear()
+            loads = list(self._loads)
             self._changed.notify_all()
         for runner in runners:
             runner.handle.close()  # type: ignore[union-attr]
+        for load in loads:
+            load.join()
 
     def _close_runners(self, runners: list[Runner]) -> None:
         for runner in runners:
@@ -526,7 +551,7 @@ class Scheduler:
         wait = 1.0
         for runner in self._runners.values():
             timeout = self._idle_timeout_for(runner)
-            if not runner.loading and runner.in_use == 0 and runner.waiting == 0 and timeout is not None:
+            if not runner.loading and not runner.claimed and timeout is not None:
                 wait = min(wait, runner.last_used + timeout - now + 0.1)
         return max(0.01, wait)
 
@@ -540,7 +565,7 @@ class Scheduler:
                 idle = []
                 for runner in self._runners.values():
                     timeout = self._idle_timeout_for(runner)
-                    unused = not runner.loading and runner.in_use == 0 and runner.waiting == 0
+                    unused = not runner.loading and not runner.claimed
                     if unused and timeout is not None and now - runner.last_used > timeout:
                         idle.append(runner)
                 for runner in idle:

@@ -198,6 +198,24 @@ def test_bad_settings_are_refused_before_sending(client: Any, mock: MockModelRun
     assert mock.requests == []
 
 
+@pytest.mark.parametrize(
+    "keep_alive", [float("inf"), float("nan"), 1e12, 2**70, datetime.timedelta(days=999_999)], ids=["inf", "nan", "1e12", "2**70", "days"]
+)  # fmt: skip
+def test_a_keep_alive_longer_than_a_go_duration_is_refused_clearly(client: Any, mock: MockModelRunner, keep_alive: Any) -> None:
+    with pytest.raises(errors.ConfigurationError) as caught:
+        client.configure("ai/smollm2", keep_alive=keep_alive)
+    assert str(caught.value) == (
+        f"keep_alive {keep_alive!r} is not a duration DMR can hold (at most about 292 years). "
+        'Give a number of seconds, or keep_alive="-1" to never unload the model when idle'
+    )
+    assert mock.requests == []
+
+
+def test_the_longest_keep_alive_in_seconds_still_goes_through(client: Any, mock: MockModelRunner) -> None:
+    client.configure("ai/smollm2", keep_alive=9e9)  # 285 years
+    assert mock.last_request.json == {"model": "ai/smollm2", "keep_alive": "2500000h0m0s"}
+
+
 def test_an_unknown_backend(client: Any) -> None:
     with pytest.raises(errors.BackendUnavailableError) as caught:
         client.configure("ai/smollm2", keep_alive="1m", backend="tensorrt")
@@ -272,6 +290,13 @@ def test_a_server_answering_html_is_not_a_model_runner(scripted: Callable[..., A
     client = scripted(lambda request: httpx.Response(200 if request.method == "GET" else 405, text=page))
     with pytest.raises(errors.NotAModelRunnerError, match=f"^the server answered {what} with"):
         operation(client)
+
+
+def test_configure_answered_by_a_catch_all_page_is_not_a_model_runner(scripted: Callable[..., Any]) -> None:
+    """DMR answers ``_configure`` with 202 and nothing else; a 200 page means the settings went nowhere."""
+    client = scripted(lambda request: httpx.Response(200, text="<html>welcome</html>"))
+    with pytest.raises(errors.NotAModelRunnerError, match="^the server answered POST /engines/_configure with 200 '<html>welcome</html>'"):
+        client.configure("ai/smollm2", keep_alive="1m")
 
 
 def test_a_json_answer_of_the_wrong_shape_is_not_a_model_runner(scripted: Callable[..., Any]) -> None:

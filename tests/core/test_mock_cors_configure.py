@@ -190,19 +190,41 @@ def test_keep_alive_is_written_back_as_go_does(client: httpx.Client, given: str,
      {"model": "ai/smollm2", "keep_alive": "5y"}, {"model": "ai/smollm2", "mode": "chat"},
      {"model": "ai/smollm2", "context-size": "4096"}, {"model": "ai/smollm2", "context-size": 2**31},
      {"model": "ai/smollm2", "context-size": 4096.5}, {"model": "ai/smollm2", "runtime-flags": "--threads 2"},
-     {"model": "ai/smollm2", "speculative": "ai/x"}],
+     {"model": "ai/smollm2", "speculative": "ai/x"}, {"model": "ai/smollm2", "speculative": {"num_tokens": "4"}},
+     {"model": "ai/smollm2", "speculative": {"draft_model": 1}}, {"model": "ai/smollm2", "speculative": {"num_tokens": 1.5}},
+     {"model": "ai/smollm2", "speculative": {"min_acceptance_rate": "0.5"}},
+     {"model": "ai/smollm2", "vllm": {"gpu-memory-utilization": True}}, {"model": "ai/smollm2", "vllm": {"hf-overrides": []}},
+     {"model": "ai/smollm2", "llamacpp": {"reasoning-budget": 2**31}}, b'{"model":"ai/smollm2","vllm":{"gpu-memory-utilization":NaN}}',
+     b'{"model":"ai/smollm2","speculative":{"min_acceptance_rate":Infinity}}',
+     b'{"model":"ai/smollm2","speculative":{"min_acceptance_rate":1e999}}'],
     ids=["truncated", "empty", "array", "string", "model-number", "keep-alive-number", "keep-alive-words",
          "keep-alive-no-unit", "keep-alive-unknown-unit", "unknown-mode", "context-string", "context-overflow",
-         "context-float", "flags-string", "speculative-string"],
+         "context-float", "flags-string", "speculative-string", "num-tokens-string", "draft-model-number",
+         "num-tokens-float", "acceptance-string", "gpu-memory-bool", "hf-overrides-array", "reasoning-budget-overflow",
+         "nan", "infinity", "number-overflow"],
 )  # fmt: skip
 def test_bodies_dmr_cannot_decode_are_400_invalid_request(mock: MockModelRunner, client: httpx.Client, body: Any) -> None:
     assert_plain_error(configure(client, body), 400, "invalid request")
     assert mock.runner_configs == {} and mock.loaded_runners == []
 
 
-def test_unparsable_raw_runtime_flags_are_a_500(client: httpx.Client) -> None:
-    response = configure(client, {"model": "ai/smollm2", "raw-runtime-flags": "--alias 'unterminated"})
-    assert_plain_error(response, 500, "invalid runtime flags: No closing quotation")
+@pytest.mark.parametrize("raw", ["--alias 'unterminated", '--alias "x', "--threads 2 \\", "--seed (1)", "--seed `date"])
+def test_unparsable_raw_runtime_flags_are_a_500_with_go_shellwords_message(mock: MockModelRunner, client: httpx.Client,
+                                                                           raw: str) -> None:  # fmt: skip
+    response = configure(client, {"model": "ai/smollm2", "raw-runtime-flags": raw})
+    assert_plain_error(response, 500, "invalid runtime flags: invalid command line string")
+    assert mock.runner_configs == {}
+
+
+def test_raw_runtime_flags_are_split_as_dmr_splits_them(mock: MockModelRunner, client: httpx.Client) -> None:
+    """DMR splits with go-shellwords: an unquoted ';' ends the line, a backslash-t is a tab."""
+    raw = "--threads 2 --alias \"my model\" --stop 'a\\tb' --seed \\t1; --log-file /etc/passwd"
+    assert configure(client, {"model": "ai/smollm2", "raw-runtime-flags": raw}).status_code == 202
+    assert client.get("/engines/_configure").json()[0]["Config"] == {
+        "runtime-flags": ["--threads", "2", "--alias", "my model", "--stop", "a\\tb", "--seed", "\t1"]}
+    assert (configure(client, {"model": "ai/smollm2", "raw-runtime-flags": "x", "runtime-flags": ["--embeddings"]})
+            .status_code) == 202  # fmt: skip
+    assert client.get("/engines/_configure").json()[1]["Config"] == {"runtime-flags": ["--embeddings"]}  # the list wins
 
 
 def test_backends_and_routes(mock: MockModelRunner, client: httpx.Client) -> None:

@@ -58,6 +58,16 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
+def preloaded(api: httpx.Client) -> None:
+    """Wait until the runner ``_configure`` preloads is loaded and idle: the preload has let it go."""
+
+    def idle() -> bool:
+        entries = api.get("/engines/ps").json()
+        return len(entries) == 1 and not (entries[0].get("loading") or entries[0].get("in_use"))
+
+    wait_for(idle, "the preload")
+
+
 @pytest.fixture
 def mock_engine(live_catalog: Path) -> Iterator[EmulatorServer]:
     """An emulator on the mock engine with ``ai/smollm2`` pulled (DMR's API, instant loads)."""
@@ -167,10 +177,10 @@ def test_configure_answers_202_and_lists_the_setting(mock_engine: EmulatorServer
                               "Config": {"context-size": 1024, "keep_alive": "10m0s"}}]  # fmt: skip
     assert api.get("/engines/_configure", params={"model": "ai/smollm2:latest"}).json() == listed.json()
     assert api.get("/engines/_configure", params={"model": "ai/other"}).json() == []
-    wait_for(lambda: [entry.get("keep_alive") for entry in api.get("/engines/ps").json()] == ["10m0s"], "the preload")
+    preloaded(api)
     (entry,) = api.get("/engines/ps").json()
     assert list(entry) == ["backend_name", "model_name", "mode", "last_used", "keep_alive"]
-    assert (entry["model_name"], entry["mode"]) == ("smollm2", "completion")  # as the _configure request spelled it
+    assert (entry["model_name"], entry["mode"], entry["keep_alive"]) == ("smollm2", "completion", "10m0s")  # name as given
 
 
 @pytest.mark.parametrize(
@@ -181,7 +191,7 @@ def test_configure_answers_202_and_lists_the_setting(mock_engine: EmulatorServer
      (b'{"model":"ai/smollm2","keep_alive":"10"}', 400, "invalid request"),
      (b'{"model":"ai/smollm2","mode":"chat"}', 400, "invalid request"),
      (b'{"model":"ai/smollm2","context-size":"4096"}', 400, "invalid request"),
-     (b'{"model":"ai/smollm2","raw-runtime-flags":"--alias \'x"}', 500, "invalid runtime flags: No closing quotation")],
+     (b'{"model":"ai/smollm2","raw-runtime-flags":"--alias \'x"}', 500, "invalid runtime flags: invalid command line string")],
 )  # fmt: skip
 def test_configure_errors(api: httpx.Client, body: bytes, status: int, text: str) -> None:
     assert_plain_error(api.post("/engines/_configure", content=body), status, text)
@@ -216,7 +226,7 @@ def test_other_settings_for_a_runner_in_use_are_a_409(mock_engine: EmulatorServe
 
 def test_unload_and_stored_settings(mock_engine: EmulatorServer, api: httpx.Client) -> None:
     api.post("/engines/_configure", json={"model": MODEL, "keep_alive": "-1"})
-    wait_for(lambda: len(api.get("/engines/ps").json()) == 1, "the preload")
+    preloaded(api)
     assert api.post("/engines/unload", json={"models": ["smollm2"], "backend": ""}).json() == {"unloaded_runners": 1}
     assert len(api.get("/engines/_configure").json()) == 1  # an empty backend keeps the settings
     assert api.post("/engines/unload", json={"models": ["smollm2"], "backend": "vllm"}).json() == {"unloaded_runners": 0}
@@ -224,7 +234,7 @@ def test_unload_and_stored_settings(mock_engine: EmulatorServer, api: httpx.Clie
     assert api.post("/engines/unload", json={"models": ["smollm2"], "backend": "llama.cpp"}).json() == {"unloaded_runners": 0}
     assert api.get("/engines/_configure").json() == []
     api.post("/engines/_configure", json={"model": MODEL, "keep_alive": "-1"})
-    wait_for(lambda: len(api.get("/engines/ps").json()) == 1, "the preload")
+    preloaded(api)
     response = api.post("/engines/unload", json={"all": True})
     assert response.text == '{"unloaded_runners":1}\n'
     assert api.get("/engines/_configure").json() == [] and api.get("/engines/ps").json() == []
@@ -237,7 +247,7 @@ def test_models_running_on_the_command_line(mock_engine: EmulatorServer, api: ht
     assert cli.main(["--url", mock_engine.url, "models", "--running"]) == 0
     assert capsys.readouterr().out == f"no models loaded on {mock_engine.url}\n"
     api.post("/engines/_configure", json={"model": MODEL, "keep_alive": "90s"})
-    wait_for(lambda: len(api.get("/engines/ps").json()) == 1, "the preload")
+    preloaded(api)
     api.post("/engines/v1/embeddings", json={"model": "smollm2", "input": "x"})
     assert cli.main(["--url", mock_engine.url, "models", "--running"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -261,8 +271,9 @@ def test_keep_alive_zero_stops_llama_cpp_as_soon_as_the_request_is_done(fresh_em
                 seen.update(llama_processes(fresh_emulator))  # in use while it streams: it cannot go yet
         assert seen, "no llama.cpp process served the request"
         wait_for(lambda: http.get("/engines/ps").json() == [], "the runner to leave /engines/ps")
-        wait_for(lambda: not llama_processes(fresh_emulator), "the llama.cpp process to exit")
-        assert all(not Path(f"/proc/{pid}").exists() for pid in seen)
+        # Gone from /proc once the emulator has reaped it (an exited, unreaped one is a zombie there).
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in seen), "the llama.cpp process to exit")
+        assert not llama_processes(fresh_emulator)
 
 
 def test_keep_alive_forever_outlives_the_idle_timeout(live_catalog: Path) -> None:
@@ -283,3 +294,16 @@ def test_keep_alive_forever_outlives_the_idle_timeout(live_catalog: Path) -> Non
             (command,) = llama_processes(server).values()
             assert "--embedding" not in command
             assert command[command.index("--ctx-size") + 1] == "1024"  # the configured context size
+
+
+def test_stop_right_after_configure_leaves_no_llama_cpp_process(live_catalog: Path) -> None:
+    """``_configure``'s background preload may still be starting llama.cpp: ``stop()`` waits for it and stops it."""
+    server = EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=1024).start()
+    try:
+        server.pull(MODEL)
+        assert httpx.post(server.url + "/engines/_configure", json={"model": MODEL, "keep_alive": "1m"}).status_code == 202
+        wait_for(lambda: bool(llama_processes(server)), "the preload to start llama.cpp")
+        loading = [entry.get("loading", False) for entry in httpx.get(server.url + "/engines/ps").json()]
+    finally:
+        server.stop()
+    assert llama_processes(server) == {}, f"llama.cpp outlived stop() (its runner was loading: {loading})"
