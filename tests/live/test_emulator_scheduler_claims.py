@@ -12,24 +12,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import httpx
 import pytest
 
 from pytest_dmr import protocol
 from pytest_dmr.emulator.engines import LoadError, Runner, RunnerAlreadyActive, Scheduler
 
-
-class Handle:
-    def __init__(self) -> None:
-        self.client = httpx.Client()
-        self.closed = False
-
-    def exit_error(self, wait: float = 0.0) -> str | None:
-        return None
-
-    def close(self) -> None:
-        self.closed = True
-        self.client.close()
+from .fake_engine import FakeHandle, acquire
 
 
 class HeldEngine:
@@ -40,23 +28,17 @@ class HeldEngine:
     def __init__(self) -> None:
         self.loading = threading.Event()
         self.finish = threading.Event()
-        self.handles: list[Handle] = []
+        self.handles: list[FakeHandle] = []
 
     def status(self) -> str:
         return "Running: held"
 
-    def start(self, *, model_path: Path, alias: str, mode: str) -> Handle:
+    def start(self, *, model_path: Path, alias: str, mode: str) -> FakeHandle:
         self.loading.set()
         assert self.finish.wait(10), "the test never let the load finish"
-        handle = Handle()
+        handle = FakeHandle()
         self.handles.append(handle)
         return handle
-
-
-def acquire(scheduler: Scheduler, model: str) -> Runner:
-    return scheduler.acquire(
-        model_id=model, model_name=model, mode=protocol.COMPLETION_MODE, model_path=lambda: Path(model), alias=model
-    )
 
 
 def test_close_waits_for_a_load_in_progress_and_stops_its_runner() -> None:
@@ -101,7 +83,7 @@ def test_a_loaded_runner_that_requests_wait_for_is_in_use() -> None:
     engine = HeldEngine()
     scheduler = Scheduler(engine, slots=2, idle_timeout=300)
     try:
-        handle = Handle()
+        handle = FakeHandle()
         runner = Runner(model_id="a", model_name="a", mode=protocol.COMPLETION_MODE, loading=False, handle=handle, waiting=1)
         scheduler._runners[("a", protocol.COMPLETION_MODE)] = runner
         (entry,) = scheduler.ps()
