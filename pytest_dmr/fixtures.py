@@ -43,6 +43,10 @@ NEEDS_LIVE = "needs a live Docker Model Runner"
 """Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
 PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
 LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
+MOCK_MARKER_OPTIONS = ("assert_all_rules_used",)
+"""The keyword arguments ``@pytest.mark.dmr_mock`` takes (``plugin.py`` checks them at collection)."""
+BODY_PASSED_KEY = pytest.StashKey[bool]()
+"""Set by ``plugin.py`` once the test's call phase is reported: whether the body passed."""
 
 
 @dataclass(frozen=True)
@@ -479,7 +483,10 @@ def recorded_backend(item: pytest.Item) -> str | None:
 
 def new_mock(settings: Settings, item: pytest.Item, config_model: str | None = None) -> MockModelRunner:
     """The test's mock: it lists the default model, ``dmr_config``'s model and every model the
-    test's ``dmr_model`` markers name; then ``pytest_dmr_configure_mock`` implementations script it."""
+    test's ``dmr_model`` markers name; then ``pytest_dmr_configure_mock`` implementations script it.
+
+    Their rules are the suite's canned answers, not the test's expectations: they are marked
+    background, so ``assert_all_rules_used`` leaves them out."""
     from pytest_dmr.mock import MockModelRunner
 
     names = [settings.model]
@@ -489,7 +496,21 @@ def new_mock(settings: Settings, item: pytest.Item, config_model: str | None = N
         names.extend(marker.args)
     mock = MockModelRunner(models=tuple(dict.fromkeys(names)))
     hooks.configure_mock(item, mock)
+    mock.mark_background_rules()
     return mock
+
+
+def mock_marker_options(item: pytest.Item) -> dict[str, Any]:
+    """The keyword arguments of the item's ``dmr_mock`` markers, the closest marker winning key by key."""
+    options: dict[str, Any] = {}
+    for marker in item.iter_markers("dmr_mock"):  # closest first
+        options = {**marker.kwargs, **options}
+    return options
+
+
+def asserts_all_rules_used(item: pytest.Item, settings: Settings) -> bool:
+    """``@pytest.mark.dmr_mock(assert_all_rules_used=...)``, else the ini's ``dmr_assert_all_rules_used``."""
+    return bool(mock_marker_options(item).get("assert_all_rules_used", settings.assert_all_rules_used))
 
 
 @pytest.fixture(scope="session")
@@ -502,11 +523,17 @@ def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
 
 
 @pytest.fixture
-def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> MockModelRunner:
+def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> Iterator[MockModelRunner]:
     """The mock's controller for this test (rules, replies, faults, recorded requests).
 
     Requesting it forces the mock for this test: ``dmr_adapter`` and ``dmr_client`` use this mock.
     ``pytest_dmr_configure_mock`` implementations have scripted it already.
+
+    With ``@pytest.mark.dmr_mock(assert_all_rules_used=True)`` (or the ini's
+    ``dmr_assert_all_rules_used = true``), a test whose body passed errors at teardown when a rule
+    it added answered no request (or fewer than its ``times``): ``mock.assert_all_rules_used()``.
+    The hook's rules are not checked. (The ``_dmr_backend`` fixture's own mock has only those, so
+    only this fixture checks.)
     """
     session = get_session(request.config)
     if session.settings.mode == "off":
@@ -515,7 +542,12 @@ def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> M
         pytest.fail(LIVE_AND_MOCK.format(nodeid=request.node.nodeid), pytrace=False)
     options = config_options(dmr_config)
     record_backend(request.node, MOCK)
-    return new_mock(session.settings, request.node, options.get("model"))
+    mock = new_mock(session.settings, request.node, options.get("model"))
+    yield mock
+    item = request.node
+    if item.stash.get(BODY_PASSED_KEY, False) and asserts_all_rules_used(item, session.settings):
+        __tracebackhide__ = True  # the message is the error: no need to show this fixture's code
+        mock.assert_all_rules_used()
 
 
 @pytest.fixture

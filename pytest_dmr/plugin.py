@@ -1,9 +1,10 @@
 """pytest-dmr's pytest hooks (entry point ``pytest11: dmr``). The fixtures live in ``fixtures.py``.
 
 Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
-markers), xdist hand-over, session start (the runner URL hook, live mode's check), report header,
-collection (marker validation), test setup (live-only tests, models), the test's call (a
-dmr_mock marker that did nothing), and reporting (user property, terminal summary).
+settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
+mode's check), report header, collection (marker validation), test setup (live-only tests,
+models), the test's call (a dmr_mock marker that did nothing; the body's outcome, for dmr_mock's
+teardown), and reporting (user property, terminal summary).
 
 This module is imported on every pytest run: it imports no httpx, mock or container library.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -20,7 +22,9 @@ from pytest_dmr import errors, hooks, protocol, settings as settings_module
 from pytest_dmr.fixtures import (
     LIVE,
     MOCK,
+    BODY_PASSED_KEY,
     LIVE_AND_MOCK,
+    MOCK_MARKER_OPTIONS,
     NEEDS_LIVE,
     RUN_DIRECTORY_KEY,
     SESSION_KEY,
@@ -50,7 +54,9 @@ MARKERS = {
     "where none is available.",
     "dmr_model": "dmr_model(*names): the test needs these models on a live runner (pulled when pulling is on, "
     "else the test skips); the mock serves any model.",
-    "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available.",
+    "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available. "
+    "dmr_mock(assert_all_rules_used=True): also, once the test has passed, it errors at teardown when a rule it "
+    "gave dmr_mock answered no request (default: ini dmr_assert_all_rules_used, false); the closest marker wins.",
 }
 MOCK_MARKER_UNUSED = (
     "{nodeid} is marked dmr_mock but requests none of pytest-dmr's fixtures ({fixtures}), so the marker has no "
@@ -79,19 +85,8 @@ FLAG_DESTS = {
     "--dmr-discovery": "dmr_discovery",
     "--dmr-timeout": "dmr_timeout",
 }
-INI_KEYS = (
-    "dmr_mode",
-    "dmr_url",
-    "dmr_model",
-    "dmr_provision",
-    "dmr_image",
-    "dmr_pull",
-    "dmr_reuse",
-    "dmr_require_live",
-    "dmr_discovery",
-    "dmr_timeout",
-    "dmr_compose_refs",
-)
+INI_KEYS = (*FLAG_DESTS.values(), "dmr_compose_refs", "dmr_assert_all_rules_used")
+"""Each flag's destination is also its ini key; two keys have no flag."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,13 +173,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="request timeout in seconds (120). [ini dmr_timeout, env DMR_TIMEOUT (s), LOCAL_MODEL_TIMEOUT (ms)]",
     )
-    for key in INI_KEYS[:-1]:
-        parser.addini(key, f"pytest-dmr: default for --{key.replace('_', '-').replace('dmr-mode', 'dmr')}", default="")
+    for flag, key in FLAG_DESTS.items():
+        parser.addini(key, f"pytest-dmr: default for {flag}", default="")
     parser.addini(
         "dmr_compose_refs",
         "pytest-dmr: compose model refs whose <REF>_URL / <REF>_MODEL variables point at a runner",
         type="args",
         default=list(settings_module.DEFAULT_COMPOSE_REFS),
+    )
+    parser.addini(
+        "dmr_assert_all_rules_used",
+        "pytest-dmr: a passing test errors at teardown when a rule it gave dmr_mock answered no request "
+        "(default false; @pytest.mark.dmr_mock(assert_all_rules_used=...) wins)",
+        default="",
     )
 
 
@@ -213,6 +214,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     worker_input = getattr(config, "workerinput", None)
     settings = resolve_settings(config)
+    if worker_input is None:  # the controller (or the single process) says it once
+        for message in settings_module.ineffective_settings(settings):
+            config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
     # The controller (or the single process) asks pytest_dmr_runner_url; workers are handed discovery's result.
     url_hook = None if worker_input is not None else functools.partial(runner_url_from_hook, config)
     dmr = DMRSession(settings, worker_input=worker_input, runner_url_hook=url_hook)
@@ -324,12 +328,19 @@ def _marker_message(item: pytest.Item, marker: pytest.Mark, takes: str) -> str:
     return f"@pytest.mark.{marker.name} takes {takes}; {item.nodeid} got args={marker.args!r}, kwargs={marker.kwargs!r}"
 
 
+MOCK_MARKER_TAKES = "no positional arguments and one keyword argument, assert_all_rules_used=True or False"
+
+
 def marker_problem(item: pytest.Item) -> str | None:
     """What is wrong with the item's dmr markers (naming the marker and what it got), or ``None``."""
-    for name in ("dmr_live", "dmr_mock"):
-        for marker in item.iter_markers(name):
-            if marker.args or marker.kwargs:
-                return _marker_message(item, marker, "no arguments")
+    for marker in item.iter_markers("dmr_live"):
+        if marker.args or marker.kwargs:
+            return _marker_message(item, marker, "no arguments")
+    for marker in item.iter_markers("dmr_mock"):
+        if marker.args or set(marker.kwargs) - set(MOCK_MARKER_OPTIONS) or not all(
+            isinstance(value, bool) for value in marker.kwargs.values()
+        ):
+            return _marker_message(item, marker, MOCK_MARKER_TAKES)
     for marker in item.iter_markers("dmr_model"):
         if not marker.args or marker.kwargs or not all(isinstance(arg, str) and arg.strip() for arg in marker.args):
             return _marker_message(
@@ -449,6 +460,16 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
         fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
         item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
     return result
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note whether the test's body passed: ``dmr_mock``'s teardown checks its rules only then (a
+    failing test already says what went wrong; its unused rules would only repeat it)."""
+    report = yield
+    if report.when == "call":
+        item.stash[BODY_PASSED_KEY] = report.passed
+    return report
 
 
 # --------------------------------------------------------------------------------------------

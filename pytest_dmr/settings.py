@@ -17,6 +17,10 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 | discovery    | ``--dmr-discovery``         | ``dmr_discovery``  | ``DMR_DISCOVERY``                            | all groups |
 | timeout      | ``--dmr-timeout`` (s)       | ``dmr_timeout`` (s) | ``DMR_TIMEOUT`` (s), ``LOCAL_MODEL_TIMEOUT`` (ms) | 120 s |
 | compose_refs | (none)                      | ``dmr_compose_refs`` | (none)                                     | ``LLM AI_RUNNER`` |
+| assert_all_rules_used | (none: the ``dmr_mock`` marker's keyword) | ``dmr_assert_all_rules_used`` | (none) | off |
+
+:func:`ineffective_settings` says which settings the user gave have no effect in this run (the
+plugin warns about them at configure time).
 """
 
 from __future__ import annotations
@@ -49,15 +53,22 @@ class Settings:
     model: str = protocol.DEFAULT_MODEL
     model_source: str = "default"
     provision: str = "never"
+    provision_source: str = "default"
     image: str = protocol.DEFAULT_IMAGE
+    image_source: str = "default"
     pull: bool | None = None
     """``None``: decided by who owns the runner (see :meth:`pull_for`)."""
+    pull_source: str = "default"
     reuse: bool = False
+    reuse_source: str = "default"
     require_live: bool = False
+    require_live_source: str = "default"
     discovery: tuple[str, ...] = DISCOVERY_GROUPS
     timeout: float = DEFAULT_TIMEOUT
     timeout_source: str = "default"
     compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS
+    assert_all_rules_used: bool = False
+    """The ini's default for ``@pytest.mark.dmr_mock(assert_all_rules_used=...)``."""
 
     def pull_for(self, *, provisioned: bool) -> bool:
         """Whether to pull missing models: explicit choice, else only on a runner we provisioned."""
@@ -216,11 +227,11 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
 
     raw, source = pick("--dmr-provision", "dmr_provision", "DMR_PROVISION")
     if source:
-        values["provision"] = _choice(raw, PROVISIONERS, source)
+        values["provision"], values["provision_source"] = _choice(raw, PROVISIONERS, source), source
 
     raw, source = pick("--dmr-image", "dmr_image", "DMR_IMAGE")
     if source:
-        values["image"] = _text(raw)
+        values["image"], values["image_source"] = _text(raw), source
 
     for name, flag, ini_name, env_name in (
         ("pull", "--dmr-pull", "dmr_pull", "DMR_PULL"),
@@ -229,7 +240,11 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
     ):
         raw, source = pick(flag, ini_name, env_name)
         if source:
-            values[name] = _boolean(raw, source)
+            values[name], values[f"{name}_source"] = _boolean(raw, source), source
+
+    raw, source = pick(None, "dmr_assert_all_rules_used")
+    if source:
+        values["assert_all_rules_used"] = _boolean(raw, source)
 
     raw, source = pick("--dmr-discovery", "dmr_discovery", "DMR_DISCOVERY")
     if source:
@@ -243,3 +258,96 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
         values["timeout_source"] = "LOCAL_MODEL_TIMEOUT"
 
     return Settings(**values)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings the user gave that do nothing in this run
+# --------------------------------------------------------------------------------------------
+
+REUSE_WITHOUT_PROVISIONING = (
+    "pytest-dmr: {setting} has no effect: it keeps a runner that pytest-dmr provisions alive for the next run, "
+    "and provisioning is {provision}, so no runner is started. Add --dmr-provision=testcontainers "
+    "(ini dmr_provision = testcontainers), or remove {setting}."
+)
+IMAGE_WITHOUT_PROVISIONING = (
+    "pytest-dmr: {setting} has no effect: the image is only used to start a runner, and provisioning is "
+    "{provision}, so pytest-dmr starts none (tests get the runner discovery finds, or the mock). Add "
+    "--dmr-provision=testcontainers (ini dmr_provision = testcontainers) to start runners from it, or remove {setting}."
+)
+FLAGS_MOOT_IN_MODE = (
+    "pytest-dmr: {flags} {verb} no effect with {mode}: {why}. Remove {them}, or run with --dmr=auto "
+    "(or --dmr=live) to use a runner."
+)
+MOOT_BECAUSE = {
+    "mock": "the mock never touches a runner, so nothing is provisioned or pulled",
+    "off": "pytest-dmr is off, its fixtures unavailable and its markers inert",
+}
+REQUIRE_LIVE_ON_THE_MOCK = (
+    "pytest-dmr: --dmr-require-live with {mode} fails every dmr_live and dmr_model test, as no test runs live "
+    "on the mock. Remove --dmr-require-live, or run with --dmr=auto (or --dmr=live) to use a runner."
+)
+
+
+def _flag(source: str | None) -> bool:
+    return bool(source) and str(source).startswith("--")
+
+
+def _flag_or_ini(source: str | None) -> bool:
+    return _flag(source) or str(source).endswith("(ini)")
+
+
+def setting_text(source: str, value: Any) -> str:
+    """A setting as the user gave it: ``--dmr-reuse``, ``--dmr-image=me/runner:1``,
+    ``dmr_reuse = true in the ini file``, ``DMR_MODE=mock``."""
+    shown = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+    if source.startswith("--"):
+        return source if value is True else f"{source}={shown}"
+    if source.endswith("(ini)"):
+        return f"{source.split()[0]} = {shown} in the ini file"
+    return f"{source}={shown}"
+
+
+def ineffective_settings(settings: Settings) -> list[str]:
+    """Warnings for settings the user gave that have no effect in this run (none for defaults).
+
+    * ``reuse`` on, or an ``image``, while provisioning is ``never``: from a flag or the ini file.
+      Not from the environment, where a variable may be machine-wide (a shell profile, a CI job)
+      or shared (``docker-compose.yml``'s runner service reads ``DMR_IMAGE`` too).
+    * With mode ``mock`` or ``off``, the flags asking for a runner's features
+      (``--dmr-provision=testcontainers``, ``--dmr-pull``, ``--dmr-reuse``, ``--dmr-image``,
+      ``--dmr-require-live``): only flags, the run's explicit requests. The same settings in the ini
+      file or the environment are the suite's standing configuration, which a mock or off mode
+      overrides on purpose (``--dmr=mock`` to run without the runner it names); so is a URL.
+    """
+    warnings: list[str] = []
+    mooted: list[str] = []
+    provisioning = settings.provision == "testcontainers"
+    provision = "never (the default)" if settings.provision_source == "default" else (
+        f"never ({setting_text(settings.provision_source, settings.provision)})"
+    )
+    if settings.reuse and not provisioning and _flag_or_ini(settings.reuse_source):
+        warnings.append(REUSE_WITHOUT_PROVISIONING.format(
+            setting=setting_text(settings.reuse_source, True), provision=provision))
+    if settings.image_source != "default" and not provisioning and _flag_or_ini(settings.image_source):
+        warnings.append(IMAGE_WITHOUT_PROVISIONING.format(
+            setting=setting_text(settings.image_source, settings.image), provision=provision))
+    if settings.mode in MOOT_BECAUSE:
+        mode = setting_text(settings.mode_source, settings.mode)
+        if provisioning and _flag(settings.provision_source):
+            mooted.append(setting_text(settings.provision_source, settings.provision))
+        if provisioning and _flag(settings.image_source):  # without provisioning, warned above
+            mooted.append(setting_text(settings.image_source, settings.image))
+        if provisioning and settings.reuse and _flag(settings.reuse_source):
+            mooted.append(setting_text(settings.reuse_source, True))
+        if settings.pull and _flag(settings.pull_source):
+            mooted.append(setting_text(settings.pull_source, True))
+        if settings.require_live and _flag(settings.require_live_source):
+            if settings.mode == "mock":
+                warnings.append(REQUIRE_LIVE_ON_THE_MOCK.format(mode=mode))
+            else:
+                mooted.append(setting_text(settings.require_live_source, True))
+        if mooted:
+            warnings.append(FLAGS_MOOT_IN_MODE.format(
+                flags=", ".join(mooted), verb="has" if len(mooted) == 1 else "have", mode=mode,
+                why=MOOT_BECAUSE[settings.mode], them="it" if len(mooted) == 1 else "them"))
+    return warnings

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_dmr import protocol
-from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.faults import DEFAULT_LOAD_FAILURE, Fault
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class Rule:
     in it), ``endpoint`` (exact; without it a rule only matches inference requests:
     ``/chat/completions``, ``/completions``, ``/embeddings``), ``when`` (a callable on the
     :class:`RecordedRequest`). ``times`` limits how many requests it answers; ``calls`` counts them.
+    ``background`` rules (a suite's canned answers: see :meth:`MockModelRunner.mark_background_rules`)
+    are not expected to answer anything, so :meth:`MockModelRunner.assert_all_rules_used` skips them.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class Rule:
             raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={protocol.MODELS_CREATE_PATH!r}")
         if isinstance(stream, str):
             raise TypeError("stream= takes a list of pieces, e.g. ['Hel', 'lo']; for one text use reply=")
+        times_given = times
         if times is None and fault is not None:
             times = fault.times
         if times is not None and (not isinstance(times, int) or times < 1):
@@ -89,7 +93,42 @@ class Rule:
         self.fault = fault
         self.times = times
         self.calls = 0
+        self.background = False
         self._canonical_model = protocol.canonical_model_name(model) if model else None
+        self._matches = matches
+        self._times_given = times_given
+
+    @property
+    def used_as_expected(self) -> bool:
+        """It answered a request; with ``times=N`` (given, or its fault's), N of them."""
+        return self.calls >= (self.times or 1)
+
+    def describe(self) -> str:
+        """The rule as it would be written: ``reply('Paris.', contains='capital of France')``,
+        ``fail(Fault.http(503), model='ai/qwen3')``, ``add_rule(stream=['Hel', 'lo'], times=2)``."""
+        matchers = [
+            (name, value)
+            for name, value in (
+                ("model", self.model),
+                ("contains", self.contains),
+                ("matches", self._matches),
+                ("when", self.when),
+                ("endpoint", self.endpoint),
+            )
+            if value is not None
+        ]
+        limit = [("times", self._times_given)] if self._times_given is not None else []
+        answers = [
+            (name, value)
+            for name, value in (("reply", self.reply), ("stream", self.stream), ("tool_call", self.tool_call))
+            if value is not None
+        ]
+        if answers and answers[0][0] == "reply" and self.fault is None:
+            return _call("reply", [self.reply], matchers + limit)
+        if not answers and self.fault is not None:
+            return _call("fail", [self.fault], matchers + limit)
+        fault = [("fault", self.fault)] if self.fault is not None else []
+        return _call("add_rule", [], matchers + answers + fault + limit)
 
     @property
     def exhausted(self) -> bool:
@@ -139,3 +178,44 @@ class Rule:
         )
         limit = f", times={self.times}" if self.times is not None else ""
         return f"Rule({', '.join(conditions) or 'any request'} -> {action}{limit}, calls={self.calls})"
+
+
+def _call(name: str, arguments: Sequence[Any], keywords: Sequence[tuple[str, Any]]) -> str:
+    parts = [_source(value) for value in arguments] + [f"{key}={_source(value)}" for key, value in keywords]
+    return f"{name}({', '.join(parts)})"
+
+
+def _source(value: Any) -> str:
+    """A value as code would spell it: ``'text'``, ``re.compile('x', re.IGNORECASE)``, ``Fault.timeout()``,
+    a function by its name (a lambda by where it is: ``<lambda at test_x.py:12>``)."""
+    if isinstance(value, Fault):
+        return _fault_source(value)
+    if callable(value):
+        name = getattr(value, "__name__", None)
+        code = getattr(value, "__code__", None)
+        if name == "<lambda>" and code is not None:
+            return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
+        return name or repr(value)
+    return repr(value)
+
+
+def _fault_source(fault: Fault) -> str:
+    """The ``Fault`` factory call that makes ``fault``: ``Fault.loading(times=2)``, ``Fault.cut_stream(after=3)``."""
+    if fault.kind == "http":
+        if fault.status == 503 and fault.body is None and fault.times is not None:
+            return "Fault.loading()" if fault.times == 1 else f"Fault.loading(times={fault.times})"
+        if fault.status == 404 and fault.body is None and fault.times is None:
+            return "Fault.model_not_found()"
+        if fault.status == 500 and fault.times is None and fault.body == protocol.unable_to_load_message(DEFAULT_LOAD_FAILURE):
+            return "Fault.load_failure()"
+        body = [fault.body] if fault.body is not None else []
+        times = [("times", fault.times)] if fault.times is not None else []
+        return _call("Fault.http", [fault.status, *body], times)
+    if fault.kind == "cut_stream":
+        return f"Fault.cut_stream(after={fault.after})"
+    if fault.kind == "slow_first_token":
+        return f"Fault.slow_first_token({fault.seconds:g})"
+    if fault.kind == "pull_error":
+        after = "" if fault.after == 1 else f", after={fault.after}"
+        return f"Fault.pull_error({fault.message!r}{after})"
+    return f"Fault.{fault.kind}()"

@@ -24,6 +24,13 @@ _DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supporte
 _MODELS_PREFIX = protocol.MANAGEMENT_MODELS_PATH + "/"
 _PRELOAD = protocol.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
 
+RULES_NOT_USED = "The mock's rules were not all used:\n{rules}\n\n{hint}"
+"""What :meth:`MockModelRunner.assert_all_rules_used` raises: one ``- rule: how it fell short`` line per rule."""
+RULES_NOT_USED_HINT = (
+    "If a rule may go unused on purpose, add it in a pytest_dmr_configure_mock hook (or before "
+    "mock.mark_background_rules()), or turn the check off with @pytest.mark.dmr_mock(assert_all_rules_used=False)."
+)
+
 
 class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     """A Docker Model Runner in a transport: give it to any httpx client (the OpenAI SDK included).
@@ -121,6 +128,25 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def fail(self, fault: Fault, **match: Any) -> Rule:
         """``add_rule(fault=fault, ...)``."""
         return self.add_rule(fault=fault, **match)
+
+    def mark_background_rules(self) -> None:
+        """Make the rules added so far background: canned answers a suite sets up for every test (the
+        plugin marks those of ``pytest_dmr_configure_mock`` so), which :meth:`assert_all_rules_used`
+        does not expect a test to use."""
+        with self._lock:
+            for rule in self.rules:
+                rule.background = True
+
+    def assert_all_rules_used(self) -> None:
+        """Raise ``AssertionError`` listing, oldest first, each rule (background ones aside) that answered
+        no request, or fewer than its ``times``: a rule nothing used means the code under test did not
+        ask what the test scripted."""
+        __tracebackhide__ = True
+        with self._lock:
+            short = [rule for rule in self.rules if not rule.background and not rule.used_as_expected]
+            lines = [f"- {rule.describe()}: {_usage(rule)}" for rule in short]
+        if lines:
+            raise AssertionError(RULES_NOT_USED.format(rules="\n".join(lines), hint=RULES_NOT_USED_HINT))
 
     def reset(self) -> None:
         """Forget rules, recorded requests, loaded runners and their settings; restore the initial models."""
@@ -363,6 +389,12 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if method == "GET":
             return management.inspect_model(self, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
         return responses.plain_error(404, protocol.NOT_FOUND)
+
+
+def _usage(rule: Rule) -> str:
+    if rule.calls == 0:
+        return "never used"
+    return f"used {rule.calls} of {rule.times} times"
 
 
 def _delayed(response: httpx.Response, request: httpx.Request, delivery: Delivery) -> httpx.Response:

@@ -102,7 +102,8 @@ def test_mock_mode_skips_live_tests_with_the_mode_as_reason(marked: pytest.Pytes
     ("decorator", "message"),
     [
         ("@pytest.mark.dmr_live(True)", "@pytest.mark.dmr_live takes no arguments; test_bad.py::test_it got args=(True,), kwargs={}"),
-        ("@pytest.mark.dmr_mock(reason='x')", "@pytest.mark.dmr_mock takes no arguments; test_bad.py::test_it got args=(), kwargs={'reason': 'x'}"),
+        ("@pytest.mark.dmr_mock(reason='x')", "@pytest.mark.dmr_mock takes no positional arguments and one keyword argument, "
+         "assert_all_rules_used=True or False; test_bad.py::test_it got args=(), kwargs={'reason': 'x'}"),
         ("@pytest.mark.dmr_model", '@pytest.mark.dmr_model takes one or more model names as strings, e.g. '
          '@pytest.mark.dmr_model("ai/smollm2"); test_bad.py::test_it got args=(), kwargs={}'),
         ("@pytest.mark.dmr_model(['ai/smollm2'])", "@pytest.mark.dmr_model takes one or more model names as strings*"
