@@ -99,6 +99,28 @@ class Fault:
         ``{"type":"error","message":"Error: <message>",...}`` line and DMR's plain-text line."""
         return cls("pull_error", message=message, after=after)
 
+    def describe(self) -> str:
+        """The factory call that makes this fault, as a user wrote it: ``Fault.loading(times=2)``,
+        ``Fault.cut_stream(after=3)``, ``Fault.http(502, 'bad gateway')``."""
+        if self.kind == "http":
+            if self.status == 503 and self.body is None and self.times is not None:
+                return "Fault.loading()" if self.times == 1 else f"Fault.loading(times={self.times})"
+            if self.status == 404 and self.body is None and self.times is None:
+                return "Fault.model_not_found()"
+            if self.status == 500 and self.times is None and self.body == protocol.unable_to_load_message(DEFAULT_LOAD_FAILURE):
+                return "Fault.load_failure()"
+            arguments = [repr(self.status)] + ([repr(self.body)] if self.body is not None else [])
+            arguments += [f"times={self.times}"] if self.times is not None else []
+            return f"Fault.http({', '.join(arguments)})"
+        if self.kind == "cut_stream":
+            return f"Fault.cut_stream(after={self.after})"
+        if self.kind == "slow_first_token":
+            return f"Fault.slow_first_token({self.seconds:g})"
+        if self.kind == "pull_error":
+            after = "" if self.after == 1 else f", after={self.after}"
+            return f"Fault.pull_error({self.message!r}{after})"
+        return f"Fault.{self.kind}()"
+
     # -- how the transport uses it ---------------------------------------------------------------
 
     @property

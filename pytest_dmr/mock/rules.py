@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_dmr import protocol
-from pytest_dmr.mock.faults import DEFAULT_LOAD_FAILURE, Fault
+from pytest_dmr.mock.faults import Fault
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ def _source(value: Any) -> str:
     """A value as code would spell it: ``'text'``, ``re.compile('x', re.IGNORECASE)``, ``Fault.timeout()``,
     a function by its name (a lambda by where it is: ``<lambda at test_x.py:12>``)."""
     if isinstance(value, Fault):
-        return _fault_source(value)
+        return value.describe()
     if callable(value):
         name = getattr(value, "__name__", None)
         code = getattr(value, "__code__", None)
@@ -197,25 +197,3 @@ def _source(value: Any) -> str:
             return f"<lambda at {os.path.basename(code.co_filename)}:{code.co_firstlineno}>"
         return name or repr(value)
     return repr(value)
-
-
-def _fault_source(fault: Fault) -> str:
-    """The ``Fault`` factory call that makes ``fault``: ``Fault.loading(times=2)``, ``Fault.cut_stream(after=3)``."""
-    if fault.kind == "http":
-        if fault.status == 503 and fault.body is None and fault.times is not None:
-            return "Fault.loading()" if fault.times == 1 else f"Fault.loading(times={fault.times})"
-        if fault.status == 404 and fault.body is None and fault.times is None:
-            return "Fault.model_not_found()"
-        if fault.status == 500 and fault.times is None and fault.body == protocol.unable_to_load_message(DEFAULT_LOAD_FAILURE):
-            return "Fault.load_failure()"
-        body = [fault.body] if fault.body is not None else []
-        times = [("times", fault.times)] if fault.times is not None else []
-        return _call("Fault.http", [fault.status, *body], times)
-    if fault.kind == "cut_stream":
-        return f"Fault.cut_stream(after={fault.after})"
-    if fault.kind == "slow_first_token":
-        return f"Fault.slow_first_token({fault.seconds:g})"
-    if fault.kind == "pull_error":
-        after = "" if fault.after == 1 else f", after={fault.after}"
-        return f"Fault.pull_error({fault.message!r}{after})"
-    return f"Fault.{fault.kind}()"
