@@ -171,6 +171,12 @@ def trusts_environment(address: protocol.RunnerAddress) -> bool:
         return True
 
 
+def client_options(address: protocol.RunnerAddress, timeout: float, headers: dict[str, str]) -> dict[str, Any]:
+    """The httpx client arguments the client and the adapter share: timeouts, headers, and proxies
+    from the environment only for a runner that is not on this machine."""
+    return {"timeout": timeouts(timeout), "headers": headers, "trust_env": trusts_environment(address)}
+
+
 def user_agent() -> str:
     from pytest_dmr import __version__
 

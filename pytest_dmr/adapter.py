@@ -325,10 +325,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         if self._client is None or self._client_loop is not loop:
             self.close()
             client = httpx.AsyncClient(
-                transport=self._transport,
-                timeout=_http.timeouts(self.timeout),
-                headers=self._headers,
-                trust_env=_http.trusts_environment(self.address),
+                transport=self._transport, **_http.client_options(self.address, self.timeout, self._headers)
             )
             closer = _close_at_loop_shutdown(client)
             await closer.__anext__()  # first step: the loop now tracks it (and holds it suspended)

@@ -469,12 +469,7 @@ class ModelRunnerClient(_ClientBase):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.Client(
-            transport=transport,
-            timeout=_http.timeouts(timeout),
-            headers=self._headers,
-            trust_env=_http.trusts_environment(self.address),
-        )
+        self._http = httpx.Client(transport=transport, **_http.client_options(self.address, timeout, self._headers))
 
     def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
         request = self._http.build_request(
@@ -608,12 +603,7 @@ class AsyncModelRunnerClient(_ClientBase):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            timeout=_http.timeouts(timeout),
-            headers=self._headers,
-            trust_env=_http.trusts_environment(self.address),
-        )
+        self._http = httpx.AsyncClient(transport=transport, **_http.client_options(self.address, timeout, self._headers))
 
     async def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
         request = self._http.build_request(
