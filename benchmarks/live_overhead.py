@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import openai_api, sse
 from pytest_dmr.adapter import DockerModelRunnerAdapter
 
 PROMPT = "Tell a long story about a lighthouse keeper."
@@ -78,14 +78,14 @@ def raw_reader(client: httpx.AsyncClient, url: str, body: dict) -> Reader:
     async def pieces() -> AsyncIterator[str]:
         async with client.stream("POST", url, content=payload, headers={"Content-Type": "application/json"}) as response:
             response.raise_for_status()
-            decoder = protocol.SSEDecoder()
+            decoder = sse.SSEDecoder()
             async for line in response.aiter_lines():
                 data = decoder.feed(line)
                 if data is None:
                     continue
-                if data == protocol.SSE_DONE:
+                if data == sse.SSE_DONE:
                     return
-                piece = protocol.chunk_text(json.loads(data))
+                piece = openai_api.chunk_text(json.loads(data))
                 if piece:
                     yield piece
 

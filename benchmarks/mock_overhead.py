@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import respx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding
 from pytest_dmr.adapter import DockerModelRunnerAdapter
 from pytest_dmr.mock import MockModelRunner
 
@@ -46,7 +46,7 @@ async def run(calls: int, rounds: int) -> dict[str, list[float]]:
     mock = MockModelRunner()
     on_mock = DockerModelRunnerAdapter(mock.base_url, transport=mock)
     canned_answer = (await on_mock.chat([{"role": "user", "content": PROMPT}], **OPTIONS)).raw
-    canned = protocol.dumps(canned_answer).encode()
+    canned = encoding.dumps(canned_answer).encode()
 
     on_respx = DockerModelRunnerAdapter(RUNNER_URL)
     router = respx.mock(assert_all_called=False, assert_all_mocked=True)

@@ -65,7 +65,10 @@ if TYPE_CHECKING:
         StreamInterruptedError,
     )
     from pytest_dmr.mock import Fault, MockModelRunner, RecordedRequest
-    from pytest_dmr.protocol import DiskUsage, ModelInfo, PullProgress, RunningModel, normalize_model_name
+    from pytest_dmr.protocol.engines_api import DiskUsage, RunningModel
+    from pytest_dmr.protocol.model_info import ModelInfo
+    from pytest_dmr.protocol.model_names import normalize_model_name
+    from pytest_dmr.protocol.pull_stream import PullProgress
 
 
 def __getattr__(name: str) -> Any:

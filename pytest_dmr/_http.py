@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, error_bodies
 
 START_RUNNER_HINT = (
     "Start Docker Model Runner (Docker Desktop: `docker desktop enable model-runner --tcp 12434`; "
@@ -93,7 +94,7 @@ def transport_error(
 
 def status_error(response: httpx.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:
     """The error for a response with an error status; its body must have been read."""
-    return protocol.error_from_response(response.status_code, response.text, runner_url=runner_url, model=model)
+    return error_bodies.error_from_response(response.status_code, response.text, runner_url=runner_url, model=model)
 
 
 def decode_json(response: httpx.Response, *, what: str, runner_url: str, model: str | None = None) -> Any:
@@ -132,7 +133,7 @@ class RetryPolicy:
             raise errors.ConfigurationError(f"backoff must be 0 or more seconds, got {self.backoff}")
 
     def retries_status(self, status: int) -> bool:
-        return protocol.is_retryable_status(status)
+        return error_bodies.is_retryable_status(status)
 
     def retries_error(self, exc: BaseException) -> bool:
         """Connection failures (nothing was sent, so trying again is safe)."""
@@ -152,10 +153,10 @@ class RetryPolicy:
 def default_base_url(transport: object | None) -> str:
     """A transport that knows its own base URL (the mock) gives it; otherwise DMR's host URL."""
     base_url = getattr(transport, "base_url", None)
-    return base_url if isinstance(base_url, str) and base_url else protocol.DEFAULT_HOST_URL
+    return base_url if isinstance(base_url, str) and base_url else addresses.DEFAULT_HOST_URL
 
 
-def trusts_environment(address: protocol.RunnerAddress) -> bool:
+def trusts_environment(address: addresses.RunnerAddress) -> bool:
     """Whether httpx may take proxy settings (``HTTP_PROXY``, ``ALL_PROXY``...) from the environment.
 
     Not for a loopback runner: a proxy cannot reach this machine's 127.0.0.1, so a corporate
@@ -171,7 +172,7 @@ def trusts_environment(address: protocol.RunnerAddress) -> bool:
         return True
 
 
-def client_options(address: protocol.RunnerAddress, timeout: float, headers: dict[str, str]) -> dict[str, Any]:
+def client_options(address: addresses.RunnerAddress, timeout: float, headers: dict[str, str]) -> dict[str, Any]:
     """The httpx client arguments the client and the adapter share: timeouts, headers, and proxies
     from the environment only for a runner that is not on this machine."""
     return {"timeout": timeouts(timeout), "headers": headers, "trust_env": trusts_environment(address)}

@@ -22,8 +22,9 @@ from typing import Any
 
 import httpx
 
-from pytest_dmr import _http, errors, protocol
-from pytest_dmr.protocol import RunnerAddress
+from pytest_dmr import _http, errors
+from pytest_dmr.protocol import addresses, encoding, model_info, openai_api, routes, sse
+from pytest_dmr.protocol.addresses import RunnerAddress
 
 __all__ = ["ChatResult", "DockerModelRunnerAdapter", "LLMAdapter", "create_modelrunner_adapter"]
 
@@ -95,7 +96,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
     def __init__(
         self,
         base_url: str | None = None,
-        model: str = protocol.DEFAULT_MODEL,
+        model: str = addresses.DEFAULT_MODEL,
         *,
         timeout: float = 120.0,
         max_retries: int = 4,
@@ -109,7 +110,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
             raise errors.ConfigurationError(
                 f"timeout must be a positive number of seconds, got {timeout!r}", hint="Pass e.g. timeout=30"
             )
-        self.address: RunnerAddress = protocol.parse_runner_url(base_url or _http.default_base_url(transport))
+        self.address: RunnerAddress = addresses.parse_runner_url(base_url or _http.default_base_url(transport))
         self.model = model
         self.timeout = float(timeout)
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
@@ -118,7 +119,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self._transport = transport
         self._headers = {
             "User-Agent": _http.user_agent(),
-            "Content-Type": protocol.JSON_CONTENT_TYPE,
+            "Content-Type": encoding.JSON_CONTENT_TYPE,
             **(headers or {}),
         }
         self._sleep: Sleep = sleep or asyncio.sleep
@@ -128,7 +129,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         openai_url = self.address.openai_url
         self._urls = {  # parsed once: URL parsing is a visible share of a mock call's cost
             endpoint: httpx.URL(openai_url + endpoint)
-            for endpoint in (protocol.CHAT_COMPLETIONS, protocol.COMPLETIONS, protocol.EMBEDDINGS, protocol.MODELS)
+            for endpoint in (routes.CHAT_COMPLETIONS, routes.COMPLETIONS, routes.EMBEDDINGS, routes.MODELS)
         }
 
     def __repr__(self) -> str:
@@ -172,7 +173,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
     async def check_availability(self) -> bool:
         """Whether the runner answers its OpenAI model list, quickly and without retries. Never raises."""
         try:
-            response = await (await self._http()).get(self._urls[protocol.MODELS], timeout=min(self.timeout, 5.0))
+            response = await (await self._http()).get(self._urls[routes.MODELS], timeout=min(self.timeout, 5.0))
         except _http.HTTPX_ERRORS:
             return False
         except Exception:  # noqa: BLE001 - promised never to raise
@@ -199,19 +200,19 @@ class DockerModelRunnerAdapter(LLMAdapter):
     async def get_available_models(self) -> list[str]:
         """The OpenAI list's ids; the management list's names if that fails; ``[]`` if nothing answers."""
         try:
-            body = await self._request_json("GET", protocol.MODELS, None, model=None, retry=False)
+            body = await self._request_json("GET", routes.MODELS, None, model=None, retry=False)
             if isinstance(body, Mapping):
-                return protocol.model_ids_from_openai_list(body)
+                return model_info.model_ids_from_openai_list(body)
         except errors.DMRError:
             pass
         try:
-            response = await (await self._http()).get(self.address.root + protocol.MANAGEMENT_MODELS_PATH)
+            response = await (await self._http()).get(self.address.root + routes.MANAGEMENT_MODELS_PATH)
             listed = response.json() if response.status_code == 200 else None
         except _http.HTTPX_ERRORS + (ValueError,):
             return []
         if not isinstance(listed, list):
             return []
-        return [protocol.ModelInfo.from_json(entry).name for entry in listed if isinstance(entry, Mapping)]
+        return [model_info.ModelInfo.from_json(entry).name for entry in listed if isinstance(entry, Mapping)]
 
     # ---------------------------------------------------------------------------------------
     # The rest of the OpenAI-compatible API
@@ -221,7 +222,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         """A non-streamed chat completion; ``options`` go into the request body unchanged."""
         model = model or self.model
         body = self._body(model, "messages", list(messages), options)
-        answer = await self._request_json("POST", protocol.CHAT_COMPLETIONS, body, model=model)
+        answer = await self._request_json("POST", routes.CHAT_COMPLETIONS, body, model=model)
         return self._chat_result(answer, model)
 
     async def stream_chat(
@@ -230,14 +231,14 @@ class DockerModelRunnerAdapter(LLMAdapter):
         """A streamed chat completion: each non-empty ``delta.content`` as it arrives."""
         model = model or self.model
         body = self._body(model, "messages", list(messages), options, stream=True)
-        async for piece in self._stream(protocol.CHAT_COMPLETIONS, body, model):
+        async for piece in self._stream(routes.CHAT_COMPLETIONS, body, model):
             yield piece
 
     async def complete(self, prompt: str, *, model: str | None = None, **options: Any) -> str:
         """A text completion (``/completions``): the continuation of ``prompt``."""
         model = model or self.model
         body = self._body(model, "prompt", prompt, options)
-        answer = await self._request_json("POST", protocol.COMPLETIONS, body, model=model)
+        answer = await self._request_json("POST", routes.COMPLETIONS, body, model=model)
         choice = self._first_choice(answer, model)
         return str(choice.get("text") or "")
 
@@ -246,7 +247,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         model = model or self.model
         inputs = [texts] if isinstance(texts, str) else list(texts)
         body = self._body(model, "input", inputs, options)
-        answer = await self._request_json("POST", protocol.EMBEDDINGS, body, model=model)
+        answer = await self._request_json("POST", routes.EMBEDDINGS, body, model=model)
         data = answer.get("data") if isinstance(answer, Mapping) else None
         if (
             not isinstance(data, list)
@@ -418,7 +419,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         choice = self._first_choice(answer, model)
         message = choice.get("message") or {}
         return ChatResult(
-            text=protocol.message_text(message.get("content")),
+            text=openai_api.message_text(message.get("content")),
             tool_calls=list(message.get("tool_calls") or ()),
             finish_reason=choice.get("finish_reason"),
             usage=dict(answer.get("usage") or {}),
@@ -437,7 +438,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
 
     async def _read_stream(self, response: httpx.Response, endpoint: str, model: str) -> AsyncIterator[str]:
         received: list[str] = []
-        if not response.headers.get("content-type", "").startswith(protocol.EVENT_STREAM):
+        if not response.headers.get("content-type", "").startswith(encoding.EVENT_STREAM):
             # The server ignored "stream": true and answered in one piece.
             try:
                 await response.aread()
@@ -446,14 +447,14 @@ class DockerModelRunnerAdapter(LLMAdapter):
                 raise self._error(exc, model) from exc
             except ValueError as exc:
                 raise self._malformed("the answer is neither an event stream nor JSON", response.text, model) from exc
-            if endpoint == protocol.CHAT_COMPLETIONS:
+            if endpoint == routes.CHAT_COMPLETIONS:
                 text = self._chat_result(answer, model).text
             else:
                 text = str(self._first_choice(answer, model).get("text") or "")
             if text:
                 yield text
             return
-        decoder = protocol.SSEDecoder()
+        decoder = sse.SSEDecoder()
         try:
             async for line in response.aiter_lines():
                 data = decoder.feed(line)
@@ -461,14 +462,14 @@ class DockerModelRunnerAdapter(LLMAdapter):
                     raise self._interrupted(f"the runner reported an error: {decoder.error}", received, model)
                 if data is None:
                     continue
-                if data == protocol.SSE_DONE:
+                if data == sse.SSE_DONE:
                     return
                 piece = self._chunk_piece(data, received, model)
                 if piece:
                     received.append(piece)
                     yield piece
             data = decoder.flush()
-            if data == protocol.SSE_DONE:
+            if data == sse.SSE_DONE:
                 return
             if data is not None:
                 piece = self._chunk_piece(data, received, model)
@@ -500,7 +501,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
             error = chunk["error"]
             message = error.get("message", error) if isinstance(error, Mapping) else error
             raise self._interrupted(f"the runner reported an error: {message}", received, model)
-        return protocol.chunk_text(chunk)
+        return openai_api.chunk_text(chunk)
 
     def _interrupted(self, reason: str, received: list[str], model: str) -> errors.StreamInterruptedError:
         text = "".join(received)
@@ -585,7 +586,7 @@ def _env_url(environ: Mapping[str, str]) -> str | None:
         value = environ.get(name, "").strip()
         if value:
             try:
-                protocol.parse_runner_url(value)
+                addresses.parse_runner_url(value)
             except errors.ConfigurationError as exc:
                 raise errors.ConfigurationError(
                     f"{name}={value!r} is not a usable runner URL ({exc.message})",
@@ -607,7 +608,7 @@ def create_modelrunner_adapter(
     """
     env = os.environ if environ is None else environ
     options = dict(overrides)
-    options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or protocol.DEFAULT_MODEL)
+    options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or addresses.DEFAULT_MODEL)
     if "timeout" not in options:
         timeout = _env_timeout_ms(env, "LOCAL_MODEL_TIMEOUT")
         if timeout is not None:

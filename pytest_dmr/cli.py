@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START, Discovery, discover
 from pytest_dmr.settings import Settings, resolve
 
@@ -83,8 +84,8 @@ def doctor(settings: Settings, out: TextIO) -> int:
         kind = "Docker Model Runner" if found.kind == "dmr" else "an OpenAI-compatible server (no model management)"
         print(f"runner: {kind} at {found.address.openai_url} (found: {found.source})", file=out)
         names = list(found.models)
-        print(f"  models: {', '.join(protocol.short_model_name(name) for name in names) or 'none'}", file=out)
-        if not any(protocol.same_model(settings.model, name) for name in names):
+        print(f"  models: {', '.join(model_names.short_model_name(name) for name in names) or 'none'}", file=out)
+        if not any(model_names.same_model(settings.model, name) for name in names):
             problems += 1
             print(f"  missing: the default model {settings.model}; fix: `pytest-dmr pull {settings.model}` "
                   f"or `docker model pull {settings.model}`", file=out)
@@ -120,7 +121,7 @@ def running(settings: Settings, out: TextIO) -> int:
         return EXIT_OK
     rows = [
         (
-            protocol.short_model_name(entry.model),
+            model_names.short_model_name(entry.model),
             entry.mode,
             "loading" if entry.loading else "in use" if entry.in_use else "idle",
             entry.keep_alive or "default",
@@ -148,11 +149,11 @@ def models(settings: Settings, out: TextIO) -> int:
     if not listed:
         print(f"no models on {found.address.root}; pull one with `pytest-dmr pull {settings.model}`", file=out)
         return EXIT_OK
-    width = max(len(protocol.short_model_name(model.name)) for model in listed)
+    width = max(len(model_names.short_model_name(model.name)) for model in listed)
     print(f"{'MODEL':<{width}}  {'SIZE':>11}  ID", file=out)
     for model in listed:
         model_id = model.id.removeprefix("sha256:")[:12]
-        print(f"{protocol.short_model_name(model.name):<{width}}  {model.size or '':>11}  {model_id}", file=out)
+        print(f"{model_names.short_model_name(model.name):<{width}}  {model.size or '':>11}  {model_id}", file=out)
     return EXIT_OK
 
 
@@ -166,7 +167,7 @@ class _ProgressPrinter:
         self.last_step = -1
         self.tty = stream.isatty()
 
-    def __call__(self, line: protocol.PullProgress) -> None:
+    def __call__(self, line: pull_stream.PullProgress) -> None:
         if line.type == "warning":
             print(f"warning: {line.message}", file=self.stream)
             return
@@ -175,7 +176,7 @@ class _ProgressPrinter:
         if line.layer_id:
             self.layers[line.layer_id] = line.layer_current
         done = sum(self.layers.values())
-        text = f"pulling {self.name}: {protocol.format_size(done)} of {protocol.format_size(line.total)} ({done * 100 // line.total}%)"
+        text = f"pulling {self.name}: {pull_stream.format_size(done)} of {pull_stream.format_size(line.total)} ({done * 100 // line.total}%)"
         if self.tty:
             print("\r" + text, end="", file=self.stream, flush=True)
             return
@@ -207,7 +208,7 @@ def pull(settings: Settings, name: str, out: TextIO, err: TextIO) -> int:
         print(f"pull failed: {exc}", file=err)
         return EXIT_FAILED
     printer.finish()
-    print(f"{protocol.normalize_model_name(name)}: {result.message}", file=out)
+    print(f"{model_names.normalize_model_name(name)}: {result.message}", file=out)
     return EXIT_OK
 
 

@@ -18,8 +18,12 @@ from typing import Any, TypeVar
 
 import httpx
 
-from pytest_dmr import _http, errors, protocol
-from pytest_dmr.protocol import DiskUsage, ModelInfo, PullProgress, RunnerAddress, RunningModel
+from pytest_dmr import _http, errors
+from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, pull_stream, routes
+from pytest_dmr.protocol.addresses import RunnerAddress
+from pytest_dmr.protocol.engines_api import DiskUsage, RunningModel
+from pytest_dmr.protocol.model_info import ModelInfo
+from pytest_dmr.protocol.pull_stream import PullProgress
 
 __all__ = ["AsyncModelRunnerClient", "DiskUsage", "ModelRunnerClient", "PullResult", "RunningModel"]
 
@@ -35,7 +39,7 @@ def keep_alive_text(value: KeepAlive) -> str:
     string that is not a Go duration."""
     if isinstance(value, str):
         try:
-            protocol.parse_keep_alive(value)
+            durations.parse_keep_alive(value)
         except ValueError as exc:
             raise errors.ConfigurationError(
                 f"keep_alive {value!r} is not a duration DMR understands ({exc})",
@@ -51,12 +55,12 @@ def keep_alive_text(value: KeepAlive) -> str:
     seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
     if seconds < 0:
         return "-1"
-    if not seconds * 1e9 < protocol.MAX_GO_DURATION:  # NaN and infinity included
+    if not seconds * 1e9 < durations.MAX_GO_DURATION:  # NaN and infinity included
         raise errors.ConfigurationError(
             f"keep_alive {value!r} is not a duration DMR can hold (at most about 292 years)",
             hint='Give a number of seconds, or keep_alive="-1" to never unload the model when idle',
         )
-    return "0" if seconds == 0 else protocol.format_go_duration(round(seconds * 1e9))
+    return "0" if seconds == 0 else durations.format_go_duration(round(seconds * 1e9))
 
 
 @dataclass(frozen=True)
@@ -101,16 +105,16 @@ class _Operations:
 
     def is_model_runner(self) -> Operation[bool]:
         try:
-            response = yield _Call("GET", protocol.ROOT_PATH)
+            response = yield _Call("GET", routes.ROOT_PATH)
         except errors.DMRError:
             return False
-        return response.status_code == 200 and response.text.startswith(protocol.ROOT_BANNER)
+        return response.status_code == 200 and response.text.startswith(addresses.ROOT_BANNER)
 
     def is_running(self) -> Operation[bool]:
         if (yield from self.is_model_runner()):
             return True
         try:
-            response = yield _Call("GET", self.address.api_prefix + protocol.MODELS)
+            response = yield _Call("GET", self.address.api_prefix + routes.MODELS)
         except errors.DMRError:
             return False
         if response.status_code != 200:
@@ -122,7 +126,7 @@ class _Operations:
         return isinstance(body, dict) and isinstance(body.get("data"), list)
 
     def engines_status(self) -> Operation[dict[str, str]]:
-        response = yield _Call("GET", protocol.ENGINES_STATUS_PATH)
+        response = yield _Call("GET", routes.ENGINES_STATUS_PATH)
         if response.is_error:
             raise self._status_error(response)
         body = _http.decode_json(response, what="GET /engines/status", runner_url=self.runner_url)
@@ -131,7 +135,7 @@ class _Operations:
         return {str(name): str(status) for name, status in body.items()}
 
     def list_models(self) -> Operation[list[ModelInfo]]:
-        response = yield _Call("GET", protocol.MANAGEMENT_MODELS_PATH)
+        response = yield _Call("GET", routes.MANAGEMENT_MODELS_PATH)
         if response.status_code in (404, 405):
             raise self._not_a_model_runner("GET /models", response)
         if response.is_error:
@@ -155,7 +159,7 @@ class _Operations:
         )
 
     def list_openai_models(self) -> Operation[list[str]]:
-        response = yield _Call("GET", self.address.api_prefix + protocol.MODELS)
+        response = yield _Call("GET", self.address.api_prefix + routes.MODELS)
         if response.is_error:
             raise self._status_error(response)
         body = _http.decode_json(response, what=f"GET {self.address.api_prefix}/models", runner_url=self.runner_url)
@@ -165,10 +169,10 @@ class _Operations:
                 runner_url=self.runner_url,
                 hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
             )
-        return protocol.model_ids_from_openai_list(body)
+        return model_info.model_ids_from_openai_list(body)
 
     def inspect(self, name: str) -> Operation[ModelInfo]:
-        response = yield _Call("GET", protocol.management_model_path(name))
+        response = yield _Call("GET", routes.management_model_path(name))
         if response.status_code == 404:
             error = self._status_error(response, model=name)
             if not isinstance(error, errors.ModelNotFoundError):
@@ -194,13 +198,13 @@ class _Operations:
             models = yield from self.list_models()
         except errors.NotAModelRunnerError:
             ids = yield from self.list_openai_models()
-            return any(protocol.same_model(model_id, name) for model_id in ids)
+            return any(model_names.same_model(model_id, name) for model_id in ids)
         return any(model.matches(name) for model in models)
 
     def _engines_json(self, response: httpx.Response, what: str, model: str | None = None) -> Any:
         """The JSON body of an answer from DMR's own API; a 404/405 that is not DMR's own error means the
         server has no such API (a bare llama.cpp or another OpenAI-compatible server)."""
-        if response.status_code in (404, 405) and protocol.BACKEND_NOT_FOUND not in response.text:
+        if response.status_code in (404, 405) and error_bodies.BACKEND_NOT_FOUND not in response.text:
             raise self._not_a_model_runner(what, response)
         if response.is_error:
             raise self._status_error(response, model=model)
@@ -210,37 +214,37 @@ class _Operations:
             raise self._not_a_model_runner(what, response) from None
 
     def version(self) -> Operation[str]:
-        response = yield _Call("GET", protocol.VERSION_PATH)
+        response = yield _Call("GET", routes.VERSION_PATH)
         body = self._engines_json(response, "GET /version")
         if not isinstance(body, Mapping) or not isinstance(body.get("version"), str):
             raise self._not_a_model_runner("GET /version", response)
         return str(body["version"])
 
     def running_models(self) -> Operation[list[RunningModel]]:
-        response = yield _Call("GET", protocol.ENGINES_PS_PATH)
+        response = yield _Call("GET", routes.ENGINES_PS_PATH)
         body = self._engines_json(response, "GET /engines/ps")
         if not isinstance(body, list):
             raise self._not_a_model_runner("GET /engines/ps", response)
         return [RunningModel.from_json(entry) for entry in body if isinstance(entry, Mapping)]
 
     def disk_usage(self) -> Operation[DiskUsage]:
-        response = yield _Call("GET", protocol.ENGINES_DF_PATH)
+        response = yield _Call("GET", routes.ENGINES_DF_PATH)
         body = self._engines_json(response, "GET /engines/df")
         try:
             return DiskUsage.from_json(body)
         except (KeyError, TypeError, ValueError):
             raise self._not_a_model_runner("GET /engines/df", response) from None
 
-    def unload(self, request: protocol.UnloadRequest) -> Operation[int]:
-        response = yield _Call("POST", protocol.ENGINES_UNLOAD_PATH, json=request.to_json())
+    def unload(self, request: engines_api.UnloadRequest) -> Operation[int]:
+        response = yield _Call("POST", routes.ENGINES_UNLOAD_PATH, json=request.to_json())
         body = self._engines_json(response, "POST /engines/unload")
         count = body.get("unloaded_runners") if isinstance(body, Mapping) else None
         if not isinstance(count, int):
             raise self._not_a_model_runner("POST /engines/unload", response)
         return count
 
-    def configure(self, request: protocol.ConfigureRequest, backend: str | None) -> Operation[None]:
-        path = protocol.engines_configure_path(backend)
+    def configure(self, request: engines_api.ConfigureRequest, backend: str | None) -> Operation[None]:
+        path = routes.engines_configure_path(backend)
         response = yield _Call("POST", path, json=request.to_json())
         if response.status_code == 409:
             raise errors.RunnerHTTPError(
@@ -252,14 +256,14 @@ class _Operations:
                 hint="A request is using the model with its current settings: configure it before using it, "
                 "or retry once that request has finished",
             )
-        if response.status_code == 404 and protocol.BACKEND_NOT_FOUND in response.text:
+        if response.status_code == 404 and error_bodies.BACKEND_NOT_FOUND in response.text:
             raise errors.BackendUnavailableError(
                 f"the runner has no backend {backend!r} (404: {response.text.strip()})",
                 status_code=404,
                 body=response.text,
                 runner_url=self.runner_url,
                 model=request.model,
-                hint=f"Use one of {', '.join(protocol.KNOWN_BACKENDS)}, or leave backend out for llama.cpp",
+                hint=f"Use one of {', '.join(engines_api.KNOWN_BACKENDS)}, or leave backend out for llama.cpp",
             )
         if response.is_error and response.status_code not in (404, 405):
             raise self._status_error(response, model=request.model)
@@ -268,7 +272,7 @@ class _Operations:
 
     def delete(self, name: str, force: bool) -> Operation[list[dict[str, str]]]:
         params = {"force": "true"} if force else None
-        response = yield _Call("DELETE", protocol.management_model_path(name), params=params)
+        response = yield _Call("DELETE", routes.management_model_path(name), params=params)
         if response.status_code == 409:
             raise errors.RunnerHTTPError(
                 f"the runner refused to delete the model (409: {response.text.strip()})",
@@ -314,14 +318,14 @@ class _PullReader:
 
     @property
     def model(self) -> str:
-        return protocol.normalize_model_name(self.name) or self.name
+        return model_names.normalize_model_name(self.name) or self.name
 
     def call(self) -> _Call:
         return _Call(
             "POST",
-            protocol.MODELS_CREATE_PATH,
+            routes.MODELS_CREATE_PATH,
             json={"from": self.name},
-            headers={"Accept": protocol.JSON_CONTENT_TYPE},
+            headers={"Accept": encoding.JSON_CONTENT_TYPE},
         )
 
     def start(self, response: httpx.Response) -> None:
@@ -337,13 +341,13 @@ class _PullReader:
                 ),
             )
         content_type = response.headers.get("content-type", "")
-        self.escaped = not content_type.startswith(protocol.JSON_CONTENT_TYPE)
+        self.escaped = not content_type.startswith(encoding.JSON_CONTENT_TYPE)
 
     def feed(self, line: str) -> None:
-        progress = protocol.parse_pull_line(line, escaped=self.escaped)
+        progress = pull_stream.parse_pull_line(line, escaped=self.escaped)
         if progress is None:
             if self.error is not None and line.strip():
-                self.error_details.append(protocol.html_unescape(line.strip()) if self.escaped else line.strip())
+                self.error_details.append(pull_stream.html_unescape(line.strip()) if self.escaped else line.strip())
             return
         self.lines += 1
         self.total = max(self.total, progress.total)
@@ -356,7 +360,7 @@ class _PullReader:
         elif progress.type == "success":
             self.succeeded = True
             self.message = progress.message
-            self.cached = progress.message.startswith(protocol.cached_model_message(""))
+            self.cached = progress.message.startswith(pull_stream.cached_model_message(""))
 
     def interrupted(self, exc: BaseException) -> errors.DMRError:
         """A transport failure: mid-pull, a :class:`PullError`; before any line, the usual mapping."""
@@ -396,7 +400,7 @@ class _ClientBase:
         headers: Mapping[str, str] | None,
         transport: object | None,
     ) -> None:
-        self.address = protocol.parse_runner_url(base_url or _http.default_base_url(transport))
+        self.address = addresses.parse_runner_url(base_url or _http.default_base_url(transport))
         self.timeout = timeout
         self._operations = _Operations(self.address)
         self._headers = {"User-Agent": _http.user_agent(), **(headers or {})}
@@ -412,13 +416,13 @@ class _ClientBase:
         return _http.transport_error(exc, runner_url=self.address.root, timeout=self.timeout)
 
     @staticmethod
-    def _unload_request(models: str | Iterable[str] | None, everything: bool, backend: str) -> protocol.UnloadRequest:
+    def _unload_request(models: str | Iterable[str] | None, everything: bool, backend: str) -> engines_api.UnloadRequest:
         names = (models,) if isinstance(models, str) else tuple(models or ())
         if not names and not everything:
             raise errors.ConfigurationError(
                 "unload() was given no model to unload", hint="Pass the models (unload(['ai/smollm2'])) or all=True"
             )
-        return protocol.UnloadRequest(all=everything, backend=backend, models=names)
+        return engines_api.UnloadRequest(all=everything, backend=backend, models=names)
 
     @staticmethod
     def _configure_request(
@@ -427,7 +431,7 @@ class _ClientBase:
         context_size: int | None,
         mode: str | None,
         runtime_flags: Sequence[str] | None,
-    ) -> protocol.ConfigureRequest:
+    ) -> engines_api.ConfigureRequest:
         if not isinstance(model, str) or not model.strip():
             raise errors.ConfigurationError("configure() needs a model name", hint="For example configure('ai/smollm2', ...)")
         if context_size is not None and (isinstance(context_size, bool) or not isinstance(context_size, int)
@@ -436,22 +440,22 @@ class _ClientBase:
                 f"context_size must be a positive number of tokens, not {context_size!r}", model=model,
                 hint="For example context_size=4096",
             )  # fmt: skip
-        if mode is not None and mode not in protocol.BACKEND_MODES:
+        if mode is not None and mode not in engines_api.BACKEND_MODES:
             raise errors.ConfigurationError(
                 f"mode {mode!r} is not one of DMR's runner modes", model=model,
-                hint=f"Use one of {', '.join(protocol.BACKEND_MODES)}",
+                hint=f"Use one of {', '.join(engines_api.BACKEND_MODES)}",
             )  # fmt: skip
         if isinstance(runtime_flags, str):
             raise errors.ConfigurationError(
                 "runtime_flags must be a list of flags, not one string", model=model,
                 hint=f"For example runtime_flags={runtime_flags.split()!r}",
             )  # fmt: skip
-        config = protocol.RunnerConfig(
+        config = engines_api.RunnerConfig(
             context_size=context_size,
             runtime_flags=tuple(runtime_flags or ()),
-            keep_alive=None if keep_alive is None else protocol.parse_keep_alive(keep_alive_text(keep_alive)),
+            keep_alive=None if keep_alive is None else durations.parse_keep_alive(keep_alive_text(keep_alive)),
         )
-        return protocol.ConfigureRequest(model=model, mode=mode, config=config)
+        return engines_api.ConfigureRequest(model=model, mode=mode, config=config)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.address.root!r})"

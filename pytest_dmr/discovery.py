@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, model_info, routes
 from pytest_dmr.settings import Settings, compose_variables
 
 CONNECT_TIMEOUT = 0.5
@@ -60,7 +60,7 @@ class Target:
     group: str
     label: str
     """How messages name it: ``127.0.0.1:12434``, ``unix:///var/run/docker.sock``."""
-    address: protocol.RunnerAddress
+    address: addresses.RunnerAddress
     host: str = ""
     port: int = 0
     socket_path: str | None = None
@@ -93,7 +93,7 @@ class Discovery:
     """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered)."""
 
     probes: tuple[Probe, ...] = ()
-    address: protocol.RunnerAddress | None = None
+    address: addresses.RunnerAddress | None = None
     kind: str | None = None
     source: str | None = None
     """What found it, for messages: ``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``."""
@@ -129,7 +129,7 @@ class Discovery:
         address = data.get("address")
         return cls(
             probes=tuple(Probe(**probe) for probe in data.get("probes", ())),
-            address=protocol.RunnerAddress(*address) if address else None,
+            address=addresses.RunnerAddress(*address) if address else None,
             kind=data.get("kind"),
             source=data.get("source"),
             socket_path=data.get("socket_path"),
@@ -189,7 +189,7 @@ def _only_resolves_inside_containers(host: str) -> bool:
 
 
 def _url_target(group: str, url: str, origin: str, *, inside: bool) -> Target:
-    address = protocol.parse_runner_url(url)
+    address = addresses.parse_runner_url(url)
     parts = urlsplit(address.root)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -199,7 +199,7 @@ def _url_target(group: str, url: str, origin: str, *, inside: bool) -> Target:
     if host == "localhost":
         # Never ask the resolver about localhost: connect to the literal loopback address.
         netloc = f"127.0.0.1:{port}"
-        address = protocol.RunnerAddress(address.root.replace(parts.netloc, netloc, 1), address.api_prefix)
+        address = addresses.RunnerAddress(address.root.replace(parts.netloc, netloc, 1), address.api_prefix)
         host = "127.0.0.1"
     label = f"{host}:{port}" if parts.path in ("", "/") else f"{host}:{port}{parts.path}"
     return Target(group, label, address, host=host, port=port, origin=origin, skip=skip)
@@ -229,14 +229,14 @@ def plan(
         for ref, url, _model in compose_variables(settings.compose_refs, environ):
             targets.append(_url_target("compose", url, f"{ref}_URL", inside=inside))
     if "host" in groups:
-        address = protocol.parse_runner_url(protocol.DEFAULT_HOST_URL)
-        targets.append(Target("host", f"127.0.0.1:{protocol.DEFAULT_PORT}", address, "127.0.0.1", protocol.DEFAULT_PORT))
+        address = addresses.parse_runner_url(addresses.DEFAULT_HOST_URL)
+        targets.append(Target("host", f"127.0.0.1:{addresses.DEFAULT_PORT}", address, "127.0.0.1", addresses.DEFAULT_PORT))
     if "container" in groups:
         if inside:
-            desktop = _url_target("container", protocol.CONTAINER_DESKTOP_URL, "container", inside=True)
+            desktop = _url_target("container", addresses.CONTAINER_DESKTOP_URL, "container", inside=True)
             gateway_host = gateway or default_gateway()
             engine = _url_target(
-                "container", f"http://{gateway_host}:{protocol.CONTAINER_GATEWAY_PORT}", "container", inside=True
+                "container", f"http://{gateway_host}:{addresses.CONTAINER_GATEWAY_PORT}", "container", inside=True
             )
             targets.extend([desktop, engine])
         else:
@@ -251,7 +251,7 @@ def plan(
             if os.path.exists(path):
                 existing.append(path)
         for path in existing:
-            address = protocol.RunnerAddress(f"http://localhost{protocol.DESKTOP_SOCKET_PREFIX}", protocol.ENGINES_PREFIX)
+            address = addresses.RunnerAddress(f"http://localhost{addresses.DESKTOP_SOCKET_PREFIX}", routes.ENGINES_PREFIX)
             targets.append(Target("desktop", f"unix://{path}", address, socket_path=path))
         if not existing:
             notes.append("desktop: no Docker API socket found")
@@ -387,32 +387,32 @@ def _json(body: bytes) -> Any:
         return None
 
 
-def _identify(target: Target, ip: str) -> tuple[protocol.RunnerAddress, str, tuple[str, ...]]:
+def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tuple[str, ...]]:
     """Ask what listens: Docker Model Runner, an OpenAI-compatible server, or something else."""
     root_path = urlsplit(target.address.root).path.rstrip("/")
-    status, body = _get(target, ip, root_path + protocol.ROOT_PATH)
-    if status == 200 and body.decode(errors="replace").strip().startswith(protocol.ROOT_BANNER):
+    status, body = _get(target, ip, root_path + routes.ROOT_PATH)
+    if status == 200 and body.decode(errors="replace").strip().startswith(addresses.ROOT_BANNER):
         models: tuple[str, ...] = ()
-        status, listing = _get(target, ip, root_path + protocol.MANAGEMENT_MODELS_PATH)
+        status, listing = _get(target, ip, root_path + routes.MANAGEMENT_MODELS_PATH)
         data = _json(listing) if status == 200 else None
         if isinstance(data, list):
-            models = tuple(protocol.ModelInfo.from_json(item).name for item in data if isinstance(item, Mapping))
+            models = tuple(model_info.ModelInfo.from_json(item).name for item in data if isinstance(item, Mapping))
         return target.address, KIND_DMR, models
     answers = [f"/ {status}"]
-    for prefix in dict.fromkeys((target.address.api_prefix, protocol.ENGINES_PREFIX, protocol.ALIAS_PREFIX)):
-        status, listing = _get(target, ip, root_path + prefix + protocol.MODELS)
+    for prefix in dict.fromkeys((target.address.api_prefix, routes.ENGINES_PREFIX, routes.ALIAS_PREFIX)):
+        status, listing = _get(target, ip, root_path + prefix + routes.MODELS)
         data = _json(listing) if status == 200 else None
         if isinstance(data, Mapping) and isinstance(data.get("data"), list):
-            address = protocol.RunnerAddress(target.address.root, prefix)
-            return address, KIND_OPENAI, tuple(protocol.model_ids_from_openai_list(data))
-        answers.append(f"{prefix}{protocol.MODELS} {status}")
+            address = addresses.RunnerAddress(target.address.root, prefix)
+            return address, KIND_OPENAI, tuple(model_info.model_ids_from_openai_list(data))
+        answers.append(f"{prefix}{routes.MODELS} {status}")
     raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
 
 
 @dataclass
 class _Result:
     probe: Probe
-    address: protocol.RunnerAddress | None = None
+    address: addresses.RunnerAddress | None = None
     models: tuple[str, ...] = field(default_factory=tuple)
 
 

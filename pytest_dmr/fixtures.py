@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from pytest_dmr import errors, hooks, protocol
+from pytest_dmr import errors, hooks
+from pytest_dmr.protocol import addresses, model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START
 from pytest_dmr.settings import Settings
 
@@ -82,8 +83,8 @@ class DMRRunner:
         return self.backend == LIVE
 
     @property
-    def address(self) -> protocol.RunnerAddress:
-        return protocol.parse_runner_url(self.base_url)
+    def address(self) -> addresses.RunnerAddress:
+        return addresses.parse_runner_url(self.base_url)
 
 
 @dataclass
@@ -164,7 +165,7 @@ class DMRSession:
 
     def check_model(self, config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
         """``None`` when the live runner has ``name`` (pulling it if allowed), else why not. Cached."""
-        key = protocol.canonical_model_name(name)
+        key = model_names.canonical_model_name(name)
         if key not in self._model_checks:
             self._model_checks[key] = _ensure_model(config, runner, name)
         return self._model_checks[key]
@@ -199,7 +200,7 @@ def _mode_reason(settings: Settings) -> str:
 
 
 def mock_runner(settings: Settings, *, source: str, reason: str, probes: tuple[Probe, ...] = ()) -> DMRRunner:
-    address = protocol.parse_runner_url(protocol.MOCK_BASE_URL)
+    address = addresses.parse_runner_url(addresses.MOCK_BASE_URL)
     return DMRRunner(
         mode=settings.mode,
         backend=MOCK,
@@ -214,7 +215,7 @@ def mock_runner(settings: Settings, *, source: str, reason: str, probes: tuple[P
 
 def live_runner(
     settings: Settings,
-    address: protocol.RunnerAddress,
+    address: addresses.RunnerAddress,
     *,
     source: str,
     reason: str,
@@ -240,7 +241,7 @@ def live_runner(
     )
 
 
-def _provision(session: DMRSession, config: pytest.Config, models: set[str]) -> protocol.RunnerAddress | str:
+def _provision(session: DMRSession, config: pytest.Config, models: set[str]) -> addresses.RunnerAddress | str:
     """Ask ``pytest_dmr.provision`` for a runner: its address, or why there is none.
 
     Contract: ``acquire_runner(settings, config, models, run_dir) -> RunnerAddress``, raising a
@@ -281,7 +282,7 @@ def acquire_runner(session: DMRSession, config: pytest.Config) -> DMRRunner:
     why = f"no runner: {discovery.explain()}"
     if settings.provision == "testcontainers":
         outcome = _provision(session, config, session.models_needed | {settings.model})
-        if isinstance(outcome, protocol.RunnerAddress):
+        if isinstance(outcome, addresses.RunnerAddress):
             return live_runner(
                 settings,
                 outcome,
@@ -321,7 +322,7 @@ def _live_transport(runner: DMRRunner, *, asynchronous: bool) -> Any:
 def _runner_has(client: ModelRunnerClient, runner: DMRRunner, name: str) -> bool:
     if runner.kind == "dmr":
         return client.has_model(name)
-    return any(protocol.same_model(name, present) for present in client.list_openai_models())
+    return any(model_names.same_model(name, present) for present in client.list_openai_models())
 
 
 def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
@@ -359,7 +360,7 @@ def _pull_once(
 
     from filelock import FileLock, Timeout
 
-    key = hashlib.sha256(protocol.canonical_model_name(name).encode()).hexdigest()[:16]
+    key = hashlib.sha256(model_names.canonical_model_name(name).encode()).hexdigest()[:16]
     directory = session.run_directory.path
     lock = FileLock(str(directory / f"pull-{key}.lock"))
     try:
@@ -421,14 +422,14 @@ def _pull_with_progress(config: pytest.Config, client: ModelRunnerClient, name: 
 
     last_shown = [-1]
 
-    def progress(line: protocol.PullProgress) -> None:
+    def progress(line: pull_stream.PullProgress) -> None:
         if line.layer_id:
             layers[line.layer_id] = (line.layer_current, line.layer_size)
         done = sum(current for current, _ in layers.values())
         step = done * 10 // line.total if line.total else -1
         if step > last_shown[0]:
             last_shown[0] = step
-            show(f"dmr: pulling {name}: {protocol.format_size(done)} of {protocol.format_size(line.total)}")
+            show(f"dmr: pulling {name}: {pull_stream.format_size(done)} of {pull_stream.format_size(line.total)}")
 
     result: PullResult = client.pull(name, progress=progress)
     show(f"dmr: pulled {name}: {result.message}")

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from pytest_dmr import errors, hooks, protocol, settings as settings_module
+from pytest_dmr import errors, hooks, settings as settings_module
+from pytest_dmr.protocol import addresses
 from pytest_dmr.fixtures import (
     LIVE,
     MOCK,
@@ -242,7 +243,7 @@ def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
         raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
     url = answer.strip()
     try:
-        protocol.parse_runner_url(url)
+        addresses.parse_runner_url(url)
     except errors.ConfigurationError as exc:
         raise pytest.UsageError(f"pytest-dmr: {hook}: {exc}") from None
     return url, ("hook " + (who or RUNNER_URL_HOOK))

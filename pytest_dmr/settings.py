@@ -30,7 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses
 
 MODES = ("auto", "live", "mock", "off")
 PROVISIONERS = ("never", "testcontainers")
@@ -50,11 +51,11 @@ class Settings:
     mode_source: str = "default"
     url: str | None = None
     url_source: str | None = None
-    model: str = protocol.DEFAULT_MODEL
+    model: str = addresses.DEFAULT_MODEL
     model_source: str = "default"
     provision: str = "never"
     provision_source: str = "default"
-    image: str = protocol.DEFAULT_IMAGE
+    image: str = addresses.DEFAULT_IMAGE
     image_source: str = "default"
     pull: bool | None = None
     """``None``: decided by who owns the runner (see :meth:`pull_for`)."""
@@ -209,7 +210,7 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
     if source:
         url = _text(raw)
         try:
-            protocol.parse_runner_url(url)
+            addresses.parse_runner_url(url)
         except errors.ConfigurationError as exc:
             raise errors.ConfigurationError(f"{source}: {exc.message}", hint=exc.hint) from None
         values["url"], values["url_source"] = url, source

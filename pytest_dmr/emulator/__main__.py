@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, cors
 from pytest_dmr.emulator.engines import DEFAULT_IDLE_TIMEOUT, DEFAULT_LOAD_TIMEOUT
 from pytest_dmr.emulator.server import DEFAULT_CONNECTION_IDLE_TIMEOUT
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/<name>/latest.gguf, or the only .gguf file in DIR/<name>. Symlinks are allowed.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=protocol.DEFAULT_PORT, help="port (default %(default)s; 0 picks one)")
+    parser.add_argument("--port", type=int, default=addresses.DEFAULT_PORT, help="port (default %(default)s; 0 picks one)")
     parser.add_argument("--catalog", required=True, metavar="DIR", help="directory of GGUF files that pulls copy from")
     parser.add_argument("--store", metavar="DIR", help="where pulled models live (default: a temporary directory)")
     parser.add_argument("--engine", choices=("auto", "llama", "mock"), default="auto",
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             slots=args.slots,
             log_requests=args.log_requests,
             connection_idle_timeout=args.connection_idle_timeout or None,
-            origins=protocol.allowed_origins(args.origins),
+            origins=cors.allowed_origins(args.origins),
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

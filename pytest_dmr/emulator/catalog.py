@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding, model_info, model_names, pull_stream
 from pytest_dmr.emulator.gguf import GGUFError, format_parameters, read_header
 
 NAMESPACE = "ai"
@@ -61,8 +61,8 @@ class ModelDescription:
     size: int
     path: Path
 
-    def info(self, tags: tuple[str, ...]) -> protocol.ModelInfo:
-        return protocol.ModelInfo(id=self.id, tags=tags, created=self.created, config=self.config)
+    def info(self, tags: tuple[str, ...]) -> model_info.ModelInfo:
+        return model_info.ModelInfo(id=self.id, tags=tags, created=self.created, config=self.config)
 
 
 def file_digest(path: Path) -> str:
@@ -79,13 +79,13 @@ def model_config(path: Path, size: int) -> dict[str, Any]:
     try:
         header = read_header(path)
     except (GGUFError, OSError):
-        return {"format": "gguf", "size": protocol.format_size(size)}
+        return {"format": "gguf", "size": pull_stream.format_size(size)}
     config: dict[str, Any] = {
         "format": "gguf",
         "quantization": header.quantization,
         "parameters": format_parameters(header.parameters) if header.parameters else None,
         "architecture": header.architecture,
-        "size": protocol.format_size(size),
+        "size": pull_stream.format_size(size),
         "gguf": header.metadata,
         "context_size": header.context_length,
     }
@@ -107,7 +107,7 @@ class Catalog:
 
     def resolve(self, reference: str) -> CatalogEntry | None:
         """The file a reference names, or ``None`` when the catalogue has no such model."""
-        canonical = protocol.canonical_model_name(reference)
+        canonical = model_names.canonical_model_name(reference)
         prefix = f"docker.io/{NAMESPACE}/"
         if not canonical.startswith(prefix):
             return None
@@ -149,7 +149,7 @@ class Catalog:
         layer_digest = file_digest(real)
         config = model_config(real, stat.st_size)
         created = int(stat.st_mtime)
-        config_blob = protocol.dumps({"config": config, "descriptor": {"created": created}}).encode()
+        config_blob = encoding.dumps({"config": config, "descriptor": {"created": created}}).encode()
         manifest = {
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
@@ -160,7 +160,7 @@ class Catalog:
             },
             "layers": [{"mediaType": GGUF_LAYER_MEDIA_TYPE, "digest": layer_digest, "size": stat.st_size}],
         }
-        model_id = "sha256:" + hashlib.sha256(protocol.dumps(manifest).encode()).hexdigest()
+        model_id = "sha256:" + hashlib.sha256(encoding.dumps(manifest).encode()).hexdigest()
         description = ModelDescription(
             id=model_id, created=created, config=config, layer_digest=layer_digest, size=stat.st_size, path=real
         )

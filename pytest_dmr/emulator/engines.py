@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, durations, encoding, engines_api, proxying
 from pytest_dmr.emulator.llama_process import READY_PREFIX
 
 DEFAULT_IDLE_TIMEOUT = 300.0
@@ -64,7 +64,7 @@ class RunnerAlreadyActive(Exception):
     """``_configure`` changed the settings of a runner that is handling a request: DMR's ``409``."""
 
     def __init__(self) -> None:
-        super().__init__(protocol.RUNNER_ALREADY_ACTIVE)
+        super().__init__(engines_api.RUNNER_ALREADY_ACTIVE)
 
 
 class RunnerHandle(Protocol):
@@ -112,7 +112,7 @@ class LlamaProcess:
             return None
         if returncode is None:
             return None
-        return protocol.backend_terminated_message(protocol.LLAMACPP_BACKEND, returncode)
+        return proxying.backend_terminated_message(engines_api.LLAMACPP_BACKEND, returncode)
 
     def close(self) -> None:
         self.client.close()
@@ -135,7 +135,7 @@ class LlamaProcess:
 class LlamaEngine:
     """Real llama.cpp through xllamacpp, one process per runner."""
 
-    name = protocol.LLAMACPP_BACKEND
+    name = engines_api.LLAMACPP_BACKEND
 
     def __init__(
         self,
@@ -155,7 +155,7 @@ class LlamaEngine:
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.gettempdir())
 
     def status(self) -> str:
-        return protocol.llamacpp_status(self.version)
+        return engines_api.llamacpp_status(self.version)
 
     def start(self, *, model_path: Path, alias: str, mode: str, context_size: int | None = None) -> LlamaProcess:
         command = [
@@ -163,7 +163,7 @@ class LlamaEngine:
             "--model", str(model_path), "--alias", alias,
             "--threads", str(self.threads), "--ctx-size", str(context_size or self.ctx_size),
         ]  # fmt: skip
-        if mode == protocol.EMBEDDING_MODE:
+        if mode == engines_api.EMBEDDING_MODE:
             command.append("--embedding")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"llama-{model_path.name[:12]}-{mode}-{time.time_ns()}.log"
@@ -222,7 +222,7 @@ class MockHandle:
 class MockEngine:
     """:class:`~pytest_dmr.mock.MockModelRunner` answers; it serves any model the store lets through."""
 
-    name = protocol.LLAMACPP_BACKEND
+    name = engines_api.LLAMACPP_BACKEND
 
     def __init__(self, *, reason: str) -> None:
         from pytest_dmr.mock import MockModelRunner
@@ -234,7 +234,7 @@ class MockEngine:
         return f"Running: pytest-dmr mock engine ({self.reason})"
 
     def start(self, *, model_path: Path, alias: str, mode: str, context_size: int | None = None) -> MockHandle:
-        return MockHandle(httpx.Client(transport=self.runner, base_url=protocol.MOCK_BASE_URL, timeout=None))
+        return MockHandle(httpx.Client(transport=self.runner, base_url=addresses.MOCK_BASE_URL, timeout=None))
 
 
 def make_engine(
@@ -287,18 +287,18 @@ class Runner:
         """Its process has exited (crashed, or killed from outside): it can serve nothing more."""
         return self.handle is not None and self.handle.exit_error() is not None
 
-    def ps(self, config: protocol.RunnerConfig | None = None) -> dict[str, Any]:
+    def ps(self, config: engines_api.RunnerConfig | None = None) -> dict[str, Any]:
         """Its ``/engines/ps`` entry; ``keep_alive`` from its model's settings (not while loading, as DMR)."""
         busy = self.loading or self.claimed
         keep_alive = config.keep_alive if config is not None and not self.loading else None
-        return protocol.ps_entry(
-            backend=protocol.LLAMACPP_BACKEND,
+        return engines_api.ps_entry(
+            backend=engines_api.LLAMACPP_BACKEND,
             model_name=self.model_name,
             mode=self.mode,
-            last_used=protocol.GO_ZERO_TIME if busy else protocol.go_time(self.last_used),
+            last_used=encoding.GO_ZERO_TIME if busy else encoding.go_time(self.last_used),
             in_use=self.claimed and not self.loading,
             loading=self.loading,
-            keep_alive=None if keep_alive is None else protocol.format_keep_alive(keep_alive),
+            keep_alive=None if keep_alive is None else durations.format_keep_alive(keep_alive),
         )
 
 
@@ -326,7 +326,7 @@ class Scheduler:
         self.idle_timeout = idle_timeout
         self.load_timeout = load_timeout
         self._runners: dict[tuple[str, str], Runner] = {}
-        self._configs: dict[ConfigKey, protocol.RunnerConfig] = {}
+        self._configs: dict[ConfigKey, engines_api.RunnerConfig] = {}
         self._loads: set[threading.Thread] = set()
         """Loads in progress: :meth:`close` waits for them, so no llama.cpp process outlives it."""
         self._changed = threading.Condition()
@@ -462,16 +462,16 @@ class Scheduler:
         with self._changed:
             return [runner.ps(self._config_for(runner)) for runner in self._runners.values()]
 
-    def _config_for(self, runner: Runner) -> protocol.RunnerConfig | None:
+    def _config_for(self, runner: Runner) -> engines_api.RunnerConfig | None:
         """With the lock held: the settings ``_configure`` stored for this runner's model and mode."""
-        return self._configs.get((protocol.LLAMACPP_BACKEND, runner.model_id, runner.mode))
+        return self._configs.get((engines_api.LLAMACPP_BACKEND, runner.model_id, runner.mode))
 
     def _idle_timeout_for(self, runner: Runner) -> float | None:
         """With the lock held: seconds it may stay idle; ``None``: never unloaded when idle."""
         config = self._config_for(runner)
         return self.idle_timeout if config is None else config.idle_timeout(self.idle_timeout)
 
-    def configure(self, key: ConfigKey, config: protocol.RunnerConfig) -> None:
+    def configure(self, key: ConfigKey, config: engines_api.RunnerConfig) -> None:
         """Store a model's settings, as DMR's ``_configure`` does: unchanged settings are a no-op; a
         loaded runner with other settings is unloaded when unused, and :class:`RunnerAlreadyActive`
         when it is handling a request. A runner still loading keeps loading (DMR does not see it)."""
@@ -479,7 +479,7 @@ class Scheduler:
         with self._changed:
             if self._configs.get(key) == config:
                 return
-            runner = self._runners.get((model_id, mode)) if backend == protocol.LLAMACPP_BACKEND else None
+            runner = self._runners.get((model_id, mode)) if backend == engines_api.LLAMACPP_BACKEND else None
             to_close: list[Runner] = []
             if runner is not None and not runner.loading:
                 if runner.claimed:
@@ -490,7 +490,7 @@ class Scheduler:
             self._changed.notify_all()
         self._close_runners(to_close)
 
-    def configurations(self) -> list[tuple[ConfigKey, protocol.RunnerConfig]]:
+    def configurations(self) -> list[tuple[ConfigKey, engines_api.RunnerConfig]]:
         """The stored settings, oldest first."""
         with self._changed:
             return list(self._configs.items())
@@ -518,7 +518,7 @@ class Scheduler:
                 for runner in self._runners.values()
                 if not runner.loading
                 and not runner.claimed
-                and (model_ids is None or (runner.model_id in model_ids and backend in ("", protocol.LLAMACPP_BACKEND)))
+                and (model_ids is None or (runner.model_id in model_ids and backend in ("", engines_api.LLAMACPP_BACKEND)))
             ]
             for runner in chosen:
                 del self._runners[(runner.model_id, runner.mode)]

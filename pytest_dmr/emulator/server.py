@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, cors, encoding, engines_api, error_bodies, model_info, openai_api, proxying, pull_stream, routes
 from pytest_dmr.emulator.catalog import Catalog
 from pytest_dmr.emulator.engines import (
     DEFAULT_IDLE_TIMEOUT,
@@ -99,7 +99,7 @@ class EmulatorServer:
         self.log_requests = log_requests
         self.connection_idle_timeout = connection_idle_timeout
         self.origins: tuple[str, ...] = (
-            tuple(origins) if origins is not None else protocol.allowed_origins(os.environ.get("DMR_ORIGINS"))
+            tuple(origins) if origins is not None else cors.allowed_origins(os.environ.get("DMR_ORIGINS"))
         )
         self._httpd = _HTTPServer(host, port, self)  # bind first: a busy port leaves nothing behind
         self._own_store = store is None
@@ -166,7 +166,7 @@ class EmulatorServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def pull(self, name: str) -> list[protocol.PullProgress]:
+    def pull(self, name: str) -> list[pull_stream.PullProgress]:
         """Pull ``name`` from the catalogue in-process (what ``POST /models/create`` does)."""
         tag, description = self.store.check_pull(name)
         return list(self.store.pull(tag, description))
@@ -192,7 +192,7 @@ class EmulatorServer:
 
         def preload() -> None:
             try:
-                runner = self.acquire(model, model_name, protocol.COMPLETION_MODE)
+                runner = self.acquire(model, model_name, engines_api.COMPLETION_MODE)
             except (LoadError, StillLoading):
                 return
             self.scheduler.release(runner)
@@ -257,10 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, status: int, message: str) -> None:
         """Go's ``http.Error``: plain text, ``nosniff``, the message and a newline."""
-        self._send(status, protocol.plain_error_body(message), protocol.TEXT_PLAIN, [("X-Content-Type-Options", "nosniff")])
+        self._send(status, error_bodies.plain_error_body(message), encoding.TEXT_PLAIN, [("X-Content-Type-Options", "nosniff")])
 
     def _json(self, status: int, value: Any) -> None:
-        self._send(status, protocol.json_line(value), protocol.JSON_CONTENT_TYPE)
+        self._send(status, encoding.json_line(value), encoding.JSON_CONTENT_TYPE)
 
     def _start_chunks(self, status: int, headers: Headers) -> None:
         self._send_head(status, [*headers, ("Transfer-Encoding", "chunked")])
@@ -286,11 +286,11 @@ class _Handler(BaseHTTPRequestHandler):
                 part = self.rfile.read(length)
                 self.rfile.readline()
                 size += len(part)
-                if size <= protocol.MAX_INFERENCE_BODY:
+                if size <= proxying.MAX_INFERENCE_BODY:
                     parts.append(part)
-            return b"".join(parts) if size <= protocol.MAX_INFERENCE_BODY else None
+            return b"".join(parts) if size <= proxying.MAX_INFERENCE_BODY else None
         length = int(self.headers.get("Content-Length") or 0)
-        if length <= protocol.MAX_INFERENCE_BODY:
+        if length <= proxying.MAX_INFERENCE_BODY:
             return self.rfile.read(length) if length else b""
         remaining = length
         while remaining > 0:
@@ -323,38 +323,38 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body() if self.command in _BODY_METHODS else b""
         self.connection.settimeout(None)  # the request is read: answering (a stream, a pull) has no time limit
         method = self.command
-        cors = protocol.cors_answer(path, method, self.headers.get(protocol.ORIGIN_HEADER), self.emulator.origins)
-        self._cors_headers = cors.headers
-        if cors.status == 403:
-            self._error(403, protocol.ORIGIN_NOT_ALLOWED)
-        elif cors.status is not None:  # an allowed preflight: 204 and the CORS headers, nothing else
-            self._send_head(cors.status, [])
-        elif path == protocol.ROOT_PATH:
-            self._send(200, protocol.ROOT_BANNER.encode(), protocol.TEXT_PLAIN)
-        elif path == protocol.VERSION_PATH:
+        access = cors.cors_answer(path, method, self.headers.get(cors.ORIGIN_HEADER), self.emulator.origins)
+        self._cors_headers = access.headers
+        if access.status == 403:
+            self._error(403, cors.ORIGIN_NOT_ALLOWED)
+        elif access.status is not None:  # an allowed preflight: 204 and the CORS headers, nothing else
+            self._send_head(access.status, [])
+        elif path == routes.ROOT_PATH:
+            self._send(200, addresses.ROOT_BANNER.encode(), encoding.TEXT_PLAIN)
+        elif path == routes.VERSION_PATH:
             self._json(200, {"version": VERSION})
-        elif path == protocol.METRICS_PATH:
+        elif path == routes.METRICS_PATH:
             if method == "GET":
-                self._send(200, protocol.NO_ACTIVE_RUNNERS_BODY, protocol.METRICS_CONTENT_TYPE)
+                self._send(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
             else:
                 self._error(405, "Method Not Allowed")
-        elif path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(protocol.MANAGEMENT_MODELS_PATH + "/"):
+        elif path == routes.MANAGEMENT_MODELS_PATH or path.startswith(routes.MANAGEMENT_MODELS_PATH + "/"):
             self._models(method, path, query, body)
-        elif path.startswith("/engines/") or path.startswith(protocol.ALIAS_PREFIX + "/"):
+        elif path.startswith("/engines/") or path.startswith(routes.ALIAS_PREFIX + "/"):
             self._engines(method, path, parts.query, query, body)
         else:
-            self._error(404, protocol.PAGE_NOT_FOUND)
+            self._error(404, error_bodies.PAGE_NOT_FOUND)
 
     # ------------------------------------------------------------------ /models
 
     def _models(self, method: str, path: str, query: dict[str, list[str]], body: bytes | None) -> None:
         store = self.emulator.store
-        ref = path[len(protocol.MANAGEMENT_MODELS_PATH) + 1 :]
-        if method == "GET" and path == protocol.MANAGEMENT_MODELS_PATH:
+        ref = path[len(routes.MANAGEMENT_MODELS_PATH) + 1 :]
+        if method == "GET" and path == routes.MANAGEMENT_MODELS_PATH:
             self._json(200, [model.to_json() for model in store.models()])
-        elif method == "POST" and path == protocol.MODELS_CREATE_PATH:
+        elif method == "POST" and path == routes.MODELS_CREATE_PATH:
             self._pull(body)
-        elif method == "DELETE" and path == protocol.MODELS_PURGE_PATH:
+        elif method == "DELETE" and path == routes.MODELS_PURGE_PATH:
             store.purge()
             self._send(200, b"", None)
         elif method == "GET" and ref:
@@ -363,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             model = store.find(ref) or store.find_partial(ref)
             if model is None:
-                self._error(404, protocol.MODEL_NOT_FOUND)
+                self._error(404, error_bodies.MODEL_NOT_FOUND)
             else:
                 self._json(200, model.info().to_json())
         elif method == "DELETE" and ref:
@@ -379,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.emulator.scheduler.unload(gone)
             self._json(200, actions)
         else:
-            self._error(404, protocol.NOT_FOUND)
+            self._error(404, error_bodies.NOT_FOUND)
 
     def _inspect_remote(self, ref: str) -> None:
         try:
@@ -387,7 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
         except PullRefused:
             self._error(
                 404,
-                f"error while getting remote model: failed to pull model {protocol.go_quote(ref)}: "
+                f"error while getting remote model: failed to pull model {encoding.go_quote(ref)}: "
                 "MANIFEST_UNKNOWN - Model not found",
             )
             return
@@ -399,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             request = None
         if not isinstance(request, dict):
-            self._error(400, protocol.INVALID_REQUEST_BODY)
+            self._error(400, error_bodies.INVALID_REQUEST_BODY)
             return
         reference = request.get("from")
         try:
@@ -408,7 +408,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(refused.status, refused.message)
             return
         accept = self.headers.get("Accept")
-        raw = protocol.pull_wants_raw_json(accept)
+        raw = pull_stream.pull_wants_raw_json(accept)
         lines = self.emulator.store.pull(tag, description)
         try:
             try:
@@ -419,19 +419,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._start_chunks(
                 200,
                 [
-                    ("Content-Type", protocol.pull_content_type(accept)),
+                    ("Content-Type", pull_stream.pull_content_type(accept)),
                     ("Cache-Control", "no-cache"),
                     ("Connection", "keep-alive"),
                 ],
             )
             try:
                 for progress in itertools.chain([first], lines):
-                    self._chunk(protocol.encode_pull_line(progress, raw_json=raw))
+                    self._chunk(pull_stream.encode_pull_line(progress, raw_json=raw))
             except OSError as exc:
                 if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
                     raise
-                error = protocol.PullProgress(type="error", message=f"Error: {exc}")
-                self._chunk(protocol.encode_pull_line(error, raw_json=raw))
+                error = pull_stream.PullProgress(type="error", message=f"Error: {exc}")
+                self._chunk(pull_stream.encode_pull_line(error, raw_json=raw))
                 self._chunk(f"error while pulling model: {exc}\n".encode())
             self._end_chunks()
         finally:
@@ -441,50 +441,50 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _engines(self, method: str, path: str, query: str, params: dict[str, list[str]], body: bytes | None) -> None:
         emulator = self.emulator
-        if path == protocol.ENGINES_STATUS_PATH and method == "GET":
-            statuses = {**protocol.OTHER_BACKENDS_STATUS, protocol.LLAMACPP_BACKEND: emulator.engine_status}
-            self._send(200, protocol.engines_status_body(statuses), protocol.JSON_CONTENT_TYPE)
+        if path == routes.ENGINES_STATUS_PATH and method == "GET":
+            statuses = {**engines_api.OTHER_BACKENDS_STATUS, engines_api.LLAMACPP_BACKEND: emulator.engine_status}
+            self._send(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
             return
-        if path == protocol.ENGINES_PS_PATH and method == "GET":
+        if path == routes.ENGINES_PS_PATH and method == "GET":
             self._json(200, emulator.scheduler.ps())
             return
-        if path == protocol.ENGINES_DF_PATH and method == "GET":
+        if path == routes.ENGINES_DF_PATH and method == "GET":
             self._json(200, {"models_disk_usage": emulator.store.disk_usage(), "default_backend_disk_usage": 0})
             return
-        if path == protocol.ENGINES_UNLOAD_PATH and method == "POST":
+        if path == routes.ENGINES_UNLOAD_PATH and method == "POST":
             self._unload(body)
             return
-        if path == protocol.ENGINES_CONFIGURE_PATH and method in ("GET", "HEAD"):
+        if path == routes.ENGINES_CONFIGURE_PATH and method in ("GET", "HEAD"):
             self._configurations(params.get("model", [""])[0])
             return
-        is_configure, backend = protocol.match_configure_path(path)
+        is_configure, backend = routes.match_configure_path(path)
         if is_configure and method == "POST":
             self._configure(backend, body)
             return
-        route = protocol.match_inference_path(path)
+        route = routes.match_inference_path(path)
         if route is None:
-            self._error(404, protocol.NOT_FOUND)
-        elif route.endpoint == protocol.MODELS or route.endpoint.startswith(protocol.MODELS + "/"):
+            self._error(404, error_bodies.NOT_FOUND)
+        elif route.endpoint == routes.MODELS or route.endpoint.startswith(routes.MODELS + "/"):
             if method == "GET":
-                self._openai_models(route.endpoint[len(protocol.MODELS) + 1 :])
+                self._openai_models(route.endpoint[len(routes.MODELS) + 1 :])
             else:
-                self._error(404, protocol.NOT_FOUND)
-        elif method == "POST" and route.endpoint in protocol.INFERENCE_ENDPOINTS:
-            if route.backend not in (None, protocol.LLAMACPP_BACKEND):
-                self._error(404, protocol.BACKEND_NOT_FOUND)
+                self._error(404, error_bodies.NOT_FOUND)
+        elif method == "POST" and route.endpoint in routes.INFERENCE_ENDPOINTS:
+            if route.backend not in (None, engines_api.LLAMACPP_BACKEND):
+                self._error(404, error_bodies.BACKEND_NOT_FOUND)
             else:
                 self._inference(route.endpoint, path + (f"?{query}" if query else ""), body)
         else:
-            self._error(404, protocol.NOT_FOUND)
+            self._error(404, error_bodies.NOT_FOUND)
 
     def _unload(self, body: bytes | None) -> None:
         if body is None:
-            self._error(400, protocol.REQUEST_TOO_LARGE)
+            self._error(400, error_bodies.REQUEST_TOO_LARGE)
             return
         try:
-            request = protocol.parse_unload_request(body)
+            request = engines_api.parse_unload_request(body)
         except ValueError:
-            self._error(400, protocol.INVALID_REQUEST)
+            self._error(400, error_bodies.INVALID_REQUEST)
             return
         scheduler = self.emulator.scheduler
         if request.all:
@@ -500,17 +500,17 @@ class _Handler(BaseHTTPRequestHandler):
         An unknown model is accepted (DMR stores its settings under the name as given, and its
         background preload fails quietly); ``GET /engines/_configure`` does not list it.
         """
-        backend = backend or protocol.LLAMACPP_BACKEND
-        if backend not in protocol.KNOWN_BACKENDS:
-            self._error(404, protocol.BACKEND_NOT_FOUND)
+        backend = backend or engines_api.LLAMACPP_BACKEND
+        if backend not in engines_api.KNOWN_BACKENDS:
+            self._error(404, error_bodies.BACKEND_NOT_FOUND)
             return
         if body is None:
-            self._error(400, protocol.REQUEST_TOO_LARGE)
+            self._error(400, error_bodies.REQUEST_TOO_LARGE)
             return
         try:
-            request = protocol.parse_configure_request(body)
+            request = engines_api.parse_configure_request(body)
         except ValueError:
-            self._error(400, protocol.INVALID_REQUEST)
+            self._error(400, error_bodies.INVALID_REQUEST)
             return
         try:
             mode, config = request.resolve()
@@ -522,10 +522,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             emulator.scheduler.configure((backend, model.id if model else request.model, mode), config)
         except RunnerAlreadyActive:
-            self._error(409, protocol.RUNNER_ALREADY_ACTIVE)
+            self._error(409, engines_api.RUNNER_ALREADY_ACTIVE)
             return
         self._send(202, b"", None)
-        if model is not None and backend == protocol.LLAMACPP_BACKEND:
+        if model is not None and backend == engines_api.LLAMACPP_BACKEND:
             emulator.preload_in_background(model, request.model)
 
     def _configurations(self, wanted: str) -> None:
@@ -538,23 +538,23 @@ class _Handler(BaseHTTPRequestHandler):
             if model is None or (wanted_id is not None and model_id != wanted_id):
                 continue
             first_tag = model.tags[0] if model.tags else ""
-            entries.append(protocol.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
+            entries.append(engines_api.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
         self._json(200, entries)
 
     def _openai_models(self, name: str) -> None:
         store = self.emulator.store
         if not name:
-            self._json(200, protocol.openai_model_list(store.models()))
+            self._json(200, model_info.openai_model_list(store.models()))
             return
         model = store.find(name)
         if model is None:
-            self._error(404, protocol.model_not_found_message(name))
+            self._error(404, error_bodies.model_not_found_message(name))
         else:
             self._json(200, model.info().to_openai())
 
     def _inference(self, endpoint: str, path: str, body: bytes | None) -> None:
         if body is None:
-            self._error(400, protocol.REQUEST_TOO_LARGE)
+            self._error(400, error_bodies.REQUEST_TOO_LARGE)
             return
         try:
             request = json.loads(body)
@@ -562,33 +562,33 @@ class _Handler(BaseHTTPRequestHandler):
             request = None
         model_name = request.get("model") if isinstance(request, dict) else None
         if not isinstance(request, dict) or (model_name is not None and not isinstance(model_name, str)):
-            self._error(400, protocol.INVALID_REQUEST)
+            self._error(400, error_bodies.INVALID_REQUEST)
             return
         if not model_name:
-            self._error(400, protocol.MODEL_REQUIRED)
+            self._error(400, error_bodies.MODEL_REQUIRED)
             return
         emulator = self.emulator
         model = emulator.store.find(model_name)
         if model is None:
-            self._error(404, protocol.model_not_found_message(model_name))
+            self._error(404, error_bodies.model_not_found_message(model_name))
             return
-        preload = self.headers.get(protocol.PRELOAD_HEADER) == "true"
+        preload = self.headers.get(routes.PRELOAD_HEADER) == "true"
         try:
             runner = emulator.acquire(
-                model, model_name, protocol.mode_for_endpoint(endpoint), wait=preload or not emulator.loading_503
+                model, model_name, engines_api.mode_for_endpoint(endpoint), wait=preload or not emulator.loading_503
             )
         except StillLoading:
-            loading = protocol.dumps(protocol.LOADING_MODEL_BODY).encode()
-            self._send(503, loading, protocol.LLAMACPP_JSON_CONTENT_TYPE)
+            loading = encoding.dumps(openai_api.LOADING_MODEL_BODY).encode()
+            self._send(503, loading, openai_api.LLAMACPP_JSON_CONTENT_TYPE)
             return
         except LoadError as exc:
-            self._error(500, protocol.unable_to_load_message(str(exc)))
+            self._error(500, error_bodies.unable_to_load_message(str(exc)))
             return
         try:
             if preload:
                 self._send(200, b"", None)
             else:
-                self._proxy(runner, protocol.upstream_path(path), body)
+                self._proxy(runner, proxying.upstream_path(path), body)
         finally:
             emulator.scheduler.release(runner)
 
@@ -603,7 +603,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = [
             (name, value)
             for name, value in self.headers.items()
-            if name.lower() not in protocol.HOP_BY_HOP_HEADERS and name.lower() not in ("host", "content-length")
+            if name.lower() not in proxying.HOP_BY_HOP_HEADERS and name.lower() not in ("host", "content-length")
         ]
         request = client.build_request("POST", upstream_path, headers=headers, content=body)
         try:
@@ -638,12 +638,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client sees the stream cut short, as from DMR
         elif error is not None:
             # DMR sets application/json only after WriteHeader, so Go sniffs the body: text/plain.
-            self._send(500, protocol.backend_crash_body(error), protocol.TEXT_PLAIN)
+            self._send(500, proxying.backend_crash_body(error), encoding.TEXT_PLAIN)
         else:
             self._send(502, b"", None)
 
 
 def _response_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """Upstream headers minus hop-by-hop ones, the length and CORS (DMR's CORS adds its own)."""
-    dropped = protocol.HOP_BY_HOP_HEADERS | {"content-length", "access-control-allow-origin", "date"}
+    dropped = proxying.HOP_BY_HOP_HEADERS | {"content-length", "access-control-allow-origin", "date"}
     return [(name, value) for name, value in items if name.lower() not in dropped]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import error_bodies, model_info, model_names, pull_stream
 from pytest_dmr.emulator.catalog import Catalog, ModelDescription
 
 COPY_CHUNK = 1024 * 1024
@@ -53,8 +53,8 @@ class StoredModel:
     blob: str
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def info(self) -> protocol.ModelInfo:
-        return protocol.ModelInfo(id=self.id, tags=tuple(self.tags), created=self.created, config=self.config)
+    def info(self) -> model_info.ModelInfo:
+        return model_info.ModelInfo(id=self.id, tags=tuple(self.tags), created=self.created, config=self.config)
 
 
 class ModelStore:
@@ -86,13 +86,13 @@ class ModelStore:
 
     # ---------------------------------------------------------------- lookups
 
-    def models(self) -> list[protocol.ModelInfo]:
+    def models(self) -> list[model_info.ModelInfo]:
         with self._lock:
             return [model.info() for model in self._models]
 
     def find(self, reference: str) -> StoredModel | None:
         """Normal lookup (§4): normalisation, then the ID, a short ID, or a tag in canonical form."""
-        normalized = protocol.normalize_model_name(reference)
+        normalized = model_names.normalize_model_name(reference)
         if not normalized:
             return None
         with self._lock:
@@ -130,27 +130,27 @@ class ModelStore:
         with self._lock:
             model = self.find(reference)
             if model is None:
-                raise DeleteRefused(404, protocol.DELETE_MODEL_NOT_FOUND)
-            normalized = protocol.normalize_model_name(reference)
-            by_id = "@" in normalized or protocol.looks_like_model_id(normalized)
+                raise DeleteRefused(404, error_bodies.DELETE_MODEL_NOT_FOUND)
+            normalized = model_names.normalize_model_name(reference)
+            by_id = "@" in normalized or model_names.looks_like_model_id(normalized)
             actions: list[dict[str, str]] = []
             if by_id:
                 if len(model.tags) > 1 and not force:
-                    raise DeleteRefused(409, protocol.delete_conflict_message(reference))
-                actions.extend(protocol.untagged_action(tag) for tag in model.tags)
+                    raise DeleteRefused(409, error_bodies.delete_conflict_message(reference))
+                actions.extend(model_info.untagged_action(tag) for tag in model.tags)
                 model.tags = []
             else:
-                wanted = protocol.canonical_model_name(normalized)
-                tag = next(tag for tag in model.tags if protocol.canonical_model_name(tag) == wanted)
+                wanted = model_names.canonical_model_name(normalized)
+                tag = next(tag for tag in model.tags if model_names.canonical_model_name(tag) == wanted)
                 model.tags.remove(tag)
-                actions.append(protocol.untagged_action(tag))
+                actions.append(model_info.untagged_action(tag))
                 if model.tags:
                     self._save_index()
                     return actions
             self._models.remove(model)
             if not any(other.blob == model.blob for other in self._models):
                 self.blob_path(model).unlink(missing_ok=True)
-            actions.append(protocol.deleted_action(model.id))
+            actions.append(model_info.deleted_action(model.id))
             self._save_index()
             return actions
 
@@ -165,35 +165,35 @@ class ModelStore:
 
     def check_pull(self, reference: str) -> tuple[str, ModelDescription]:
         """Validate a pull before any byte is sent; raises :class:`PullRefused` (400 or 404)."""
-        normalized = protocol.normalize_model_name(reference)
-        if not protocol.is_valid_reference(normalized):
-            raise PullRefused(400, protocol.INVALID_MODEL_REFERENCE)
+        normalized = model_names.normalize_model_name(reference)
+        if not model_names.is_valid_reference(normalized):
+            raise PullRefused(400, error_bodies.INVALID_MODEL_REFERENCE)
         entry = self.catalog.resolve(normalized)
         if entry is None:
-            raise PullRefused(404, protocol.PULL_MODEL_NOT_FOUND)
+            raise PullRefused(404, error_bodies.PULL_MODEL_NOT_FOUND)
         return entry.reference, self.catalog.describe(entry)
 
-    def pull(self, tag: str, description: ModelDescription) -> Generator[protocol.PullProgress, None, None]:
+    def pull(self, tag: str, description: ModelDescription) -> Generator[pull_stream.PullProgress, None, None]:
         """Copy the model into the store, yielding DMR's progress lines, then its success line."""
         with self._pull_slots, self._model_lock(description.id):
             with self._lock:
                 tagged = next((model for model in self._models if tag in model.tags), None)
                 if tagged is not None and tagged.id == description.id:
-                    yield protocol.PullProgress(
-                        type="success", message=protocol.cached_model_message(description.config["size"])
+                    yield pull_stream.PullProgress(
+                        type="success", message=pull_stream.cached_model_message(description.config["size"])
                     )
                     return
                 present = next((model for model in self._models if model.id == description.id), None)
             if present is None:
                 yield from self._copy(description)
             self._attach(tag, description)
-            yield protocol.PullProgress(type="success", message=protocol.PULL_SUCCESS_MESSAGE)
+            yield pull_stream.PullProgress(type="success", message=pull_stream.PULL_SUCCESS_MESSAGE)
 
     def _model_lock(self, model_id: str) -> threading.Lock:
         with self._lock:
             return self._model_locks.setdefault(model_id, threading.Lock())
 
-    def _copy(self, description: ModelDescription) -> Iterator[protocol.PullProgress]:
+    def _copy(self, description: ModelDescription) -> Iterator[pull_stream.PullProgress]:
         """Chunked copy with per-layer progress, throttled as DMR does (100 ms, 1 MiB, or done)."""
         blob = self.blobs / description.layer_digest.split(":", 1)[1]
         partial = blob.with_name(blob.name + ".incomplete")
@@ -201,10 +201,10 @@ class ModelStore:
         copied = reported = 0
         last_line = time.monotonic()
 
-        def line(current: int) -> protocol.PullProgress:
-            return protocol.PullProgress(
+        def line(current: int) -> pull_stream.PullProgress:
+            return pull_stream.PullProgress(
                 type="progress",
-                message=protocol.downloaded_message(current),
+                message=pull_stream.downloaded_message(current),
                 total=size,
                 layer_id=description.layer_digest,
                 layer_size=size,

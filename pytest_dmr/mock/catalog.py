@@ -12,8 +12,9 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from pytest_dmr import protocol
-from pytest_dmr.protocol import ModelInfo, PullProgress
+from pytest_dmr.protocol import error_bodies, model_info, model_names, pull_stream
+from pytest_dmr.protocol.model_info import ModelInfo
+from pytest_dmr.protocol.pull_stream import PullProgress
 
 _MIB = 1024 * 1024
 _LICENSE_LAYER_SIZE_RANGE = (8_000, 16_000)
@@ -46,7 +47,7 @@ def _digest_int(text: str) -> int:
 
 def stored_tag(name: str) -> str:
     """How a runner stores a pulled name: normalised and fully qualified (``docker.io/ai/x:latest``)."""
-    return protocol.canonical_model_name(name)
+    return model_names.canonical_model_name(name)
 
 
 def describe_model(name: str, *, size: int | None = None, extra_tags: Iterable[str] = ()) -> ModelInfo:
@@ -65,7 +66,7 @@ def describe_model(name: str, *, size: int | None = None, extra_tags: Iterable[s
         "quantization": known.quantization,
         "parameters": known.parameters,
         "architecture": known.architecture,
-        "size": protocol.format_size(known.size),
+        "size": pull_stream.format_size(known.size),
         "context_size": known.context_size,
     }
     tags = [tag, *(stored_tag(extra) for extra in extra_tags)]
@@ -81,7 +82,7 @@ def model_size_bytes(info: ModelInfo) -> int:
     """The weights' size in bytes (as this mock made them), for the pull's fake layers."""
     known = _KNOWN.get(info.tags[0]) if info.tags else None
     text = info.size or ""
-    if known is not None and protocol.format_size(known.size) == text:
+    if known is not None and pull_stream.format_size(known.size) == text:
         return known.size
     number, _, unit = text.partition(" ")
     scale = {"B": 1, "KiB": 1024, "MiB": _MIB, "GiB": 1024 * _MIB}.get(unit, _MIB)
@@ -103,7 +104,7 @@ def pull_lines(info: ModelInfo) -> list[PullProgress]:
     def progress(layer: tuple[str, int], current: int) -> PullProgress:
         return PullProgress(
             type="progress",
-            message=protocol.downloaded_message(current),
+            message=pull_stream.downloaded_message(current),
             total=total,
             layer_id=layer[0],
             layer_size=layer[1],
@@ -115,7 +116,7 @@ def pull_lines(info: ModelInfo) -> list[PullProgress]:
         lines.append(progress(weights, weights[1] * step // _PROGRESS_STEPS))
         if step == 1:
             lines.append(progress(license_layer, license_layer[1]))
-    lines.append(PullProgress(type="success", message=protocol.PULL_SUCCESS_MESSAGE))
+    lines.append(PullProgress(type="success", message=pull_stream.PULL_SUCCESS_MESSAGE))
     return lines
 
 
@@ -147,7 +148,7 @@ class ModelStore:
     def find_partial(self, ref: str) -> ModelInfo | None:
         """``GET /models/{ref}``'s fallback: a tag whose bare name equals ``ref``."""
         for model in self.models:
-            if any(protocol.partial_name_matches(ref, tag) for tag in model.tags):
+            if any(model_names.partial_name_matches(ref, tag) for tag in model.tags):
                 return model
         return None
 
@@ -156,21 +157,21 @@ class ModelStore:
 
     def delete(self, given: str, *, force: bool) -> tuple[int, Any]:
         """``DELETE /models/{ref}``: ``(200, actions)``, or ``(404|409, message)``."""
-        ref = protocol.normalize_model_name(given)
+        ref = model_names.normalize_model_name(given)
         model = self.find(ref)
         if model is None:
-            return 404, protocol.DELETE_MODEL_NOT_FOUND
-        if "@" in ref or protocol.looks_like_model_id(ref):  # an ID or digest: the whole model
+            return 404, error_bodies.DELETE_MODEL_NOT_FOUND
+        if "@" in ref or model_names.looks_like_model_id(ref):  # an ID or digest: the whole model
             if len(model.tags) > 1 and not force:
-                return 409, protocol.delete_conflict_message(given)
+                return 409, error_bodies.delete_conflict_message(given)
             self.remove(model)
-            return 200, [*(protocol.untagged_action(tag) for tag in model.tags), protocol.deleted_action(model.id)]
-        wanted = protocol.canonical_model_name(ref)
-        tag = next(tag for tag in model.tags if protocol.canonical_model_name(tag) == wanted)
-        actions = [protocol.untagged_action(tag)]
+            return 200, [*(model_info.untagged_action(tag) for tag in model.tags), model_info.deleted_action(model.id)]
+        wanted = model_names.canonical_model_name(ref)
+        tag = next(tag for tag in model.tags if model_names.canonical_model_name(tag) == wanted)
+        actions = [model_info.untagged_action(tag)]
         if len(model.tags) > 1:
             self.models = [dataclasses.replace(m, tags=tuple(t for t in m.tags if t != tag)) if m.id == model.id else m for m in self.models]
             return 200, actions
         self.remove(model)
-        return 200, [*actions, protocol.deleted_action(model.id)]
+        return 200, [*actions, model_info.deleted_action(model.id)]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding, engines_api, error_bodies, openai_api, routes
 
 FaultBody = Union[str, bytes, Mapping[str, Any], None]
 
@@ -61,7 +61,7 @@ class Fault:
     @classmethod
     def load_failure(cls, cause: str = DEFAULT_LOAD_FAILURE) -> Fault:
         """500 ``unable to load runner: <cause>``."""
-        return cls.http(500, protocol.unable_to_load_message(cause))
+        return cls.http(500, error_bodies.unable_to_load_message(cause))
 
     # -- transport-level failures ---------------------------------------------------------------
 
@@ -107,7 +107,7 @@ class Fault:
                 return "Fault.loading()" if self.times == 1 else f"Fault.loading(times={self.times})"
             if self.status == 404 and self.body is None and self.times is None:
                 return "Fault.model_not_found()"
-            if self.status == 500 and self.times is None and self.body == protocol.unable_to_load_message(DEFAULT_LOAD_FAILURE):
+            if self.status == 500 and self.times is None and self.body == error_bodies.unable_to_load_message(DEFAULT_LOAD_FAILURE):
                 return "Fault.load_failure()"
             arguments = [repr(self.status)] + ([repr(self.body)] if self.body is not None else [])
             arguments += [f"times={self.times}"] if self.times is not None else []
@@ -134,39 +134,39 @@ class Fault:
         if body is None:
             return default_body(self.status, method=method, endpoint=endpoint, model=model)
         if isinstance(body, bytes):
-            return body, protocol.TEXT_PLAIN
+            return body, encoding.TEXT_PLAIN
         if isinstance(body, Mapping):
-            return protocol.dumps(dict(body)).encode(), protocol.LLAMACPP_JSON_CONTENT_TYPE
+            return encoding.dumps(dict(body)).encode(), openai_api.LLAMACPP_JSON_CONTENT_TYPE
         if body.lstrip().startswith("{"):
-            return body.encode(), protocol.LLAMACPP_JSON_CONTENT_TYPE
-        return (body if body.endswith("\n") else body + "\n").encode(), protocol.TEXT_PLAIN
+            return body.encode(), openai_api.LLAMACPP_JSON_CONTENT_TYPE
+        return (body if body.endswith("\n") else body + "\n").encode(), encoding.TEXT_PLAIN
 
 
 def default_body(status: int, *, method: str, endpoint: str | None, model: str | None) -> tuple[bytes, str]:
     """What DMR (or llama.cpp behind it) sends for ``status`` on ``endpoint``."""
     if status == 503:
-        return protocol.dumps(protocol.LOADING_MODEL_BODY).encode(), protocol.LLAMACPP_JSON_CONTENT_TYPE
+        return encoding.dumps(openai_api.LOADING_MODEL_BODY).encode(), openai_api.LLAMACPP_JSON_CONTENT_TYPE
     if status == 502:
-        return b"", protocol.TEXT_PLAIN
+        return b"", encoding.TEXT_PLAIN
     if status == 400:
-        text = protocol.INVALID_MODEL_REFERENCE if endpoint == protocol.MODELS_CREATE_PATH else protocol.MODEL_REQUIRED
+        text = error_bodies.INVALID_MODEL_REFERENCE if endpoint == routes.MODELS_CREATE_PATH else error_bodies.MODEL_REQUIRED
     elif status == 404:
-        if endpoint in protocol.INFERENCE_ENDPOINTS or (endpoint == protocol.MODELS and model is not None):
-            text = protocol.model_not_found_message(model or "")  # inference, or /engines/v1/models/{name}
-        elif endpoint == protocol.MODELS_CREATE_PATH:
-            text = protocol.PULL_MODEL_NOT_FOUND
+        if endpoint in routes.INFERENCE_ENDPOINTS or (endpoint == routes.MODELS and model is not None):
+            text = error_bodies.model_not_found_message(model or "")  # inference, or /engines/v1/models/{name}
+        elif endpoint == routes.MODELS_CREATE_PATH:
+            text = error_bodies.PULL_MODEL_NOT_FOUND
         elif method == "DELETE":
-            text = protocol.DELETE_MODEL_NOT_FOUND
+            text = error_bodies.DELETE_MODEL_NOT_FOUND
         else:
-            text = protocol.MODEL_NOT_FOUND
+            text = error_bodies.MODEL_NOT_FOUND
     elif status == 412:
-        backend = protocol.LLAMACPP_BACKEND
-        text = f"backend {protocol.go_quote(backend)} is not installed; run: docker model install-runner --backend {backend}"
+        backend = engines_api.LLAMACPP_BACKEND
+        text = f"backend {encoding.go_quote(backend)} is not installed; run: docker model install-runner --backend {backend}"
     elif status == 500:
-        text = protocol.unable_to_load_message(DEFAULT_LOAD_FAILURE)
+        text = error_bodies.unable_to_load_message(DEFAULT_LOAD_FAILURE)
     else:
         try:
             text = http.HTTPStatus(status).phrase
         except ValueError:
             text = f"status {status}"
-    return protocol.plain_error_body(text), protocol.TEXT_PLAIN
+    return error_bodies.plain_error_body(text), encoding.TEXT_PLAIN

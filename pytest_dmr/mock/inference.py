@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.embeddings import embedding_vector
 from pytest_dmr.mock.prose import cut_at_stop, prose_pieces, split_pieces, word_count
@@ -127,7 +127,7 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, *, chat
             return _Answer(split_pieces(call["function"]["arguments"]), "tool_calls", call)
     schema = _response_schema(body)
     if schema is not None:
-        pieces = split_pieces(protocol.dumps(value_for_schema(schema, draws.fork("json"))))
+        pieces = split_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"))))
         finish = "stop"
         if max_tokens is not None and len(pieces) > max_tokens:
             pieces, finish = pieces[:max_tokens], "length"
@@ -143,7 +143,7 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
 
 
 def _bad_request(message: str) -> httpx.Response:
-    return responses.backend_json(protocol.backend_error_body(400, message), 400)
+    return responses.backend_json(openai_api.backend_error_body(400, message), 400)
 
 
 def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
@@ -157,14 +157,14 @@ def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Respo
     except SchemaError as exc:
         return _bad_request(f"invalid JSON schema: {exc}")
     prompt_tokens = 3 + sum(
-        word_count(protocol.message_text(message.get("content"))) + 4 for message in messages if isinstance(message, Mapping)
+        word_count(openai_api.message_text(message.get("content"))) + 4 for message in messages if isinstance(message, Mapping)
     )
     model = exchange.recorded.model or ""
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = [answer.tool_call] if answer.tool_call else None
     if body.get("stream") is not True:
         return responses.backend_json(
-            protocol.chat_completion(
+            openai_api.chat_completion(
                 id=ident,
                 created=seeds.created,
                 model=model,
@@ -177,8 +177,8 @@ def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Respo
         )
 
     def event(delta: Mapping[str, Any], finish_reason: str | None = None) -> bytes:
-        return protocol.encode_sse(
-            protocol.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
+        return sse.encode_sse(
+            openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
         )
 
     events = [event({"role": "assistant", "content": None})]
@@ -192,11 +192,11 @@ def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Respo
     events.append(event({}, answer.finish_reason))
     if _include_usage(body):
         events.append(
-            protocol.encode_sse(
-                protocol.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=prompt_tokens, completion_tokens=len(answer.pieces))
+            sse.encode_sse(
+                openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=prompt_tokens, completion_tokens=len(answer.pieces))
             )
         )
-    events.append(protocol.SSE_DONE_EVENT)
+    events.append(sse.SSE_DONE_EVENT)
     return _streamed(exchange, events, content_start, len(answer.pieces))
 
 
@@ -214,7 +214,7 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
     ident = "cmpl-" + seeds.id_hex[:32]
     if body.get("stream") is not True:
         return responses.backend_json(
-            protocol.text_completion(
+            openai_api.text_completion(
                 id=ident,
                 created=seeds.created,
                 model=model,
@@ -225,19 +225,19 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
             )
         )
     events = [
-        protocol.encode_sse(protocol.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
+        sse.encode_sse(openai_api.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
         for piece in answer.pieces
     ]
     usage = (prompt_tokens, len(answer.pieces)) if _include_usage(body) else (None, None)
     events.append(
-        protocol.encode_sse(
-            protocol.text_completion(
+        sse.encode_sse(
+            openai_api.text_completion(
                 id=ident, created=seeds.created, model=model, text="", finish_reason=answer.finish_reason,
                 prompt_tokens=usage[0], completion_tokens=usage[1],
             )
         )
     )
-    events.append(protocol.SSE_DONE_EVENT)
+    events.append(sse.SSE_DONE_EVENT)
     return _streamed(exchange, events, 0, len(answer.pieces))
 
 
@@ -255,8 +255,8 @@ def _embedding_inputs(value: Any) -> list[str] | None:
         return [value]
     if isinstance(value, list) and value:
         if all(isinstance(item, int) for item in value):
-            return [protocol.dumps(value)]
-        return [item if isinstance(item, str) else protocol.dumps(item) for item in value]
+            return [encoding.dumps(value)]
+        return [item if isinstance(item, str) else encoding.dumps(item) for item in value]
     return None
 
 
@@ -272,11 +272,11 @@ def embeddings(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
     if body.get("encoding_format") == "base64":
         vectors = [base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() for vector in vectors]
     prompt_tokens = sum(word_count(text) + 1 for text in texts)
-    return responses.backend_json(protocol.embeddings_response(model=model, vectors=vectors, prompt_tokens=prompt_tokens))
+    return responses.backend_json(openai_api.embeddings_response(model=model, vectors=vectors, prompt_tokens=prompt_tokens))
 
 
 HANDLERS = {
-    protocol.CHAT_COMPLETIONS: chat_completions,
-    protocol.COMPLETIONS: completions,
-    protocol.EMBEDDINGS: embeddings,
+    routes.CHAT_COMPLETIONS: chat_completions,
+    routes.COMPLETIONS: completions,
+    routes.EMBEDDINGS: embeddings,
 }

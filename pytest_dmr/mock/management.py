@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, proxying, pull_stream
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.catalog import describe_model, model_size_bytes, pull_lines, stored_tag
 from pytest_dmr.mock.faults import Fault
@@ -24,7 +24,7 @@ _DISK_USAGE_LLAMACPP = 45_678_901
 
 def root() -> httpx.Response:
     """Go sniffs the Content-Type here (no ``http.Error``, so no ``nosniff``); no trailing newline."""
-    return httpx.Response(200, headers=(("content-type", protocol.TEXT_PLAIN),), content=protocol.ROOT_BANNER.encode())
+    return httpx.Response(200, headers=(("content-type", encoding.TEXT_PLAIN),), content=addresses.ROOT_BANNER.encode())
 
 
 def version() -> httpx.Response:
@@ -32,8 +32,8 @@ def version() -> httpx.Response:
 
 
 def engines_status() -> httpx.Response:
-    statuses = {**protocol.OTHER_BACKENDS_STATUS, protocol.LLAMACPP_BACKEND: protocol.llamacpp_status(LLAMACPP_VERSION)}
-    return responses.raw(200, protocol.engines_status_body(statuses), protocol.JSON_CONTENT_TYPE)
+    statuses = {**engines_api.OTHER_BACKENDS_STATUS, engines_api.LLAMACPP_BACKEND: engines_api.llamacpp_status(LLAMACPP_VERSION)}
+    return responses.raw(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
 
 
 def engines_ps(runner: MockModelRunner) -> httpx.Response:
@@ -41,11 +41,11 @@ def engines_ps(runner: MockModelRunner) -> httpx.Response:
     entries = []
     with runner._lock:
         for name, mode in runner.loaded_runners:
-            config = runner.runner_configs.get(runner._config_key(protocol.LLAMACPP_BACKEND, name, mode))
+            config = runner.runner_configs.get(runner._config_key(engines_api.LLAMACPP_BACKEND, name, mode))
             keep_alive = config.keep_alive if config is not None else None
-            entries.append(protocol.ps_entry(
-                backend=protocol.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=protocol.GO_ZERO_TIME,
-                keep_alive=None if keep_alive is None else protocol.format_keep_alive(keep_alive),
+            entries.append(engines_api.ps_entry(
+                backend=engines_api.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=encoding.GO_ZERO_TIME,
+                keep_alive=None if keep_alive is None else durations.format_keep_alive(keep_alive),
             ))  # fmt: skip
     return responses.management_json(entries)
 
@@ -58,12 +58,12 @@ def engines_df(runner: MockModelRunner) -> httpx.Response:
 def engines_unload(runner: MockModelRunner, content: bytes) -> httpx.Response:
     """All: every runner and every stored setting go. Models: their runners go when ``backend`` is empty
     or ``llama.cpp`` (the mock's only one); their settings only when ``backend`` matches exactly."""
-    if len(content) > protocol.MAX_INFERENCE_BODY:
-        return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+    if len(content) > proxying.MAX_INFERENCE_BODY:
+        return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
     try:
-        request = protocol.parse_unload_request(content)
+        request = engines_api.parse_unload_request(content)
     except ValueError:
-        return responses.plain_error(400, protocol.INVALID_REQUEST)
+        return responses.plain_error(400, error_bodies.INVALID_REQUEST)
     with runner._lock:
         before = len(runner.loaded_runners)
         if request.all:
@@ -73,7 +73,7 @@ def engines_unload(runner: MockModelRunner, content: bytes) -> httpx.Response:
             ids = {runner._resolve_id(name) for name in request.models}
             for key in [key for key in runner.runner_configs if key[0] == request.backend and key[1] in ids]:
                 del runner.runner_configs[key]
-            if request.backend in ("", protocol.LLAMACPP_BACKEND):
+            if request.backend in ("", engines_api.LLAMACPP_BACKEND):
                 runner.loaded_runners[:] = [
                     (name, mode) for name, mode in runner.loaded_runners if runner._resolve_id(name) not in ids
                 ]
@@ -89,15 +89,15 @@ def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> h
     completion runner, as DMR's does, when inference could use the model; with a keep-alive of ``0``
     it is unloaded at once, so nothing stays in ``/engines/ps``.
     """
-    backend = backend or protocol.LLAMACPP_BACKEND
-    if backend not in protocol.KNOWN_BACKENDS:
-        return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
-    if len(content) > protocol.MAX_INFERENCE_BODY:
-        return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+    backend = backend or engines_api.LLAMACPP_BACKEND
+    if backend not in engines_api.KNOWN_BACKENDS:
+        return responses.plain_error(404, error_bodies.BACKEND_NOT_FOUND)
+    if len(content) > proxying.MAX_INFERENCE_BODY:
+        return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
     try:
-        request = protocol.parse_configure_request(content)
+        request = engines_api.parse_configure_request(content)
     except ValueError:
-        return responses.plain_error(400, protocol.INVALID_REQUEST)
+        return responses.plain_error(400, error_bodies.INVALID_REQUEST)
     try:
         mode, config = request.resolve()
     except ValueError as exc:
@@ -105,15 +105,15 @@ def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> h
     with runner._lock:
         key = runner._config_key(backend, request.model, mode)
         if runner.runner_configs.get(key) != config:
-            if backend == protocol.LLAMACPP_BACKEND:
+            if backend == engines_api.LLAMACPP_BACKEND:
                 runner.loaded_runners[:] = [
                     (name, loaded) for name, loaded in runner.loaded_runners
                     if (runner._resolve_id(name), loaded) != (key[1], mode)
                 ]  # fmt: skip
             runner.runner_configs[key] = config
         usable = runner.serve_any_model or runner.store.find(request.model) is not None
-        if backend == protocol.LLAMACPP_BACKEND and request.model and usable:
-            runner._mark_loaded(request.model, protocol.COMPLETION_MODE)
+        if backend == engines_api.LLAMACPP_BACKEND and request.model and usable:
+            runner._mark_loaded(request.model, engines_api.COMPLETION_MODE)
     return httpx.Response(202)
 
 
@@ -127,12 +127,12 @@ def configurations(runner: MockModelRunner, wanted: str) -> httpx.Response:
             if model is None or (wanted_id is not None and model_id != wanted_id):
                 continue
             first_tag = model.tags[0] if model.tags else ""
-            entries.append(protocol.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
+            entries.append(engines_api.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
     return responses.management_json(entries)
 
 
 def metrics() -> httpx.Response:
-    return responses.raw(200, protocol.NO_ACTIVE_RUNNERS_BODY, protocol.METRICS_CONTENT_TYPE)
+    return responses.raw(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
 
 
 def list_models(runner: MockModelRunner) -> httpx.Response:
@@ -146,18 +146,18 @@ def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> httpx.R
         return responses.management_json(body)
     model = runner.store.find(ref) or runner.store.find_partial(ref)
     if model is None:
-        return responses.plain_error(404, protocol.MODEL_NOT_FOUND)
+        return responses.plain_error(404, error_bodies.MODEL_NOT_FOUND)
     return responses.management_json(model.to_json())
 
 
 def openai_models(runner: MockModelRunner) -> httpx.Response:
-    return responses.management_json(protocol.openai_model_list(runner.models))
+    return responses.management_json(model_info.openai_model_list(runner.models))
 
 
 def openai_model(runner: MockModelRunner, name: str) -> httpx.Response:
     model = runner.store.find(name)
     if model is None:
-        return responses.plain_error(404, protocol.model_not_found_message(name))
+        return responses.plain_error(404, error_bodies.model_not_found_message(name))
     return responses.management_json(model.to_openai())
 
 
@@ -177,26 +177,26 @@ def pull(runner: MockModelRunner, request: httpx.Request, body: Any, *, fault: F
     """``POST /models/create``: progress lines and success, or one cached line, or a mid-stream error."""
     source = body.get("from") if isinstance(body, dict) else None
     if not isinstance(body, dict) or (source is not None and not isinstance(source, str)):
-        return responses.plain_error(400, protocol.INVALID_REQUEST_BODY)  # Go cannot decode it
-    normalized = protocol.normalize_model_name(source or "")
-    if not protocol.is_valid_reference(normalized):
-        return responses.plain_error(400, protocol.INVALID_MODEL_REFERENCE)
+        return responses.plain_error(400, error_bodies.INVALID_REQUEST_BODY)  # Go cannot decode it
+    normalized = model_names.normalize_model_name(source or "")
+    if not model_names.is_valid_reference(normalized):
+        return responses.plain_error(400, error_bodies.INVALID_MODEL_REFERENCE)
     accept = request.headers.get("accept")
-    raw_json = protocol.pull_wants_raw_json(accept)
+    raw_json = pull_stream.pull_wants_raw_json(accept)
     existing = runner.store.find(normalized)
     if fault is not None and fault.kind == "pull_error":
         info = existing or describe_model(normalized)
         progress = pull_lines(info)[: fault.after] if existing is None else []
-        lines = [protocol.encode_pull_line(line, raw_json=raw_json) for line in progress]
-        lines.append(protocol.encode_pull_line(protocol.pull_error_progress(fault.message), raw_json=raw_json))
-        lines.append(protocol.plain_error_body(protocol.pull_failure_text(fault.message)))
+        lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in progress]
+        lines.append(pull_stream.encode_pull_line(pull_stream.pull_error_progress(fault.message), raw_json=raw_json))
+        lines.append(error_bodies.plain_error_body(pull_stream.pull_failure_text(fault.message)))
     elif existing is not None:
         runner.store.attach_tag(existing, stored_tag(normalized))
-        cached = protocol.PullProgress(type="success", message=protocol.cached_model_message(existing.size or ""))
-        lines = [protocol.encode_pull_line(cached, raw_json=raw_json)]
+        cached = pull_stream.PullProgress(type="success", message=pull_stream.cached_model_message(existing.size or ""))
+        lines = [pull_stream.encode_pull_line(cached, raw_json=raw_json)]
     else:
         info = describe_model(normalized)
-        lines = [protocol.encode_pull_line(line, raw_json=raw_json) for line in pull_lines(info)]
+        lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in pull_lines(info)]
         if delivery.cut_after is None:  # a pull cut off mid-stream stores nothing
             runner.store.add(info)
-    return responses.line_stream(lines, content_type=protocol.pull_content_type(accept), request=request, delivery=delivery)
+    return responses.line_stream(lines, content_type=pull_stream.pull_content_type(accept), request=request, delivery=delivery)

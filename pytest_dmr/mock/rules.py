@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import model_names, routes
 from pytest_dmr.mock.faults import Fault
 
 
@@ -71,8 +71,8 @@ class Rule:
             raise ValueError(f"Fault.{fault.kind} replaces the answer: drop {answers[0]}= or use another rule")
         if not answers and fault is None:
             raise ValueError("a rule needs something to do: reply=, stream=, tool_call= or fault=")
-        if fault is not None and fault.kind == "pull_error" and endpoint != protocol.MODELS_CREATE_PATH:
-            raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={protocol.MODELS_CREATE_PATH!r}")
+        if fault is not None and fault.kind == "pull_error" and endpoint != routes.MODELS_CREATE_PATH:
+            raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={routes.MODELS_CREATE_PATH!r}")
         if isinstance(stream, str):
             raise TypeError("stream= takes a list of pieces, e.g. ['Hel', 'lo']; for one text use reply=")
         times_given = times
@@ -94,7 +94,7 @@ class Rule:
         self.times = times
         self.calls = 0
         self.background = False
-        self._canonical_model = protocol.canonical_model_name(model) if model else None
+        self._canonical_model = model_names.canonical_model_name(model) if model else None
         self._matches = matches
         self._times_given = times_given
 
@@ -140,10 +140,10 @@ class Rule:
         if self.endpoint is not None:
             if request.endpoint != self.endpoint:
                 return False
-        elif request.endpoint not in protocol.INFERENCE_ENDPOINTS:
+        elif request.endpoint not in routes.INFERENCE_ENDPOINTS:
             return False
         if self._canonical_model is not None:
-            if not request.model or protocol.canonical_model_name(request.model) != self._canonical_model:
+            if not request.model or model_names.canonical_model_name(request.model) != self._canonical_model:
                 return False
         if self.contains is not None and self.contains not in request.last_user_message:
             return False

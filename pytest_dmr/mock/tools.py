@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding, openai_api
 from pytest_dmr.mock.schema import value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws
 
@@ -59,7 +59,7 @@ def generated_call(function: Mapping[str, Any], draws: SeededDraws, call_id: str
     """A call of ``function`` with arguments valid against its ``parameters`` schema."""
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     arguments = value_for_schema(parameters, draws)
-    return protocol.tool_call(id=call_id, name=str(function["name"]), arguments=protocol.dumps(arguments))
+    return openai_api.tool_call(id=call_id, name=str(function["name"]), arguments=encoding.dumps(arguments))
 
 
 def scripted_call(spec: Mapping[str, Any], call_id: str) -> dict[str, Any]:
@@ -69,5 +69,5 @@ def scripted_call(spec: Mapping[str, Any], call_id: str) -> dict[str, Any]:
         raise ValueError(f"tool_call needs a 'name', got {dict(spec)!r}")
     arguments = function.get("arguments", {})
     if not isinstance(arguments, str):
-        arguments = protocol.dumps(arguments)
-    return protocol.tool_call(id=str(spec.get("id") or call_id), name=function["name"], arguments=arguments)
+        arguments = encoding.dumps(arguments)
+    return openai_api.tool_call(id=str(spec.get("id") or call_id), name=function["name"], arguments=arguments)

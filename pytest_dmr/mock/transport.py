@@ -10,19 +10,19 @@ from typing import Any
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, model_names, openai_api, proxying, routes
 from pytest_dmr.mock import inference, management, responses
 from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.streams import Delivery, MockByteStream
-from pytest_dmr.protocol import ModelInfo
+from pytest_dmr.protocol.model_info import ModelInfo
 
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
 _UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
 _DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
-_MODELS_PREFIX = protocol.MANAGEMENT_MODELS_PATH + "/"
-_PRELOAD = protocol.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
+_MODELS_PREFIX = routes.MANAGEMENT_MODELS_PATH + "/"
+_PRELOAD = routes.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
 
 RULES_NOT_USED = "The mock's rules were not all used:\n{rules}\n\n{hint}"
 """What :meth:`MockModelRunner.assert_all_rules_used` raises: one ``- rule: how it fell short`` line per rule."""
@@ -51,16 +51,16 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     are kept in :attr:`runner_configs`, keyed by (backend, model ID, mode).
     """
 
-    base_url: str = protocol.MOCK_BASE_URL
+    base_url: str = addresses.MOCK_BASE_URL
 
     def __init__(
         self,
         *,
-        models: Iterable[str] = (protocol.DEFAULT_MODEL,),
+        models: Iterable[str] = (addresses.DEFAULT_MODEL,),
         serve_any_model: bool = True,
         embedding_dimensions: int = 768,
         default_max_tokens: int = 64,
-        origins: Sequence[str] = protocol.DEFAULT_ALLOWED_ORIGINS,
+        origins: Sequence[str] = cors.DEFAULT_ALLOWED_ORIGINS,
     ) -> None:
         if embedding_dimensions < 1:
             raise ValueError(f"embedding_dimensions must be at least 1, got {embedding_dimensions!r}")
@@ -77,7 +77,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
         self.loaded_runners: list[tuple[str, str]] = []
-        self.runner_configs: dict[tuple[str, str, str], protocol.RunnerConfig] = {}
+        self.runner_configs: dict[tuple[str, str, str], engines_api.RunnerConfig] = {}
         self._lock = threading.RLock()  # a `when` callable may call back into the mock
 
     # -- the controller ---------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     @property
     def openai_base_url(self) -> str:
         """The base URL an OpenAI client takes (``.../engines/v1``)."""
-        return self.base_url + protocol.ENGINES_PREFIX
+        return self.base_url + routes.ENGINES_PREFIX
 
     @property
     def models(self) -> list[ModelInfo]:
@@ -183,7 +183,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _respond(self, request: httpx.Request) -> httpx.Response:
         method = request.method
-        path = protocol.clean_path(request.url.path)
+        path = routes.clean_path(request.url.path)
         content = request.content
         body: Any = None
         invalid_json = False
@@ -192,20 +192,20 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 body = json.loads(content)
             except ValueError:
                 invalid_json = True
-        route = protocol.match_inference_path(path)
+        route = routes.match_inference_path(path)
         recorded = self._record(request, method, path, route, body, content)
-        cors = protocol.cors_answer(path, method, request.headers.get(protocol.ORIGIN_HEADER), self.origins)
-        if cors.status == 403:
-            return responses.plain_error(403, protocol.ORIGIN_NOT_ALLOWED)
-        if cors.status is not None:  # an allowed preflight
-            return httpx.Response(cors.status, headers=cors.headers)
+        access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.origins)
+        if access.status == 403:
+            return responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
+        if access.status is not None:  # an allowed preflight
+            return httpx.Response(access.status, headers=access.headers)
         response = self._answer(request, route, recorded, invalid_json=invalid_json)
-        for name, value in cors.headers:
+        for name, value in access.headers:
             response.headers[name] = value
         return response
 
     def _answer(
-        self, request: httpx.Request, route: protocol.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
+        self, request: httpx.Request, route: routes.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
     ) -> httpx.Response:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
@@ -237,19 +237,19 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return response
 
     def _record(
-        self, request: httpx.Request, method: str, path: str, route: protocol.InferenceRoute | None, body: Any, content: bytes
+        self, request: httpx.Request, method: str, path: str, route: routes.InferenceRoute | None, body: Any, content: bytes
     ) -> RecordedRequest:
         is_object = isinstance(body, dict)
         model: str | None = None
         if route is not None:
             endpoint = route.endpoint
             if endpoint.startswith(_MODELS_PREFIX):
-                endpoint, model = protocol.MODELS, endpoint[len(_MODELS_PREFIX) :]
+                endpoint, model = routes.MODELS, endpoint[len(_MODELS_PREFIX) :]
             elif is_object and isinstance(body.get("model"), str):
                 model = body["model"]
         else:
             endpoint = path
-            if path == protocol.MODELS_CREATE_PATH:
+            if path == routes.MODELS_CREATE_PATH:
                 model = body.get("from") if is_object and isinstance(body.get("from"), str) else None
             elif path.startswith(_MODELS_PREFIX):
                 model = path[len(_MODELS_PREFIX) :]
@@ -261,7 +261,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             model=model,
             endpoint=endpoint,
             stream=is_object and body.get("stream") is True,
-            last_user_message=protocol.last_user_message(body) if is_object else "",
+            last_user_message=openai_api.last_user_message(body) if is_object else "",
             content=content,
         )
         with self._lock:
@@ -279,7 +279,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _inference(
         self,
         request: httpx.Request,
-        route: protocol.InferenceRoute,
+        route: routes.InferenceRoute,
         recorded: RecordedRequest,
         rule: Rule | None,
         delivery: Delivery,
@@ -290,30 +290,30 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         method = request.method
         endpoint = route.endpoint
         body = recorded.json
-        if endpoint == protocol.MODELS and method == "GET":
+        if endpoint == routes.MODELS and method == "GET":
             return management.openai_models(self)
         if endpoint.startswith(_MODELS_PREFIX) and method == "GET":
             return management.openai_model(self, endpoint[len(_MODELS_PREFIX) :])
         handler = inference.HANDLERS.get(endpoint)
         if handler is None or method != "POST":
-            return responses.plain_error(404, protocol.NOT_FOUND)
+            return responses.plain_error(404, error_bodies.NOT_FOUND)
         # DMR's order (DMR-PROTOCOL.md 3.3): backend name, body, model, lookup, backend install, load.
-        backend = route.backend or protocol.LLAMACPP_BACKEND
-        if backend != protocol.LLAMACPP_BACKEND and backend not in protocol.OTHER_BACKENDS_STATUS:
-            return responses.plain_error(404, protocol.BACKEND_NOT_FOUND)
-        if len(recorded.content) > protocol.MAX_INFERENCE_BODY:
-            return responses.plain_error(400, protocol.REQUEST_TOO_LARGE)
+        backend = route.backend or engines_api.LLAMACPP_BACKEND
+        if backend != engines_api.LLAMACPP_BACKEND and backend not in engines_api.OTHER_BACKENDS_STATUS:
+            return responses.plain_error(404, error_bodies.BACKEND_NOT_FOUND)
+        if len(recorded.content) > proxying.MAX_INFERENCE_BODY:
+            return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
         model = body.get("model") if isinstance(body, dict) else None
         if invalid_json or not isinstance(body, dict) or (model is not None and not isinstance(model, str)):
-            return responses.plain_error(400, protocol.INVALID_REQUEST)
+            return responses.plain_error(400, error_bodies.INVALID_REQUEST)
         if not model:  # missing, empty or null (Go decodes null into "")
-            return responses.plain_error(400, protocol.MODEL_REQUIRED)
+            return responses.plain_error(400, error_bodies.MODEL_REQUIRED)
         if not self.serve_any_model and self.store.find(model) is None:
-            return responses.plain_error(404, protocol.model_not_found_message(model))
-        if backend != protocol.LLAMACPP_BACKEND:
+            return responses.plain_error(404, error_bodies.model_not_found_message(model))
+        if backend != engines_api.LLAMACPP_BACKEND:
             status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
             return responses.plain_error(status, message)
-        self._mark_loaded(model, protocol.mode_for_endpoint(endpoint))
+        self._mark_loaded(model, engines_api.mode_for_endpoint(endpoint))
         if preload:
             return httpx.Response(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
@@ -325,7 +325,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         """DMR's ``ResolveID``: the stored model's ID; a model only ``serve_any_model`` knows is
         identified by its canonical name (so ``qwen3`` and ``ai/qwen3`` are one model)."""
         model = self.store.find(name)
-        return model.id if model is not None else protocol.canonical_model_name(name)
+        return model.id if model is not None else model_names.canonical_model_name(name)
 
     def _config_key(self, backend: str, name: str, mode: str) -> tuple[str, str, str]:
         return (backend, self._resolve_id(name), mode)
@@ -335,60 +335,60 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
         with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
         with self._lock:
-            config = self.runner_configs.get(self._config_key(protocol.LLAMACPP_BACKEND, model, mode))
+            config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode))
             if config is not None and config.keep_alive == 0:
                 return
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
                 return
-            if not any(mode == loaded and protocol.same_model(model, name) for name, loaded in self.loaded_runners):
+            if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
                 self.loaded_runners.append((model, mode))
 
     def _management(
         self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
     ) -> httpx.Response:
         method, path = recorded.method, recorded.path
-        if path == protocol.ROOT_PATH:
+        if path == routes.ROOT_PATH:
             return management.root()
-        if path == protocol.VERSION_PATH:
+        if path == routes.VERSION_PATH:
             return management.version()
-        if path == protocol.METRICS_PATH:
+        if path == routes.METRICS_PATH:
             return management.metrics() if method == "GET" else responses.plain_error(405, "Method Not Allowed")
-        if path == protocol.MANAGEMENT_MODELS_PATH or path.startswith(_MODELS_PREFIX):
+        if path == routes.MANAGEMENT_MODELS_PATH or path.startswith(_MODELS_PREFIX):
             return self._models(request, recorded, fault, delivery)
         if path == "/engines" or path.startswith("/engines/"):
-            if method == "GET" and path == protocol.ENGINES_STATUS_PATH:
+            if method == "GET" and path == routes.ENGINES_STATUS_PATH:
                 return management.engines_status()
-            if method == "GET" and path == protocol.ENGINES_PS_PATH:
+            if method == "GET" and path == routes.ENGINES_PS_PATH:
                 return management.engines_ps(self)
-            if method == "GET" and path == protocol.ENGINES_DF_PATH:
+            if method == "GET" and path == routes.ENGINES_DF_PATH:
                 return management.engines_df(self)
-            if method == "POST" and path == protocol.ENGINES_UNLOAD_PATH:
+            if method == "POST" and path == routes.ENGINES_UNLOAD_PATH:
                 return management.engines_unload(self, recorded.content)
-            if method in ("GET", "HEAD") and path == protocol.ENGINES_CONFIGURE_PATH:
+            if method in ("GET", "HEAD") and path == routes.ENGINES_CONFIGURE_PATH:
                 return management.configurations(self, request.url.params.get("model", ""))
-            is_configure, backend = protocol.match_configure_path(path)
+            is_configure, backend = routes.match_configure_path(path)
             if method == "POST" and is_configure:
                 return management.configure(self, backend, recorded.content)
-            return responses.plain_error(404, protocol.NOT_FOUND)
-        return responses.plain_error(404, protocol.PAGE_NOT_FOUND)
+            return responses.plain_error(404, error_bodies.NOT_FOUND)
+        return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
 
     def _models(
         self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
     ) -> httpx.Response:
         method, path = recorded.method, recorded.path
-        if path == protocol.MANAGEMENT_MODELS_PATH:
-            return management.list_models(self) if method == "GET" else responses.plain_error(404, protocol.NOT_FOUND)
-        if method == "POST" and path == protocol.MODELS_CREATE_PATH:
+        if path == routes.MANAGEMENT_MODELS_PATH:
+            return management.list_models(self) if method == "GET" else responses.plain_error(404, error_bodies.NOT_FOUND)
+        if method == "POST" and path == routes.MODELS_CREATE_PATH:
             return management.pull(self, request, recorded.json, fault=fault, delivery=delivery)
         ref = path[len(_MODELS_PREFIX) :]
         params = request.url.params
-        if method == "DELETE" and path == protocol.MODELS_PURGE_PATH:
+        if method == "DELETE" and path == routes.MODELS_PURGE_PATH:
             return management.purge(self)
         if method == "DELETE":
             return management.delete_model(self, ref, force="force" in params and params["force"] in _GO_TRUE)
         if method == "GET":
             return management.inspect_model(self, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
-        return responses.plain_error(404, protocol.NOT_FOUND)
+        return responses.plain_error(404, error_bodies.NOT_FOUND)
 
 
 def _usage(rule: Rule) -> str:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, model_names
 from pytest_dmr.errors import ProvisioningError
 
 if TYPE_CHECKING:
@@ -115,7 +115,7 @@ def register(config: pytest.Config, run_dir: RunDirectory) -> ProvisionPlugin:
 
 def acquire_runner(
     settings: Settings, config: pytest.Config, models: Sequence[str], run_dir: RunDirectory
-) -> protocol.RunnerAddress:
+) -> addresses.RunnerAddress:
     """The run's provisioned runner (started on first use, shared by every worker), with ``models`` pulled.
 
     ``run_dir`` is the run's shared directory, where the runner's state and lock live.
@@ -128,7 +128,7 @@ def acquire_runner(
     plugin = register(config, run_dir)
     request = ProvisionRequest(
         image=settings.image,
-        models=tuple(dict.fromkeys(protocol.normalize_model_name(name) or name for name in models)),
+        models=tuple(dict.fromkeys(model_names.normalize_model_name(name) or name for name in models)),
         pull=settings.pull_for(provisioned=True),
         reuse=settings.reuse,
         timeout=settings.timeout,
@@ -139,7 +139,7 @@ def acquire_runner(
         catch_sigterm()
     write, interactive = _terminal(config)
     plugin.runner = acquire(request, plugin.run_dir, write=write, interactive=interactive)
-    return protocol.parse_runner_url(plugin.runner.url)
+    return addresses.parse_runner_url(plugin.runner.url)
 
 
 def catch_sigterm() -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.waiting_utils import WaitStrategy
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, routes
 from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import labels
 
@@ -64,12 +64,12 @@ class RunnerReadyWait(WaitStrategy):
             if container.status not in ALIVE:
                 raise _stopped(container, "no port published") from None
             raise
-        url = f"http://{container.get_container_host_ip()}:{port}{protocol.ROOT_PATH}"
+        url = f"http://{container.get_container_host_ip()}:{port}{routes.ROOT_PATH}"
         deadline = time.monotonic() + self._startup_timeout
         last = "no answer yet"
         while True:
             answer = _get(url)
-            if answer == protocol.ROOT_BANNER:
+            if answer == addresses.ROOT_BANNER:
                 return
             last = answer
             container.reload()
@@ -77,7 +77,7 @@ class RunnerReadyWait(WaitStrategy):
                 raise _stopped(container, f"last answer at {url}: {last}")
             if time.monotonic() > deadline:
                 raise ProvisioningError(
-                    f"the runner container did not answer GET {url} with {protocol.ROOT_BANNER!r} "
+                    f"the runner container did not answer GET {url} with {addresses.ROOT_BANNER!r} "
                     f"within {self._startup_timeout:g} s; last answer: {last}\n{_log_tail(container)}",
                     hint="Raise the wait with --dmr-timeout, or check the container's logs above",
                 )
@@ -128,12 +128,12 @@ class ModelRunnerContainer(DockerContainer):
     'http://127.0.0.1:32768'
     """
 
-    PORT = protocol.DEFAULT_PORT
+    PORT = addresses.DEFAULT_PORT
     MODELS_PATH = "/models"
 
     def __init__(
         self,
-        image: str = protocol.DEFAULT_IMAGE,
+        image: str = addresses.DEFAULT_IMAGE,
         *,
         models_volume: str | None = DEFAULT_MODELS_VOLUME,
         extra_labels: dict[str, str] | None = None,

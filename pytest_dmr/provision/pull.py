@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import pull_stream
 from pytest_dmr.errors import DMRError
-from pytest_dmr.protocol import PullProgress
+from pytest_dmr.protocol.pull_stream import PullProgress
 
 Write = Callable[[str, bool], None]
 """``write(line, transient)``: a transient line may be overwritten by the next one."""
@@ -53,15 +53,15 @@ class PullDisplay:
         now = self.clock()
         if self.interactive or now - self.last_shown >= PROGRESS_EVERY:
             self.last_shown = now
-            of_total = f" of {protocol.format_size(self.total)}" if self.total else ""
-            self.write(f"dmr: pulling {self.model} ... {protocol.format_size(self.received)}{of_total}", True)
+            of_total = f" of {pull_stream.format_size(self.total)}" if self.total else ""
+            self.write(f"dmr: pulling {self.model} ... {pull_stream.format_size(self.received)}{of_total}", True)
 
     def finished(self, size: int, cached: bool) -> str:
         elapsed = self.clock() - self.started
         if cached:
-            summary = f"already on the runner ({protocol.format_size(size)})" if size else "already on the runner"
+            summary = f"already on the runner ({pull_stream.format_size(size)})" if size else "already on the runner"
         else:
-            summary = f"pulled {protocol.format_size(size or self.received)} in {elapsed:.1f} s"
+            summary = f"pulled {pull_stream.format_size(size or self.received)} in {elapsed:.1f} s"
         self.write(f"dmr: {self.model}: {summary}", False)
         return summary
 

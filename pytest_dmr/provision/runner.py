@@ -14,7 +14,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses
 from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import coordination, labels
 from pytest_dmr.provision.coordination import RunDirectory, RunnerRecord, RunState
@@ -33,7 +33,7 @@ MODELS_VOLUME_ENV = "PYTEST_DMR_MODELS_VOLUME"
 class ProvisionRequest:
     """What a run asks of provisioning (built from the run's settings)."""
 
-    image: str = protocol.DEFAULT_IMAGE
+    image: str = addresses.DEFAULT_IMAGE
     models: Sequence[str] = ()
     pull: bool = True
     reuse: bool = False
@@ -245,8 +245,8 @@ def _find_reusable(engine: Engine, key: str, request: ProvisionRequest) -> Runne
             if item.status != "running":
                 item.start()
             target = _WaitTarget(item)
-            RunnerReadyWait(protocol.DEFAULT_PORT, timeout=min(request.timeout, 60.0)).wait_until_ready(target)
-            url = f"http://{LOOPBACK}:{published_port(item, protocol.DEFAULT_PORT)}"
+            RunnerReadyWait(addresses.DEFAULT_PORT, timeout=min(request.timeout, 60.0)).wait_until_ready(target)
+            url = f"http://{LOOPBACK}:{published_port(item, addresses.DEFAULT_PORT)}"
         except Exception:  # noqa: BLE001 - a broken kept runner is replaced, not reported
             item.remove(force=True, v=True)
             continue

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses
 from pytest_dmr.errors import ProvisioningError
 from pytest_dmr.provision import labels
 from pytest_dmr.provision.coordination import RunDirectory
@@ -58,10 +58,10 @@ def test_container_answers_on_loopback_with_our_labels_only(docker_engine, model
     with ModelRunnerContainer(docker_engine.image, models_volume=models_volume) as runner:
         url = runner.get_endpoint()
         assert url.startswith("http://127.0.0.1:")
-        assert httpx.get(url + "/").text == protocol.ROOT_BANNER
+        assert httpx.get(url + "/").text == addresses.ROOT_BANNER
         wrapped = runner.get_wrapped_container()
         wrapped.reload()
-        bindings = wrapped.attrs["NetworkSettings"]["Ports"][f"{protocol.DEFAULT_PORT}/tcp"]
+        bindings = wrapped.attrs["NetworkSettings"]["Ports"][f"{addresses.DEFAULT_PORT}/tcp"]
         assert {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
         assert wrapped.labels[labels.MANAGED] == "true"
         assert wrapped.labels[labels.IMAGE] == docker_engine.image
@@ -98,7 +98,7 @@ def test_a_runner_that_never_answers_times_out_with_a_clear_message(docker_engin
             pass
     message = str(caught.value)
     assert "did not answer GET http://127.0.0.1:" in message
-    assert f"with {protocol.ROOT_BANNER!r} within 2 s" in message
+    assert f"with {addresses.ROOT_BANNER!r} within 2 s" in message
     assert "still booting" in message
     assert "--dmr-timeout" in message
 
@@ -108,7 +108,7 @@ def test_acquire_starts_once_pulls_once_and_release_removes(docker_engine, model
     request = ProvisionRequest(image=docker_engine.image, models=("ai/smollm2",), timeout=60)
 
     first = acquire(request, run_dir, write=lines, interactive=False)
-    assert httpx.get(first.url + "/").text == protocol.ROOT_BANNER
+    assert httpx.get(first.url + "/").text == addresses.ROOT_BANNER
     assert first.models["ai/smollm2"].startswith("pulled ")
     assert "MiB in " in first.models["ai/smollm2"]
     assert lines.final == [f"dmr: ai/smollm2: {first.models['ai/smollm2']}"]
@@ -162,7 +162,7 @@ def test_the_readiness_probe_goes_straight_to_loopback_whatever_http_proxy_says(
 
     class Banner(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
-            body = protocol.ROOT_BANNER.encode()
+            body = addresses.ROOT_BANNER.encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -179,7 +179,7 @@ def test_the_readiness_probe_goes_straight_to_loopback_whatever_http_proxy_says(
             monkeypatch.setenv(name, "http://127.0.0.1:9")  # nothing there: a proxied request fails
         monkeypatch.delenv("no_proxy", raising=False)
         monkeypatch.delenv("NO_PROXY", raising=False)
-        assert _get(f"http://127.0.0.1:{server.server_address[1]}/") == protocol.ROOT_BANNER
+        assert _get(f"http://127.0.0.1:{server.server_address[1]}/") == addresses.ROOT_BANNER
     finally:
         server.shutdown()
         server.server_close()

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import encoding, error_bodies, openai_api, sse
 from pytest_dmr.adapter import ChatResult, DockerModelRunnerAdapter, LLMAdapter
 
 RUNNER = "http://127.0.0.1:12434"
@@ -23,14 +24,14 @@ def completion(content: str | None = "Hello there.", **extra: Any) -> dict[str, 
     fields: dict[str, Any] = dict(id="chatcmpl-1", created=1, model=MODEL, content=content, finish_reason="stop",
                                   prompt_tokens=5, completion_tokens=3)
     fields.update(extra)
-    return protocol.chat_completion(**fields)
+    return openai_api.chat_completion(**fields)
 
 
 def chunks(pieces: Iterable[str]) -> list[bytes]:
-    events = [protocol.encode_sse(protocol.chat_chunk(id="c", created=1, model=MODEL, delta={"role": "assistant"}))]
-    events += [protocol.encode_sse(protocol.chat_chunk(id="c", created=1, model=MODEL, delta={"content": piece}))
+    events = [sse.encode_sse(openai_api.chat_chunk(id="c", created=1, model=MODEL, delta={"role": "assistant"}))]
+    events += [sse.encode_sse(openai_api.chat_chunk(id="c", created=1, model=MODEL, delta={"content": piece}))
                for piece in pieces]
-    events.append(protocol.encode_sse(protocol.chat_chunk(id="c", created=1, model=MODEL, delta={},
+    events.append(sse.encode_sse(openai_api.chat_chunk(id="c", created=1, model=MODEL, delta={},
                                                           finish_reason="stop")))
     return events
 
@@ -49,12 +50,12 @@ class Events(httpx.AsyncByteStream):
             raise self.then
 
 
-def sse(events: Iterable[bytes], then: BaseException | None = None) -> httpx.Response:
+def sse_response(events: Iterable[bytes], then: BaseException | None = None) -> httpx.Response:
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Events(events, then))
 
 
 def plain(status: int, body: str) -> httpx.Response:
-    return httpx.Response(status, content=body.encode(), headers={"content-type": protocol.TEXT_PLAIN})
+    return httpx.Response(status, content=body.encode(), headers={"content-type": encoding.TEXT_PLAIN})
 
 
 Answer = httpx.Response | BaseException | Callable[[httpx.Request], httpx.Response]
@@ -212,7 +213,7 @@ async def test_chat_result_json_parses_structured_answers() -> None:
 
 @pytest.mark.asyncio
 async def test_complete_uses_text_completions() -> None:
-    body = protocol.text_completion(id="c", created=1, model=MODEL, text=" upon a time", finish_reason="stop",
+    body = openai_api.text_completion(id="c", created=1, model=MODEL, text=" upon a time", finish_reason="stop",
                                     prompt_tokens=3, completion_tokens=3)
     script = Script(httpx.Response(200, json=body))
     adapter, _ = make(script)
@@ -223,7 +224,7 @@ async def test_complete_uses_text_completions() -> None:
 
 @pytest.mark.asyncio
 async def test_embed_returns_vectors_in_input_order() -> None:
-    body = protocol.embeddings_response(model="ai/nomic", vectors=[[0.1, 0.2], [0.3, 0.4]], prompt_tokens=4)
+    body = openai_api.embeddings_response(model="ai/nomic", vectors=[[0.1, 0.2], [0.3, 0.4]], prompt_tokens=4)
     body["data"].reverse()  # servers may send them in any order; "index" says which is which
     script = Script(httpx.Response(200, json=body))
     adapter, _ = make(script)
@@ -244,7 +245,7 @@ async def test_embed_with_malformed_entries_is_a_dmr_error(data: list[Any]) -> N
 
 @pytest.mark.asyncio
 async def test_embed_a_single_string() -> None:
-    body = protocol.embeddings_response(model=MODEL, vectors=[[1.0, 0.0]], prompt_tokens=1)
+    body = openai_api.embeddings_response(model=MODEL, vectors=[[1.0, 0.0]], prompt_tokens=1)
     script = Script(httpx.Response(200, json=body))
     adapter, _ = make(script)
     assert await adapter.embed("a") == [[1.0, 0.0]]
@@ -258,8 +259,8 @@ async def test_embed_a_single_string() -> None:
 
 @pytest.mark.asyncio
 async def test_stream_generate_yields_each_piece_until_done() -> None:
-    usage = protocol.usage_chunk(id="c", created=1, model=MODEL, prompt_tokens=2, completion_tokens=3)
-    script = Script(sse([*chunks(["Hel", "lo", " world"]), protocol.encode_sse(usage), protocol.SSE_DONE_EVENT]))
+    usage = openai_api.usage_chunk(id="c", created=1, model=MODEL, prompt_tokens=2, completion_tokens=3)
+    script = Script(sse_response([*chunks(["Hel", "lo", " world"]), sse.encode_sse(usage), sse.SSE_DONE_EVENT]))
     adapter, _ = make(script)
     pieces = await collect(adapter.stream_generate("hi", stream_options={"include_usage": True}, temperature=0))
     assert pieces == ["Hel", "lo", " world"]
@@ -305,7 +306,7 @@ def interrupted(reason: str, pieces: int, text: str) -> str:
 async def test_a_stream_that_stops_early_raises_stream_interrupted(
     events: list[bytes], then: BaseException | None, reason: str
 ) -> None:
-    script = Script(sse(events, then))
+    script = Script(sse_response(events, then))
     adapter, sleeps = make(script)
     received: list[str] = []
     with pytest.raises(errors.StreamInterruptedError) as caught:
@@ -320,7 +321,7 @@ async def test_a_stream_that_stops_early_raises_stream_interrupted(
 
 @pytest.mark.asyncio
 async def test_a_read_timeout_mid_stream_is_runner_timeout() -> None:
-    adapter, _ = make(Script(sse(chunks(["Hel", "lo"])[:3], httpx.ReadTimeout("timed out"))), timeout=2.5)
+    adapter, _ = make(Script(sse_response(chunks(["Hel", "lo"])[:3], httpx.ReadTimeout("timed out"))), timeout=2.5)
     with pytest.raises(errors.RunnerTimeoutError) as caught:
         await collect(adapter.stream_generate("hi"))
     assert str(caught.value) == (
@@ -332,7 +333,7 @@ async def test_a_read_timeout_mid_stream_is_runner_timeout() -> None:
 
 @pytest.mark.asyncio
 async def test_a_stream_is_retried_before_its_first_piece() -> None:
-    script = Script(plain(503, protocol.dumps(protocol.LOADING_MODEL_BODY)), sse([*chunks(["ok"]), protocol.SSE_DONE_EVENT]))
+    script = Script(plain(503, encoding.dumps(openai_api.LOADING_MODEL_BODY)), sse_response([*chunks(["ok"]), sse.SSE_DONE_EVENT]))
     adapter, sleeps = make(script)
     assert await collect(adapter.stream_generate("hi")) == ["ok"]
     assert len(script.requests) == 2 and sleeps.waits == [0.25]
@@ -340,7 +341,7 @@ async def test_a_stream_is_retried_before_its_first_piece() -> None:
 
 @pytest.mark.asyncio
 async def test_a_stream_refused_with_404_is_model_not_found() -> None:
-    script = Script(plain(404, protocol.model_not_found_message("ai/nothing") + "\n"))
+    script = Script(plain(404, error_bodies.model_not_found_message("ai/nothing") + "\n"))
     adapter, sleeps = make(script)
     with pytest.raises(errors.ModelNotFoundError):
         await collect(adapter.stream_generate("hi", model="ai/nothing"))
@@ -351,7 +352,7 @@ async def test_a_stream_refused_with_404_is_model_not_found() -> None:
 # Retries and errors
 # ------------------------------------------------------------------------------------------
 
-LOADING = plain(503, protocol.dumps(protocol.LOADING_MODEL_BODY))
+LOADING = plain(503, encoding.dumps(openai_api.LOADING_MODEL_BODY))
 
 
 @pytest.mark.asyncio
@@ -412,14 +413,14 @@ async def test_gateway_errors_that_persist_say_so() -> None:
 @pytest.mark.parametrize(
     ("response", "error", "message"),
     [
-        (plain(404, protocol.model_not_found_message("ai/nothing") + "\n"), errors.ModelNotFoundError,
+        (plain(404, error_bodies.model_not_found_message("ai/nothing") + "\n"), errors.ModelNotFoundError,
          "the runner does not have this model (404: error while getting model: get model '\"ai/nothing\"': "
          "model not found) (runner http://127.0.0.1:12434, model ai/smollm2). "
          "Pull it first: `docker model pull ai/smollm2`, or run pytest with --dmr-pull"),
-        (plain(400, protocol.MODEL_REQUIRED + "\n"), errors.BadRequestError,
+        (plain(400, error_bodies.MODEL_REQUIRED + "\n"), errors.BadRequestError,
          "the runner rejected the request (400: model is required) (runner http://127.0.0.1:12434, model ai/smollm2). "
          "Pass a model name (model=... or --dmr-model)"),
-        (plain(500, protocol.unable_to_load_message("inference backend quit unexpectedly") + "\n"),
+        (plain(500, error_bodies.unable_to_load_message("inference backend quit unexpectedly") + "\n"),
          errors.ModelLoadError,
          "the runner could not load the model (500: unable to load runner: inference backend quit unexpectedly) "
          "(runner http://127.0.0.1:12434, model ai/smollm2). "

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses
 from pytest_dmr.adapter import DockerModelRunnerAdapter, create_modelrunner_adapter
 
 
 def test_defaults_with_an_empty_environment() -> None:
     adapter = create_modelrunner_adapter(environ={})
     assert isinstance(adapter, DockerModelRunnerAdapter)
-    assert adapter.base_url == protocol.DEFAULT_HOST_URL + "/engines/v1"
-    assert adapter.model == protocol.DEFAULT_MODEL
+    assert adapter.base_url == addresses.DEFAULT_HOST_URL + "/engines/v1"
+    assert adapter.model == addresses.DEFAULT_MODEL
     assert adapter.timeout == 120.0
     assert adapter.backend == "live"
 

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, model_names, routes
 from pytest_dmr.adapter import DockerModelRunnerAdapter, create_modelrunner_adapter
 from pytest_dmr.mock import Fault, MockModelRunner
 
 MODEL = "ai/smollm2"
-WHERE = f"(runner {protocol.MOCK_BASE_URL}, model {MODEL})"
+WHERE = f"(runner {addresses.MOCK_BASE_URL}, model {MODEL})"
 TIMEOUT_HINT = "Raise the timeout (--dmr-timeout, or LOCAL_MODEL_TIMEOUT in milliseconds), or use a smaller model"
 STREAM_HINT = "The runner may have crashed or restarted: check `docker model logs`, then retry"
 
@@ -45,7 +46,7 @@ async def collect(stream: AsyncIterator[str]) -> list[str]:
 
 
 def chat_requests(mock: MockModelRunner) -> int:
-    return sum(1 for request in mock.requests if request.endpoint == protocol.CHAT_COMPLETIONS)
+    return sum(1 for request in mock.requests if request.endpoint == routes.CHAT_COMPLETIONS)
 
 
 # ------------------------------------------------------------------------------------------
@@ -57,10 +58,10 @@ def chat_requests(mock: MockModelRunner) -> int:
 async def test_the_adapter_on_the_mock_is_the_mock_backend(mock: MockModelRunner, sleeps: Sleeps) -> None:
     adapter = on(mock, sleeps)
     assert adapter.backend == "mock"
-    assert adapter.address.root == protocol.MOCK_BASE_URL
+    assert adapter.address.root == addresses.MOCK_BASE_URL
     assert adapter.get_capabilities()["backend"] == "mock"
     assert await adapter.check_availability() is True
-    assert any(protocol.same_model(name, MODEL) for name in await adapter.get_available_models())
+    assert any(model_names.same_model(name, MODEL) for name in await adapter.get_available_models())
 
 
 @pytest.mark.asyncio
@@ -120,7 +121,7 @@ async def test_use_mock_builds_an_adapter_on_a_mock_runner() -> None:
     adapter = create_modelrunner_adapter(environ={"USE_MOCK": "yes", "DEFAULT_LOCAL_MODEL": "ai/qwen3"})
     assert adapter.backend == "mock" and adapter.model == "ai/qwen3"
     assert (await adapter.generate("hi")).strip()
-    assert any(protocol.same_model(name, "ai/qwen3") for name in await adapter.get_available_models())
+    assert any(model_names.same_model(name, "ai/qwen3") for name in await adapter.get_available_models())
 
 
 # ------------------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ async def test_unknown_model_is_model_not_found(sleeps: Sleeps) -> None:
         await adapter.generate("hi")
     assert str(caught.value) == (
         "the runner does not have this model (404: error while getting model: get model '\"ai/nothing\"': "
-        f"model not found) (runner {protocol.MOCK_BASE_URL}, model ai/nothing). "
+        f"model not found) (runner {addresses.MOCK_BASE_URL}, model ai/nothing). "
         "Pull it first: `docker model pull ai/nothing`, or run pytest with --dmr-pull"
     )
     assert sleeps.waits == []
@@ -147,7 +148,7 @@ async def test_no_model_is_model_required(mock: MockModelRunner, sleeps: Sleeps)
     with pytest.raises(errors.BadRequestError) as caught:
         await adapter.generate("hi")
     assert str(caught.value) == (
-        f"the runner rejected the request (400: model is required) (runner {protocol.MOCK_BASE_URL}). "
+        f"the runner rejected the request (400: model is required) (runner {addresses.MOCK_BASE_URL}). "
         "Pass a model name (model=... or --dmr-model)"
     )
     assert sleeps.waits == []

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pytest_dmr import cli, protocol
+from pytest_dmr import cli
+from pytest_dmr.protocol import addresses
 
 PS = [
     {"backend_name": "llama.cpp", "model_name": "ai/smollm2", "mode": "completion", "last_used": "2026-07-22T12:01:02.5+02:00",
@@ -26,7 +27,7 @@ PS = [
 
 class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        answers = {"/": protocol.ROOT_BANNER, "/models": "[]", "/engines/ps": json.dumps(PS)}
+        answers = {"/": addresses.ROOT_BANNER, "/models": "[]", "/engines/ps": json.dumps(PS)}
         body = answers.get(self.path)
         self.send_response(200 if body is not None else 404)
         payload = (body if body is not None else "404 page not found\n").encode()

@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, encoding, model_info, pull_stream
 from pytest_dmr.client import AsyncModelRunnerClient, ModelRunnerClient, PullResult
-from pytest_dmr.protocol import PullProgress
+from pytest_dmr.protocol.pull_stream import PullProgress
 from async_facade import AsyncFacade
 
 RUNNER = "http://127.0.0.1:12434"
@@ -32,7 +33,7 @@ OLD_STYLE = {"id": "sha256:" + "b" * 64, "tags": ["ai/qwen3:latest"], "created":
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def text(status: int, body: str, content_type: str = protocol.TEXT_PLAIN) -> httpx.Response:
+def text(status: int, body: str, content_type: str = encoding.TEXT_PLAIN) -> httpx.Response:
     return httpx.Response(status, content=body.encode(), headers={"content-type": content_type})
 
 
@@ -73,7 +74,7 @@ def make_client(request: pytest.FixtureRequest) -> Callable[..., Any]:
 
 
 def test_is_running_and_is_model_runner_on_dmr(make_client: Callable[..., Any]) -> None:
-    runner = Runner({("GET", "/"): text(200, protocol.ROOT_BANNER)})
+    runner = Runner({("GET", "/"): text(200, addresses.ROOT_BANNER)})
     client = make_client(runner)
     assert client.is_running() is True
     assert client.is_model_runner() is True
@@ -160,7 +161,7 @@ def test_list_models_on_a_server_without_management_api(
     ],
 )
 def test_list_openai_models_uses_the_api_prefix(make_client: Callable[..., Any], base_url: str, path: str) -> None:
-    body = protocol.openai_model_list([protocol.ModelInfo.from_json(SMOLLM2), protocol.ModelInfo.from_json(OLD_STYLE)])
+    body = model_info.openai_model_list([model_info.ModelInfo.from_json(SMOLLM2), model_info.ModelInfo.from_json(OLD_STYLE)])
     runner = Runner({("GET", path): httpx.Response(200, json=body)})
     assert make_client(runner, base_url).list_openai_models() == ["docker.io/ai/smollm2:latest", "ai/qwen3:latest"]
     assert runner.requests[0].url.path == path
@@ -210,19 +211,19 @@ def test_has_model_falls_back_to_the_openai_list_on_a_bare_server(make_client: C
 
 LAYER_A, LAYER_B = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 PULL_LINES = [
-    PullProgress("progress", protocol.downloaded_message(1024), 3072, LAYER_A, 2048, 1024),
-    PullProgress("progress", protocol.downloaded_message(2048), 3072, LAYER_B, 1024, 1024),
+    PullProgress("progress", pull_stream.downloaded_message(1024), 3072, LAYER_A, 2048, 1024),
+    PullProgress("progress", pull_stream.downloaded_message(2048), 3072, LAYER_B, 1024, 1024),
     PullProgress("warning", "this model is big", 0),
-    PullProgress("progress", protocol.downloaded_message(3072), 3072, LAYER_A, 2048, 2048),
-    PullProgress("success", protocol.PULL_SUCCESS_MESSAGE),
+    PullProgress("progress", pull_stream.downloaded_message(3072), 3072, LAYER_A, 2048, 2048),
+    PullProgress("success", pull_stream.PULL_SUCCESS_MESSAGE),
 ]
 
 
 def pull_response(lines: list[PullProgress], *, raw_json: bool, trailer: str = "") -> Handler:
     def respond(request: httpx.Request) -> httpx.Response:
-        body = b"".join(protocol.encode_pull_line(line, raw_json=raw_json) for line in lines) + trailer.encode()
+        body = b"".join(pull_stream.encode_pull_line(line, raw_json=raw_json) for line in lines) + trailer.encode()
         # a runner that answers text/plain whatever the Accept header says (the client must cope)
-        content_type = protocol.pull_content_type(protocol.JSON_CONTENT_TYPE if raw_json else None)
+        content_type = pull_stream.pull_content_type(encoding.JSON_CONTENT_TYPE if raw_json else None)
         return httpx.Response(200, content=body, headers={"content-type": content_type})
 
     return respond
@@ -257,7 +258,7 @@ def test_pull_reads_the_old_capitalised_layer_keys(make_client: Callable[..., An
 
 
 def test_pull_of_a_cached_model(make_client: Callable[..., Any]) -> None:
-    cached = [PullProgress("success", protocol.cached_model_message("256.35 MiB"))]
+    cached = [PullProgress("success", pull_stream.cached_model_message("256.35 MiB"))]
     runner = Runner({("POST", "/models/create"): pull_response(cached, raw_json=True)})
     result = make_client(runner).pull("ai/smollm2")
     assert result.cached is True
@@ -388,7 +389,7 @@ def test_timeout_is_runner_timeout_error(make_client: Callable[..., Any]) -> Non
 
 def test_pull_connection_lost_midway_is_a_pull_error(make_client: Callable[..., Any]) -> None:
     class Cut(httpx.SyncByteStream, httpx.AsyncByteStream):
-        line = protocol.encode_pull_line(PULL_LINES[0], raw_json=True)
+        line = pull_stream.encode_pull_line(PULL_LINES[0], raw_json=True)
 
         def __iter__(self):  # type: ignore[no-untyped-def]
             yield self.line
@@ -415,9 +416,9 @@ def test_client_defaults_to_the_transports_base_url() -> None:
     class WithBaseUrl(httpx.MockTransport):
         base_url = "http://dmr-mock.invalid"
 
-    client = ModelRunnerClient(transport=WithBaseUrl(Runner({("GET", "/"): text(200, protocol.ROOT_BANNER)})))
+    client = ModelRunnerClient(transport=WithBaseUrl(Runner({("GET", "/"): text(200, addresses.ROOT_BANNER)})))
     assert client.base_url == "http://dmr-mock.invalid"
-    assert ModelRunnerClient().base_url == protocol.DEFAULT_HOST_URL
+    assert ModelRunnerClient().base_url == addresses.DEFAULT_HOST_URL
 
 
 def test_client_context_managers_close_their_http_clients() -> None:

@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, engines_api
 from pytest_dmr.client import AsyncModelRunnerClient, DiskUsage, ModelRunnerClient, RunningModel
 from pytest_dmr.mock import MockModelRunner
 from async_facade import AsyncFacade
 
 RUNNER = "http://127.0.0.1:12434"
-WHERE = f"runner {protocol.MOCK_BASE_URL}"
+WHERE = f"runner {addresses.MOCK_BASE_URL}"
 PS_EXAMPLE = """[
   {"backend_name":"llama.cpp","model_name":"ai/smollm2","mode":"completion","last_used":"2026-07-22T10:01:02.123456789Z"},
   {"backend_name":"llama.cpp","model_name":"ai/mxbai-embed-large","mode":"embedding","last_used":"0001-01-01T00:00:00Z","in_use":true,"keep_alive":"10m0s"},
@@ -165,7 +166,7 @@ def test_configure_sends_the_other_settings(client: Any, mock: MockModelRunner) 
     assert mock.last_request.json == {"model": "ai/smollm2", "mode": "embedding", "context-size": 4096,
                                       "runtime-flags": ["--threads", "2"]}  # fmt: skip
     key = ("llama.cpp", mock.models[0].id, "embedding")
-    assert mock.runner_configs == {key: protocol.RunnerConfig(context_size=4096, runtime_flags=("--threads", "2"))}
+    assert mock.runner_configs == {key: engines_api.RunnerConfig(context_size=4096, runtime_flags=("--threads", "2"))}
 
 
 @pytest.mark.parametrize(

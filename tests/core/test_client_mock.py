@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, model_names, pull_stream, routes
 from pytest_dmr.client import AsyncModelRunnerClient, ModelRunnerClient
 from pytest_dmr.mock import Fault, MockModelRunner
-from pytest_dmr.protocol import PullProgress
+from pytest_dmr.protocol.pull_stream import PullProgress
 from async_facade import AsyncFacade
 
-WHERE = f"runner {protocol.MOCK_BASE_URL}"
+WHERE = f"runner {addresses.MOCK_BASE_URL}"
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def client(request: pytest.FixtureRequest, mock: MockModelRunner) -> Any:
 
 
 def test_the_mock_is_a_running_model_runner(client: Any) -> None:
-    assert client.base_url == protocol.MOCK_BASE_URL
+    assert client.base_url == addresses.MOCK_BASE_URL
     assert client.is_running() is True
     assert client.is_model_runner() is True
     assert "llama.cpp" in client.engines_status()
@@ -37,7 +38,7 @@ def test_the_mock_is_a_running_model_runner(client: Any) -> None:
 def test_lists_inspect_and_has_model(client: Any, mock: MockModelRunner) -> None:
     mock.add_model("ai/qwen3:0.6B-Q4_0")
     names = [model.name for model in client.list_models()]
-    assert [protocol.canonical_model_name(name) for name in names] == [
+    assert [model_names.canonical_model_name(name) for name in names] == [
         "docker.io/ai/smollm2:latest", "docker.io/ai/qwen3:0.6B-Q4_0"]
     assert client.list_openai_models() == names
     assert client.inspect("smollm2").name == names[0]
@@ -58,7 +59,7 @@ def test_pull_reports_progress_then_the_model_is_there(client: Any, mock: MockMo
     seen: list[PullProgress] = []
     result = client.pull("ai/llama3.2:1B-Q4_0", progress=seen.append)
     assert result.cached is False and result.model == "ai/llama3.2:1B-Q4_0"
-    assert result.message == protocol.PULL_SUCCESS_MESSAGE
+    assert result.message == pull_stream.PULL_SUCCESS_MESSAGE
     assert seen[-1].type == "success" and len(seen) > 2
     layers = {line.layer_id: line.layer_current for line in seen if line.layer_id}
     assert len(layers) >= 1 and all(seen_current > 0 for seen_current in layers.values())
@@ -70,7 +71,7 @@ def test_pull_reports_progress_then_the_model_is_there(client: Any, mock: MockMo
 
 
 def test_a_pull_error_line(client: Any, mock: MockModelRunner) -> None:
-    mock.fail(Fault.pull_error("writing image to store: disk full"), endpoint=protocol.MODELS_CREATE_PATH)
+    mock.fail(Fault.pull_error("writing image to store: disk full"), endpoint=routes.MODELS_CREATE_PATH)
     seen: list[PullProgress] = []
     with pytest.raises(errors.PullError) as caught:
         client.pull("ai/qwen3", progress=seen.append)
@@ -85,7 +86,7 @@ def test_a_pull_error_line(client: Any, mock: MockModelRunner) -> None:
     [(400, "Invalid model reference"), (401, "Unauthorized"), (404, "Model not found")],
 )
 def test_a_refused_pull(client: Any, mock: MockModelRunner, status: int, shown: str) -> None:
-    mock.fail(Fault.http(status), endpoint=protocol.MODELS_CREATE_PATH)
+    mock.fail(Fault.http(status), endpoint=routes.MODELS_CREATE_PATH)
     with pytest.raises(errors.PullError, match=rf"^the runner refused to pull the model \({status}: {shown}\) \({WHERE}"):
         client.pull("ai/qwen3")
 
@@ -99,10 +100,10 @@ def test_delete(client: Any, mock: MockModelRunner) -> None:
 
 
 def test_a_timeout_and_a_disconnect(client: Any, mock: MockModelRunner) -> None:
-    mock.fail(Fault.timeout(), endpoint=protocol.MANAGEMENT_MODELS_PATH, times=1)
+    mock.fail(Fault.timeout(), endpoint=routes.MANAGEMENT_MODELS_PATH, times=1)
     with pytest.raises(errors.RunnerTimeoutError, match=rf"^the runner did not answer within 30 s \({WHERE}\)\. Raise"):
         client.list_models()
-    mock.fail(Fault.disconnect(), endpoint=protocol.MANAGEMENT_MODELS_PATH, times=1)
+    mock.fail(Fault.disconnect(), endpoint=routes.MANAGEMENT_MODELS_PATH, times=1)
     with pytest.raises(errors.RunnerUnavailableError, match=r"^the runner closed the connection before a complete answer"):
         client.list_models()
     assert client.list_models()  # the faults were used up

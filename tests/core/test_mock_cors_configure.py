@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import engines_api
 from pytest_dmr.mock import MockModelRunner
 
 CHAT = "/engines/v1/chat/completions"
@@ -323,6 +323,6 @@ def test_unload_bodies_are_decoded_as_go_does(client: httpx.Client, body: bytes,
 def test_configure_through_cors_and_reset(mock: MockModelRunner, client: httpx.Client) -> None:
     response = client.post("/engines/_configure", json={"model": "ai/smollm2"}, headers={"Origin": "http://0.0.0.0"})
     assert response.status_code == 202 and response.headers["access-control-allow-origin"] == "http://0.0.0.0"
-    assert mock.runner_configs == {("llama.cpp", mock.models[0].id, "completion"): protocol.RunnerConfig()}
+    assert mock.runner_configs == {("llama.cpp", mock.models[0].id, "completion"): engines_api.RunnerConfig()}
     mock.reset()
     assert mock.runner_configs == {} and mock.loaded_runners == []

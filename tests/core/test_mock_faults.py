@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import error_bodies, openai_api
 from pytest_dmr.mock import Fault, MockModelRunner
 
 CHAT = "/engines/v1/chat/completions"
@@ -45,7 +45,7 @@ def test_http_faults_send_dmr_bodies(client: httpx.Client, mock: MockModelRunner
 def test_default_503_body_is_recognised_as_loading(client: httpx.Client, mock: MockModelRunner) -> None:
     mock.fail(Fault.http(503))
     response = client.post(CHAT, json=BODY)
-    assert protocol.is_loading_response(response.status_code, response.text)
+    assert error_bodies.is_loading_response(response.status_code, response.text)
 
 
 def test_loading_fault_answers_503_n_times_then_normally(client: httpx.Client, mock: MockModelRunner) -> None:
@@ -122,7 +122,7 @@ def test_cut_stream_keeps_a_scripted_reply(client: httpx.Client, mock: MockModel
     mock.add_rule(reply="one two three four", fault=Fault.cut_stream(after=2))
     events, error = read_events(client, STREAM_BODY)
     assert error is not None
-    assert "".join(protocol.chunk_text(json.loads(event)) for event in events) == "one two"
+    assert "".join(openai_api.chunk_text(json.loads(event)) for event in events) == "one two"
 
 
 def test_cut_stream_on_a_plain_request_breaks_the_body(client: httpx.Client, mock: MockModelRunner) -> None:

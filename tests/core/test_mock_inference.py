@@ -13,7 +13,7 @@ import httpx
 import jsonschema
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import openai_api
 from pytest_dmr.mock import MockModelRunner
 
 CHAT = "/engines/v1/chat/completions"
@@ -146,7 +146,7 @@ def test_stream_framing_follows_llamacpp(client: httpx.Client) -> None:
 
 def test_stream_has_the_same_text_as_the_plain_answer(client: httpx.Client) -> None:
     events = stream_events(client, max_tokens=30)
-    text = "".join(protocol.chunk_text(json.loads(event)) for event in events[:-1])
+    text = "".join(openai_api.chunk_text(json.loads(event)) for event in events[:-1])
     assert text == chat(client, max_tokens=30)["choices"][0]["message"]["content"]
 
 
@@ -360,7 +360,7 @@ def test_json_object_gives_an_object(client: httpx.Client) -> None:
 
 def test_json_schema_streams_in_pieces_that_join_to_valid_json(client: httpx.Client) -> None:
     events = stream_events(client, response_format={"type": "json_schema", "json_schema": {"schema": PERSON}})
-    pieces = [protocol.chunk_text(json.loads(event)) for event in events[1:-2]]
+    pieces = [openai_api.chunk_text(json.loads(event)) for event in events[1:-2]]
     assert len(pieces) > 10
     jsonschema.validate(json.loads("".join(pieces)), PERSON)
 

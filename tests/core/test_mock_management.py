@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import pull_stream
 from pytest_dmr.mock import Fault, MockModelRunner
 
 
@@ -230,8 +230,8 @@ def test_delete_unknown_and_purge(client: httpx.Client, mock: MockModelRunner) -
 # -- pull ---------------------------------------------------------------------------------------------
 
 
-def parse_lines(response: httpx.Response, *, escaped: bool) -> list[protocol.PullProgress]:
-    parsed = [protocol.parse_pull_line(line, escaped=escaped) for line in response.text.splitlines()]
+def parse_lines(response: httpx.Response, *, escaped: bool) -> list[pull_stream.PullProgress]:
+    parsed = [pull_stream.parse_pull_line(line, escaped=escaped) for line in response.text.splitlines()]
     return [line for line in parsed if line is not None]
 
 
@@ -250,7 +250,7 @@ def test_pull_streams_raw_json_lines_only_for_exact_accept(client: httpx.Client,
     assert all(line.total == sum(layers.values()) for line in progress)
     final = {line.layer_id: line.layer_current for line in progress}
     assert final == layers  # every layer reaches 100%
-    assert all(line.message == protocol.downloaded_message(line.layer_current) for line in progress)
+    assert all(line.message == pull_stream.downloaded_message(line.layer_current) for line in progress)
     assert mock.store.find("ai/qwen3:0.6B-Q4_0") is not None
 
 

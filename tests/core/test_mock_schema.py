@@ -18,7 +18,8 @@ import httpx
 import jsonschema
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses
 from pytest_dmr.adapter import DockerModelRunnerAdapter
 from pytest_dmr.mock import MockModelRunner
 from pytest_dmr.mock.regex_strings import PatternError, compile_pattern
@@ -294,7 +295,7 @@ async def test_through_the_adapter_an_unsupported_pattern_answers_and_an_invalid
         await adapter.generate("Make a password", response_format=response_format(r"^(ab$"))
     assert str(caught.value) == (
         "the runner rejected the request (400: invalid JSON schema: invalid pattern '^(ab$' (property 'password'): "
-        f"unbalanced parenthesis at position 1) (runner {protocol.MOCK_BASE_URL}, model ai/smollm2). Check the request options"
+        f"unbalanced parenthesis at position 1) (runner {addresses.MOCK_BASE_URL}, model ai/smollm2). Check the request options"
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import routes
 from pytest_dmr.mock import Fault, MockModelRunner, RecordedRequest
 from pytest_dmr.mock.transport import RULES_NOT_USED_HINT
 
@@ -71,7 +71,7 @@ def test_listed_oldest_first_and_only_those_short(client: httpx.Client, mock: Mo
 
 def test_a_preload_does_not_use_a_reply_rule(client: httpx.Client, mock: MockModelRunner) -> None:
     mock.reply("hello")
-    preload = client.post(CHAT, json={"model": "ai/smollm2", "messages": []}, headers={protocol.PRELOAD_HEADER: "true"})
+    preload = client.post(CHAT, json={"model": "ai/smollm2", "messages": []}, headers={routes.PRELOAD_HEADER: "true"})
     assert preload.status_code == 200
     assert "- reply('hello'): never used" in failure(mock)
 
@@ -114,7 +114,7 @@ DESCRIBED = [
     (dict(fault=Fault.load_failure("out of memory")), "fail(Fault.http(500, 'unable to load runner: out of memory'))"),
     (dict(fault=Fault.timeout(), contains="slow"), "fail(Fault.timeout(), contains='slow')"),
     (dict(fault=Fault.disconnect(), times=1), "fail(Fault.disconnect(), times=1)"),
-    (dict(fault=Fault.pull_error("no space", after=2), endpoint=protocol.MODELS_CREATE_PATH),
+    (dict(fault=Fault.pull_error("no space", after=2), endpoint=routes.MODELS_CREATE_PATH),
      "fail(Fault.pull_error('no space', after=2), endpoint='/models/create')"),
     (dict(stream=["Hel", "lo"], fault=Fault.cut_stream(after=1)), "add_rule(stream=['Hel', 'lo'], fault=Fault.cut_stream(after=1))"),
     (dict(reply="late", fault=Fault.slow_first_token(2)), "add_rule(reply='late', fault=Fault.slow_first_token(2))"),

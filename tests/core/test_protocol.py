@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, encoding, error_bodies, model_info, model_names, openai_api, pull_stream, routes, sse
 
 
 @pytest.mark.parametrize(
@@ -32,11 +33,11 @@ from pytest_dmr import errors, protocol
     ],
 )
 def test_normalize_model_name_follows_dmr_table(given: str, expected: str) -> None:
-    assert protocol.normalize_model_name(given) == expected
+    assert model_names.normalize_model_name(given) == expected
 
 
 def test_uppercase_hex_is_a_name_not_an_id() -> None:
-    assert protocol.normalize_model_name("354BF30D0AA7") == "ai/354bf30d0aa7:latest"
+    assert model_names.normalize_model_name("354BF30D0AA7") == "ai/354bf30d0aa7:latest"
 
 
 @pytest.mark.parametrize(
@@ -44,19 +45,19 @@ def test_uppercase_hex_is_a_name_not_an_id() -> None:
     ["smollm2", "ai/smollm2:latest", "docker.io/ai/smollm2:latest", "index.docker.io/ai/smollm2", "docker.io/library/smollm2"],
 )
 def test_references_compare_equal_in_canonical_form(other: str) -> None:
-    assert protocol.same_model("docker.io/ai/smollm2:latest", other)
-    assert protocol.same_model("ai/smollm2:latest", other)
+    assert model_names.same_model("docker.io/ai/smollm2:latest", other)
+    assert model_names.same_model("ai/smollm2:latest", other)
 
 
 def test_different_tags_or_registries_are_different_models() -> None:
-    assert not protocol.same_model("ai/smollm2", "ai/smollm2:135M-Q4_0")
-    assert not protocol.same_model("ai/smollm2", "registry.example.com/ai/smollm2")
+    assert not model_names.same_model("ai/smollm2", "ai/smollm2:135M-Q4_0")
+    assert not model_names.same_model("ai/smollm2", "registry.example.com/ai/smollm2")
 
 
 def test_short_model_name_is_the_cli_display_form() -> None:
-    assert protocol.short_model_name("docker.io/ai/smollm2:latest") == "smollm2"
-    assert protocol.short_model_name("ai/smollm2:360M-Q4_K_M") == "smollm2:360M-Q4_K_M"
-    assert protocol.short_model_name("myorg/model:latest") == "myorg/model"
+    assert model_names.short_model_name("docker.io/ai/smollm2:latest") == "smollm2"
+    assert model_names.short_model_name("ai/smollm2:360M-Q4_K_M") == "smollm2:360M-Q4_K_M"
+    assert model_names.short_model_name("myorg/model:latest") == "myorg/model"
 
 
 @pytest.mark.parametrize(
@@ -75,15 +76,15 @@ def test_short_model_name_is_the_cli_display_form() -> None:
     ],
 )
 def test_parse_runner_url_accepts_every_form_users_write(url: str, root: str, prefix: str) -> None:
-    address = protocol.parse_runner_url(url)
-    assert address == protocol.RunnerAddress(root, prefix)
+    address = addresses.parse_runner_url(url)
+    assert address == addresses.RunnerAddress(root, prefix)
     assert address.openai_url == root + prefix
 
 
 @pytest.mark.parametrize("url", ["", "   ", "ftp://host/x", "http://", "http://host:99999"])
 def test_parse_runner_url_rejects_unusable_urls_with_a_hint(url: str) -> None:
     with pytest.raises(errors.ConfigurationError) as caught:
-        protocol.parse_runner_url(url)
+        addresses.parse_runner_url(url)
     assert "http://localhost:12434" in str(caught.value) or "port" in str(caught.value)
 
 
@@ -100,18 +101,18 @@ def test_parse_runner_url_rejects_unusable_urls_with_a_hint(url: str) -> None:
     ],
 )
 def test_match_inference_path(path: str, route: tuple[str | None, str] | None) -> None:
-    assert protocol.match_inference_path(path) == route
+    assert routes.match_inference_path(path) == route
 
 
 def test_model_not_found_body_matches_dmr_exactly() -> None:
-    assert protocol.model_not_found_message("nonexistent/model:latest") == (
+    assert error_bodies.model_not_found_message("nonexistent/model:latest") == (
         """error while getting model: get model '"nonexistent/model:latest"': model not found"""
     )
-    assert protocol.plain_error_body("model is required") == b"model is required\n"
+    assert error_bodies.plain_error_body("model is required") == b"model is required\n"
 
 
 def test_model_not_found_quotes_like_go_and_cuts_at_100_characters() -> None:
-    message = protocol.model_not_found_message('a"b\n' + "x" * 200)
+    message = error_bodies.model_not_found_message('a"b\n' + "x" * 200)
     quoted = message.split("'")[1]
     assert quoted.startswith('"a\\"b\\n')
     assert quoted.count("x") == 96  # 100 characters: a, ", b, newline, then 96 x
@@ -124,11 +125,11 @@ def test_model_info_round_trips_and_lists_like_openai() -> None:
         "created": 1742816981,
         "config": {"format": "gguf", "architecture": "llama", "size": "256.35 MiB", "context_size": 8192},
     }
-    info = protocol.ModelInfo.from_json(raw)
+    info = model_info.ModelInfo.from_json(raw)
     assert info.to_json() == raw
     assert info.matches("smollm2") and info.matches("ai/smollm2:360M-Q4_K_M") and info.matches("1" * 12)
     assert not info.matches("ai/smollm2:135M-Q4_0")
-    listed = protocol.openai_model_list([info])
+    listed = model_info.openai_model_list([info])
     assert listed["object"] == "list"
     assert listed["data"][0] == {
         "id": "docker.io/ai/smollm2:latest",
@@ -137,13 +138,13 @@ def test_model_info_round_trips_and_lists_like_openai() -> None:
         "owned_by": "docker",
         "dmr": {"context_window": 8192, "architecture": "llama", "size": "256.35 MiB"},
     }
-    assert protocol.model_ids_from_openai_list(listed) == ["docker.io/ai/smollm2:latest"]
-    assert protocol.openai_model_list([]) == {"object": "list", "data": []}
+    assert model_info.model_ids_from_openai_list(listed) == ["docker.io/ai/smollm2:latest"]
+    assert model_info.openai_model_list([]) == {"object": "list", "data": []}
 
 
 def test_model_info_matches_every_id_form_dmr_resolves() -> None:
     hex_id = "354bf30d0aa7" + "c" * 52
-    info = protocol.ModelInfo(id="sha256:" + hex_id, tags=("docker.io/ai/smollm2:latest",))
+    info = model_info.ModelInfo(id="sha256:" + hex_id, tags=("docker.io/ai/smollm2:latest",))
     for ref in ("sha256:" + hex_id, hex_id, hex_id[:12], f"ai/smollm2@sha256:{hex_id}", f"other/name@sha256:{hex_id}"):
         assert info.matches(ref), ref
     for ref in (hex_id[:11], hex_id.upper(), "c" * 64, "sha256:" + "c" * 64, "ai/smollm2@sha256:" + "c" * 64, "", "  "):
@@ -151,48 +152,48 @@ def test_model_info_matches_every_id_form_dmr_resolves() -> None:
 
 
 def test_clean_path_only_cleans_paths_with_double_slashes() -> None:
-    assert protocol.clean_path("/engines//v1/models/") == "/engines/v1/models"
-    assert protocol.clean_path("/engines/v1/models/") == "/engines/v1/models/"
-    assert protocol.clean_path("//") == "/"
-    assert protocol.match_inference_path("/engines/v1/chat/completions/") == (None, "/chat/completions/")
+    assert routes.clean_path("/engines//v1/models/") == "/engines/v1/models"
+    assert routes.clean_path("/engines/v1/models/") == "/engines/v1/models/"
+    assert routes.clean_path("//") == "/"
+    assert routes.match_inference_path("/engines/v1/chat/completions/") == (None, "/chat/completions/")
 
 
 def test_untagged_model_is_listed_by_its_id() -> None:
-    info = protocol.ModelInfo(id="sha256:" + "2" * 64)
+    info = model_info.ModelInfo(id="sha256:" + "2" * 64)
     assert info.to_json() == {"id": info.id, "created": 0, "config": None}
     assert info.to_openai()["id"] == info.id
 
 
 def test_sse_decoder_handles_framing_comments_and_multiline_data() -> None:
     stream = (
-        protocol.encode_sse({"a": 1}) + b": keep-alive\n\n" + b"data: line1\ndata: line2\n\n" + protocol.SSE_DONE_EVENT
+        sse.encode_sse({"a": 1}) + b": keep-alive\n\n" + b"data: line1\ndata: line2\n\n" + sse.SSE_DONE_EVENT
     ).decode()
-    assert list(protocol.iter_sse_data(stream.split("\n"))) == ['{"a":1}', "line1\nline2", "[DONE]"]
+    assert list(sse.iter_sse_data(stream.split("\n"))) == ['{"a":1}', "line1\nline2", "[DONE]"]
 
 
 def test_sse_decoder_keeps_llama_cpp_error_field() -> None:
-    decoder = protocol.SSEDecoder()
+    decoder = sse.SSEDecoder()
     assert decoder.feed('error: {"message":"boom"}') is None
     assert decoder.error == '{"message":"boom"}'
 
 
 def test_chunk_text_reads_chat_and_completion_chunks() -> None:
-    chat = protocol.chat_chunk(id="x", created=1, model="m", delta={"content": "Hi"})
-    assert protocol.chunk_text(chat) == "Hi"
-    assert protocol.chunk_text(protocol.text_completion(id="x", created=1, model="m", text="yo", finish_reason=None)) == "yo"
-    assert protocol.chunk_text(protocol.usage_chunk(id="x", created=1, model="m", prompt_tokens=1, completion_tokens=2)) == ""
+    chat = openai_api.chat_chunk(id="x", created=1, model="m", delta={"content": "Hi"})
+    assert openai_api.chunk_text(chat) == "Hi"
+    assert openai_api.chunk_text(openai_api.text_completion(id="x", created=1, model="m", text="yo", finish_reason=None)) == "yo"
+    assert openai_api.chunk_text(openai_api.usage_chunk(id="x", created=1, model="m", prompt_tokens=1, completion_tokens=2)) == ""
 
 
 def test_usage_totals_add_up() -> None:
-    body = protocol.chat_completion(
+    body = openai_api.chat_completion(
         id="c", created=1, model="m", content="x", finish_reason="stop", prompt_tokens=7, completion_tokens=5
     )
     assert body["usage"] == {"completion_tokens": 5, "prompt_tokens": 7, "total_tokens": 12}
 
 
 def test_pull_line_is_raw_only_for_exact_json_accept() -> None:
-    progress = protocol.PullProgress("progress", "Downloaded: 1.00 MB", 10, "sha256:ab", 10, 5)
-    raw = protocol.encode_pull_line(progress, raw_json=True)
+    progress = pull_stream.PullProgress("progress", "Downloaded: 1.00 MB", 10, "sha256:ab", 10, 5)
+    raw = pull_stream.encode_pull_line(progress, raw_json=True)
     assert json.loads(raw) == {
         "type": "progress",
         "message": "Downloaded: 1.00 MB",
@@ -200,20 +201,20 @@ def test_pull_line_is_raw_only_for_exact_json_accept() -> None:
         "layer": {"id": "sha256:ab", "size": 10, "current": 5},
         "mode": "pull",
     }
-    escaped = protocol.encode_pull_line(progress, raw_json=False)
+    escaped = pull_stream.encode_pull_line(progress, raw_json=False)
     assert b'"' not in escaped and escaped.startswith(b"{&#34;type&#34;")
-    assert protocol.parse_pull_line(escaped.decode(), escaped=True) == progress
-    assert protocol.pull_wants_raw_json("application/json")
-    assert not protocol.pull_wants_raw_json("application/json, */*")
-    assert not protocol.pull_wants_raw_json(None)
+    assert pull_stream.parse_pull_line(escaped.decode(), escaped=True) == progress
+    assert pull_stream.pull_wants_raw_json("application/json")
+    assert not pull_stream.pull_wants_raw_json("application/json, */*")
+    assert not pull_stream.pull_wants_raw_json(None)
 
 
 def test_pull_line_parser_accepts_the_pre_v1_0_12_format_and_skips_plain_text() -> None:
     old = '{"type":"progress","message":"Downloaded: 1.00 MB","total":9,"pulled":3,"layer":{"ID":"sha256:c","Size":9,"Current":3}}'
-    parsed = protocol.parse_pull_line(old, escaped=False)
-    assert parsed == protocol.PullProgress("progress", "Downloaded: 1.00 MB", 9, "sha256:c", 9, 3)
-    assert protocol.parse_pull_line("error while pulling model: writing image to store: disk full", escaped=False) is None
-    assert protocol.parse_pull_line("", escaped=True) is None
+    parsed = pull_stream.parse_pull_line(old, escaped=False)
+    assert parsed == pull_stream.PullProgress("progress", "Downloaded: 1.00 MB", 9, "sha256:c", 9, 3)
+    assert pull_stream.parse_pull_line("error while pulling model: writing image to store: disk full", escaped=False) is None
+    assert pull_stream.parse_pull_line("", escaped=True) is None
 
 
 @pytest.mark.parametrize(
@@ -224,29 +225,29 @@ def test_pull_line_parser_accepts_the_pre_v1_0_12_format_and_skips_plain_text() 
     ],
 )
 def test_pull_line_with_values_that_are_not_numbers_is_skipped(line: str) -> None:
-    assert protocol.parse_pull_line(line, escaped=False) is None
+    assert pull_stream.parse_pull_line(line, escaped=False) is None
 
 
 def test_pull_line_whose_layer_is_not_an_object_keeps_the_rest() -> None:
-    parsed = protocol.parse_pull_line('{"type":"success","message":"ok","layer":"?"}', escaped=False)
-    assert parsed == protocol.PullProgress("success", "ok")
+    parsed = pull_stream.parse_pull_line('{"type":"success","message":"ok","layer":"?"}', escaped=False)
+    assert parsed == pull_stream.PullProgress("success", "ok")
 
 
 def test_success_line_has_no_layer_id() -> None:
-    line = protocol.encode_pull_line(protocol.PullProgress("success", protocol.PULL_SUCCESS_MESSAGE), raw_json=True)
+    line = pull_stream.encode_pull_line(pull_stream.PullProgress("success", pull_stream.PULL_SUCCESS_MESSAGE), raw_json=True)
     assert line == b'{"type":"success","message":"Model pulled successfully","total":0,"layer":{"size":0,"current":0},"mode":"pull"}\n'
 
 
 def test_sizes_and_messages_use_dmr_units() -> None:
-    assert protocol.downloaded_message(13107200) == "Downloaded: 12.50 MB"
-    assert protocol.format_size(268803072) == "256.35 MiB"
-    assert protocol.format_size(512) == "512 B"
-    assert protocol.cached_model_message("256.35 MiB") == "Using cached model: 256.35 MiB"
+    assert pull_stream.downloaded_message(13107200) == "Downloaded: 12.50 MB"
+    assert pull_stream.format_size(268803072) == "256.35 MiB"
+    assert pull_stream.format_size(512) == "512 B"
+    assert pull_stream.cached_model_message("256.35 MiB") == "Using cached model: 256.35 MiB"
 
 
 def test_html_escape_is_go_html_escape_string() -> None:
-    assert protocol.html_escape("""<a href='x'>&"</a>""") == "&lt;a href=&#39;x&#39;&gt;&amp;&#34;&lt;/a&gt;"
-    assert protocol.html_unescape(protocol.html_escape("""&amp; "q" 'a' <b>""")) == """&amp; "q" 'a' <b>"""
+    assert pull_stream.html_escape("""<a href='x'>&"</a>""") == "&lt;a href=&#39;x&#39;&gt;&amp;&#34;&lt;/a&gt;"
+    assert pull_stream.html_unescape(pull_stream.html_escape("""&amp; "q" 'a' <b>""")) == """&amp; "q" 'a' <b>"""
 
 
 URL = "http://127.0.0.1:12434"
@@ -255,20 +256,20 @@ URL = "http://127.0.0.1:12434"
 @pytest.mark.parametrize(
     ("status", "body", "kind", "words"),
     [
-        (404, protocol.model_not_found_message("ai/x"), errors.ModelNotFoundError, "docker model pull ai/x"),
+        (404, error_bodies.model_not_found_message("ai/x"), errors.ModelNotFoundError, "docker model pull ai/x"),
         (404, "404 page not found\n", errors.RunnerHTTPError, "no such endpoint"),
         (404, "backend not found\n", errors.BackendUnavailableError, "no such inference backend"),
         (400, "model is required\n", errors.BadRequestError, "Pass a model name"),
         (400, '{"error":{"code":400,"message":"bad grammar","type":"invalid_request_error"}}', errors.BadRequestError, "bad grammar"),
         (412, "vLLM binary not found\n", errors.BackendUnavailableError, "vLLM binary not found"),
-        (503, json.dumps(protocol.LOADING_MODEL_BODY), errors.ModelLoadingError, "still loading"),
+        (503, json.dumps(openai_api.LOADING_MODEL_BODY), errors.ModelLoadingError, "still loading"),
         (503, "backend installation failed: platform not supported\n", errors.BackendUnavailableError, "platform not supported"),
         (500, "unable to load runner: inference backend quit unexpectedly\n", errors.ModelLoadError, "quit unexpectedly"),
         (502, "", errors.RunnerHTTPError, "(empty body)"),
     ],
 )
 def test_error_mapping_names_runner_model_and_fix(status: int, body: str, kind: type, words: str) -> None:
-    error = protocol.error_from_response(status, body, runner_url=URL, model="ai/x")
+    error = error_bodies.error_from_response(status, body, runner_url=URL, model="ai/x")
     assert type(error) is kind
     assert error.status_code == status and error.body == body
     text = str(error)
@@ -277,14 +278,14 @@ def test_error_mapping_names_runner_model_and_fix(status: int, body: str, kind: 
 
 
 def test_loading_and_retryable_statuses() -> None:
-    assert protocol.is_loading_response(503, json.dumps(protocol.LOADING_MODEL_BODY))
-    assert not protocol.is_loading_response(503, "service unavailable")
-    assert not protocol.is_loading_response(500, json.dumps(protocol.LOADING_MODEL_BODY))
-    assert [status for status in (400, 404, 500, 502, 503, 504) if protocol.is_retryable_status(status)] == [502, 503, 504]
+    assert error_bodies.is_loading_response(503, json.dumps(openai_api.LOADING_MODEL_BODY))
+    assert not error_bodies.is_loading_response(503, "service unavailable")
+    assert not error_bodies.is_loading_response(500, json.dumps(openai_api.LOADING_MODEL_BODY))
+    assert [status for status in (400, 404, 500, 502, 503, 504) if error_bodies.is_retryable_status(status)] == [502, 503, 504]
 
 
 def test_dumps_is_compact_and_keeps_unicode() -> None:
-    assert protocol.dumps({"b": "é", "a": [1, 2]}) == '{"b":"é","a":[1,2]}'
+    assert encoding.dumps({"b": "é", "a": [1, 2]}) == '{"b":"é","a":[1,2]}'
 
 
 def test_last_user_message_reads_chat_parts_and_prompts() -> None:
@@ -295,10 +296,10 @@ def test_last_user_message_reads_chat_parts_and_prompts() -> None:
             {"role": "user", "content": [{"type": "text", "text": "sec"}, {"type": "text", "text": "ond"}]},
         ]
     }
-    assert protocol.last_user_message(body) == "second"
-    assert protocol.last_user_message({"prompt": "complete me"}) == "complete me"
-    assert protocol.last_user_message({"input": ["a", "b"]}) == "a b"
-    assert protocol.last_user_message({"messages": [{"role": "system", "content": "s"}]}) == ""
+    assert openai_api.last_user_message(body) == "second"
+    assert openai_api.last_user_message({"prompt": "complete me"}) == "complete me"
+    assert openai_api.last_user_message({"input": ["a", "b"]}) == "a b"
+    assert openai_api.last_user_message({"messages": [{"role": "system", "content": "s"}]}) == ""
 
 
 def test_errors_render_one_paragraph() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import durations, encoding, engines_api
 
 SECOND = 1_000_000_000
 MAX = 2**63 - 1
@@ -25,7 +25,7 @@ MAX = 2**63 - 1
      ("9223372036854775807ns", MAX), ("2562047h47m16.854775807s", MAX), ("-9223372036854775808ns", -MAX - 1)],
 )  # fmt: skip
 def test_parse_go_duration_as_go(text: str, nanoseconds: int) -> None:
-    assert protocol.parse_go_duration(text) == nanoseconds
+    assert durations.parse_go_duration(text) == nanoseconds
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_parse_go_duration_as_go(text: str, nanoseconds: int) -> None:
 )  # fmt: skip
 def test_parse_go_duration_errors_are_gos(text: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
-        protocol.parse_go_duration(text)
+        durations.parse_go_duration(text)
     assert str(caught.value) == message
 
 
@@ -56,7 +56,7 @@ def test_parse_go_duration_errors_are_gos(text: str, message: str) -> None:
      (-1_500_000_000, "-1.5s"), (MAX, "2562047h47m16.854775807s"), (-MAX - 1, "-2562047h47m16.854775808s")],
 )  # fmt: skip
 def test_format_go_duration_as_duration_string(nanoseconds: int, text: str) -> None:
-    assert protocol.format_go_duration(nanoseconds) == text
+    assert durations.format_go_duration(nanoseconds) == text
 
 
 @pytest.mark.parametrize(
@@ -65,8 +65,8 @@ def test_format_go_duration_as_duration_string(nanoseconds: int, text: str) -> N
      ("1.9999999999999999999s", 2 * SECOND, "2s")],
 )  # fmt: skip
 def test_keep_alive_as_dmr_reads_and_writes_it(text: str, nanoseconds: int, shown: str) -> None:
-    assert protocol.parse_keep_alive(text) == nanoseconds
-    assert protocol.format_keep_alive(nanoseconds) == shown
+    assert durations.parse_keep_alive(text) == nanoseconds
+    assert durations.format_keep_alive(nanoseconds) == shown
 
 
 @pytest.mark.parametrize(
@@ -79,13 +79,13 @@ def test_keep_alive_as_dmr_reads_and_writes_it(text: str, nanoseconds: int, show
      ("`a b` c", ("`a b`", "c")), ("\t--a\r\n--b", ("--a", "--b"))],
 )  # fmt: skip
 def test_raw_runtime_flags_are_split_as_go_shellwords_does(line: str, words: tuple[str, ...]) -> None:
-    assert protocol.split_raw_runtime_flags(line) == words
+    assert engines_api.split_raw_runtime_flags(line) == words
 
 
 @pytest.mark.parametrize("line", ["a '", 'a "', "a `", "a \\", "a (b)", "a )", "$(a(b))", "--x $(a"])
 def test_raw_runtime_flags_go_shellwords_refuses(line: str) -> None:
     with pytest.raises(ValueError, match="^invalid command line string$"):
-        protocol.split_raw_runtime_flags(line)
-    request = protocol.parse_configure_request(f'{{"model":"m","raw-runtime-flags":{protocol.dumps(line)}}}'.encode())
+        engines_api.split_raw_runtime_flags(line)
+    request = engines_api.parse_configure_request(f'{{"model":"m","raw-runtime-flags":{encoding.dumps(line)}}}'.encode())
     with pytest.raises(ValueError, match="^invalid runtime flags: invalid command line string$"):
         request.resolve()

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_dmr import AsyncModelRunnerClient, DockerModelRunnerAdapter, ModelRunnerClient, _http, protocol
+from pytest_dmr import AsyncModelRunnerClient, DockerModelRunnerAdapter, ModelRunnerClient, _http
+from pytest_dmr.protocol import addresses
 from pytest_dmr.emulator import EmulatorServer
 
 DEAD_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, a proxied request is refused
@@ -66,4 +67,4 @@ async def test_the_async_client_and_the_adapter_go_straight_to_a_loopback_runner
     ],
 )
 def test_only_non_loopback_runners_honour_proxy_variables(url: str, trusted: bool) -> None:
-    assert _http.trusts_environment(protocol.parse_runner_url(url)) is trusted
+    assert _http.trusts_environment(addresses.parse_runner_url(url)) is trusted

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import engines_api
 from pytest_dmr.emulator.engines import Runner, Scheduler
 
 CRASH = "llama.cpp terminated unexpectedly: signal: killed"
@@ -29,7 +29,7 @@ class FakeHandle:
 
 
 class FakeEngine:
-    name = protocol.LLAMACPP_BACKEND
+    name = engines_api.LLAMACPP_BACKEND
 
     def __init__(self, load_seconds: float = 0.0) -> None:
         self.load_seconds = load_seconds
@@ -51,5 +51,5 @@ class FakeEngine:
 
 def acquire(scheduler: Scheduler, model: str) -> Runner:
     return scheduler.acquire(
-        model_id=model, model_name=model, mode=protocol.COMPLETION_MODE, model_path=lambda: Path(model), alias=model
+        model_id=model, model_name=model, mode=engines_api.COMPLETION_MODE, model_path=lambda: Path(model), alias=model
     )

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_dmr import errors, protocol
+from pytest_dmr import errors
+from pytest_dmr.protocol import error_bodies, pull_stream
 from pytest_dmr.adapter import DockerModelRunnerAdapter
 from pytest_dmr.client import ModelRunnerClient
 from pytest_dmr.emulator import EmulatorServer
@@ -63,7 +64,7 @@ def test_adapter_raises_model_not_found_for_a_model_not_pulled(emulator: Emulato
 
 
 def test_client_pulls_inspects_and_deletes(fresh_emulator: EmulatorServer, llama_model_path: Path) -> None:
-    seen: list[protocol.PullProgress] = []
+    seen: list[pull_stream.PullProgress] = []
     with ModelRunnerClient(fresh_emulator.url) as client:
         assert client.is_model_runner()
         assert client.list_models() == []
@@ -100,7 +101,7 @@ def test_loading_503_is_llama_cpp_json_until_loaded(loading_503_emulator: Emulat
         assert first.status_code == 503
         assert first.headers["content-type"] == "application/json; charset=utf-8"
         assert first.json() == {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
-        assert protocol.is_loading_response(first.status_code, first.text)
+        assert error_bodies.is_loading_response(first.status_code, first.text)
         assert http.get("/engines/ps").json()[0]["loading"] is True
         # A preload waits for the load even in this mode; afterwards inference answers.
         assert http.post("/engines/v1/chat/completions", json=body, headers={"X-Preload-Only": "true"}).status_code == 200

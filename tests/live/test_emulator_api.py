@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import pull_stream
 from pytest_dmr.emulator import EmulatorServer
 from pytest_dmr.emulator.catalog import file_digest
 
@@ -86,7 +86,7 @@ def test_models_list_describes_the_gguf_file(http: httpx.Client, llama_model_pat
     assert config["format"] == "gguf"
     assert config["quantization"] == "Q4_1"
     assert config["architecture"] == config["gguf"]["general.architecture"] == "llama"
-    assert config["size"] == protocol.format_size(llama_model_path.stat().st_size)
+    assert config["size"] == pull_stream.format_size(llama_model_path.stat().st_size)
     assert config["context_size"] == int(config["gguf"]["llama.context_length"]) == 8192
     assert config["parameters"].endswith(" M")
     assert "tokenizer.ggml.tokens" not in config["gguf"]  # arrays over 50 items are dropped
@@ -143,8 +143,8 @@ def test_openai_models_list_is_empty_not_null(fresh_emulator: EmulatorServer) ->
 # ---------------------------------------------------------------------------------- pulls
 
 
-def pull_lines(response: httpx.Response, *, escaped: bool) -> list[protocol.PullProgress]:
-    lines = [protocol.parse_pull_line(line, escaped=escaped) for line in response.text.splitlines()]
+def pull_lines(response: httpx.Response, *, escaped: bool) -> list[pull_stream.PullProgress]:
+    lines = [pull_stream.parse_pull_line(line, escaped=escaped) for line in response.text.splitlines()]
     assert None not in lines, response.text
     return lines  # type: ignore[return-value]
 
@@ -163,7 +163,7 @@ def test_pull_with_json_accept_streams_raw_progress_then_success(
         assert all(json.loads(line)["mode"] == "pull" for line in raw)
         lines = pull_lines(response, escaped=False)
         *progress, success = lines
-        assert success == protocol.PullProgress(type="success", message="Model pulled successfully")
+        assert success == pull_stream.PullProgress(type="success", message="Model pulled successfully")
         assert progress and all(line.type == "progress" for line in progress)
         assert {line.layer_id for line in progress} == {file_digest(llama_model_path)}
         assert {(line.total, line.layer_size) for line in progress} == {(size, size)}
@@ -172,8 +172,8 @@ def test_pull_with_json_accept_streams_raw_progress_then_success(
         # DMR's throttle: a line per MiB (or 100 ms), so no two lines are far apart in bytes.
         steps = [b - a for a, b in zip([0, *currents], currents)]
         assert max(steps) <= 1024 * 1024
-        assert progress[-1].message == protocol.downloaded_message(size)
-        assert http.get("/models/smollm2").json()["config"]["size"] == protocol.format_size(size)
+        assert progress[-1].message == pull_stream.downloaded_message(size)
+        assert http.get("/models/smollm2").json()["config"]["size"] == pull_stream.format_size(size)
 
 
 def test_pull_without_accept_sends_html_escaped_text(fresh_emulator: EmulatorServer) -> None:
@@ -189,7 +189,7 @@ def test_pull_of_a_present_model_answers_using_cached_model(fresh_emulator: Emul
     response = httpx.post(fresh_emulator.url + "/models/create", json={"from": "ai/smollm2:latest"},
                           headers={"Accept": "application/json"})  # fmt: skip
     size = httpx.get(fresh_emulator.url + "/models/smollm2").json()["config"]["size"]
-    assert pull_lines(response, escaped=False) == [protocol.PullProgress(type="success", message=f"Using cached model: {size}")]
+    assert pull_lines(response, escaped=False) == [pull_stream.PullProgress(type="success", message=f"Using cached model: {size}")]
 
 
 def test_pull_of_a_second_tag_of_the_same_file_adds_a_tag_without_copying(fresh_emulator: EmulatorServer) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, engines_api, sse
 from pytest_dmr.emulator import EmulatorServer
 
 from .conftest import fake_gguf
@@ -43,7 +43,7 @@ class SlowHandle:
 
 
 class SlowEngine:
-    name = protocol.LLAMACPP_BACKEND
+    name = engines_api.LLAMACPP_BACKEND
 
     def __init__(self, pieces: Iterator[bytes], content_type: str = "text/event-stream") -> None:
         self.pieces = pieces
@@ -96,7 +96,7 @@ def test_a_kept_alive_connection_serves_requests_then_closes_when_idle(server: E
     with connect(server) as sock:
         for _ in range(2):  # kept alive: a second request on the same connection is answered
             sock.sendall(request)
-            answer = read_response(sock, protocol.ROOT_BANNER.encode())
+            answer = read_response(sock, addresses.ROOT_BANNER.encode())
             assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" not in answer
             time.sleep(IDLE_TIMEOUT / 3)  # shorter than the timeout: the connection stays open
         waited = seconds_until_closed(sock)
@@ -117,8 +117,8 @@ def test_a_stream_slower_than_the_timeout_is_not_cut(server: EmulatorServer) -> 
     def pieces() -> Iterator[bytes]:
         for n in range(4):
             time.sleep(pause)  # every gap is longer than the idle timeout
-            yield protocol.encode_sse({"n": n})
-        yield protocol.encode_sse("[DONE]")
+            yield sse.encode_sse({"n": n})
+        yield sse.encode_sse("[DONE]")
 
     server.scheduler.engine = SlowEngine(pieces())
     started = time.monotonic()
@@ -126,11 +126,11 @@ def test_a_stream_slower_than_the_timeout_is_not_cut(server: EmulatorServer) -> 
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
         with http.stream("POST", "/engines/v1/chat/completions", json=body) as response:
             assert response.status_code == 200
-            events = list(protocol.iter_sse_data(response.iter_lines()))
+            events = list(sse.iter_sse_data(response.iter_lines()))
         assert events == ['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}', "[DONE]"]
         assert time.monotonic() - started >= 4 * pause
         # The connection is still usable after the long answer.
-        assert http.get("/").text == protocol.ROOT_BANNER
+        assert http.get("/").text == addresses.ROOT_BANNER
 
 
 def test_a_client_that_pauses_reading_a_large_answer_gets_all_of_it(server: EmulatorServer) -> None:

@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import engines_api
 from pytest_dmr.emulator import EmulatorServer
 
 from .conftest import DETERMINISTIC, MODEL
@@ -45,7 +45,7 @@ def assert_reloaded(emulator: EmulatorServer, http: httpx.Client, killed: subpro
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"]
     (entry,) = http.get("/engines/ps").json()
-    assert (entry["model_name"], entry["mode"]) == (MODEL, protocol.COMPLETION_MODE)
+    assert (entry["model_name"], entry["mode"]) == (MODEL, engines_api.COMPLETION_MODE)
     (runner,) = emulator.scheduler.runners()
     assert runner.handle.process.pid != killed.pid  # type: ignore[union-attr]
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import engines_api, openai_api, sse
 from pytest_dmr.emulator import EmulatorServer
 
 from .conftest import DETERMINISTIC, MODEL
@@ -23,7 +23,7 @@ def stream_events(http: httpx.Client, path: str, body: dict) -> tuple[httpx.Resp
     started = time.perf_counter()
     payloads, arrivals = [], []
     with http.stream("POST", path, json={**body, "stream": True}) as response:
-        decoder = protocol.SSEDecoder()
+        decoder = sse.SSEDecoder()
         for line in response.iter_lines():
             data = decoder.feed(line)
             if data is not None:
@@ -54,7 +54,7 @@ def test_streamed_pieces_join_to_the_non_streamed_text(http: httpx.Client) -> No
     assert response.headers["transfer-encoding"] == "chunked"
     assert payloads[-1] == "[DONE]"
     chunks = [json.loads(data) for data in payloads[:-1]]
-    assert "".join(protocol.chunk_text(chunk) for chunk in chunks) == whole["choices"][0]["message"]["content"]
+    assert "".join(openai_api.chunk_text(chunk) for chunk in chunks) == whole["choices"][0]["message"]["content"]
     assert chunks[-1]["usage"]["completion_tokens"] == whole["usage"]["completion_tokens"]
 
 
@@ -89,7 +89,7 @@ def test_embeddings_use_their_own_runner(http: httpx.Client, emulator: EmulatorS
     assert len(vectors) == 3 and len(vectors[0]) == 576  # SmolLM2-135M's embedding length
     assert vectors[0] == vectors[2] and vectors[0] != vectors[1]
     modes = {entry["mode"] for entry in http.get("/engines/ps").json()}
-    assert protocol.EMBEDDING_MODE in modes
+    assert engines_api.EMBEDDING_MODE in modes
 
 
 def test_llama_cpp_errors_pass_through_in_its_own_json(http: httpx.Client) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import pull_stream, sse
 from pytest_dmr.emulator import EmulatorServer, engines
 
 from .conftest import fake_gguf
@@ -53,7 +53,7 @@ def test_mock_engine_serves_pulled_models_only(mock_emulator: EmulatorServer) ->
         assert first.json()["choices"][0]["message"]["content"] == second.json()["choices"][0]["message"]["content"]
         with http.stream("POST", "/engines/v1/chat/completions", json={**chat, "model": "tiny", "stream": True}) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
-            events = list(protocol.iter_sse_data(stream.iter_lines()))
+            events = list(sse.iter_sse_data(stream.iter_lines()))
         assert events[-1] == "[DONE]" and len(events) > 2
         assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["completion"]
 
@@ -73,4 +73,4 @@ def test_a_third_pull_sends_nothing_until_a_pull_slot_frees(mock_emulator: Emula
         slots.release()
     pulled = httpx.post(mock_emulator.url + "/models/create", json={"from": "tiny"}, headers={"Accept": "application/json"})
     assert pulled.status_code == 200
-    assert protocol.parse_pull_line(pulled.text.splitlines()[-1], escaped=False).type == "success"  # type: ignore[union-attr]
+    assert pull_stream.parse_pull_line(pulled.text.splitlines()[-1], escaped=False).type == "success"  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import encoding, engines_api
 from pytest_dmr.emulator.engines import LoadError, Runner, RunnerAlreadyActive, Scheduler
 
 from .fake_engine import FakeHandle, acquire
@@ -23,7 +23,7 @@ from .fake_engine import FakeHandle, acquire
 class HeldEngine:
     """An engine whose loads last until the test lets them finish."""
 
-    name = protocol.LLAMACPP_BACKEND
+    name = engines_api.LLAMACPP_BACKEND
 
     def __init__(self) -> None:
         self.loading = threading.Event()
@@ -84,13 +84,13 @@ def test_a_loaded_runner_that_requests_wait_for_is_in_use() -> None:
     scheduler = Scheduler(engine, slots=2, idle_timeout=300)
     try:
         handle = FakeHandle()
-        runner = Runner(model_id="a", model_name="a", mode=protocol.COMPLETION_MODE, loading=False, handle=handle, waiting=1)
-        scheduler._runners[("a", protocol.COMPLETION_MODE)] = runner
+        runner = Runner(model_id="a", model_name="a", mode=engines_api.COMPLETION_MODE, loading=False, handle=handle, waiting=1)
+        scheduler._runners[("a", engines_api.COMPLETION_MODE)] = runner
         (entry,) = scheduler.ps()
-        assert (entry.get("in_use"), entry["last_used"]) == (True, protocol.GO_ZERO_TIME)
+        assert (entry.get("in_use"), entry["last_used"]) == (True, encoding.GO_ZERO_TIME)
         assert scheduler.unload({"a"}) == 0 and scheduler.unload(None) == 0
         with pytest.raises(RunnerAlreadyActive):
-            scheduler.configure((protocol.LLAMACPP_BACKEND, "a", protocol.COMPLETION_MODE), protocol.RunnerConfig(keep_alive=0))
+            scheduler.configure((engines_api.LLAMACPP_BACKEND, "a", engines_api.COMPLETION_MODE), engines_api.RunnerConfig(keep_alive=0))
         assert scheduler.runners() == [runner] and not handle.closed
         runner.waiting = 0  # handed over and released
         assert scheduler.unload({"a"}) == 1 and handle.closed

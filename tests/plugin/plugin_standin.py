@@ -16,7 +16,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses, encoding, error_bodies, model_info, model_names, openai_api, pull_stream, routes
 
 LIVE_ANSWER = "an answer from the live stand-in"
 
@@ -30,7 +30,7 @@ class StandIn:
         hold_pulls: float = 0.0,
         pull_error: str | None = None,
     ) -> None:
-        self.models = [protocol.ModelInfo(id=f"sha256:{index:012x}{index:052x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
+        self.models = [model_info.ModelInfo(id=f"sha256:{index:012x}{index:052x}", tags=(name,), config={"size": "256.35 MiB"}) for index, name in enumerate(models, 1)]
         self.openai_only = openai_only
         self.hold_pulls = hold_pulls
         self.pull_error = pull_error
@@ -87,10 +87,10 @@ class StandIn:
                 self.wfile.write(body)
 
             def _json(self, value: Any, status: int = 200) -> None:
-                self._send(status, (protocol.dumps(value) + "\n").encode(), protocol.JSON_CONTENT_TYPE)
+                self._send(status, (encoding.dumps(value) + "\n").encode(), encoding.JSON_CONTENT_TYPE)
 
             def _text(self, message: str, status: int) -> None:
-                self._send(status, protocol.plain_error_body(message), protocol.TEXT_PLAIN)
+                self._send(status, error_bodies.plain_error_body(message), encoding.TEXT_PLAIN)
 
             def _record(self) -> None:
                 with standin._lock:
@@ -99,32 +99,32 @@ class StandIn:
             def do_GET(self) -> None:
                 self._record()
                 path = self.path
-                if path.startswith(protocol.MANAGEMENT_MODELS_PATH):
+                if path.startswith(routes.MANAGEMENT_MODELS_PATH):
                     standin._note_lookup()
-                if path == protocol.ROOT_PATH and not standin.openai_only:
-                    self._send(200, protocol.ROOT_BANNER.encode(), "text/plain; charset=utf-8")
-                elif path == protocol.MANAGEMENT_MODELS_PATH and not standin.openai_only:
+                if path == routes.ROOT_PATH and not standin.openai_only:
+                    self._send(200, addresses.ROOT_BANNER.encode(), "text/plain; charset=utf-8")
+                elif path == routes.MANAGEMENT_MODELS_PATH and not standin.openai_only:
                     self._json([model.to_json() for model in standin.models])
-                elif path.startswith(protocol.MANAGEMENT_MODELS_PATH + "/") and not standin.openai_only:
-                    ref = path[len(protocol.MANAGEMENT_MODELS_PATH) + 1 :]
+                elif path.startswith(routes.MANAGEMENT_MODELS_PATH + "/") and not standin.openai_only:
+                    ref = path[len(routes.MANAGEMENT_MODELS_PATH) + 1 :]
                     found = [model for model in standin.models if model.matches(ref)]
                     if found:
                         self._json(found[0].to_json())
                     else:
-                        self._text(protocol.MODEL_NOT_FOUND, 404)
-                elif path in (protocol.ENGINES_PREFIX + protocol.MODELS, protocol.ALIAS_PREFIX + protocol.MODELS):
-                    self._json(protocol.openai_model_list(standin.models))
+                        self._text(error_bodies.MODEL_NOT_FOUND, 404)
+                elif path in (routes.ENGINES_PREFIX + routes.MODELS, routes.ALIAS_PREFIX + routes.MODELS):
+                    self._json(model_info.openai_model_list(standin.models))
                 else:
-                    self._text(protocol.PAGE_NOT_FOUND, 404)
+                    self._text(error_bodies.PAGE_NOT_FOUND, 404)
 
             def do_POST(self) -> None:
                 self._record()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                route = protocol.match_inference_path(self.path)
-                if route is not None and route.endpoint == protocol.CHAT_COMPLETIONS:
+                route = routes.match_inference_path(self.path)
+                if route is not None and route.endpoint == routes.CHAT_COMPLETIONS:
                     self._json(
-                        protocol.chat_completion(
+                        openai_api.chat_completion(
                             id="chatcmpl-standin",
                             created=1,
                             model=str(body.get("model")),
@@ -134,25 +134,25 @@ class StandIn:
                             completion_tokens=6,
                         )
                     )
-                elif self.path == protocol.MODELS_CREATE_PATH and not standin.openai_only:
-                    name = protocol.normalize_model_name(str(body.get("from", "")))
+                elif self.path == routes.MODELS_CREATE_PATH and not standin.openai_only:
+                    name = model_names.normalize_model_name(str(body.get("from", "")))
                     if standin.hold_pulls:
                         standin._hold_pull()
                     if standin.pull_error is not None:
-                        line = protocol.pull_error_progress(standin.pull_error)
-                        raw = protocol.pull_wants_raw_json(self.headers.get("Accept"))
-                        self._send(200, protocol.encode_pull_line(line, raw_json=raw), protocol.pull_content_type(self.headers.get("Accept")))
+                        line = pull_stream.pull_error_progress(standin.pull_error)
+                        raw = pull_stream.pull_wants_raw_json(self.headers.get("Accept"))
+                        self._send(200, pull_stream.encode_pull_line(line, raw_json=raw), pull_stream.pull_content_type(self.headers.get("Accept")))
                         return
-                    standin.models.append(protocol.ModelInfo(id=f"sha256:{len(standin.models) + 1:064x}", tags=(name,)))
+                    standin.models.append(model_info.ModelInfo(id=f"sha256:{len(standin.models) + 1:064x}", tags=(name,)))
                     lines = [
-                        protocol.PullProgress("progress", protocol.downloaded_message(512), 1024, "sha256:aa", 1024, 512),
-                        protocol.PullProgress("progress", protocol.downloaded_message(1024), 1024, "sha256:aa", 1024, 1024),
-                        protocol.PullProgress("success", protocol.PULL_SUCCESS_MESSAGE),
+                        pull_stream.PullProgress("progress", pull_stream.downloaded_message(512), 1024, "sha256:aa", 1024, 512),
+                        pull_stream.PullProgress("progress", pull_stream.downloaded_message(1024), 1024, "sha256:aa", 1024, 1024),
+                        pull_stream.PullProgress("success", pull_stream.PULL_SUCCESS_MESSAGE),
                     ]
-                    raw = protocol.pull_wants_raw_json(self.headers.get("Accept"))
-                    payload = b"".join(protocol.encode_pull_line(line, raw_json=raw) for line in lines)
-                    self._send(200, payload, protocol.pull_content_type(self.headers.get("Accept")))
+                    raw = pull_stream.pull_wants_raw_json(self.headers.get("Accept"))
+                    payload = b"".join(pull_stream.encode_pull_line(line, raw_json=raw) for line in lines)
+                    self._send(200, payload, pull_stream.pull_content_type(self.headers.get("Accept")))
                 else:
-                    self._text(protocol.PAGE_NOT_FOUND, 404)
+                    self._text(error_bodies.PAGE_NOT_FOUND, 404)
 
         return Handler

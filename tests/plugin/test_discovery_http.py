@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from pytest_dmr.discovery import MAX_BODY, Target, _parse_response, probe
-from pytest_dmr.protocol import parse_runner_url
+from pytest_dmr.protocol.addresses import parse_runner_url
 
 
 def test_a_content_length_answer() -> None:

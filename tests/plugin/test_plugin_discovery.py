@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from plugin_standin import StandIn
 
-from pytest_dmr import protocol
+from pytest_dmr.protocol import addresses
 from pytest_dmr.discovery import Discovery, Target, discover, plan, probe
 from pytest_dmr.settings import resolve
 
@@ -25,7 +25,7 @@ def settings_for(environ: dict[str, str] | None = None, **options: str):
 
 
 def target_at(url: str, group: str = "host") -> Target:
-    address = protocol.parse_runner_url(url)
+    address = addresses.parse_runner_url(url)
     host, port = address.root.removeprefix("http://").split(":")
     return Target(group, f"{host}:{port}", address, host=host, port=int(port))
 
@@ -96,7 +96,7 @@ def test_an_explicit_url_is_the_only_candidate() -> None:
     only = targets[0]
     # localhost is never looked up: the literal loopback address is used.
     assert (only.group, only.host, only.port, only.origin) == ("url", "127.0.0.1", 7005, "--dmr-url")
-    assert only.address == protocol.RunnerAddress("http://127.0.0.1:7005", "/engines/llama.cpp/v1")
+    assert only.address == addresses.RunnerAddress("http://127.0.0.1:7005", "/engines/llama.cpp/v1")
 
 
 @pytest.mark.parametrize("host", ["model-runner", "model-runner.docker.internal", "llm"])
@@ -127,7 +127,7 @@ def test_a_runner_is_found_with_its_models(standin: StandIn) -> None:
     assert result.probe.kind == "dmr"
     assert result.probe.detail == "answered as Docker Model Runner"
     assert result.models == ("docker.io/ai/smollm2:latest",)
-    assert result.address == protocol.RunnerAddress(standin.url, "/engines/v1")
+    assert result.address == addresses.RunnerAddress(standin.url, "/engines/v1")
     assert standin.count("GET", "/") == 1
 
 
@@ -170,7 +170,7 @@ def test_desktop_socket_with_its_prefix(tmp_path: Path) -> None:
     class Desktop(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             seen.append(self.path)
-            body = protocol.ROOT_BANNER.encode() if self.path == "/exp/vDD4.40/" else b"[]"
+            body = addresses.ROOT_BANNER.encode() if self.path == "/exp/vDD4.40/" else b"[]"
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -198,7 +198,7 @@ def test_desktop_socket_with_its_prefix(tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
     assert found.found and found.socket_path == path
-    assert found.address == protocol.RunnerAddress("http://localhost/exp/vDD4.40", "/engines/v1")
+    assert found.address == addresses.RunnerAddress("http://localhost/exp/vDD4.40", "/engines/v1")
     assert seen == ["/exp/vDD4.40/", "/exp/vDD4.40/models"]
 
 

@@ -160,10 +160,10 @@ def test_failed_provisioning_falls_back_to_the_mock_with_the_reason(suite: pytes
 def test_a_provisioned_runner_is_live_and_pulls_by_default(suite: pytest.Pytester, refused_url: str, standin: StandIn,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import pytest_dmr.provision
-    from pytest_dmr import protocol
+    from pytest_dmr.protocol import addresses
 
     monkeypatch.setattr(pytest_dmr.provision, "acquire_runner",
-                        lambda settings, config, models, run_dir: protocol.parse_runner_url(standin.url))
+                        lambda settings, config, models, run_dir: addresses.parse_runner_url(standin.url))
     suite.makepyfile(test_model="import pytest\n\n@pytest.mark.dmr_model('ai/qwen3')\ndef test_m(dmr_runner):\n"
                                 "    assert dmr_runner.provisioned and dmr_runner.pull and dmr_runner.source == 'testcontainers'\n")
     result = suite.runpytest_inprocess(f"--dmr-url={refused_url}", "--dmr-provision=testcontainers")
