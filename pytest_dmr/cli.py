@@ -1,7 +1,8 @@
 """The ``pytest-dmr`` command: ``doctor``, ``models [--running]``, ``pull NAME``.
 
-It finds the runner exactly as the plugin does (the same environment variables, the same
-discovery), so ``pytest-dmr doctor`` explains what a test run would see.
+It finds the runner exactly as the plugin does (pytest's own configuration step reads the ini
+file and the environment, then the same discovery runs), so ``pytest-dmr doctor`` explains what a
+test run in the current directory would see.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from pytest_dmr import errors
 from pytest_dmr.protocol import model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START, Discovery, discover
-from pytest_dmr.settings import Settings, resolve
+from pytest_dmr.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_dmr.client import ModelRunnerClient
@@ -34,8 +35,41 @@ _WITHOUT_RUNNER = {
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    options = {"--dmr-url": args.url, "--dmr-timeout": args.timeout, "--dmr-discovery": args.discovery}
-    return resolve(options, {}, os.environ)
+    """The settings pytest would resolve in the current directory: these flags, the environment, and
+    the ini file pytest would read here (pytest.ini, pyproject.toml, tox.ini, setup.cfg)."""
+    flags = {"--dmr-url": args.url, "--dmr-timeout": args.timeout, "--dmr-discovery": args.discovery}
+    return settings_as_pytest_resolves([f"{flag}={value}" for flag, value in flags.items() if value is not None])
+
+
+def settings_as_pytest_resolves(pytest_args: Sequence[str]) -> Settings:
+    """Run pytest's own configuration step with ``pytest_args`` and stop before collection, so the ini
+    file, the conftest.py files and the plugin's option handling are exactly those of a test run."""
+    import pytest
+
+    from pytest_dmr import plugin
+
+    resolved: list[Settings] = []
+    problems: list[str] = []
+
+    class SettingsProbe:
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_cmdline_main(self, config: pytest.Config) -> int:
+            try:
+                resolved.append(plugin.resolve_settings(config))
+            except pytest.UsageError as exc:
+                problems.append(str(exc).removeprefix("pytest-dmr: "))
+            return 0  # stop here: no session, no collection
+
+    quiet = ["--capture=no", "--assert=plain", "-p", "no:cacheprovider"]
+    code = pytest.main([*quiet, *pytest_args], plugins=[SettingsProbe()])
+    if problems:
+        raise errors.ConfigurationError(problems[0])
+    if not resolved:
+        raise errors.ConfigurationError(
+            f"pytest could not read its configuration in {os.getcwd()} (exit code {int(code)})",
+            hint="Run pytest there to see why, or check that the pytest-dmr plugin is not disabled (-p no:dmr)",
+        )
+    return resolved[0]
 
 
 def _client(discovery: Discovery, settings: Settings) -> ModelRunnerClient:

@@ -1,6 +1,8 @@
 """Flags, ini keys and environment variables -> one frozen :class:`Settings` for the run.
 
-Precedence, for every setting: command-line flag > ini key > environment variable > default.
+Precedence, for every setting: command-line flag > environment variable > ini key > default, the
+order pytest-django uses: a CI matrix sets the environment per job, and a project's ini is its
+standing default, so ``DMR_MODE=live`` in a job beats ``dmr_mode = mock`` in pytest.ini.
 Empty values count as unset. This module knows nothing of pytest: ``plugin.py`` gathers the flag
 and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``pytest.UsageError``.
 
@@ -104,14 +106,14 @@ def _pick(
     ini: Mapping[str, Any],
     environ: Mapping[str, str],
 ) -> tuple[Any, str | None]:
-    """The first value present along flag > ini > environment, with a label naming its origin."""
+    """The first value present along flag > environment > ini, with a label naming its origin."""
     if flag_name and _present(options.get(flag_name)):
         return options[flag_name], flag_name
-    if ini_name and _present(ini.get(ini_name)):
-        return ini[ini_name], f"{ini_name} (ini)"
     for name in env_names:
         if _present(environ.get(name)):
             return environ[name], name
+    if ini_name and _present(ini.get(ini_name)):
+        return ini[ini_name], f"{ini_name} (ini)"
     return None, None
 
 

@@ -82,3 +82,30 @@ def test_the_plugin_spellings_of_the_flags_work_and_name_the_source(standin: Sta
     out = capsys.readouterr().out
     assert out.startswith("settings: mode auto, model smollm2 (from DMR_MODEL), discovery ")
     assert f", url {standin.url} (from --dmr-url)\n" in out
+
+
+def test_doctor_reads_the_ini_file_pytest_would_read_here(standin: StandIn, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\ndmr_mode = mock\ndmr_url = {standin.url}\ndmr_model = ai/from-ini\n")
+    monkeypatch.chdir(tmp_path)
+    main(["doctor"])
+    assert capsys.readouterr().out.startswith(
+        f"settings: mode mock, model ai/from-ini (from dmr_model (ini)), discovery url,compose,host,desktop, "
+        f"url {standin.url} (from dmr_url (ini))\n")
+
+
+def test_doctor_puts_the_environment_above_the_ini(standin: StandIn, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.pytest.ini_options]\ndmr_mode = "mock"\ndmr_model = "smollm2"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DMR_MODE", "live")
+    assert main(["--url", standin.url, "doctor"]) == 0
+    assert capsys.readouterr().out.startswith("settings: mode live, model smollm2 (from dmr_model (ini))")
+
+
+def test_doctor_reports_a_bad_ini_value_as_pytest_would(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pytest.ini").write_text("[pytest]\ndmr_mode = sometimes\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["doctor"]) == 1
+    assert capsys.readouterr().err == "pytest-dmr: dmr_mode (ini)='sometimes' is not valid. Use one of: auto, live, mock, off\n"

@@ -294,7 +294,7 @@ PRECEDENCE = [
                          ids=[row[0] for row in PRECEDENCE])
 def test_dmr_config_precedence(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, case: str, overridden: bool,
                                flags: list[str], ini: str, environ: dict[str, str], adapter: dict, call: dict) -> None:
-    """factory call > command line > dmr_config > ini > environment > default; the dmr_model marker
+    """factory call > command line > dmr_config > environment > ini > default; the dmr_model marker
     names models a test needs and does not choose the adapter's model."""
     make_ini(pytester, ini)
     if overridden:

@@ -1,4 +1,4 @@
-"""Every flag, ini key and environment variable reaches the settings, with flag > ini > environment."""
+"""Every flag, ini key and environment variable reaches the settings, with flag > environment > ini."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def test_flags_reach_the_settings(resolved_settings) -> None:
     assert subset(resolved_settings(*FLAG_ARGS), FROM_FLAGS) == FROM_FLAGS
 
 
-def test_ini_keys_reach_the_settings(pytester: pytest.Pytester, resolved_settings) -> None:
+def test_ini_keys_reach_the_settings(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, resolved_settings) -> None:
+    monkeypatch.delenv("DMR_DISCOVERY")  # the suite's safe default would win over the ini
     pytester.makeini(INI_LINES.replace("dmr_mode = off", "dmr_mode = auto"))
     assert subset(resolved_settings(), FROM_INI) == FROM_INI | {"mode": "auto"}
 
@@ -83,11 +84,12 @@ def test_flags_win_over_ini_and_environment(pytester: pytest.Pytester, monkeypat
     assert subset(resolved_settings(*FLAG_ARGS), FROM_FLAGS) == FROM_FLAGS
 
 
-def test_ini_wins_over_environment(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, resolved_settings) -> None:
-    pytester.makeini(INI_LINES.replace("dmr_mode = off", "dmr_mode = auto"))
+def test_environment_wins_over_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, resolved_settings) -> None:
+    """A CI job's DMR_MODE=live beats a project's standing dmr_mode = mock (pytest-django's order)."""
+    pytester.makeini(INI_LINES)
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    assert subset(resolved_settings(), FROM_INI) == FROM_INI | {"mode": "auto"}
+    assert subset(resolved_settings(), FROM_ENV) == FROM_ENV
 
 
 def test_no_pull_flag_and_fallback_variables(monkeypatch: pytest.MonkeyPatch, resolved_settings) -> None:

@@ -49,9 +49,9 @@ def test_each_source_and_precedence(field: str, flag: str, ini: str, envs: tuple
     assert getattr(resolve({}, {ini: _env_text(value)}, {}), field) == parsed
     for env in envs:
         assert getattr(resolve({}, {}, {env: _env_text(value)}), field) == parsed, env
-    # flag > ini > environment.
+    # flag > environment > ini.
     assert getattr(resolve({flag: value}, {ini: other_text}, {envs[0]: other_text}), field) == parsed
-    assert getattr(resolve({}, {ini: _env_text(value)}, {envs[0]: other_text}), field) == parsed
+    assert getattr(resolve({}, {ini: other_text}, {envs[0]: _env_text(value)}), field) == parsed
     # Earlier environment variables win over later ones.
     if len(envs) > 1:
         environ = {env: other_text for env in envs[1:]} | {envs[0]: _env_text(value)}
