@@ -6,10 +6,16 @@ Layout of the store directory (it survives restarts, so an image can ship pre-pu
     STORE/blobs/sha256/<hex>          the GGUF bytes, named by their content digest
 
 Tags are kept fully qualified (``docker.io/ai/smollm2:latest``), as DMR stores them since v1.0.11.
+
+Several emulators may share one store (runner containers on one models volume): every change to the
+index is a read-modify-write under a file lock (``models.json.lock``), lookups reload an index another
+process changed, and each blob is copied once, under its own file lock, through a partial file whose
+name is the writer's own, so concurrent pulls of one model neither clash nor copy it twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -18,6 +24,8 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from pytest_dmr.protocol import error_bodies, model_info, model_names, pull_stream
 from pytest_dmr.emulator.catalog import Catalog, ModelDescription
@@ -66,28 +74,46 @@ class ModelStore:
         self.blobs = self.root / "blobs" / "sha256"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self._index_path = self.root / "models.json"
+        self._index_lock = FileLock(str(self.root / "models.json.lock"))
         self._lock = threading.RLock()
         self._pull_slots = threading.BoundedSemaphore(MAX_CONCURRENT_PULLS)
         self._model_locks: dict[str, threading.Lock] = {}
-        self._models: list[StoredModel] = self._load_index()
+        self._index_stamp: tuple[int, int] | None = None
+        self._models: list[StoredModel] = []
+        self._refresh()
 
     # ---------------------------------------------------------------- index
 
-    def _load_index(self) -> list[StoredModel]:
-        if not self._index_path.is_file():
-            return []
-        entries = json.loads(self._index_path.read_text())
-        return [StoredModel(**entry) for entry in entries]
+    def _refresh(self) -> None:
+        """Reload the index when another process (or a restart) changed it since we last read it."""
+        try:
+            stat = self._index_path.stat()
+        except FileNotFoundError:
+            self._index_stamp, self._models = None, []
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._index_stamp:
+            entries = json.loads(self._index_path.read_text())
+            self._models = [StoredModel(**entry) for entry in entries]
+            self._index_stamp = stamp
 
-    def _save_index(self) -> None:
-        temporary = self._index_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps([vars(model) for model in self._models], indent=1))
-        temporary.replace(self._index_path)
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A change to the index: under both locks, on the newest index, written back at the end."""
+        with self._lock, self._index_lock:
+            self._refresh()
+            yield
+            temporary = self._index_path.with_name(f"models.json.{os.getpid()}-{threading.get_ident()}.tmp")
+            temporary.write_text(json.dumps([vars(model) for model in self._models], indent=1))
+            temporary.replace(self._index_path)
+            stat = self._index_path.stat()
+            self._index_stamp = (stat.st_mtime_ns, stat.st_size)
 
     # ---------------------------------------------------------------- lookups
 
     def models(self) -> list[model_info.ModelInfo]:
         with self._lock:
+            self._refresh()
             return [model.info() for model in self._models]
 
     def find(self, reference: str) -> StoredModel | None:
@@ -96,6 +122,7 @@ class ModelStore:
         if not normalized:
             return None
         with self._lock:
+            self._refresh()
             for model in self._models:
                 if model.info().matches(normalized) or _digest_matches(normalized, model.id):
                     return model
@@ -104,6 +131,7 @@ class ModelStore:
     def find_partial(self, reference: str) -> StoredModel | None:
         """Partial-name matching (§2.2): a tag's bare name (no registry, org or tag) equals ``reference``."""
         with self._lock:
+            self._refresh()
             for model in self._models:
                 for tag in model.tags:
                     bare = tag.rsplit(":", 1)[0] if ":" in tag.rsplit("/", 1)[-1] else tag
@@ -127,7 +155,7 @@ class ModelStore:
 
     def delete(self, reference: str, *, force: bool) -> list[dict[str, str]]:
         """DMR's delete (§2.3): untag a tag reference; an ID reference deletes the model."""
-        with self._lock:
+        with self._changing():
             model = self.find(reference)
             if model is None:
                 raise DeleteRefused(404, error_bodies.DELETE_MODEL_NOT_FOUND)
@@ -145,21 +173,18 @@ class ModelStore:
                 model.tags.remove(tag)
                 actions.append(model_info.untagged_action(tag))
                 if model.tags:
-                    self._save_index()
                     return actions
             self._models.remove(model)
             if not any(other.blob == model.blob for other in self._models):
                 self.blob_path(model).unlink(missing_ok=True)
             actions.append(model_info.deleted_action(model.id))
-            self._save_index()
             return actions
 
     def purge(self) -> None:
-        with self._lock:
+        with self._changing():
             for model in self._models:
                 self.blob_path(model).unlink(missing_ok=True)
             self._models = []
-            self._save_index()
 
     # ---------------------------------------------------------------- pull
 
@@ -177,14 +202,15 @@ class ModelStore:
         """Copy the model into the store, yielding DMR's progress lines, then its success line."""
         with self._pull_slots, self._model_lock(description.id):
             with self._lock:
-                tagged = next((model for model in self._models if tag in model.tags), None)
-                if tagged is not None and tagged.id == description.id:
-                    yield pull_stream.PullProgress(
-                        type="success", message=pull_stream.cached_model_message(description.config["size"])
-                    )
-                    return
-                present = next((model for model in self._models if model.id == description.id), None)
-            if present is None:
+                self._refresh()
+                cached = any(model.id == description.id and tag in model.tags for model in self._models)
+                present = any(model.id == description.id for model in self._models)
+            if cached:
+                yield pull_stream.PullProgress(
+                    type="success", message=pull_stream.cached_model_message(description.config["size"])
+                )
+                return
+            if not present:
                 yield from self._copy(description)
             self._attach(tag, description)
             yield pull_stream.PullProgress(type="success", message=pull_stream.PULL_SUCCESS_MESSAGE)
@@ -194,9 +220,16 @@ class ModelStore:
             return self._model_locks.setdefault(model_id, threading.Lock())
 
     def _copy(self, description: ModelDescription) -> Iterator[pull_stream.PullProgress]:
-        """Chunked copy with per-layer progress, throttled as DMR does (100 ms, 1 MiB, or done)."""
+        """Chunked copy with per-layer progress, throttled as DMR does (100 ms, 1 MiB, or done).
+
+        One writer per blob across processes (a file lock); a blob another writer finished meanwhile
+        is not copied again (one final 100% line for it)."""
         blob = self.blobs / description.layer_digest.split(":", 1)[1]
-        partial = blob.with_name(blob.name + ".incomplete")
+        with FileLock(str(blob.with_name(blob.name + ".lock"))):
+            yield from self._copy_locked(description, blob)
+
+    def _copy_locked(self, description: ModelDescription, blob: Path) -> Iterator[pull_stream.PullProgress]:
+        partial = blob.with_name(f"{blob.name}.{os.getpid()}-{threading.get_ident()}.incomplete")
         size = description.size
         copied = reported = 0
         last_line = time.monotonic()
@@ -211,6 +244,9 @@ class ModelStore:
                 layer_current=current,
             )
 
+        if blob.is_file() and blob.stat().st_size == size:
+            yield line(size)
+            return
         try:
             with open(description.path, "rb") as source, open(partial, "wb") as target:
                 while chunk := source.read(COPY_CHUNK):
@@ -229,7 +265,7 @@ class ModelStore:
             partial.unlink(missing_ok=True)
 
     def _attach(self, tag: str, description: ModelDescription) -> None:
-        with self._lock:
+        with self._changing():
             for model in self._models:
                 if tag in model.tags and model.id != description.id:
                     model.tags.remove(tag)
@@ -245,7 +281,6 @@ class ModelStore:
                 self._models.append(found)
             if tag not in found.tags:
                 found.tags.append(tag)
-            self._save_index()
 
 
 def _digest_matches(normalized: str, model_id: str) -> bool:
