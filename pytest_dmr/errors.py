@@ -20,6 +20,8 @@ Every error says what went wrong, on which runner and for which model, and what 
 
 from __future__ import annotations
 
+from pytest_dmr.redaction import redact_text, redact_url
+
 __all__ = [
     "BackendUnavailableError",
     "BadRequestError",
@@ -53,10 +55,10 @@ class DMRError(Exception):
         model: str | None = None,
         hint: str | None = None,
     ) -> None:
-        self.message = message
-        self.runner_url = runner_url
+        self.message = redact_text(message)
+        self.runner_url = redact_url(runner_url) if runner_url else runner_url
         self.model = model
-        self.hint = hint
+        self.hint = redact_text(hint) if hint else hint
         super().__init__(self._render())
 
     def _render(self) -> str:
