@@ -9,8 +9,11 @@ the layers it uses, so the pytest plugin pays only for what it needs.
 - :mod:`~pytest_dmr.protocol.routes`: DMR's paths and inference route matching
 - :mod:`~pytest_dmr.protocol.model_names`: names normalised and compared as DMR does
 - :mod:`~pytest_dmr.protocol.model_info`: models as the management API and the OpenAI list describe them
-- :mod:`~pytest_dmr.protocol.encoding`: content types, compact JSON, Go quoting and times
+- :mod:`~pytest_dmr.protocol.encoding`: content types, compact JSON, Go's JSON, quoting, times and IDs
 - :mod:`~pytest_dmr.protocol.openai_api`: the OpenAI formats (chat, completions, embeddings, chunks)
+- :mod:`~pytest_dmr.protocol.responses_api`: OpenAI Responses, translated to and from chat (DMR's ``pkg/responses``)
+- :mod:`~pytest_dmr.protocol.anthropic_api`: Anthropic Messages (DMR's checks, llama.cpp's shapes)
+- :mod:`~pytest_dmr.protocol.ollama_api`: Ollama's ``/api/*``, translated to and from chat (DMR's ``pkg/ollama``)
 - :mod:`~pytest_dmr.protocol.sse`: server-sent events
 - :mod:`~pytest_dmr.protocol.pull_stream`: pull progress lines
 - :mod:`~pytest_dmr.protocol.error_bodies`: DMR's error bodies and their mapping to :mod:`pytest_dmr.errors`

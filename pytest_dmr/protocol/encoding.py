@@ -1,8 +1,11 @@
-"""Content types, JSON as llama.cpp and Go write it, Go-style quoting and times."""
+"""Content types, JSON as llama.cpp and Go write it (and Go's errors for JSON it rejects), Go-style
+quoting, times and IDs."""
 
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_dmr.protocol._regex import compiled
@@ -72,3 +75,128 @@ def parse_go_time(text: str) -> datetime.datetime | None:
     except ValueError:
         return None
     return parsed.replace(microsecond=micro)
+
+
+# Go's encoding/json, for the front-ends' exact bodies and errors
+_HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def go_json(value: Any) -> str:
+    """``json.Marshal``: compact, ``<``, ``>``, ``&`` escaped as ``\\u003c``..., other text as UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(_HTML_SAFE)
+
+
+def go_json_line(value: Any) -> bytes:
+    """``json.NewEncoder(w).Encode``: :func:`go_json` and a newline."""
+    return (go_json(value) + "\n").encode()
+
+
+_ID_CHARSET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def random_id(prefix: str, length: int = 24) -> str:
+    """DMR's ``GenerateID``: ``prefix`` and ``length`` random lower-case letters and digits."""
+    return prefix + "".join(_ID_CHARSET[byte % len(_ID_CHARSET)] for byte in secrets.token_bytes(length))
+
+
+def _char(text: str, pos: int) -> str:
+    char = text[pos]
+    return "'\\''" if char == "'" else repr(char) if not char.isprintable() else f"'{char}'"
+
+
+def syntax_error(text: str) -> str | None:
+    """Go's message for text that is not one JSON value (``None`` when it is), the common cases exactly."""
+    try:
+        json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            return "unexpected end of JSON input"
+        char = _char(text, exc.pos)
+        context = {
+            "Expecting value": "looking for beginning of value",
+            "Expecting ':' delimiter": "after object key",
+            "Expecting property name enclosed in double quotes": "looking for beginning of object key string",
+            "Extra data": "after top-level value",
+        }.get(exc.msg)
+        if context is None and exc.msg == "Expecting ',' delimiter":
+            context = "after array element" if _innermost(text, exc.pos) == "[" else "after object key:value pair"
+        return f"invalid character {char} {context or 'in string literal'}"
+    except ValueError:  # NaN, Infinity: Python reads them, Go does not
+        return "invalid character 'N' looking for beginning of value"
+    return None
+
+
+def _reject_constant(constant: str) -> Any:
+    raise ValueError(constant)
+
+
+def _innermost(text: str, pos: int) -> str:
+    """The innermost open bracket before ``pos`` (strings skipped)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in text[:pos]:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(char)
+        elif char in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
+_JSON_KIND = {str: "string", bool: "bool", dict: "object", list: "array"}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return f"number {json.dumps(value)}" if isinstance(value, float) and not value.is_integer() else "number"
+    return _JSON_KIND.get(type(value), "value")
+
+
+def _fits(value: Any, go_type: str) -> bool:
+    if value is None:
+        return True  # null leaves a Go field as it was
+    if go_type == "string":
+        return isinstance(value, str)
+    if go_type == "bool":
+        return isinstance(value, bool)
+    if go_type == "float64":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if go_type == "int":
+        return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+    if go_type.startswith("[]"):
+        return isinstance(value, list) and (go_type != "[]string" or all(item is None or isinstance(item, str) for item in value))
+    if go_type.startswith("map["):
+        return isinstance(value, dict) and (go_type != "map[string]string" or all(v is None or isinstance(v, str) for v in value.values()))
+    return True  # interface{} and raw JSON take anything
+
+
+def decode_struct(text: str, struct: str, fields: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:
+    """Decode ``text`` as Go's ``json.Unmarshal`` into a struct named ``struct`` with ``fields``
+    (JSON name -> Go type: ``string``, ``bool``, ``int``, ``float64``, ``[]string``, ``[]T``,
+    ``map[string]string``, ``any``). Returns the object (``{}`` for ``null``) and Go's error text or ``None``.
+    Field names match exactly (Go also matches them case-insensitively: not modelled)."""
+    problem = syntax_error(text)
+    if problem is not None:
+        return {}, problem
+    value = json.loads(text)
+    if value is None:
+        return {}, None
+    if not isinstance(value, dict):
+        return {}, f"json: cannot unmarshal {_kind_of(value).split()[0]} into Go value of type {struct}"
+    for key, item in value.items():
+        go_type = fields.get(key)
+        if go_type is not None and not _fits(item, go_type):
+            kind = _kind_of(item)
+            elements = item if go_type.startswith("[]") and isinstance(item, list) else (
+                list(item.values()) if go_type.startswith("map[") and isinstance(item, dict) else None)
+            if elements is not None:  # the container fits, an element does not
+                go_type = go_type.removeprefix("[]").removeprefix("map[string]")
+                kind = next(_kind_of(element) for element in elements if not _fits(element, go_type))
+            short = struct.rpartition(".")[2]
+            return value, f"json: cannot unmarshal {kind} into Go struct field {short}.{key} of type {go_type}"
+    return value, None
