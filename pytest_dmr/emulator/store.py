@@ -4,6 +4,7 @@ Layout of the store directory (it survives restarts, so an image can ship pre-pu
 
     STORE/models.json                 the index: id, tags, created, config, blob of each model
     STORE/blobs/sha256/<hex>          the GGUF bytes, named by their content digest
+    STORE/locks/                      file locks of emulators sharing the store
 
 Tags are kept fully qualified (``docker.io/ai/smollm2:latest``), as DMR stores them since v1.0.11.
 
@@ -74,7 +75,9 @@ class ModelStore:
         self.blobs = self.root / "blobs" / "sha256"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self._index_path = self.root / "models.json"
-        self._index_lock = FileLock(str(self.root / "models.json.lock"))
+        self._locks = self.root / "locks"
+        self._locks.mkdir(exist_ok=True)
+        self._index_lock = FileLock(str(self._locks / "models.json.lock"))
         self._lock = threading.RLock()
         self._pull_slots = threading.BoundedSemaphore(MAX_CONCURRENT_PULLS)
         self._model_locks: dict[str, threading.Lock] = {}
@@ -225,7 +228,7 @@ class ModelStore:
         One writer per blob across processes (a file lock); a blob another writer finished meanwhile
         is not copied again (one final 100% line for it)."""
         blob = self.blobs / description.layer_digest.split(":", 1)[1]
-        with FileLock(str(blob.with_name(blob.name + ".lock"))):
+        with FileLock(str(self._locks / (blob.name + ".lock"))):
             yield from self._copy_locked(description, blob)
 
     def _copy_locked(self, description: ModelDescription, blob: Path) -> Iterator[pull_stream.PullProgress]:

@@ -76,7 +76,7 @@ def fresh_emulator(live_catalog: Path) -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def http(emulator: EmulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emulator.url, timeout=60) as client:
+    with httpx.Client(base_url=emulator.url, timeout=300) as client:
         yield client
 
 
