@@ -100,6 +100,6 @@ def test_the_health_check_passes_on_a_running_runner_and_fails_without_one(compo
         try:
             assert idle.exec_run(command).exit_code != 0  # nothing listens there: unhealthy
         finally:
-            idle.remove(force=True)
+            idle.remove(force=True, v=True)  # v: the image declares a VOLUME for its models
     finally:
-        runner.remove(force=True)
+        runner.remove(force=True, v=True)
