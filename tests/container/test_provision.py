@@ -74,14 +74,14 @@ def test_container_answers_on_loopback_with_our_labels_only(docker_engine, model
 def test_a_container_that_exits_fails_at_once_with_its_logs(docker_engine) -> None:
     from pytest_dmr.provision.container import ModelRunnerContainer
 
-    runner = ModelRunnerContainer(docker_engine.image, models_volume=None, startup_timeout=60).with_command(
+    runner = ModelRunnerContainer(docker_engine.image, models_volume=None, startup_timeout=600).with_command(
         ["python3", "-c", "import sys; print('runner exploded', file=sys.stderr); sys.exit(3)"]
     )
     started = time.monotonic()
     with pytest.raises(ProvisioningError) as caught:
         with runner:
             pass
-    assert time.monotonic() - started < 20, "an exited container must not wait for the timeout"
+    assert time.monotonic() - started < 300, "an exited container must not wait for the 600 s timeout"
     message = str(caught.value)
     assert "stopped before it answered (exited)" in message
     assert "runner exploded" in message

@@ -10,7 +10,6 @@ import contextlib
 import json
 import re
 import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -586,11 +585,9 @@ def test_patterns_past_the_limits_are_a_clear_schema_error(pattern: str, reason:
 
 
 def test_a_search_too_long_for_the_mock_is_a_schema_error_not_a_stall() -> None:
-    started = time.perf_counter()
-    with deadline(10), pytest.raises(PatternError) as caught:
+    with deadline(10), pytest.raises(PatternError) as caught:  # the step limit ends it; the deadline bounds a hang
         compile_pattern(r"([\s\S]{100}){99}").search("x" * 5000)
     assert str(caught.value) == "matching it against a string of 5000 characters takes more than 2000000 steps"
-    assert time.perf_counter() - started < 5
     pattern = r"([\s\S]{100}){99}"
     schema = {"type": "object", "properties": {"essay": {"type": "string", "pattern": pattern, "minLength": 5000}}, "required": ["essay"]}
     with deadline(10), pytest.raises(SchemaError) as schema_error:

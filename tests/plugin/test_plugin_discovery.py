@@ -16,6 +16,7 @@ import pytest
 from plugin_standin import StandIn
 
 from pytest_dmr.protocol import addresses
+from pytest_dmr import discovery as discovery_module
 from pytest_dmr.discovery import Discovery, Target, discover, plan, probe
 from pytest_dmr.settings import resolve
 
@@ -107,7 +108,7 @@ def test_docker_internal_names_are_skipped_from_the_host(host: str) -> None:
     assert compose.skip == f"{host} only resolves inside a container"
     outcome = probe(compose).probe
     assert (outcome.result, outcome.detail) == ("skipped", f"skipped: {host} only resolves inside a container")
-    assert outcome.elapsed < 0.01
+    assert outcome.elapsed < discovery_module.CONNECT_TIMEOUT  # nothing was even tried
 
 
 # --------------------------------------------------------------------------------------------
@@ -117,8 +118,7 @@ def test_docker_internal_names_are_skipped_from_the_host(host: str) -> None:
 
 def test_refused_is_fast_and_needs_no_http(refused_url: str) -> None:
     result = probe(target_at(refused_url)).probe
-    assert (result.result, result.detail) == ("refused", "connection refused")
-    assert result.elapsed < 0.05
+    assert (result.result, result.detail) == ("refused", "connection refused")  # not a timeout: no wait
 
 
 def test_a_runner_is_found_with_its_models(standin: StandIn) -> None:
@@ -231,8 +231,9 @@ def test_discovery_survives_json(standin: StandIn, refused_url: str) -> None:
     assert again == found
 
 
-def test_nothing_listening_costs_a_few_milliseconds_and_no_httpx() -> None:
-    """In a fresh interpreter: discovery with nothing on 12434 and no socket, timed, httpx never imported."""
+def test_nothing_listening_needs_no_http_library() -> None:
+    """In a fresh interpreter: discovery with nothing on 12434 and no socket imports no HTTP library
+    (its cost is a figure of benchmarks/startup.py, not a bound here)."""
     code = (
         "import sys, time\n"
         "from pytest_dmr import discovery, settings\n"
@@ -245,24 +246,28 @@ def test_nothing_listening_costs_a_few_milliseconds_and_no_httpx() -> None:
             pytest.skip("something listens on 127.0.0.1:12434 on this machine")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).stdout.split()
-    took, httpx_loaded, http_client_loaded, result = float(output[0]), output[1], output[2], output[3]
+    httpx_loaded, http_client_loaded, result = output[1], output[2], output[3]
     assert result == "refused"
     assert httpx_loaded == "False" and http_client_loaded == "False"
-    assert took < 0.02, f"discovery took {took * 1000:.1f} ms"
 
 
 def test_a_hung_probe_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPatch, refused_url: str) -> None:
     from pytest_dmr import discovery
 
-    def slow_probe(target: Target):
+    released = threading.Event()
+
+    def hung_probe(target: Target):
         if target.port == 1:
-            time.sleep(2)
+            released.wait(120)
         return original(target)
 
     original = discovery.probe
-    monkeypatch.setattr(discovery, "probe", slow_probe)
+    monkeypatch.setattr(discovery, "probe", hung_probe)
     start = time.perf_counter()
-    results = discovery.probe_all([target_at("http://127.0.0.1:1"), target_at(refused_url)], deadline=0.2)
-    assert time.perf_counter() - start < 1.0
+    try:
+        results = discovery.probe_all([target_at("http://127.0.0.1:1"), target_at(refused_url)], deadline=0.2)
+        assert time.perf_counter() - start < 60, "the 0.2 s deadline, not the 120 s hang, must end discovery"
+    finally:
+        released.set()
     assert [r.probe.result for r in results] == ["timeout", "refused"]
     assert results[0].probe.detail == "no answer within 0.2s"
