@@ -18,18 +18,18 @@ imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands it 
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_dmr.protocol import addresses, model_info, routes
+from pytest_dmr import errors
+from pytest_dmr.protocol import addresses, encoding, model_info, routes
 from pytest_dmr.settings import Settings, compose_variables
 
 CONNECT_TIMEOUT = 0.5
@@ -382,9 +382,17 @@ def _get_https(target: Target, path: str, host_header: str) -> tuple[int, bytes]
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return encoding.loads(body)
     except ValueError:
         return None
+
+
+def _listed(read: Callable[[], Sequence[str]]) -> tuple[str, ...]:
+    """The model names of a listing, or none when the listing cannot be read: the runner still answered."""
+    try:
+        return tuple(read())
+    except errors.MalformedResponseError:
+        return ()
 
 
 def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tuple[str, ...]]:
@@ -396,7 +404,8 @@ def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tu
         status, listing = _get(target, ip, root_path + routes.MANAGEMENT_MODELS_PATH)
         data = _json(listing) if status == 200 else None
         if isinstance(data, list):
-            models = tuple(model_info.ModelInfo.from_json(item).name for item in data if isinstance(item, Mapping))
+            entries: list[Any] = data
+            models = _listed(lambda: [model_info.ModelInfo.from_json(item).name for item in entries if isinstance(item, Mapping)])
         return target.address, KIND_DMR, models
     answers = [f"/ {status}"]
     for prefix in dict.fromkeys((target.address.api_prefix, routes.ENGINES_PREFIX, routes.ALIAS_PREFIX)):
@@ -404,7 +413,7 @@ def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tu
         data = _json(listing) if status == 200 else None
         if isinstance(data, Mapping) and isinstance(data.get("data"), list):
             address = addresses.RunnerAddress(target.address.root, prefix)
-            return address, KIND_OPENAI, tuple(model_info.model_ids_from_openai_list(data))
+            return address, KIND_OPENAI, _listed(lambda: model_info.model_ids_from_openai_list(data))
         answers.append(f"{prefix}{routes.MODELS} {status}")
     raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
 

@@ -10,6 +10,7 @@ Every error says what went wrong, on which runner and for which model, and what 
     ├── RunnerTimeoutError          the runner did not answer in time
     ├── StreamInterruptedError      a streamed answer stopped before its end
     ├── PullError                   a pull failed (an error line, or a refused request)
+    ├── MalformedResponseError      an answer that cannot be read (not JSON, or JSON of another shape)
     └── RunnerHTTPError             the runner answered with an error status
         ├── BadRequestError         400: the request was malformed (no model, bad JSON)
         ├── ModelNotFoundError      404: the model is not on the runner
@@ -29,6 +30,7 @@ __all__ = [
     "DMRError",
     "ModelLoadError",
     "ModelLoadingError",
+    "MalformedResponseError",
     "ModelNotFoundError",
     "NotAModelRunnerError",
     "ProvisioningError",
@@ -109,6 +111,17 @@ class StreamInterruptedError(DMRError):
 
 class PullError(DMRError):
     """Pulling a model failed: the runner refused the request, or sent an ``error`` line."""
+
+
+class MalformedResponseError(DMRError, ValueError):
+    """An answer that cannot be read: not JSON, or JSON of another shape than DMR's (a field of the
+    wrong type, a list where an object belongs). The protocol's parsers raise it without a runner or
+    model; callers that know them raise a copy naming both (:meth:`naming`). Also a ``ValueError``,
+    as ``json``'s own decoding error is, so code reading JSON under ``except ValueError`` catches it."""
+
+    def naming(self, *, runner_url: str | None, model: str | None) -> MalformedResponseError:
+        """The same error, naming the runner and the model (raise it ``from`` this one)."""
+        return MalformedResponseError(self.message, runner_url=runner_url, model=model, hint=self.hint)
 
 
 class RunnerHTTPError(DMRError):

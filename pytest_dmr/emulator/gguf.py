@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pytest_dmr import errors
+
 GGUF_MAGIC = b"GGUF"
 MAX_ARRAY_ITEMS = 50
+MAX_ARRAY_DEPTH = 8
+"""Arrays of arrays nested deeper than this are not a model's metadata: the header is refused."""
 
 _SCALARS = {
     0: "<B",  # uint8
@@ -42,8 +46,8 @@ FILE_TYPES = {
 }
 
 
-class GGUFError(ValueError):
-    """The file is not a GGUF file, or its header is cut short."""
+class GGUFError(errors.DMRError, ValueError):
+    """The file is not a GGUF file, or its header is cut short or malformed."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,26 @@ def format_parameters(count: int) -> str:
 
 
 class _Reader:
+    """Reads a header's values; every size and count is checked against the bytes left, so a
+    corrupt header is a :class:`GGUFError`, not a huge allocation or seek."""
+
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
+        start = stream.tell()
+        self.end = stream.seek(0, 2)
+        stream.seek(start)
+
+    def _advance(self, size: int) -> None:
+        if self.stream.tell() + size > self.end:
+            raise GGUFError("the GGUF header is cut short")
 
     def read(self, size: int) -> bytes:
-        data = self.stream.read(size)
-        if len(data) != size:
-            raise GGUFError("the GGUF header is cut short")
-        return data
+        self._advance(size)
+        return self.stream.read(size)
+
+    def skip(self, size: int) -> None:
+        self._advance(size)
+        self.stream.seek(size, 1)
 
     def scalar(self, kind: int) -> Any:
         fmt = _SCALARS[kind]
@@ -100,31 +116,37 @@ class _Reader:
     def string(self) -> str:
         return self.read(self.scalar(10)).decode("utf-8", errors="replace")
 
-    def skip_string(self) -> None:
-        self.stream.seek(self.scalar(10), 1)
-
-    def value(self, kind: int) -> Any:
+    def value(self, kind: int, depth: int = 0) -> Any:
         if kind == _STRING:
             return self.string()
         if kind == _ARRAY:
-            item_kind, count = self.scalar(4), self.scalar(10)
+            item_kind, count = self.array_header(depth)
             if count > MAX_ARRAY_ITEMS:
-                self.skip_array(item_kind, count)
+                self.skip_array(item_kind, count, depth + 1)
                 return None
-            return [self.value(item_kind) for _ in range(count)]
+            return [self.value(item_kind, depth + 1) for _ in range(count)]
+        return self.scalar(self.scalar_kind(kind))
+
+    def array_header(self, depth: int) -> tuple[int, int]:
+        if depth >= MAX_ARRAY_DEPTH:
+            raise GGUFError(f"GGUF arrays nested more than {MAX_ARRAY_DEPTH} deep")
+        return self.scalar(4), self.scalar(10)
+
+    @staticmethod
+    def scalar_kind(kind: int) -> int:
         if kind not in _SCALARS:
             raise GGUFError(f"unknown GGUF value type {kind}")
-        return self.scalar(kind)
+        return kind
 
-    def skip_array(self, kind: int, count: int) -> None:
+    def skip_array(self, kind: int, count: int, depth: int) -> None:
         if kind == _STRING:
             for _ in range(count):
-                self.skip_string()
+                self.skip(self.scalar(10))
         elif kind == _ARRAY:
             for _ in range(count):
-                self.skip_array(self.scalar(4), self.scalar(10))
+                self.skip_array(*self.array_header(depth), depth + 1)
         else:
-            self.stream.seek(struct.calcsize(_SCALARS[kind]) * count, 1)
+            self.skip(struct.calcsize(_SCALARS[self.scalar_kind(kind)]) * count)
 
 
 def _as_text(kind: int, value: Any) -> str:
@@ -140,31 +162,36 @@ def _as_text(kind: int, value: Any) -> str:
 def read_header(path: str | Path) -> GGUFHeader:
     """Parse the metadata and tensor table of a GGUF file (versions 2 and 3)."""
     with open(path, "rb") as stream:
-        reader = _Reader(stream)
-        if reader.read(4) != GGUF_MAGIC:
-            raise GGUFError(f"{path} is not a GGUF file (no GGUF magic number)")
-        version = reader.scalar(4)
-        if version < 2:
-            raise GGUFError(f"{path} is GGUF version {version}; versions 2 and 3 are supported")
-        tensor_count, kv_count = reader.scalar(10), reader.scalar(10)
-        metadata: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        for _ in range(kv_count):
-            key = reader.string()
-            kind = reader.scalar(4)
-            value = reader.value(kind)
-            if value is None:
-                continue
-            values[key] = value
-            metadata[key] = _as_text(kind, value)
-        parameters = 0
-        for _ in range(tensor_count):
-            reader.skip_string()
-            dimensions = [reader.scalar(10) for _ in range(reader.scalar(4))]
-            reader.scalar(4)  # tensor type
-            reader.scalar(10)  # offset
-            elements = 1
-            for dimension in dimensions:
-                elements *= dimension
-            parameters += elements
+        return parse_header(stream, name=str(path))
+
+
+def parse_header(stream: BinaryIO, *, name: str = "the file") -> GGUFHeader:
+    """Parse a GGUF header from an open binary stream; :class:`GGUFError` if it is not one."""
+    reader = _Reader(stream)
+    if reader.read(4) != GGUF_MAGIC:
+        raise GGUFError(f"{name} is not a GGUF file (no GGUF magic number)")
+    version = reader.scalar(4)
+    if version < 2:
+        raise GGUFError(f"{name} is GGUF version {version}; versions 2 and 3 are supported")
+    tensor_count, kv_count = reader.scalar(10), reader.scalar(10)
+    metadata: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for _ in range(kv_count):
+        key = reader.string()
+        kind = reader.scalar(4)
+        value = reader.value(kind)
+        if value is None:
+            continue
+        values[key] = value
+        metadata[key] = _as_text(kind, value)
+    parameters = 0
+    for _ in range(tensor_count):
+        reader.skip(reader.scalar(10))  # the tensor's name
+        dimensions = [reader.scalar(10) for _ in range(reader.scalar(4))]
+        reader.scalar(4)  # tensor type
+        reader.scalar(10)  # offset
+        elements = 1
+        for dimension in dimensions:
+            elements *= dimension
+        parameters += elements
     return GGUFHeader(metadata=metadata, values=values, parameters=parameters)

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pytest_dmr import errors
 from pytest_dmr.protocol.routes import ENGINES_PREFIX
 
+ENGINES_ROOT = ENGINES_PREFIX.removesuffix("/v1")
+
 
 DEFAULT_PORT = 12434
 DEFAULT_HOST_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
@@ -49,9 +51,10 @@ def parse_runner_url(url: str) -> RunnerAddress:
     """Split any form users write a runner URL in into its root and its OpenAI prefix.
 
     Accepts a bare root (``http://localhost:12434``), an OpenAI base (``.../engines/v1``,
-    ``.../engines/llama.cpp/v1``, ``.../v1``), Docker Desktop's socket prefix
-    (``.../exp/vDD4.40``), ``host:port`` without a scheme, and ``tcp://`` (as ``MODEL_RUNNER_HOST``
-    is sometimes written). Raises :class:`~pytest_dmr.errors.ConfigurationError` for anything else.
+    ``.../engines/llama.cpp/v1``, ``.../v1``), the engines root (``.../engines``: the default
+    prefix), Docker Desktop's socket prefix (``.../exp/vDD4.40``), ``host:port`` without a scheme,
+    and ``tcp://`` (as ``MODEL_RUNNER_HOST`` is sometimes written). Raises
+    :class:`~pytest_dmr.errors.ConfigurationError` for anything else.
     """
     text = url.strip()
     if not text:
@@ -62,22 +65,29 @@ def parse_runner_url(url: str) -> RunnerAddress:
         text = "http://" + text[len("tcp://") :]
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.ConfigurationError(
-            f"{url!r} is not a usable runner URL",
-            hint="Give an http(s) URL such as http://localhost:12434 or http://localhost:12434/engines/v1",
-        )
+    unusable = errors.ConfigurationError(
+        f"{url!r} is not a usable runner URL",
+        hint="Give an http(s) URL such as http://localhost:12434 or http://localhost:12434/engines/v1",
+    )
     try:
-        parts.port  # noqa: B018 - validates the port
-    except ValueError as exc:
-        raise errors.ConfigurationError(
-            f"{url!r} has an invalid port", hint="Give a port between 1 and 65535"
-        ) from exc
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # an unclosed "[" of an IPv6 address, a name that NFKC folds into a separator...
+        raise unusable from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise unusable
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise errors.ConfigurationError(f"{url!r} has an invalid port", hint="Give a port between 1 and 65535")
     path = re.sub(r"/{2,}", "/", parts.path).rstrip("/")
     api_prefix = ENGINES_PREFIX
     found = re.search(r"/engines(?:/[^/]+)?/v1$|/v1$", path)
     if found:
         api_prefix, path = found.group(0), path[: found.start()]
+    elif path.endswith(ENGINES_ROOT):  # the engines root: DMR's default backend under it
+        path = path[: -len(ENGINES_ROOT)]
     root = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
     return RunnerAddress(root, api_prefix)

@@ -57,8 +57,11 @@ def parse_go_duration(text: str) -> int:
     while rest:
         number = compiled(r"^([0-9]*)(?:\.([0-9]*))?").match(rest)
         assert number is not None  # the pattern matches the empty string
-        whole, fraction = int(number.group(1) or "0"), number.group(2) or ""
-        if not number.group(1) and not fraction or whole > MAX_GO_DURATION + 1:
+        digits, fraction = number.group(1), number.group(2) or ""
+        if not digits and not fraction or len(digits) > 20:  # 20 digits: past any duration, short for int()
+            raise invalid
+        whole = int(digits or "0")
+        if whole > MAX_GO_DURATION + 1:
             raise invalid
         rest = rest[number.end() :]
         unit = compiled(r"^[^0-9.]*").match(rest).group(0)  # type: ignore[union-attr]

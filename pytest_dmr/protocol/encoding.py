@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_dmr.protocol._regex import compiled
@@ -22,6 +22,15 @@ EVENT_STREAM = "text/event-stream"
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON, as llama.cpp writes it. Same input, same bytes."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(data: str | bytes, *, parse_constant: Callable[[str], Any] | None = None) -> Any:
+    """``json.loads`` for bodies a runner sends: :class:`ValueError` for anything that is not JSON,
+    nesting too deep to decode (a ``RecursionError`` from ``json``) and bytes not in UTF-8 included."""
+    try:
+        return json.loads(data, parse_constant=parse_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def go_quote(text: str) -> str:
@@ -60,13 +69,15 @@ def go_time(seconds: float) -> str:
     return f"{stamp}{fraction}Z"
 
 
-def parse_go_time(text: str) -> datetime.datetime | None:
+def parse_go_time(text: object) -> datetime.datetime | None:
     """A Go ``time.Time`` as JSON writes it (RFC 3339, up to nanoseconds); ``None`` for the zero time
-    (a runner in use or loading) or a value that does not parse."""
+    (a runner in use or loading), or anything that does not parse (not a string included)."""
     import datetime  # local: most runs never read a time
 
-    found = compiled(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$").match(text)
-    if found is None or text == GO_ZERO_TIME:
+    if not isinstance(text, str) or text == GO_ZERO_TIME:
+        return None
+    found = compiled(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?(Z|[+-][0-9]{2}:[0-9]{2})").fullmatch(text)
+    if found is None:
         return None
     stamp, fraction, zone = found.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))

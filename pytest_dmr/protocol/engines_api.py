@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_dmr.protocol import _shapes
 from pytest_dmr.protocol.durations import NANOSECONDS_PER_SECOND, format_keep_alive, parse_keep_alive
-from pytest_dmr.protocol.encoding import dumps, go_quote, parse_go_time
+from pytest_dmr.protocol.encoding import dumps, go_quote, loads, parse_go_time
 from pytest_dmr.protocol.routes import EMBEDDINGS
 
 if TYPE_CHECKING:
@@ -80,7 +79,7 @@ def _not_json(constant: str) -> Any:
 
 def _go_json_object(body: bytes) -> Mapping[str, Any]:
     """Decode a body as Go's ``json.Unmarshal`` into a struct would accept it: an object, or ``null``."""
-    value = json.loads(body, parse_constant=_not_json)  # ValueError for invalid JSON, an empty body included
+    value = loads(body, parse_constant=_not_json)  # ValueError for invalid JSON, an empty body included
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -98,7 +97,7 @@ def _go_field(data: Mapping[str, Any], key: str, kind: str) -> Any:
         "bool": isinstance(value, bool),
         "int32": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
         "int": isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63,
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        "number": _shapes.is_number(value),  # float64: not an integer too large for one
         "strings": isinstance(value, list) and all(item is None or isinstance(item, str) for item in value),
         "object": isinstance(value, dict),
     }[kind]
@@ -324,16 +323,17 @@ class RunningModel:
     keep_alive: str | None = None
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunningModel:
-        keep_alive = data.get("keep_alive")
+    def from_json(cls, data: object) -> RunningModel:
+        """One ``/engines/ps`` entry; :class:`~pytest_dmr.errors.MalformedResponseError` for a field of the wrong type."""
+        body = _shapes.json_object(data, "a running model")
         return cls(
-            backend=str(data.get("backend_name", "")),
-            model=str(data.get("model_name", "")),
-            mode=str(data.get("mode", "")),
-            last_used=parse_go_time(str(data.get("last_used", ""))),
-            in_use=data.get("in_use") is True,
-            loading=data.get("loading") is True,
-            keep_alive=None if keep_alive is None else str(keep_alive),
+            backend=_shapes.text(body.get("backend_name"), "a running model's backend_name"),
+            model=_shapes.text(body.get("model_name"), "a running model's model_name"),
+            mode=_shapes.text(body.get("mode"), "a running model's mode"),
+            last_used=parse_go_time(_shapes.optional_text(body.get("last_used"), "a running model's last_used")),
+            in_use=body.get("in_use") is True,
+            loading=body.get("loading") is True,
+            keep_alive=_shapes.optional_text(body.get("keep_alive"), "a running model's keep_alive"),
         )
 
 
@@ -345,5 +345,10 @@ class DiskUsage:
     default_backend: int
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> DiskUsage:
-        return cls(models=int(data["models_disk_usage"]), default_backend=int(data["default_backend_disk_usage"]))
+    def from_json(cls, data: object) -> DiskUsage:
+        """``/engines/df``'s body; :class:`~pytest_dmr.errors.MalformedResponseError` unless both sizes are whole numbers."""
+        body = _shapes.json_object(data, "the disk usage")
+        return cls(
+            models=_shapes.integer(body.get("models_disk_usage"), "models_disk_usage", default=None),
+            default_backend=_shapes.integer(body.get("default_backend_disk_usage"), "default_backend_disk_usage", default=None),
+        )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from pytest_dmr import errors
-from pytest_dmr.protocol.encoding import go_quote
+from pytest_dmr.protocol._shapes import plain
+from pytest_dmr.protocol.encoding import go_quote, loads
 
 
 MODEL_REQUIRED = "model is required"
@@ -46,21 +46,22 @@ def delete_conflict_message(ref: str) -> str:
 
 
 def _error_text(body: str) -> str:
-    """The human part of an error body: plain text as is, or the message of a JSON error."""
+    """The human part of an error body: plain text as is, or the message of a JSON error
+    (``{"error": {"message": ...}}``, ``{"error": "..."}``, ``{"message": ...}``); the whole body when
+    that message is missing or not text."""
     text = body.strip()
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = loads(text)
         except ValueError:
             return text
         if isinstance(data, Mapping):
             error = data.get("error", data)
             if isinstance(error, Mapping):
-                return str(error.get("message") or text)
+                return plain(error.get("message")) or text
             if isinstance(error, str):
                 return error
-            if "message" in data:
-                return str(data["message"])
+            return plain(data.get("message")) or text
     return text
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_dmr.protocol import _shapes
 from pytest_dmr.protocol.model_names import canonical_model_name, looks_like_model_id, normalize_model_name
 
 
@@ -19,12 +20,15 @@ class ModelInfo:
     config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ModelInfo:
+    def from_json(cls, data: object) -> ModelInfo:
+        """One model as the management API sends it; ``null`` tags or config read as none.
+        :class:`~pytest_dmr.errors.MalformedResponseError` for a field of the wrong type."""
+        body = _shapes.json_object(data, "a model")
         return cls(
-            id=str(data.get("id", "")),
-            tags=tuple(data.get("tags") or ()),
-            created=int(data.get("created") or 0),
-            config=dict(data.get("config") or {}),
+            id=_shapes.text(body.get("id"), "a model's id"),
+            tags=_shapes.texts(body.get("tags"), "a model's tags"),
+            created=_shapes.integer(body.get("created"), "a model's created time"),
+            config=dict(_shapes.json_object(body.get("config") or {}, "a model's config")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -43,8 +47,7 @@ class ModelInfo:
 
     @property
     def size(self) -> str | None:
-        value = self.config.get("size")
-        return str(value) if value is not None else None
+        return _shapes.plain(self.config.get("size"))
 
     def matches(self, ref: str) -> bool:
         """Whether ``ref`` names this model as a runner's local lookup does (section 4): its ID
@@ -79,9 +82,16 @@ def openai_model_list(models: Iterable[ModelInfo]) -> dict[str, Any]:
     return {"object": "list", "data": [model.to_openai() for model in models]}
 
 
-def model_ids_from_openai_list(body: Mapping[str, Any]) -> list[str]:
-    """The ``id`` of each entry of an OpenAI ``/models`` list (DMR's, or a bare llama.cpp's)."""
-    return [str(entry["id"]) for entry in body.get("data") or () if isinstance(entry, Mapping) and "id" in entry]
+def model_ids_from_openai_list(body: object) -> list[str]:
+    """The ``id`` of each entry of an OpenAI ``/models`` list (DMR's, or a bare llama.cpp's); entries
+    that are not objects with an ``id`` are skipped. :class:`~pytest_dmr.errors.MalformedResponseError`
+    when ``data`` is not a list, or an ``id`` not a string."""
+    data = _shapes.json_object(body, "the model list").get("data")
+    if data is None:
+        return []
+    if not isinstance(data, (list, tuple)):
+        raise _shapes.malformed(f"the model list's data is {_shapes.kind(data)}, not a list")
+    return [_shapes.text(entry["id"], "a listed model's id") for entry in data if isinstance(entry, Mapping) and "id" in entry]
 
 
 def untagged_action(tag: str) -> dict[str, str]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from pytest_dmr.protocol import _shapes
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -108,7 +109,8 @@ def tool_call(*, id: str, name: str, arguments: str) -> dict[str, Any]:
 
 
 def last_user_message(body: Mapping[str, Any]) -> str:
-    """The text of the last ``user`` message of a chat body, or the ``prompt`` of a completion."""
+    """The text of the last ``user`` message of a chat body, or the ``prompt`` of a completion
+    (its scalar parts joined with spaces when it is a list). Never raises."""
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in reversed(messages):
@@ -117,29 +119,100 @@ def last_user_message(body: Mapping[str, Any]) -> str:
         return ""
     prompt = body.get("prompt", body.get("input", ""))
     if isinstance(prompt, list):
-        return " ".join(str(part) for part in prompt)
-    return str(prompt)
+        return " ".join(part for part in map(_shapes.plain, prompt) if part is not None)
+    return _shapes.plain(prompt) or ""
 
 
 def message_text(content: Any) -> str:
-    """A message's text: a plain string, or the ``text`` parts of a list of content parts."""
+    """A message's text: a plain string, or the ``text`` parts of a list of content parts (parts
+    without a string ``text`` are not text: skipped). Never raises: anything else has no text."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+        return "".join(
+            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+        )
     return ""
 
 
-def chunk_text(chunk: Mapping[str, Any]) -> str:
-    """The text a stream chunk carries: ``delta.content`` (chat) or ``text`` (completions)."""
-    choices = chunk.get("choices") or ()
+def chunk_text(chunk: object) -> str:
+    """The text a stream chunk carries: ``delta.content`` (chat) or ``text`` (completions); ``""``
+    for a chunk with no choices or no text. :class:`~pytest_dmr.errors.MalformedResponseError` for
+    a chunk of another shape (choices not a list, a delta not an object, content not a string)."""
+    choices = _shapes.json_object(chunk, "a stream chunk").get("choices")
     if not choices:
         return ""
-    choice = choices[0]
+    if not isinstance(choices, (list, tuple)):
+        raise _shapes.malformed(f"a stream chunk's choices are {_shapes.kind(choices)}, not a list")
+    choice = _shapes.json_object(choices[0], "a stream chunk's first choice")
     delta = choice.get("delta")
-    if isinstance(delta, Mapping):
-        return delta.get("content") or ""
-    return choice.get("text") or ""
+    if delta is not None:
+        return _shapes.text(_shapes.json_object(delta, "a stream chunk's delta").get("content"), "a delta's content")
+    return _shapes.text(choice.get("text"), "a stream chunk's text")
+
+
+def first_choice(body: object) -> Mapping[str, Any]:
+    """The first of an answer's ``choices``; :class:`~pytest_dmr.errors.MalformedResponseError`
+    when there is none, or it is not an object."""
+    choices = _shapes.json_object(body, "the answer").get("choices")
+    if not isinstance(choices, (list, tuple)) or not choices:
+        raise _shapes.malformed(f"the answer has no choices (choices is {_shapes.kind(choices)})")
+    return _shapes.json_object(choices[0], "the answer's first choice")
+
+
+class ChatAnswer(NamedTuple):
+    """What a non-streamed chat completion says, each part of its declared type."""
+
+    text: str
+    tool_calls: list[dict[str, Any]]
+    finish_reason: str | None
+    usage: dict[str, int]
+    model: str | None
+
+
+def read_chat_completion(body: object) -> ChatAnswer:
+    """A ``chat.completion`` body read into typed parts (content parts joined as :func:`message_text`
+    does, ``usage`` keeps its whole numbers); :class:`~pytest_dmr.errors.MalformedResponseError`
+    for a body of another shape."""
+    choice = first_choice(body)
+    answer = _shapes.json_object(body, "the answer")
+    message = _shapes.json_object(choice.get("message") or {}, "the answer's message")
+    content = message.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise _shapes.malformed(f"the message's content is {_shapes.kind(content)}, not text")
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise _shapes.malformed(f"the message's tool_calls are {_shapes.kind(calls)}, not a list")
+    usage = _shapes.json_object(answer.get("usage") or {}, "the answer's usage")
+    return ChatAnswer(
+        text=message_text(content),
+        tool_calls=[dict(_shapes.json_object(call, "a tool call")) for call in calls],
+        finish_reason=_shapes.optional_text(choice.get("finish_reason"), "the choice's finish_reason"),
+        usage={key: int(value) for key, value in usage.items() if _shapes.is_number(value) and float(value).is_integer()},
+        model=_shapes.optional_text(answer.get("model"), "the answer's model"),
+    )
+
+
+def read_completion_text(body: object) -> str:
+    """The ``text`` of a ``text_completion`` body's first choice (``""`` when null)."""
+    return _shapes.text(first_choice(body).get("text"), "the choice's text")
+
+
+def read_embeddings(body: object, count: int) -> list[list[float]]:
+    """The vectors of an ``/embeddings`` body, in ``index`` order; exactly ``count`` of them, each a
+    list of finite numbers, else :class:`~pytest_dmr.errors.MalformedResponseError`."""
+    data = _shapes.json_object(body, "the answer").get("data")
+    if not isinstance(data, list) or len(data) != count:
+        raise _shapes.malformed(f"expected {count} embeddings, the answer's data is {_shapes.kind(data)}")
+    entries = [_shapes.json_object(entry, "an embedding") for entry in data]
+    indexes = [_shapes.integer(entry.get("index"), "an embedding's index") for entry in entries]
+    vectors = []
+    for entry in entries:
+        vector = entry.get("embedding")
+        if not isinstance(vector, list) or not all(_shapes.is_number(value) for value in vector):
+            raise _shapes.malformed(f"an embedding is {_shapes.kind(vector)}, not a list of numbers")
+        vectors.append([float(value) for value in vector])
+    return [vector for _, vector in sorted(zip(indexes, vectors), key=lambda pair: pair[0])]
 
 
 LOADING_MODEL_BODY: dict[str, Any] = {

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_dmr import errors
+from pytest_dmr.protocol import _shapes
 from pytest_dmr.protocol._regex import compiled
-from pytest_dmr.protocol.encoding import JSON_CONTENT_TYPE, dumps
+from pytest_dmr.protocol.encoding import JSON_CONTENT_TYPE, dumps, loads
 
 
 PULL_SUCCESS_MESSAGE = "Model pulled successfully"
@@ -88,7 +89,8 @@ def encode_pull_line(progress: PullProgress, *, raw_json: bool) -> bytes:
 
 
 def parse_pull_line(line: str, *, escaped: bool) -> PullProgress | None:
-    """Parse one pull line; ``None`` for a blank or non-JSON line (DMR appends plain text after an error).
+    """Parse one pull line; ``None`` for a blank or non-JSON line (DMR appends plain text after an
+    error), or one that is not a progress object (no string ``type``, a number that is not one).
 
     Accepts both layer key casings: ``id/size/current`` (current) and ``ID/Size/Current`` (before
     v1.0.12).
@@ -99,10 +101,10 @@ def parse_pull_line(line: str, *, escaped: bool) -> PullProgress | None:
     if not text.startswith("{"):
         return None
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError:
         return None
-    if not isinstance(data, Mapping) or "type" not in data:
+    if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
         return None
     layer = data.get("layer")
     if not isinstance(layer, Mapping):
@@ -113,15 +115,15 @@ def parse_pull_line(line: str, *, escaped: bool) -> PullProgress | None:
 
     try:
         return PullProgress(
-            type=str(data["type"]),
-            message=str(data.get("message") or ""),
-            total=int(data.get("total") or 0),
-            layer_id=str(field_of("id") or "") or None,
-            layer_size=int(field_of("size") or 0),
-            layer_current=int(field_of("current") or 0),
-            mode=str(data.get("mode") or "pull"),
+            type=data["type"],
+            message=_shapes.plain(data.get("message")) or "",
+            total=_shapes.integer(data.get("total"), "total"),
+            layer_id=_shapes.plain(field_of("id")) or None,
+            layer_size=_shapes.integer(field_of("size"), "layer size"),
+            layer_current=_shapes.integer(field_of("current"), "layer current"),
+            mode=_shapes.plain(data.get("mode")) or "pull",
         )
-    except (TypeError, ValueError):  # a number that is not one: not a line we can use
+    except errors.MalformedResponseError:  # a number that is not one: not a line we can use
         return None
 
 
