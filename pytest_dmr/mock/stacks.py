@@ -89,13 +89,12 @@ class Stack:
         self._pieces = Pieces
 
     def response(self, answer: Answer, request: AnyRequest) -> Any:
-        """``answer`` as this stack's ``Response``: a whole body is there at once, pieces stream."""
+        """``answer`` as this stack's ``Response``, unread (as a transport returns it): a whole body in
+        one piece with its ``content-length``, a streamed one piece by piece."""
         if answer.chunks is None:
             body = answer.body
             headers = [*answer.headers, ("content-length", str(len(body)))]
-            response = self._response(answer.status, headers=headers, stream=self._whole(body))
-            response.read()
-            return response
+            return self._response(answer.status, headers=headers, stream=self._whole(body))
         return self._response(answer.status, headers=answer.headers, stream=self._pieces(answer, request, self))
 
     def error(self, dropped: Dropped, request: AnyRequest) -> Exception:
