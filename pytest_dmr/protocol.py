@@ -358,9 +358,12 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 EVENT_STREAM = "text/event-stream"
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once: json.dumps(**options) makes one a call
+
+
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON, as llama.cpp writes it. Same input, same bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT_JSON.encode(value)
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

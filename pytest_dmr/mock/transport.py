@@ -17,7 +17,7 @@ from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.stacks import Dropped
-from pytest_dmr.mock.streams import Delivery
+from pytest_dmr.mock.streams import AT_ONCE, Delivery
 from pytest_dmr.protocol import ModelInfo
 
 if TYPE_CHECKING:
@@ -262,11 +262,13 @@ class MockModelRunner(_Transports):
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer:
             return self._fault_answer(fault, recorded)
-        delivery = Delivery(
-            delay=fault.seconds if fault is not None and fault.kind == "slow_first_token" else 0.0,
-            cut_after=fault.after if fault is not None and fault.kind == "cut_stream" else None,
-            read_timeout=(request.extensions.get("timeout") or {}).get("read"),
-        )
+        delivery = AT_ONCE
+        if fault is not None and fault.kind in ("slow_first_token", "cut_stream"):
+            delivery = Delivery(
+                delay=fault.seconds if fault.kind == "slow_first_token" else 0.0,
+                cut_after=fault.after if fault.kind == "cut_stream" else None,
+                read_timeout=(request.extensions.get("timeout") or {}).get("read"),
+            )
         if route is not None:
             answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
@@ -370,9 +372,10 @@ class MockModelRunner(_Transports):
         loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
         with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
         with self._lock:
-            config = self.runner_configs.get(self._config_key(protocol.LLAMACPP_BACKEND, model, mode))
-            if config is not None and config.keep_alive == 0:
-                return
+            if self.runner_configs:  # resolving the model's ID costs a store lookup: only when there are settings
+                config = self.runner_configs.get(self._config_key(protocol.LLAMACPP_BACKEND, model, mode))
+                if config is not None and config.keep_alive == 0:
+                    return
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
                 return
             if not any(mode == loaded and protocol.same_model(model, name) for name, loaded in self.loaded_runners):

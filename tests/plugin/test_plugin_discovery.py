@@ -232,13 +232,13 @@ def test_discovery_survives_json(standin: StandIn, refused_url: str) -> None:
 
 
 def test_nothing_listening_costs_a_few_milliseconds_and_no_httpx() -> None:
-    """In a fresh interpreter: discovery with nothing on 12434 and no socket, timed, httpx never imported."""
+    """In a fresh interpreter: discovery with nothing on 12434 and no socket, timed, httpx2 and httpx never imported."""
     code = (
         "import sys, time\n"
         "from pytest_dmr import discovery, settings\n"
         "s = settings.resolve({}, {}, {'DMR_DISCOVERY': 'url,compose,host'})\n"
         "start = time.perf_counter(); d = discovery.discover(s, {}); took = time.perf_counter() - start\n"
-        "print(took, 'httpx' in sys.modules, 'http.client' in sys.modules, d.probes[0].result)\n"
+        "print(took, 'httpx' in sys.modules or 'httpx2' in sys.modules, 'http.client' in sys.modules, d.probes[0].result)\n"
     )
     with socket.socket() as probe_socket:
         if probe_socket.connect_ex(("127.0.0.1", 12434)) == 0:
