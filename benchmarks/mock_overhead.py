@@ -1,91 +1,128 @@
-"""What the deterministic mock costs per call, against a canned HTTP mock.
+"""What the deterministic mock costs per call, against canned-answer HTTP mocks, on both stacks.
 
-A non-streamed ``generate`` through :class:`~pytest_dmr.adapter.DockerModelRunnerAdapter`, answered
-(a) by :class:`~pytest_dmr.mock.MockModelRunner` and (b) by respx with a fixed body (the very bytes
-the mock gave for the same request, so both sides parse the same answer). Same adapter code, same
-process, rounds interleaved. Prints the median per call in microseconds and the ratio mock/respx.
+httpx2 (the adapter's stack): a non-streamed ``generate`` through
+:class:`~pytest_dmr.adapter.DockerModelRunnerAdapter`, answered (a) by
+:class:`~pytest_dmr.mock.MockModelRunner`, generating its answer each call, and (b) by httpx2-pytest
+(``pytest_httpx2``, pytest-httpx for httpx2) sending a fixed body: the very bytes the mock gave for
+the same request, so both sides parse the same answer.
+
+httpx: the same chat request sent with an ``httpx.AsyncClient`` and its JSON parsed, answered (a) by
+the mock and (b) by respx with the same fixed body.
+
+Same code per stack, same process, rounds interleaved. Prints the median per call in microseconds
+and the ratio mock/canned for each stack; a floor (a bare ``MockTransport`` returning the bytes:
+the stack and the caller alone) is shown for information.
 
     python benchmarks/mock_overhead.py [--calls 2000] [--rounds 7]
 
-Target (issue 2): ratio at most 1.5, and under 200 us a call.
+Target (issue 8): the mock at most 0.8x the canned peer's time per call, on each stack.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
+import json
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
+import httpx2
 import respx
+from pytest_httpx2 import HTTPXMock
+from pytest_httpx2._options import _HTTPXMockOptions
 
-from pytest_dmr.protocol import encoding
+from pytest_dmr.protocol import addresses, encoding
 from pytest_dmr.adapter import DockerModelRunnerAdapter
 from pytest_dmr.mock import MockModelRunner
 
 PROMPT = "Summarise the plot of Hamlet in one sentence."
 OPTIONS = {"max_tokens": 32, "temperature": 0}
-RUNNER_URL = "http://127.0.0.1:12434"  # respx intercepts it: nothing is sent anywhere
+RUNNER_URL = "http://127.0.0.1:12434"  # the canned mocks intercept it: nothing is sent anywhere
+CHAT_URL = RUNNER_URL + "/engines/v1/chat/completions"
+CHAT_BODY = {"model": addresses.DEFAULT_MODEL, "messages": [{"role": "user", "content": PROMPT}], **OPTIONS}
+TARGET = 0.8
+
+Call = Callable[[], Awaitable[Any]]
 
 
-async def per_call_microseconds(generate: Callable[[], Awaitable[str]], calls: int) -> list[float]:
+@contextlib.contextmanager
+def httpx2_pytest(canned: bytes) -> Iterator[None]:
+    """What the ``httpx2_mock`` fixture does, outside pytest: httpx2's transport answers from HTTPXMock."""
+    options = _HTTPXMockOptions(assert_all_responses_were_requested=False, can_send_already_matched_responses=True)
+    canned_mock = HTTPXMock(options)
+    canned_mock.add_response(method="POST", url=CHAT_URL, content=canned, headers={"content-type": "application/json"})
+    real = httpx2.AsyncHTTPTransport.handle_async_request
+
+    async def handle(transport: httpx2.AsyncHTTPTransport, request: httpx2.Request) -> httpx2.Response:
+        return await canned_mock._handle_async_request(transport, request)
+
+    httpx2.AsyncHTTPTransport.handle_async_request = handle  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        httpx2.AsyncHTTPTransport.handle_async_request = real  # type: ignore[method-assign]
+
+
+async def per_call_microseconds(call: Call, calls: int) -> list[float]:
     samples = []
     clock = time.perf_counter_ns
     for _ in range(calls):
         start = clock()
-        await generate()
+        await call()
         samples.append((clock() - start) / 1000)
     return samples
 
 
 async def run(calls: int, rounds: int) -> dict[str, list[float]]:
     mock = MockModelRunner()
-    on_mock = DockerModelRunnerAdapter(mock.base_url, transport=mock)
-    canned_answer = (await on_mock.chat([{"role": "user", "content": PROMPT}], **OPTIONS)).raw
-    canned = encoding.dumps(canned_answer).encode()
-
-    on_respx = DockerModelRunnerAdapter(RUNNER_URL)
+    adapters = {
+        "httpx2 mock": DockerModelRunnerAdapter(mock.base_url, transport=mock),
+        "httpx2-pytest": DockerModelRunnerAdapter(RUNNER_URL),
+    }
+    canned = encoding.dumps((await adapters["httpx2 mock"].chat([{"role": "user", "content": PROMPT}], **OPTIONS)).raw).encode()
+    adapters["httpx2 floor"] = DockerModelRunnerAdapter(RUNNER_URL, transport=httpx2.MockTransport(
+        lambda request: httpx2.Response(200, content=canned, headers={"content-type": "application/json"})))
+    clients = {
+        "httpx mock": httpx.AsyncClient(transport=mock),
+        "respx": httpx.AsyncClient(),
+        "httpx floor": httpx.AsyncClient(transport=httpx.MockTransport(
+            lambda request: httpx.Response(200, content=canned, headers={"content-type": "application/json"}))),
+    }
     router = respx.mock(assert_all_called=False, assert_all_mocked=True)
-    router.post(f"{RUNNER_URL}/engines/v1/chat/completions").respond(
-        200, content=canned, headers={"content-type": "application/json"}
-    )
+    router.post(CHAT_URL).respond(200, content=canned, headers={"content-type": "application/json"})
+    body = json.dumps(CHAT_BODY).encode()
 
-    # Informational floor: the same adapter on a bare httpx.MockTransport returning the canned bytes
-    # (no mocking library, no generation): what httpx and the adapter alone cost.
-    on_floor = DockerModelRunnerAdapter(
-        RUNNER_URL,
-        transport=httpx.MockTransport(
-            lambda request: httpx.Response(200, content=canned, headers={"content-type": "application/json"})
-        ),
-    )
+    def generate(adapter: DockerModelRunnerAdapter) -> Call:
+        return lambda: adapter.generate(PROMPT, **OPTIONS)
 
-    async def generate_on_mock() -> str:
-        return await on_mock.generate(PROMPT, **OPTIONS)
+    def post(client: httpx.AsyncClient) -> Call:
+        async def call() -> Any:
+            response = await client.post(CHAT_URL, content=body, headers={"content-type": "application/json"})
+            return response.json()["choices"][0]["message"]["content"]
+        return call
 
-    async def generate_on_respx() -> str:
-        return await on_respx.generate(PROMPT, **OPTIONS)
-
-    async def generate_on_floor() -> str:
-        return await on_floor.generate(PROMPT, **OPTIONS)
-
-    samples: dict[str, list[float]] = {"mock": [], "respx": [], "floor": []}
-    sides = (("mock", generate_on_mock), ("respx", generate_on_respx), ("floor", generate_on_floor))
-    with router:
-        assert await generate_on_mock() == await generate_on_respx(), "both must give the same answer"
+    sides = {**{name: generate(adapter) for name, adapter in adapters.items()}, **{name: post(client) for name, client in clients.items()}}
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    with router, httpx2_pytest(canned):
+        answers = {name: await call() for name, call in sides.items()}
+        assert len(set(answers.values())) == 1, f"every side must give the same answer: {answers}"
         for _ in range(max(calls // 10, 50)):  # warm up every path
-            for _, generate in sides:
-                await generate()
+            for call in sides.values():
+                await call()
         for _ in range(rounds):
-            for name, generate in sides:
+            for name, call in sides.items():
                 gc.collect()
-                samples[name].extend(await per_call_microseconds(generate, calls))
-    await on_mock.aclose()
-    await on_respx.aclose()
-    await on_floor.aclose()
+                samples[name].extend(await per_call_microseconds(call, calls))
+    for adapter in adapters.values():
+        await adapter.aclose()
+    for client in clients.values():
+        await client.aclose()
     return samples
 
 
@@ -96,17 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     samples = asyncio.run(run(args.calls, args.rounds))
-    mock_median = statistics.median(samples["mock"])
-    respx_median = statistics.median(samples["respx"])
-    floor_median = statistics.median(samples["floor"])
-    ratio = mock_median / respx_median
-    print(f"generate() through DockerModelRunnerAdapter, {args.rounds} rounds x {args.calls} calls per side")
-    print(f"  MockModelRunner : median {mock_median:7.1f} us/call (mean {statistics.fmean(samples['mock']):7.1f})")
-    print(f"  respx canned    : median {respx_median:7.1f} us/call (mean {statistics.fmean(samples['respx']):7.1f})")
-    print(f"  ratio mock/respx: {ratio:.2f} (target <= 1.5; mock target < 200 us)")
-    print(f"  floor (adapter on a bare httpx.MockTransport, canned): median {floor_median:7.1f} us/call; "
-          f"the mock's own generation costs {mock_median - floor_median:.1f} us/call")
-    return 0 if ratio <= 1.5 and mock_median < 200 else 1
+    median = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"{args.rounds} rounds x {args.calls} calls per side; median (mean) us per call")
+    for name, values in samples.items():
+        print(f"  {name:14}: {median[name]:7.1f} ({statistics.fmean(values):7.1f})")
+    ok = True
+    for stack, mock_side, peer in (("httpx2, adapter.generate", "httpx2 mock", "httpx2-pytest"),
+                                   ("httpx, AsyncClient.post", "httpx mock", "respx")):
+        ratio = median[mock_side] / median[peer]
+        ok = ok and ratio <= TARGET
+        floor = median[mock_side.replace("mock", "floor")]
+        print(f"  {stack}: ratio mock/{peer} {ratio:.2f} (target <= {TARGET}); "
+              f"the mock's own work over the floor: {median[mock_side] - floor:.1f} us/call")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """What the client and the adapter share about talking HTTP to a runner.
 
-Mapping httpx's exceptions to :mod:`pytest_dmr.errors` (so no raw httpx error reaches a user),
+Mapping httpx2's exceptions (and httpx's, where a caller's transport raises them) to
+:mod:`pytest_dmr.errors` (so no raw HTTP-stack error reaches a user),
 the retry policy (which failures are worth another try, and how long to wait), and small helpers
 for reading bodies. No I/O happens here: the callers send, this module decides.
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from pytest_dmr import errors
 from pytest_dmr.protocol import addresses, error_bodies
@@ -30,13 +32,22 @@ CONNECT_TIMEOUT = 10.0
 milliseconds, so waiting longer only delays the error (and each retry) when its host is down."""
 
 
-def timeouts(seconds: float) -> httpx.Timeout:
+def timeouts(seconds: float) -> httpx2.Timeout:
     """The request timeout for reading and writing, with connecting capped at :data:`CONNECT_TIMEOUT`."""
-    return httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
+    return httpx2.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT))
 
 
-HTTPX_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
-"""Everything httpx raises while sending or reading (``InvalidURL``/``StreamError`` are not ``HTTPError``)."""
+def stack_errors(*names: str) -> tuple[type[Exception], ...]:
+    """The exception classes ``names`` of httpx2 and, once it is loaded (only then can it raise them), of httpx."""
+    httpx = sys.modules.get("httpx")
+    modules = (httpx2,) if httpx is None or httpx is httpx2 else (httpx2, httpx)
+    return tuple(getattr(module, name) for module in modules for name in names)
+
+
+def http_errors() -> tuple[type[Exception], ...]:
+    """Everything either stack raises while sending or reading (``InvalidURL``/``StreamError`` are not
+    ``HTTPError``): what ``except`` clauses around a request catch."""
+    return stack_errors("HTTPError", "InvalidURL", "StreamError")
 
 
 def _reason(exc: BaseException) -> str:
@@ -47,7 +58,7 @@ def _reason(exc: BaseException) -> str:
 def transport_error(
     exc: BaseException, *, runner_url: str, model: str | None = None, timeout: float | None = None
 ) -> errors.DMRError:
-    """The :class:`~pytest_dmr.errors.DMRError` a user should see for an httpx exception.
+    """The :class:`~pytest_dmr.errors.DMRError` a user should see for an httpx2 or httpx exception.
 
     Refused connections and names that do not resolve become
     :class:`~pytest_dmr.errors.RunnerUnavailableError` (with how to start a runner), timeouts
@@ -55,31 +66,31 @@ def transport_error(
     :class:`~pytest_dmr.errors.RunnerUnavailableError`. Raise the result ``from exc``.
     """
     context: dict[str, Any] = {"runner_url": runner_url, "model": model}
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, stack_errors("TimeoutException")):
         within = f" within {timeout:g} s" if timeout is not None else ""
-        if isinstance(exc, httpx.ConnectTimeout):
+        if isinstance(exc, stack_errors("ConnectTimeout")):
             connect_within = f" within {min(timeout, CONNECT_TIMEOUT):g} s" if timeout is not None else ""
             return errors.RunnerTimeoutError(
                 f"the runner did not accept the connection{connect_within}", hint=START_RUNNER_HINT, **context
             )
-        if isinstance(exc, httpx.PoolTimeout):
+        if isinstance(exc, stack_errors("PoolTimeout")):
             return errors.RunnerTimeoutError(
                 f"no connection to the runner became free{within}",
                 hint="Send fewer requests at once, or raise the timeout",
                 **context,
             )
         return errors.RunnerTimeoutError(f"the runner did not answer{within}", hint=TIMEOUT_HINT, **context)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, stack_errors("ConnectError")):
         return errors.RunnerUnavailableError(
             f"cannot connect to the runner ({_reason(exc)})", hint=START_RUNNER_HINT, **context
         )
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+    if isinstance(exc, stack_errors("RemoteProtocolError", "ReadError", "WriteError")):
         return errors.RunnerUnavailableError(
             f"the runner closed the connection before a complete answer ({_reason(exc)})",
             hint="Check that the URL points at Docker Model Runner and that it is healthy (`docker model status`)",
             **context,
         )
-    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+    if isinstance(exc, stack_errors("UnsupportedProtocol", "InvalidURL")):
         return errors.ConfigurationError(
             f"the runner URL cannot be used ({_reason(exc)})",
             hint="Give an http(s) URL such as http://localhost:12434",
@@ -92,12 +103,12 @@ def transport_error(
     )
 
 
-def status_error(response: httpx.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:
+def status_error(response: httpx2.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:
     """The error for a response with an error status; its body must have been read."""
     return error_bodies.error_from_response(response.status_code, response.text, runner_url=runner_url, model=model)
 
 
-def decode_json(response: httpx.Response, *, what: str, runner_url: str, model: str | None = None) -> Any:
+def decode_json(response: httpx2.Response, *, what: str, runner_url: str, model: str | None = None) -> Any:
     """The JSON body of a successful response, or a :class:`~pytest_dmr.errors.DMRError` saying what came instead."""
     try:
         return json.loads(response.content)
@@ -137,9 +148,9 @@ class RetryPolicy:
 
     def retries_error(self, exc: BaseException) -> bool:
         """Connection failures (nothing was sent, so trying again is safe)."""
-        return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+        return isinstance(exc, stack_errors("ConnectError", "ConnectTimeout"))
 
-    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+    def delay(self, attempt: int, response: httpx2.Response | None = None) -> float:
         wait = float(self.backoff * (2**attempt))
         if response is not None:
             retry_after = response.headers.get("retry-after", "")
@@ -157,7 +168,7 @@ def default_base_url(transport: object | None) -> str:
 
 
 def trusts_environment(address: addresses.RunnerAddress) -> bool:
-    """Whether httpx may take proxy settings (``HTTP_PROXY``, ``ALL_PROXY``...) from the environment.
+    """Whether httpx2 may take proxy settings (``HTTP_PROXY``, ``ALL_PROXY``...) from the environment.
 
     Not for a loopback runner: a proxy cannot reach this machine's 127.0.0.1, so a corporate
     ``HTTP_PROXY`` without a matching ``NO_PROXY`` would break every local request. Go's
@@ -173,7 +184,7 @@ def trusts_environment(address: addresses.RunnerAddress) -> bool:
 
 
 def client_options(address: addresses.RunnerAddress, timeout: float, headers: dict[str, str]) -> dict[str, Any]:
-    """The httpx client arguments the client and the adapter share: timeouts, headers, and proxies
+    """The httpx2 client arguments the client and the adapter share: timeouts, headers, and proxies
     from the environment only for a runner that is not on this machine."""
     return {"timeout": timeouts(timeout), "headers": headers, "trust_env": trusts_environment(address)}
 

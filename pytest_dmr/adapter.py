@@ -1,8 +1,8 @@
-"""Ultra's ``LLMAdapter`` interface, and its Docker Model Runner implementation on httpx.
+"""Ultra's ``LLMAdapter`` interface, and its Docker Model Runner implementation on httpx2.
 
 :class:`DockerModelRunnerAdapter` talks to a runner's OpenAI-compatible API
 (``/engines/v1/chat/completions``, ``/completions``, ``/embeddings``, ``/models``). The same class
-serves live and mock runs: the mock is an httpx transport, so the parsing, streaming, retry and
+serves live and mock runs: the mock is an httpx2 transport, so the parsing, streaming, retry and
 error paths below run in both. :func:`create_modelrunner_adapter` builds one from Ultra's
 environment variables.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import httpx
+import httpx2
 
 from pytest_dmr import _http, errors
 from pytest_dmr.protocol import addresses, encoding, model_info, openai_api, routes, sse
@@ -87,7 +87,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
 
     ``base_url`` may be a runner root (``http://localhost:12434``), an OpenAI base
     (``.../engines/v1``, ``.../engines/llama.cpp/v1``, ``.../v1``) or ``host:port``. ``transport``
-    plugs in any httpx async transport, :class:`~pytest_dmr.mock.MockModelRunner` included.
+    plugs in any httpx2 async transport, :class:`~pytest_dmr.mock.MockModelRunner` included.
     Failed connections and 502/503/504 answers are retried ``max_retries`` times with exponential
     backoff starting at ``backoff`` seconds (``sleep`` waits; tests pass a fake). Every failure is
     raised as a :class:`~pytest_dmr.errors.DMRError` naming the runner and the model.
@@ -101,7 +101,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         timeout: float = 120.0,
         max_retries: int = 4,
         backoff: float = 0.25,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         default_options: Mapping[str, Any] | None = None,
         sleep: Sleep | None = None,
@@ -123,12 +123,12 @@ class DockerModelRunnerAdapter(LLMAdapter):
             **(headers or {}),
         }
         self._sleep: Sleep = sleep or asyncio.sleep
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx2.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._client_closer: AsyncGenerator[None, None] | None = None
         openai_url = self.address.openai_url
         self._urls = {  # parsed once: URL parsing is a visible share of a mock call's cost
-            endpoint: httpx.URL(openai_url + endpoint)
+            endpoint: httpx2.URL(openai_url + endpoint)
             for endpoint in (routes.CHAT_COMPLETIONS, routes.COMPLETIONS, routes.EMBEDDINGS, routes.MODELS)
         }
 
@@ -174,7 +174,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         """Whether the runner answers its OpenAI model list, quickly and without retries. Never raises."""
         try:
             response = await (await self._http()).get(self._urls[routes.MODELS], timeout=min(self.timeout, 5.0))
-        except _http.HTTPX_ERRORS:
+        except _http.http_errors():
             return False
         except Exception:  # noqa: BLE001 - promised never to raise
             return False
@@ -208,7 +208,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         try:
             response = await (await self._http()).get(self.address.root + routes.MANAGEMENT_MODELS_PATH)
             listed = response.json() if response.status_code == 200 else None
-        except _http.HTTPX_ERRORS + (ValueError,):
+        except _http.http_errors() + (ValueError,):
             return []
         if not isinstance(listed, list):
             return []
@@ -274,7 +274,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
     def close(self) -> None:
         """Close the HTTP connections from synchronous code, e.g. a fixture's teardown. Never raises.
 
-        The httpx client belongs to the event loop it was made on, so it is closed there: at once
+        The httpx2 client belongs to the event loop it was made on, so it is closed there: at once
         when that loop is idle (neither running nor closed), in a short-lived thread when another
         loop is running in this one; scheduled on it when it is running (the connections close at
         the loop's next turn). With no client yet, nothing happens; on a closed loop the client is
@@ -309,11 +309,11 @@ class DockerModelRunnerAdapter(LLMAdapter):
         await self.aclose()
 
     # ---------------------------------------------------------------------------------------
-    # Internals: one httpx client per event loop, requests with retries, streams
+    # Internals: one httpx2 client per event loop, requests with retries, streams
     # ---------------------------------------------------------------------------------------
 
-    async def _http(self) -> httpx.AsyncClient:
-        """The httpx client, made on first use; remade if called from another event loop
+    async def _http(self) -> httpx2.AsyncClient:
+        """The httpx2 client, made on first use; remade if called from another event loop
         (a connection pool cannot move between loops, and pytest-asyncio gives each test its own).
 
         The client is tied to its loop's shutdown: ``asyncio.run``, ``asyncio.Runner`` and
@@ -325,7 +325,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
             self.close()
-            client = httpx.AsyncClient(
+            client = httpx2.AsyncClient(
                 transport=self._transport, **_http.client_options(self.address, self.timeout, self._headers)
             )
             closer = _close_at_loop_shutdown(client)
@@ -357,7 +357,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
 
     async def _send(
         self, method: str, endpoint: str, content: bytes | None, *, model: str | None, retry: bool, stream: bool = False
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """Send with retries on failed connections and 502/503/504; the response is OK (2xx) or raised."""
         client = await self._http()
         url = self._urls[endpoint]
@@ -366,7 +366,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
             request = client.build_request(method, url, content=content)
             try:
                 response = await client.send(request, stream=stream)
-            except _http.HTTPX_ERRORS as exc:
+            except _http.http_errors() as exc:
                 if retry and attempt < self.retry.max_retries and self.retry.retries_error(exc):
                     await self._sleep(self.retry.delay(attempt))
                     attempt += 1
@@ -377,7 +377,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
             if stream:
                 try:
                     await response.aread()
-                except _http.HTTPX_ERRORS as exc:
+                except _http.http_errors() as exc:
                     raise self._error(exc, model) from exc
                 finally:
                     await response.aclose()
@@ -436,14 +436,14 @@ class DockerModelRunnerAdapter(LLMAdapter):
         finally:
             await response.aclose()
 
-    async def _read_stream(self, response: httpx.Response, endpoint: str, model: str) -> AsyncIterator[str]:
+    async def _read_stream(self, response: httpx2.Response, endpoint: str, model: str) -> AsyncIterator[str]:
         received: list[str] = []
         if not response.headers.get("content-type", "").startswith(encoding.EVENT_STREAM):
             # The server ignored "stream": true and answered in one piece.
             try:
                 await response.aread()
                 answer = json.loads(response.content)
-            except _http.HTTPX_ERRORS as exc:
+            except _http.http_errors() as exc:
                 raise self._error(exc, model) from exc
             except ValueError as exc:
                 raise self._malformed("the answer is neither an event stream nor JSON", response.text, model) from exc
@@ -477,7 +477,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
                     received.append(piece)
                     yield piece
             raise self._interrupted("the stream ended without data: [DONE]", received, model)
-        except httpx.TimeoutException as exc:
+        except _http.stack_errors("TimeoutException") as exc:
             if received:
                 characters = sum(len(piece) for piece in received)
                 what = (f"the runner stopped sending for {self.timeout:g} s in the middle of a streamed answer "
@@ -487,7 +487,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
             raise errors.RunnerTimeoutError(
                 what, runner_url=self.address.root, model=model, hint=_http.TIMEOUT_HINT
             ) from exc
-        except _http.HTTPX_ERRORS as exc:
+        except _http.http_errors() as exc:
             raise self._interrupted(f"the connection was lost ({type(exc).__name__})", received, model) from exc
 
     def _chunk_piece(self, data: str, received: list[str], model: str) -> str:
@@ -516,7 +516,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         )
 
 
-async def _close_at_loop_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+async def _close_at_loop_shutdown(client: httpx2.AsyncClient) -> AsyncGenerator[None, None]:
     """Waits, suspended, for the client's end: an explicit close, or its event loop's shutdown."""
     try:
         yield

@@ -78,9 +78,9 @@ def _client(discovery: Discovery, settings: Settings) -> ModelRunnerClient:
     assert discovery.address is not None
     transport = None
     if discovery.socket_path:
-        import httpx
+        import httpx2
 
-        transport = httpx.HTTPTransport(uds=discovery.socket_path)
+        transport = httpx2.HTTPTransport(uds=discovery.socket_path)
     return ModelRunnerClient(discovery.address.root, timeout=settings.timeout, transport=transport)
 
 

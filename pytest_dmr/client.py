@@ -4,7 +4,7 @@ engines: which models are loaded, disk usage, unloading, per-model settings (kee
 :class:`ModelRunnerClient` (sync) and :class:`AsyncModelRunnerClient` (async) share everything but
 the sending: each operation is written once, as a generator that yields the calls it needs and
 receives their responses (``_Operations``); the two clients only drive those generators with
-``httpx.Client`` or ``httpx.AsyncClient``. Pulls stream their progress lines through
+``httpx2.Client`` or ``httpx2.AsyncClient``. Pulls stream their progress lines through
 ``_PullReader``, also shared.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 
-import httpx
+import httpx2
 
 from pytest_dmr import _http, errors
 from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, pull_stream, routes
@@ -85,7 +85,7 @@ class _Call:
     headers: Mapping[str, str] | None = None
 
 
-Operation = Generator[_Call, httpx.Response, T]
+Operation = Generator[_Call, httpx2.Response, T]
 """Yields calls, receives their (read) responses, returns the result. Transport failures are
 thrown into the generator as :class:`~pytest_dmr.errors.DMRError` at the ``yield``."""
 
@@ -100,7 +100,7 @@ class _Operations:
     def runner_url(self) -> str:
         return self.address.root
 
-    def _status_error(self, response: httpx.Response, model: str | None = None) -> errors.RunnerHTTPError:
+    def _status_error(self, response: httpx2.Response, model: str | None = None) -> errors.RunnerHTTPError:
         return _http.status_error(response, runner_url=self.runner_url, model=model)
 
     def is_model_runner(self) -> Operation[bool]:
@@ -148,7 +148,7 @@ class _Operations:
             raise self._not_a_model_runner("GET /models", response)
         return [ModelInfo.from_json(entry) for entry in body if isinstance(entry, Mapping)]
 
-    def _not_a_model_runner(self, what: str, response: httpx.Response) -> errors.NotAModelRunnerError:
+    def _not_a_model_runner(self, what: str, response: httpx2.Response) -> errors.NotAModelRunnerError:
         preview = response.text.strip()[:80]
         return errors.NotAModelRunnerError(
             f"the server answered {what} with {response.status_code} {preview!r}: it is not a Docker Model Runner "
@@ -201,7 +201,7 @@ class _Operations:
             return any(model_names.same_model(model_id, name) for model_id in ids)
         return any(model.matches(name) for model in models)
 
-    def _engines_json(self, response: httpx.Response, what: str, model: str | None = None) -> Any:
+    def _engines_json(self, response: httpx2.Response, what: str, model: str | None = None) -> Any:
         """The JSON body of an answer from DMR's own API; a 404/405 that is not DMR's own error means the
         server has no such API (a bare llama.cpp or another OpenAI-compatible server)."""
         if response.status_code in (404, 405) and error_bodies.BACKEND_NOT_FOUND not in response.text:
@@ -328,7 +328,7 @@ class _PullReader:
             headers={"Accept": encoding.JSON_CONTENT_TYPE},
         )
 
-    def start(self, response: httpx.Response) -> None:
+    def start(self, response: httpx2.Response) -> None:
         """Check the status (the body must have been read when it is an error) and the content type."""
         if response.is_error:
             text = response.text.strip()
@@ -469,23 +469,23 @@ class ModelRunnerClient(_ClientBase):
         base_url: str | None = None,
         *,
         timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.Client(transport=transport, **_http.client_options(self.address, timeout, self._headers))
+        self._http = httpx2.Client(transport=transport, **_http.client_options(self.address, timeout, self._headers))
 
-    def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
+    def _send(self, call: _Call, *, stream: bool = False) -> httpx2.Response:
         request = self._http.build_request(
             call.method, self._url(call), json=call.json, params=call.params, headers=call.headers
         )
         try:
             return self._http.send(request, stream=stream)
-        except _http.HTTPX_ERRORS as exc:
+        except _http.http_errors() as exc:
             raise self._mapped(exc) from exc
 
     def _run(self, operation: Operation[T]) -> T:
-        response: httpx.Response | None = None
+        response: httpx2.Response | None = None
         failure: errors.DMRError | None = None
         while True:
             try:
@@ -577,7 +577,7 @@ class ModelRunnerClient(_ClientBase):
             reader.start(response)
             for line in response.iter_lines():
                 reader.feed(line)
-        except _http.HTTPX_ERRORS as exc:
+        except _http.http_errors() as exc:
             raise reader.interrupted(exc) from exc
         finally:
             response.close()
@@ -603,23 +603,23 @@ class AsyncModelRunnerClient(_ClientBase):
         base_url: str | None = None,
         *,
         timeout: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx.AsyncClient(transport=transport, **_http.client_options(self.address, timeout, self._headers))
+        self._http = httpx2.AsyncClient(transport=transport, **_http.client_options(self.address, timeout, self._headers))
 
-    async def _send(self, call: _Call, *, stream: bool = False) -> httpx.Response:
+    async def _send(self, call: _Call, *, stream: bool = False) -> httpx2.Response:
         request = self._http.build_request(
             call.method, self._url(call), json=call.json, params=call.params, headers=call.headers
         )
         try:
             return await self._http.send(request, stream=stream)
-        except _http.HTTPX_ERRORS as exc:
+        except _http.http_errors() as exc:
             raise self._mapped(exc) from exc
 
     async def _run(self, operation: Operation[T]) -> T:
-        response: httpx.Response | None = None
+        response: httpx2.Response | None = None
         failure: errors.DMRError | None = None
         while True:
             try:
@@ -689,7 +689,7 @@ class AsyncModelRunnerClient(_ClientBase):
             reader.start(response)
             async for line in response.aiter_lines():
                 reader.feed(line)
-        except _http.HTTPX_ERRORS as exc:
+        except _http.http_errors() as exc:
             raise reader.interrupted(exc) from exc
         finally:
             await response.aclose()

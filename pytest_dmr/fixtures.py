@@ -8,7 +8,7 @@ provisioning starts, else the mock (or, in live mode, an error).
 The adapter fixtures take their defaults from the overridable ``dmr_config`` fixture; the
 plugin's hooks (``hooks.py``) script each test's mock and may name the run's runner.
 
-Heavy modules (httpx, the adapter, the mock) are imported inside the fixtures, never at import.
+Heavy modules (httpx2, the adapter, the mock) are imported inside the fixtures, never at import.
 """
 
 from __future__ import annotations
@@ -312,11 +312,11 @@ def no_live_runner_message(settings: Settings, why: str) -> str:
 def _live_transport(runner: DMRRunner, *, asynchronous: bool) -> Any:
     if runner.socket_path is None:
         return None
-    import httpx
+    import httpx2
 
     if asynchronous:
-        return httpx.AsyncHTTPTransport(uds=runner.socket_path)
-    return httpx.HTTPTransport(uds=runner.socket_path)
+        return httpx2.AsyncHTTPTransport(uds=runner.socket_path)
+    return httpx2.HTTPTransport(uds=runner.socket_path)
 
 
 def _runner_has(client: ModelRunnerClient, runner: DMRRunner, name: str) -> bool:

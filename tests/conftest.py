@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,3 +49,17 @@ def llama_model_path() -> Path:
     if not found:
         require_tier("live", f"no .gguf file in {folder}")
     return found[0]
+
+
+@pytest.fixture(scope="session")
+def openai2() -> Any:
+    """The OpenAI SDK 2.x (built on httpx). The main venv has 3.x (they cannot share one): there tests
+    that need 2.x skip, saying so; `.ci/run` runs them in .venv-openai2 with the ``openai2`` tier mandatory."""
+    try:
+        import openai
+    except ImportError:
+        require_tier("openai2", "the OpenAI SDK is not installed: pip install 'openai>=2,<3' httpx")
+    if int(openai.__version__.split(".")[0]) != 2:
+        require_tier("openai2", f"needs the OpenAI SDK 2.x (on httpx), this venv has {openai.__version__}: "
+                                ".ci/run runs it in .venv-openai2 (pip install -e . 'openai>=2,<3' httpx pytest pytest-asyncio)")
+    return openai

@@ -5,7 +5,7 @@
 * :class:`MockEngine`: :class:`~pytest_dmr.mock.MockModelRunner`, deterministic and instant, for
   machines without llama.cpp.
 
-Both hand out an ``httpx.Client`` per runner, so the server proxies to either the same way.
+Both hand out an ``httpx2.Client`` per runner, so the server proxies to either the same way.
 :class:`Scheduler` follows DMR's loader (DMR-PROTOCOL.md §3.3 step 7 and §5): one runner per
 (model ID, mode), concurrent requests wait for a single load, at most ``slots`` runners (all unused
 ones are evicted at once when full), idle runners unloaded after ``idle_timeout`` (or the model's
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-import httpx
+import httpx2
 
 from pytest_dmr.protocol import addresses, durations, encoding, engines_api, proxying
 from pytest_dmr.emulator.llama_process import READY_PREFIX
@@ -68,7 +68,7 @@ class RunnerAlreadyActive(Exception):
 
 
 class RunnerHandle(Protocol):
-    client: httpx.Client
+    client: httpx2.Client
 
     def exit_error(self, wait: float = 0.0) -> str | None:
         """Why the runner's process ended (DMR's backend error), or ``None`` while it runs.
@@ -102,8 +102,8 @@ class LlamaProcess:
         self._log = log
         self._log_path = log_path
         # No Nagle delay between the request's header and body writes (httpcore sends them apart).
-        transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        self.client = httpx.Client(base_url=url, timeout=httpx.Timeout(None, connect=5.0), transport=transport)
+        transport = httpx2.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        self.client = httpx2.Client(base_url=url, timeout=httpx2.Timeout(None, connect=5.0), transport=transport)
 
     def exit_error(self, wait: float = 0.0) -> str | None:
         try:
@@ -210,7 +210,7 @@ def _last_line(path: Path) -> str:
 
 @dataclass
 class MockHandle:
-    client: httpx.Client
+    client: httpx2.Client
 
     def exit_error(self, wait: float = 0.0) -> str | None:
         return None  # in-process: it cannot crash on its own
@@ -234,7 +234,7 @@ class MockEngine:
         return f"Running: pytest-dmr mock engine ({self.reason})"
 
     def start(self, *, model_path: Path, alias: str, mode: str, context_size: int | None = None) -> MockHandle:
-        return MockHandle(httpx.Client(transport=self.runner, base_url=addresses.MOCK_BASE_URL, timeout=None))
+        return MockHandle(httpx2.Client(transport=self.runner, base_url=addresses.MOCK_BASE_URL, timeout=None))
 
 
 def make_engine(
@@ -274,7 +274,7 @@ class Runner:
     """Evicted while requests held it (its process died): the last of them closes it."""
 
     @property
-    def client(self) -> httpx.Client:
+    def client(self) -> httpx2.Client:
         assert self.handle is not None
         return self.handle.client
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 
 from pytest_dmr.protocol import addresses, cors, encoding, engines_api, error_bodies, model_info, openai_api, proxying, pull_stream, routes
 from pytest_dmr.emulator.catalog import Catalog
@@ -608,7 +608,7 @@ class _Handler(BaseHTTPRequestHandler):
         request = client.build_request("POST", upstream_path, headers=headers, content=body)
         try:
             response = client.send(request, stream=True)
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             self._upstream_failed(runner)
             return
         try:
@@ -623,11 +623,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 for chunk in response.iter_raw():
                     self._chunk(chunk)
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 self._upstream_failed(runner)
                 return
             self._end_chunks()
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             self._upstream_failed(runner)
         finally:
             response.close()

@@ -1,15 +1,16 @@
-"""A deterministic, protocol-faithful Docker Model Runner in an httpx transport.
+"""A deterministic, protocol-faithful Docker Model Runner in a transport for httpx2 and httpx.
 
 Layout: ``transport`` (the ``MockModelRunner`` and its routing), ``management`` (DMR's own
 endpoints) and ``inference`` (the OpenAI-compatible ones); ``rules`` and ``faults`` (what tests
 script); ``catalog`` (the model store and fake pulls); the generators ``prose``, ``schema``,
-``tools`` and ``embeddings``, all drawing from ``seeded`` (SHA-256 of the request); ``streams``
-and ``responses`` (httpx bodies and headers).
+``tools`` and ``embeddings``, all drawing from ``seeded`` (SHA-256 of the request); ``responses``
+(stack-neutral answers: status, headers, body or pieces), ``streams`` (how a body is delivered) and
+``stacks`` (the glue that makes an answer an httpx2 or httpx response).
 """
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
@@ -18,6 +19,6 @@ from pytest_dmr.mock.transport import MockModelRunner
 __all__ = ["Fault", "MockModelRunner", "RecordedRequest", "Rule", "respond"]
 
 
-def respond(runner: MockModelRunner, request: httpx.Request) -> httpx.Response:
+def respond(runner: MockModelRunner, request: httpx2.Request) -> httpx2.Response:
     """Answer one request (the emulator's mock engine uses this): ``runner.handle_request(request)``."""
     return runner.handle_request(request)

@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
+from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
 from pytest_dmr.mock.prose import cut_at_stop, prose_pieces, split_pieces, word_count
 from pytest_dmr.mock.rules import RecordedRequest, Rule
@@ -47,7 +46,6 @@ _CREATED_SPAN = 100_000_000
 class Exchange:
     """One inference request on its way through the mock."""
 
-    request: httpx.Request
     recorded: RecordedRequest
     body: dict[str, Any]
     endpoint: str
@@ -142,11 +140,11 @@ def _include_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(options, Mapping) and options.get("include_usage") is True
 
 
-def _bad_request(message: str) -> httpx.Response:
+def _bad_request(message: str) -> Answer:
     return responses.backend_json(openai_api.backend_error_body(400, message), 400)
 
 
-def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+def chat_completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
     body = exchange.body
     messages = body.get("messages")
     if not isinstance(messages, list):
@@ -200,7 +198,7 @@ def chat_completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Respo
     return _streamed(exchange, events, content_start, len(answer.pieces))
 
 
-def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
     body = exchange.body
     if "prompt" not in body:
         return _bad_request('"prompt" must be provided')
@@ -241,13 +239,13 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
     return _streamed(exchange, events, 0, len(answer.pieces))
 
 
-def _streamed(exchange: Exchange, events: list[bytes], content_start: int, pieces: int) -> httpx.Response:
+def _streamed(exchange: Exchange, events: list[bytes], content_start: int, pieces: int) -> Answer:
     """An SSE answer; under ``Fault.cut_stream(after)`` it stops after that many content events
     (at most all of them): the final chunk and ``[DONE]`` are never sent."""
     delivery = exchange.delivery
     if delivery.cut_after is not None:
         delivery = delivery.cut_at(content_start + min(delivery.cut_after, pieces))
-    return responses.event_stream(events, request=exchange.request, delivery=delivery)
+    return responses.event_stream(events, delivery=delivery)
 
 
 def _embedding_inputs(value: Any) -> list[str] | None:
@@ -260,7 +258,7 @@ def _embedding_inputs(value: Any) -> list[str] | None:
     return None
 
 
-def embeddings(runner: MockModelRunner, exchange: Exchange) -> httpx.Response:
+def embeddings(runner: MockModelRunner, exchange: Exchange) -> Answer:
     body = exchange.body
     texts = _embedding_inputs(body.get("input", body.get("content")))
     if texts is None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, proxying, pull_stream
 from pytest_dmr.mock import responses
+from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.catalog import describe_model, model_size_bytes, pull_lines, stored_tag
 from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.rules import RecordedRequest
 from pytest_dmr.mock.streams import Delivery
 
 if TYPE_CHECKING:
@@ -22,21 +22,21 @@ LLAMACPP_VERSION = "mock"
 _DISK_USAGE_LLAMACPP = 45_678_901
 
 
-def root() -> httpx.Response:
+def root() -> Answer:
     """Go sniffs the Content-Type here (no ``http.Error``, so no ``nosniff``); no trailing newline."""
-    return httpx.Response(200, headers=(("content-type", encoding.TEXT_PLAIN),), content=addresses.ROOT_BANNER.encode())
+    return Answer(200, (("content-type", encoding.TEXT_PLAIN),), addresses.ROOT_BANNER.encode())
 
 
-def version() -> httpx.Response:
+def version() -> Answer:
     return responses.management_json({"version": MOCK_VERSION})
 
 
-def engines_status() -> httpx.Response:
+def engines_status() -> Answer:
     statuses = {**engines_api.OTHER_BACKENDS_STATUS, engines_api.LLAMACPP_BACKEND: engines_api.llamacpp_status(LLAMACPP_VERSION)}
     return responses.raw(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
 
 
-def engines_ps(runner: MockModelRunner) -> httpx.Response:
+def engines_ps(runner: MockModelRunner) -> Answer:
     """The mock has no clock: every runner shows the zero ``last_used``; ``keep_alive`` as configured."""
     entries = []
     with runner._lock:
@@ -50,12 +50,12 @@ def engines_ps(runner: MockModelRunner) -> httpx.Response:
     return responses.management_json(entries)
 
 
-def engines_df(runner: MockModelRunner) -> httpx.Response:
+def engines_df(runner: MockModelRunner) -> Answer:
     models = sum(model_size_bytes(model) for model in runner.models)
     return responses.management_json({"models_disk_usage": models, "default_backend_disk_usage": _DISK_USAGE_LLAMACPP})
 
 
-def engines_unload(runner: MockModelRunner, content: bytes) -> httpx.Response:
+def engines_unload(runner: MockModelRunner, content: bytes) -> Answer:
     """All: every runner and every stored setting go. Models: their runners go when ``backend`` is empty
     or ``llama.cpp`` (the mock's only one); their settings only when ``backend`` matches exactly."""
     if len(content) > proxying.MAX_INFERENCE_BODY:
@@ -81,7 +81,7 @@ def engines_unload(runner: MockModelRunner, content: bytes) -> httpx.Response:
     return responses.management_json({"unloaded_runners": count})
 
 
-def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> httpx.Response:
+def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> Answer:
     """``POST /engines[/{backend}]/_configure``: DMR's checks in its order, ``202``, then the preload.
 
     A runner of the model loaded with other settings is unloaded (the mock's runners are never busy
@@ -114,10 +114,10 @@ def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> h
         usable = runner.serve_any_model or runner.store.find(request.model) is not None
         if backend == engines_api.LLAMACPP_BACKEND and request.model and usable:
             runner._mark_loaded(request.model, engines_api.COMPLETION_MODE)
-    return httpx.Response(202)
+    return responses.empty(202)
 
 
-def configurations(runner: MockModelRunner, wanted: str) -> httpx.Response:
+def configurations(runner: MockModelRunner, wanted: str) -> Answer:
     """``GET /engines/_configure[?model=]``: settings of stored models only, ``Model`` their first tag."""
     wanted_id = runner._resolve_id(wanted) if wanted else None
     entries = []
@@ -131,15 +131,15 @@ def configurations(runner: MockModelRunner, wanted: str) -> httpx.Response:
     return responses.management_json(entries)
 
 
-def metrics() -> httpx.Response:
+def metrics() -> Answer:
     return responses.raw(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
 
 
-def list_models(runner: MockModelRunner) -> httpx.Response:
+def list_models(runner: MockModelRunner) -> Answer:
     return responses.management_json([model.to_json() for model in runner.models])
 
 
-def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> httpx.Response:
+def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> Answer:
     if remote:  # the registry's answer (every model exists there): no tags, no partial matching
         body = (runner.store.find(ref) or describe_model(ref)).to_json()
         body.pop("tags", None)
@@ -150,38 +150,39 @@ def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> httpx.R
     return responses.management_json(model.to_json())
 
 
-def openai_models(runner: MockModelRunner) -> httpx.Response:
+def openai_models(runner: MockModelRunner) -> Answer:
     return responses.management_json(model_info.openai_model_list(runner.models))
 
 
-def openai_model(runner: MockModelRunner, name: str) -> httpx.Response:
+def openai_model(runner: MockModelRunner, name: str) -> Answer:
     model = runner.store.find(name)
     if model is None:
         return responses.plain_error(404, error_bodies.model_not_found_message(name))
     return responses.management_json(model.to_openai())
 
 
-def delete_model(runner: MockModelRunner, ref: str, *, force: bool) -> httpx.Response:
+def delete_model(runner: MockModelRunner, ref: str, *, force: bool) -> Answer:
     status, result = runner.store.delete(ref, force=force)
     if status != 200:
         return responses.plain_error(status, result)
     return responses.management_json(result)
 
 
-def purge(runner: MockModelRunner) -> httpx.Response:
+def purge(runner: MockModelRunner) -> Answer:
     runner.store.models.clear()
-    return httpx.Response(200)
+    return responses.empty(200)
 
 
-def pull(runner: MockModelRunner, request: httpx.Request, body: Any, *, fault: Fault | None, delivery: Delivery) -> httpx.Response:
+def pull(runner: MockModelRunner, recorded: RecordedRequest, *, fault: Fault | None, delivery: Delivery) -> Answer:
     """``POST /models/create``: progress lines and success, or one cached line, or a mid-stream error."""
+    body = recorded.json
     source = body.get("from") if isinstance(body, dict) else None
     if not isinstance(body, dict) or (source is not None and not isinstance(source, str)):
         return responses.plain_error(400, error_bodies.INVALID_REQUEST_BODY)  # Go cannot decode it
     normalized = model_names.normalize_model_name(source or "")
     if not model_names.is_valid_reference(normalized):
         return responses.plain_error(400, error_bodies.INVALID_MODEL_REFERENCE)
-    accept = request.headers.get("accept")
+    accept = recorded.headers.get("accept")
     raw_json = pull_stream.pull_wants_raw_json(accept)
     existing = runner.store.find(normalized)
     if fault is not None and fault.kind == "pull_error":
@@ -199,4 +200,4 @@ def pull(runner: MockModelRunner, request: httpx.Request, body: Any, *, fault: F
         lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in pull_lines(info)]
         if delivery.cut_after is None:  # a pull cut off mid-stream stores nothing
             runner.store.add(info)
-    return responses.line_stream(lines, content_type=pull_stream.pull_content_type(accept), request=request, delivery=delivery)
+    return responses.line_stream(lines, content_type=pull_stream.pull_content_type(accept), delivery=delivery)

@@ -1,14 +1,16 @@
-"""httpx responses with the headers DMR and llama.cpp send."""
+"""The mock's answers, stack-neutral: status, DMR's and llama.cpp's headers, and the body (whole, or
+in pieces for streams). :mod:`pytest_dmr.mock.stacks` turns one into an httpx or httpx2 response."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from pytest_dmr.protocol import encoding, error_bodies, openai_api
-from pytest_dmr.mock.streams import Delivery, MockByteStream
+from pytest_dmr.mock.streams import AT_ONCE, Delivery
+
+Headers = Sequence[tuple[str, str]]
 
 _PLAIN_HEADERS = (("content-type", encoding.TEXT_PLAIN), ("x-content-type-options", "nosniff"))
 _JSON_HEADERS = (("content-type", encoding.JSON_CONTENT_TYPE),)
@@ -16,32 +18,58 @@ _BACKEND_JSON_HEADERS = (("content-type", openai_api.LLAMACPP_JSON_CONTENT_TYPE)
 _SSE_HEADERS = (("content-type", encoding.EVENT_STREAM), ("cache-control", "no-cache"))
 
 
-def plain_error(status: int, message: str) -> httpx.Response:
+@dataclass
+class Answer:
+    """One answer: ``body`` whole, or ``chunks`` (SSE events, pull lines) sent one by one as
+    ``delivery`` says. Header names are lowercase; ``content-length`` is the stack glue's to add."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+    chunks: Sequence[bytes] | None = None
+    delivery: Delivery = AT_ONCE
+
+    def delivered(self, delivery: Delivery) -> Answer:
+        """This answer sent as ``delivery`` says: a whole body late, or cut after its first half
+        (a non-streamed request hit by a stream fault)."""
+        if self.chunks is not None:
+            return self
+        chunks: Sequence[bytes] = [self.body]
+        if delivery.cut_after is not None:  # the first half, then the break
+            half = len(self.body) // 2
+            chunks = [self.body[:half], self.body[half:]]
+            delivery = delivery.cut_at(1)
+        return Answer(self.status, self.headers, chunks=chunks, delivery=delivery)
+
+
+def empty(status: int) -> Answer:
+    return Answer(status)
+
+
+def plain_error(status: int, message: str) -> Answer:
     """Go's ``http.Error``: plain text, ``nosniff``, the message and ``\\n``."""
-    return httpx.Response(status, headers=_PLAIN_HEADERS, content=error_bodies.plain_error_body(message))
+    return Answer(status, _PLAIN_HEADERS, error_bodies.plain_error_body(message))
 
 
-def raw(status: int, body: bytes, content_type: str) -> httpx.Response:
+def raw(status: int, body: bytes, content_type: str) -> Answer:
     headers = _PLAIN_HEADERS if content_type == encoding.TEXT_PLAIN else (("content-type", content_type),)
-    return httpx.Response(status, headers=headers, content=body)
+    return Answer(status, headers, body)
 
 
-def management_json(value: Any, status: int = 200) -> httpx.Response:
+def management_json(value: Any, status: int = 200) -> Answer:
     """DMR's own JSON: Go's streaming encoder, so a trailing ``\\n``."""
-    return httpx.Response(status, headers=_JSON_HEADERS, content=encoding.json_line(value))
+    return Answer(status, _JSON_HEADERS, encoding.json_line(value))
 
 
-def backend_json(value: Any, status: int = 200) -> httpx.Response:
+def backend_json(value: Any, status: int = 200) -> Answer:
     """A body from llama.cpp, passed through by DMR: compact JSON, no trailing newline."""
-    return httpx.Response(status, headers=_BACKEND_JSON_HEADERS, content=encoding.dumps(value).encode())
+    return Answer(status, _BACKEND_JSON_HEADERS, encoding.dumps(value).encode())
 
 
-def event_stream(events: Sequence[bytes], *, request: httpx.Request, delivery: Delivery) -> httpx.Response:
-    stream = MockByteStream(events, request=request, delivery=delivery)
-    return httpx.Response(200, headers=_SSE_HEADERS, stream=stream)
+def event_stream(events: Sequence[bytes], *, delivery: Delivery) -> Answer:
+    return Answer(200, _SSE_HEADERS, chunks=events, delivery=delivery)
 
 
-def line_stream(lines: Sequence[bytes], *, content_type: str, request: httpx.Request, delivery: Delivery) -> httpx.Response:
+def line_stream(lines: Sequence[bytes], *, content_type: str, delivery: Delivery) -> Answer:
     """A pull: one chunk per line, status 200 (DMR flushes after each line)."""
-    stream = MockByteStream(lines, request=request, delivery=delivery)
-    return httpx.Response(200, headers=(("content-type", content_type), ("cache-control", "no-cache")), stream=stream)
+    return Answer(200, (("content-type", content_type), ("cache-control", "no-cache")), chunks=lines, delivery=delivery)

@@ -17,9 +17,12 @@ T = TypeVar("T")
 _SIXTEEN_SHORTS = struct.Struct(">16H")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)  # made once, not per call
+
+
 def canonical_json(value: Any) -> str:
     """Key-sorted compact JSON: two requests that differ only in key order give the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def digest(text: str | bytes) -> bytes:

@@ -1,13 +1,8 @@
-"""The body of a streamed mock answer: one chunk per SSE event or pull line, sync and async."""
+"""How a mock answer's body reaches the client: at once, late, or cut off (no HTTP stack here)."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-
-import httpx
 
 CUT_MESSAGE = "peer closed connection without sending complete message body (incomplete chunked read)"
 """httpx's own words when a chunked body stops early."""
@@ -43,42 +38,5 @@ class Delivery:
         return dataclasses.replace(self, cut_after=cut_after)
 
 
-class MockByteStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """Yields ``chunks`` one by one, as ``delivery`` says: maybe late, maybe breaking off.
-
-    A delay longer than the read timeout waits the timeout, then raises ``httpx.ReadTimeout``,
-    as a client reading a silent server would.
-    """
-
-    def __init__(self, chunks: Sequence[bytes], *, request: httpx.Request, delivery: Delivery) -> None:
-        self.chunks = chunks
-        self.request = request
-        self.delivery = delivery
-
-    def _sent(self) -> Sequence[bytes]:
-        cut_after = self.delivery.cut_after
-        return self.chunks if cut_after is None else self.chunks[:cut_after]
-
-    def _cut(self) -> httpx.RemoteProtocolError:
-        return httpx.RemoteProtocolError(CUT_MESSAGE, request=self.request)
-
-    def __iter__(self) -> Iterator[bytes]:
-        delivery = self.delivery
-        if delivery.delay:
-            time.sleep(delivery.first_wait)
-            if delivery.times_out:
-                raise httpx.ReadTimeout("timed out", request=self.request)
-        yield from self._sent()
-        if delivery.cut_after is not None:
-            raise self._cut()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        delivery = self.delivery
-        if delivery.delay:
-            await asyncio.sleep(delivery.first_wait)
-            if delivery.times_out:
-                raise httpx.ReadTimeout("timed out", request=self.request)
-        for chunk in self._sent():
-            yield chunk
-        if delivery.cut_after is not None:
-            raise self._cut()
+AT_ONCE = Delivery()
+"""The usual delivery: the whole body, at once."""

@@ -1,4 +1,4 @@
-"""``MockModelRunner``: an httpx transport (sync and async) that answers as Docker Model Runner does."""
+"""``MockModelRunner``: a transport for httpx2 and httpx (sync and async) that answers as Docker Model Runner does."""
 
 from __future__ import annotations
 
@@ -6,17 +6,34 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
-import httpx
+import httpx2
 
 from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, model_names, openai_api, proxying, routes
-from pytest_dmr.mock import inference, management, responses
+from pytest_dmr.mock import inference, management, responses, stacks
 from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
-from pytest_dmr.mock.streams import Delivery, MockByteStream
+from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.stacks import Dropped
+from pytest_dmr.mock.streams import AT_ONCE, Delivery
 from pytest_dmr.protocol.model_info import ModelInfo
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pytest_dmr.mock.stacks import AnyRequest
+
+    class _Transports(  # type: ignore[misc]  # each stack types its own requests: MockModelRunner overloads both
+        httpx2.BaseTransport, httpx2.AsyncBaseTransport, httpx.BaseTransport, httpx.AsyncBaseTransport
+    ):
+        """For type checkers: the mock is a transport of either stack."""
+
+else:  # at run time, httpx2's (its glue is the core dependency); httpx's clients need no base class
+
+    class _Transports(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
+        pass
 
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
 _UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
@@ -32,11 +49,12 @@ RULES_NOT_USED_HINT = (
 )
 
 
-class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """A Docker Model Runner in a transport: give it to any httpx client (the OpenAI SDK included).
+class MockModelRunner(_Transports):
+    """A Docker Model Runner in a transport: give it to any httpx2 or httpx client, sync or async
+    (the OpenAI SDK's included).
 
     >>> mock = MockModelRunner()
-    >>> client = httpx.Client(transport=mock, base_url=mock.base_url)
+    >>> client = httpx2.Client(transport=mock, base_url=mock.base_url)
     >>> client.get("/").text
     'Docker Model Runner is running'
 
@@ -169,19 +187,40 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise KeyError(f"the mock runner has no model {name!r} (it has: {present})")
         self.store.remove(model)
 
-    # -- httpx transport --------------------------------------------------------------------------
+    # -- the transport, for httpx2 and httpx ---------------------------------------------------------
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    @overload
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response: ...
+    @overload
+    def handle_request(self, request: httpx.Request) -> httpx.Response: ...
+
+    def handle_request(self, request: AnyRequest) -> Any:
+        stack = stacks.for_request(request)
         request.read()
-        return self._respond(request)
+        try:
+            answer = self._respond(request)
+        except Dropped as dropped:
+            raise stack.error(dropped, request) from None
+        return stack.response(answer, request)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    @overload
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response: ...
+    @overload
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response: ...
+
+    async def handle_async_request(self, request: AnyRequest) -> Any:
+        stack = stacks.for_request(request)
         await request.aread()
-        return self._respond(request)
+        try:
+            answer = self._respond(request)
+        except Dropped as dropped:
+            raise stack.error(dropped, request) from None
+        return stack.response(answer, request)
 
     # -- answering --------------------------------------------------------------------------------
 
-    def _respond(self, request: httpx.Request) -> httpx.Response:
+    def _respond(self, request: AnyRequest) -> Answer:
+        """The answer to ``request``, whichever stack sent it."""
         method = request.method
         path = routes.clean_path(request.url.path)
         content = request.content
@@ -198,15 +237,15 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if access.status == 403:
             return responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
         if access.status is not None:  # an allowed preflight
-            return httpx.Response(access.status, headers=access.headers)
-        response = self._answer(request, route, recorded, invalid_json=invalid_json)
-        for name, value in access.headers:
-            response.headers[name] = value
-        return response
+            return Answer(access.status, access.headers)
+        answer = self._answer(request, route, recorded, invalid_json=invalid_json)
+        if access.headers:
+            answer.headers = [*answer.headers, *access.headers]
+        return answer
 
     def _answer(
-        self, request: httpx.Request, route: routes.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
-    ) -> httpx.Response:
+        self, request: AnyRequest, route: routes.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
+    ) -> Answer:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
         with self._lock:
@@ -222,22 +261,22 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 rule.calls += 1
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer:
-            return self._fault_response(fault, request, recorded)
-        delivery = Delivery(
-            delay=fault.seconds if fault is not None and fault.kind == "slow_first_token" else 0.0,
-            cut_after=fault.after if fault is not None and fault.kind == "cut_stream" else None,
-            read_timeout=(request.extensions.get("timeout") or {}).get("read"),
-        )
+            return self._fault_answer(fault, recorded)
+        delivery = AT_ONCE
+        if fault is not None and fault.kind in ("slow_first_token", "cut_stream"):
+            delivery = Delivery(
+                delay=fault.seconds if fault.kind == "slow_first_token" else 0.0,
+                cut_after=fault.after if fault.kind == "cut_stream" else None,
+                read_timeout=(request.extensions.get("timeout") or {}).get("read"),
+            )
         if route is not None:
-            response = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
+            answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
-            response = self._management(request, recorded, fault, delivery)
-        if delivery.delays_or_cuts and not isinstance(response.stream, MockByteStream):
-            response = _delayed(response, request, delivery)
-        return response
+            answer = self._management(request, recorded, fault, delivery)
+        return answer.delivered(delivery) if delivery.delays_or_cuts else answer
 
     def _record(
-        self, request: httpx.Request, method: str, path: str, route: routes.InferenceRoute | None, body: Any, content: bytes
+        self, request: AnyRequest, method: str, path: str, route: routes.InferenceRoute | None, body: Any, content: bytes
     ) -> RecordedRequest:
         is_object = isinstance(body, dict)
         model: str | None = None
@@ -268,17 +307,15 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             self.requests.append(recorded)
         return recorded
 
-    def _fault_response(self, fault: Fault, request: httpx.Request, recorded: RecordedRequest) -> httpx.Response:
-        if fault.kind == "timeout":
-            raise httpx.ReadTimeout("timed out", request=request)
-        if fault.kind == "disconnect":
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+    def _fault_answer(self, fault: Fault, recorded: RecordedRequest) -> Answer:
+        if fault.kind in ("timeout", "disconnect"):
+            raise Dropped(fault.kind)
         body, content_type = fault.response_body(method=recorded.method, endpoint=recorded.endpoint, model=recorded.model)
         return responses.raw(fault.status, body, content_type)
 
     def _inference(
         self,
-        request: httpx.Request,
+        request: AnyRequest,
         route: routes.InferenceRoute,
         recorded: RecordedRequest,
         rule: Rule | None,
@@ -286,7 +323,7 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         *,
         invalid_json: bool,
         preload: bool,
-    ) -> httpx.Response:
+    ) -> Answer:
         method = request.method
         endpoint = route.endpoint
         body = recorded.json
@@ -315,9 +352,9 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return responses.plain_error(status, message)
         self._mark_loaded(model, engines_api.mode_for_endpoint(endpoint))
         if preload:
-            return httpx.Response(200)  # loaded, no inference; reply rules were not used up
+            return responses.empty(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
-            request=request, recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
+            recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
         return handler(self, exchange)
 
@@ -335,17 +372,18 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
         with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
         with self._lock:
-            config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode))
-            if config is not None and config.keep_alive == 0:
-                return
+            if self.runner_configs:  # resolving the model's ID costs a store lookup: only when there are settings
+                config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode))
+                if config is not None and config.keep_alive == 0:
+                    return
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
                 return
             if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
                 self.loaded_runners.append((model, mode))
 
     def _management(
-        self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
-    ) -> httpx.Response:
+        self, request: AnyRequest, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
+    ) -> Answer:
         method, path = recorded.method, recorded.path
         if path == routes.ROOT_PATH:
             return management.root()
@@ -373,13 +411,13 @@ class MockModelRunner(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
 
     def _models(
-        self, request: httpx.Request, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
-    ) -> httpx.Response:
+        self, request: AnyRequest, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
+    ) -> Answer:
         method, path = recorded.method, recorded.path
         if path == routes.MANAGEMENT_MODELS_PATH:
             return management.list_models(self) if method == "GET" else responses.plain_error(404, error_bodies.NOT_FOUND)
         if method == "POST" and path == routes.MODELS_CREATE_PATH:
-            return management.pull(self, request, recorded.json, fault=fault, delivery=delivery)
+            return management.pull(self, recorded, fault=fault, delivery=delivery)
         ref = path[len(_MODELS_PREFIX) :]
         params = request.url.params
         if method == "DELETE" and path == routes.MODELS_PURGE_PATH:
@@ -396,15 +434,3 @@ def _usage(rule: Rule) -> str:
         return "never used"
     return f"used {rule.calls} of {rule.times} times"
 
-
-def _delayed(response: httpx.Response, request: httpx.Request, delivery: Delivery) -> httpx.Response:
-    """A whole-body answer sent late, or cut off halfway (a non-streamed request hit by a stream fault)."""
-    content = response.content
-    chunks = [content]
-    if delivery.cut_after is not None:  # the first half, then the break
-        half = len(content) // 2
-        chunks = [content[:half], content[half:]]
-        delivery = delivery.cut_at(1)
-    stream = MockByteStream(chunks, request=request, delivery=delivery)
-    headers = [(name, value) for name, value in response.headers.items() if name != "content-length"]
-    return httpx.Response(response.status_code, headers=headers, stream=stream)

@@ -19,9 +19,12 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 EVENT_STREAM = "text/event-stream"
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once: json.dumps(**options) makes one a call
+
+
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON, as llama.cpp writes it. Same input, same bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _COMPACT_JSON.encode(value)
 
 
 def loads(data: str | bytes, *, parse_constant: Callable[[str], Any] | None = None) -> Any:

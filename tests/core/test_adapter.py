@@ -1,4 +1,4 @@
-"""DockerModelRunnerAdapter against scripted httpx.MockTransport runners (bodies from protocol.py)."""
+"""DockerModelRunnerAdapter against scripted httpx2.MockTransport runners (bodies from protocol.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pytest_dmr import errors
@@ -36,7 +36,7 @@ def chunks(pieces: Iterable[str]) -> list[bytes]:
     return events
 
 
-class Events(httpx.AsyncByteStream):
+class Events(httpx2.AsyncByteStream):
     """An SSE body sent event by event, optionally failing with ``then`` after the last one."""
 
     def __init__(self, events: Iterable[bytes], then: BaseException | None = None) -> None:
@@ -50,15 +50,15 @@ class Events(httpx.AsyncByteStream):
             raise self.then
 
 
-def sse_response(events: Iterable[bytes], then: BaseException | None = None) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Events(events, then))
+def sse_response(events: Iterable[bytes], then: BaseException | None = None) -> httpx2.Response:
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=Events(events, then))
 
 
-def plain(status: int, body: str) -> httpx.Response:
-    return httpx.Response(status, content=body.encode(), headers={"content-type": encoding.TEXT_PLAIN})
+def plain(status: int, body: str) -> httpx2.Response:
+    return httpx2.Response(status, content=body.encode(), headers={"content-type": encoding.TEXT_PLAIN})
 
 
-Answer = httpx.Response | BaseException | Callable[[httpx.Request], httpx.Response]
+Answer = httpx2.Response | BaseException | Callable[[httpx2.Request], httpx2.Response]
 
 
 class Script:
@@ -66,17 +66,17 @@ class Script:
 
     def __init__(self, *answers: Answer) -> None:
         self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         answer = self.answers[min(len(self.requests), len(self.answers)) - 1]
         if isinstance(answer, BaseException):
             raise answer
-        if isinstance(answer, httpx.Response):
+        if isinstance(answer, httpx2.Response):
             if isinstance(answer.stream, Events):
                 return answer
-            return httpx.Response(answer.status_code, headers=answer.headers, content=answer.read())
+            return httpx2.Response(answer.status_code, headers=answer.headers, content=answer.read())
         return answer(request)
 
     @property
@@ -94,7 +94,7 @@ class Sleeps:
 
 def make(script: Script, base_url: str = RUNNER, **kwargs: Any) -> tuple[DockerModelRunnerAdapter, Sleeps]:
     sleeps = Sleeps()
-    adapter = DockerModelRunnerAdapter(base_url, MODEL, transport=httpx.MockTransport(script), sleep=sleeps, **kwargs)
+    adapter = DockerModelRunnerAdapter(base_url, MODEL, transport=httpx2.MockTransport(script), sleep=sleeps, **kwargs)
     return adapter, sleeps
 
 
@@ -109,7 +109,7 @@ async def collect(stream: AsyncIterator[str]) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_generate_posts_a_chat_completion_and_returns_the_text() -> None:
-    script = Script(httpx.Response(200, json=completion("Paris is the capital.")))
+    script = Script(httpx2.Response(200, json=completion("Paris is the capital.")))
     adapter, _ = make(script)
     assert await adapter.generate("Capital of France?", system="Be brief.") == "Paris is the capital."
     request = script.requests[0]
@@ -123,7 +123,7 @@ async def test_generate_posts_a_chat_completion_and_returns_the_text() -> None:
 
 @pytest.mark.asyncio
 async def test_options_pass_through_into_the_body_unchanged() -> None:
-    script = Script(httpx.Response(200, json=completion()))
+    script = Script(httpx2.Response(200, json=completion()))
     adapter, _ = make(script, default_options={"temperature": 0.7, "seed": 1})
     options = {
         "temperature": 0,
@@ -142,7 +142,7 @@ async def test_options_pass_through_into_the_body_unchanged() -> None:
 
 @pytest.mark.asyncio
 async def test_default_options_apply_when_not_overridden() -> None:
-    script = Script(httpx.Response(200, json=completion()))
+    script = Script(httpx2.Response(200, json=completion()))
     adapter, _ = make(script, default_options={"temperature": 0, "seed": 7})
     await adapter.generate("hi", seed=8)
     assert script.bodies[0]["temperature"] == 0
@@ -151,7 +151,7 @@ async def test_default_options_apply_when_not_overridden() -> None:
 
 @pytest.mark.asyncio
 async def test_generate_continues_a_conversation() -> None:
-    script = Script(httpx.Response(200, json=completion()))
+    script = Script(httpx2.Response(200, json=completion()))
     adapter, _ = make(script)
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
     await adapter.generate("And now?", system="S", messages=history)
@@ -172,7 +172,7 @@ async def test_generate_continues_a_conversation() -> None:
 )
 @pytest.mark.asyncio
 async def test_base_url_in_every_form(base_url: str, url: str) -> None:
-    script = Script(httpx.Response(200, json=completion()))
+    script = Script(httpx2.Response(200, json=completion()))
     adapter, _ = make(script, base_url)
     await adapter.generate("hi")
     assert str(script.requests[0].url) == url
@@ -191,7 +191,7 @@ def test_a_bad_base_url_or_timeout_is_a_configuration_error() -> None:
 async def test_chat_returns_text_tool_calls_finish_reason_usage_and_raw() -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
     body = completion(None, tool_calls=[call], finish_reason="tool_calls", model="docker.io/ai/smollm2:latest")
-    adapter, _ = make(Script(httpx.Response(200, json=body)))
+    adapter, _ = make(Script(httpx2.Response(200, json=body)))
     result = await adapter.chat([{"role": "user", "content": "weather?"}], tools=[], tool_choice="required")
     assert result == ChatResult(
         text="",
@@ -206,7 +206,7 @@ async def test_chat_returns_text_tool_calls_finish_reason_usage_and_raw() -> Non
 
 @pytest.mark.asyncio
 async def test_chat_result_json_parses_structured_answers() -> None:
-    adapter, _ = make(Script(httpx.Response(200, json=completion('{"answer": 42}'))))
+    adapter, _ = make(Script(httpx2.Response(200, json=completion('{"answer": 42}'))))
     result = await adapter.chat([{"role": "user", "content": "q"}], response_format={"type": "json_object"})
     assert result.json() == {"answer": 42}
 
@@ -215,7 +215,7 @@ async def test_chat_result_json_parses_structured_answers() -> None:
 async def test_complete_uses_text_completions() -> None:
     body = openai_api.text_completion(id="c", created=1, model=MODEL, text=" upon a time", finish_reason="stop",
                                     prompt_tokens=3, completion_tokens=3)
-    script = Script(httpx.Response(200, json=body))
+    script = Script(httpx2.Response(200, json=body))
     adapter, _ = make(script)
     assert await adapter.complete("Once", max_tokens=3) == " upon a time"
     assert script.requests[0].url.path == "/engines/v1/completions"
@@ -226,7 +226,7 @@ async def test_complete_uses_text_completions() -> None:
 async def test_embed_returns_vectors_in_input_order() -> None:
     body = openai_api.embeddings_response(model="ai/nomic", vectors=[[0.1, 0.2], [0.3, 0.4]], prompt_tokens=4)
     body["data"].reverse()  # servers may send them in any order; "index" says which is which
-    script = Script(httpx.Response(200, json=body))
+    script = Script(httpx2.Response(200, json=body))
     adapter, _ = make(script)
     assert await adapter.embed(["a", "b"], model="ai/nomic") == [[0.1, 0.2], [0.3, 0.4]]
     assert script.requests[0].url.path == "/engines/v1/embeddings"
@@ -236,7 +236,7 @@ async def test_embed_returns_vectors_in_input_order() -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("data", [[{"index": 0}], [[0.1, 0.2]]], ids=["no-embedding-key", "not-an-object"])
 async def test_embed_with_malformed_entries_is_a_dmr_error(data: list[Any]) -> None:
-    adapter, _ = make(Script(httpx.Response(200, json={"object": "list", "data": data})))
+    adapter, _ = make(Script(httpx2.Response(200, json={"object": "list", "data": data})))
     with pytest.raises(errors.DMRError) as caught:
         await adapter.embed("a")
     assert str(caught.value).startswith("the runner's answer cannot be read: expected 1 embeddings: ")
@@ -246,7 +246,7 @@ async def test_embed_with_malformed_entries_is_a_dmr_error(data: list[Any]) -> N
 @pytest.mark.asyncio
 async def test_embed_a_single_string() -> None:
     body = openai_api.embeddings_response(model=MODEL, vectors=[[1.0, 0.0]], prompt_tokens=1)
-    script = Script(httpx.Response(200, json=body))
+    script = Script(httpx2.Response(200, json=body))
     adapter, _ = make(script)
     assert await adapter.embed("a") == [[1.0, 0.0]]
     assert script.bodies[0]["input"] == ["a"]
@@ -270,13 +270,13 @@ async def test_stream_generate_yields_each_piece_until_done() -> None:
 
 @pytest.mark.asyncio
 async def test_stream_chat_with_a_server_that_ignores_stream() -> None:
-    adapter, _ = make(Script(httpx.Response(200, json=completion("all at once"))))
+    adapter, _ = make(Script(httpx2.Response(200, json=completion("all at once"))))
     assert await collect(adapter.stream_chat([{"role": "user", "content": "x"}])) == ["all at once"]
 
 
 @pytest.mark.asyncio
 async def test_generate_drops_a_stream_flag() -> None:
-    script = Script(httpx.Response(200, json=completion("whole")))
+    script = Script(httpx2.Response(200, json=completion("whole")))
     adapter, _ = make(script)
     assert await adapter.generate("hi", stream=True) == "whole"
     assert "stream" not in script.bodies[0]
@@ -296,9 +296,9 @@ def interrupted(reason: str, pieces: int, text: str) -> str:
          'the runner reported an error: {"code":500,"message":"slot crashed"}'),
         ([*chunks(["Hel", "lo"])[:3], b'data: {"error":{"code":500,"message":"context full"}}\n\n'], None,
          "the runner reported an error: context full"),
-        (chunks(["Hel", "lo"])[:3], httpx.RemoteProtocolError("peer closed connection"),
+        (chunks(["Hel", "lo"])[:3], httpx2.RemoteProtocolError("peer closed connection"),
          "the connection was lost (RemoteProtocolError)"),
-        (chunks(["Hel", "lo"])[:3], httpx.ReadError("connection reset"), "the connection was lost (ReadError)"),
+        (chunks(["Hel", "lo"])[:3], httpx2.ReadError("connection reset"), "the connection was lost (ReadError)"),
     ],
     ids=["no-done", "malformed", "error-field", "error-chunk", "remote-protocol", "read-error"],
 )
@@ -321,7 +321,7 @@ async def test_a_stream_that_stops_early_raises_stream_interrupted(
 
 @pytest.mark.asyncio
 async def test_a_read_timeout_mid_stream_is_runner_timeout() -> None:
-    adapter, _ = make(Script(sse_response(chunks(["Hel", "lo"])[:3], httpx.ReadTimeout("timed out"))), timeout=2.5)
+    adapter, _ = make(Script(sse_response(chunks(["Hel", "lo"])[:3], httpx2.ReadTimeout("timed out"))), timeout=2.5)
     with pytest.raises(errors.RunnerTimeoutError) as caught:
         await collect(adapter.stream_generate("hi"))
     assert str(caught.value) == (
@@ -357,7 +357,7 @@ LOADING = plain(503, encoding.dumps(openai_api.LOADING_MODEL_BODY))
 
 @pytest.mark.asyncio
 async def test_loading_is_retried_with_exponential_backoff() -> None:
-    script = Script(LOADING, LOADING, plain(502, ""), httpx.Response(200, json=completion("ready")))
+    script = Script(LOADING, LOADING, plain(502, ""), httpx2.Response(200, json=completion("ready")))
     adapter, sleeps = make(script)
     assert await adapter.generate("hi") == "ready"
     assert len(script.requests) == 4
@@ -380,7 +380,7 @@ async def test_loading_for_too_long_is_model_loading_error() -> None:
 
 @pytest.mark.asyncio
 async def test_backoff_is_capped_and_retry_after_is_honoured() -> None:
-    busy = httpx.Response(503, content=b"backend installation in progress\n", headers={"retry-after": "3"})
+    busy = httpx2.Response(503, content=b"backend installation in progress\n", headers={"retry-after": "3"})
     script = Script(busy)
     adapter, sleeps = make(script, max_retries=6, backoff=1.0)
     with pytest.raises(errors.BackendUnavailableError):
@@ -391,7 +391,7 @@ async def test_backoff_is_capped_and_retry_after_is_honoured() -> None:
 @pytest.mark.parametrize("status", [502, 504])
 @pytest.mark.asyncio
 async def test_gateway_errors_are_retried(status: int) -> None:
-    script = Script(plain(status, ""), httpx.Response(200, json=completion("fine")))
+    script = Script(plain(status, ""), httpx2.Response(200, json=completion("fine")))
     adapter, sleeps = make(script)
     assert await adapter.generate("hi") == "fine"
     assert sleeps.waits == [0.25]
@@ -430,7 +430,7 @@ async def test_gateway_errors_that_persist_say_so() -> None:
 )
 @pytest.mark.asyncio
 async def test_client_and_load_errors_are_not_retried(
-    response: httpx.Response, error: type[Exception], message: str
+    response: httpx2.Response, error: type[Exception], message: str
 ) -> None:
     script = Script(response)
     adapter, sleeps = make(script)
@@ -442,7 +442,7 @@ async def test_client_and_load_errors_are_not_retried(
 
 @pytest.mark.asyncio
 async def test_connect_errors_are_retried_then_reported() -> None:
-    script = Script(httpx.ConnectError("[Errno 111] Connection refused"))
+    script = Script(httpx2.ConnectError("[Errno 111] Connection refused"))
     adapter, sleeps = make(script, max_retries=2)
     with pytest.raises(errors.RunnerUnavailableError) as caught:
         await adapter.generate("hi")
@@ -451,20 +451,20 @@ async def test_connect_errors_are_retried_then_reported() -> None:
         "Start Docker Model Runner (Docker Desktop: `docker desktop enable model-runner --tcp 12434`; "
         "Docker Engine: `docker model install-runner`), or point --dmr-url / MODEL_RUNNER_URL at a running one"
     )
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, httpx2.ConnectError)
     assert len(script.requests) == 3 and sleeps.waits == [0.25, 0.5]
 
 
 @pytest.mark.asyncio
 async def test_a_connect_error_then_success() -> None:
-    script = Script(httpx.ConnectError("refused"), httpx.Response(200, json=completion("back")))
+    script = Script(httpx2.ConnectError("refused"), httpx2.Response(200, json=completion("back")))
     adapter, _ = make(script)
     assert await adapter.generate("hi") == "back"
 
 
 @pytest.mark.asyncio
 async def test_timeouts_are_not_retried() -> None:
-    script = Script(httpx.ReadTimeout("timed out"))
+    script = Script(httpx2.ReadTimeout("timed out"))
     adapter, sleeps = make(script, timeout=1.5)
     with pytest.raises(errors.RunnerTimeoutError) as caught:
         await adapter.generate("hi")
@@ -477,7 +477,7 @@ async def test_timeouts_are_not_retried() -> None:
 
 @pytest.mark.asyncio
 async def test_a_disconnect_before_any_answer() -> None:
-    adapter, _ = make(Script(httpx.RemoteProtocolError("Server disconnected without sending a response.")))
+    adapter, _ = make(Script(httpx2.RemoteProtocolError("Server disconnected without sending a response.")))
     with pytest.raises(errors.RunnerUnavailableError) as caught:
         await adapter.generate("hi")
     assert str(caught.value).startswith(
@@ -488,7 +488,7 @@ async def test_a_disconnect_before_any_answer() -> None:
 
 @pytest.mark.asyncio
 async def test_an_answer_that_is_not_json() -> None:
-    adapter, _ = make(Script(httpx.Response(200, content=b"<html>hi</html>")))
+    adapter, _ = make(Script(httpx2.Response(200, content=b"<html>hi</html>")))
     with pytest.raises(errors.DMRError) as caught:
         await adapter.generate("hi")
     assert str(caught.value).startswith("the runner's answer cannot be read: the answer is not JSON: '<html>hi</html>'")
@@ -498,9 +498,9 @@ async def test_an_answer_that_is_not_json() -> None:
 async def test_the_timeout_reaches_the_request() -> None:
     seen: list[dict[str, float]] = []
 
-    def respond(request: httpx.Request) -> httpx.Response:
+    def respond(request: httpx2.Request) -> httpx2.Response:
         seen.append(request.extensions["timeout"])
-        return httpx.Response(200, json=completion())
+        return httpx2.Response(200, json=completion())
 
     adapter, _ = make(Script(respond), timeout=7.5)
     await adapter.generate("hi")
@@ -515,10 +515,10 @@ async def test_the_timeout_reaches_the_request() -> None:
 @pytest.mark.parametrize(
     ("answer", "available"),
     [
-        (httpx.Response(200, json={"object": "list", "data": []}), True),
+        (httpx2.Response(200, json={"object": "list", "data": []}), True),
         (plain(500, "boom\n"), False),
-        (httpx.ConnectError("refused"), False),
-        (httpx.ConnectTimeout("timed out"), False),
+        (httpx2.ConnectError("refused"), False),
+        (httpx2.ConnectTimeout("timed out"), False),
     ],
     ids=["200", "500", "refused", "timeout"],
 )
@@ -554,15 +554,15 @@ def test_capabilities_describe_the_adapter() -> None:
 @pytest.mark.asyncio
 async def test_available_models_from_the_openai_list() -> None:
     body = {"object": "list", "data": [{"id": "docker.io/ai/smollm2:latest"}, {"id": "ai/qwen3:latest"}]}
-    adapter, _ = make(Script(httpx.Response(200, json=body)))
+    adapter, _ = make(Script(httpx2.Response(200, json=body)))
     assert await adapter.get_available_models() == ["docker.io/ai/smollm2:latest", "ai/qwen3:latest"]
 
 
 @pytest.mark.asyncio
 async def test_available_models_fall_back_to_the_management_list() -> None:
-    def respond(request: httpx.Request) -> httpx.Response:
+    def respond(request: httpx2.Request) -> httpx2.Response:
         if request.url.path == "/models":
-            return httpx.Response(200, json=[{"id": "sha256:" + "a" * 64, "tags": ["docker.io/ai/smollm2:latest"]}])
+            return httpx2.Response(200, json=[{"id": "sha256:" + "a" * 64, "tags": ["docker.io/ai/smollm2:latest"]}])
         return plain(404, "not found\n")
 
     adapter, _ = make(Script(respond))
@@ -571,13 +571,13 @@ async def test_available_models_fall_back_to_the_management_list() -> None:
 
 @pytest.mark.asyncio
 async def test_available_models_is_empty_when_nothing_answers() -> None:
-    adapter, _ = make(Script(httpx.ConnectError("refused")))
+    adapter, _ = make(Script(httpx2.ConnectError("refused")))
     assert await adapter.get_available_models() == []
 
 
 @pytest.mark.asyncio
 async def test_the_http_client_is_made_once_and_closed_by_the_context_manager() -> None:
-    script = Script(httpx.Response(200, json=completion()))
+    script = Script(httpx2.Response(200, json=completion()))
     adapter, _ = make(script)
     async with adapter:
         await adapter.generate("a")
@@ -589,7 +589,7 @@ async def test_the_http_client_is_made_once_and_closed_by_the_context_manager() 
 
 
 def test_a_new_event_loop_gets_a_new_http_client() -> None:
-    adapter, _ = make(Script(httpx.Response(200, json=completion("x"))))
+    adapter, _ = make(Script(httpx2.Response(200, json=completion("x"))))
 
     async def generate() -> tuple[str, Any]:
         return await adapter.generate("hi"), adapter._client
@@ -605,8 +605,8 @@ def test_a_new_event_loop_gets_a_new_http_client() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-class ClosingTransport(httpx.MockTransport):
-    """A scripted transport that counts how often the adapter's httpx client closed it."""
+class ClosingTransport(httpx2.MockTransport):
+    """A scripted transport that counts how often the adapter's httpx2 client closed it."""
 
     def __init__(self, script: Script) -> None:
         super().__init__(script)
@@ -617,7 +617,7 @@ class ClosingTransport(httpx.MockTransport):
 
 
 def closing_adapter() -> tuple[DockerModelRunnerAdapter, ClosingTransport]:
-    transport = ClosingTransport(Script(httpx.Response(200, json=completion("x"))))
+    transport = ClosingTransport(Script(httpx2.Response(200, json=completion("x"))))
     return DockerModelRunnerAdapter(RUNNER, MODEL, transport=transport), transport
 
 
@@ -732,11 +732,11 @@ def test_the_loop_shutdown_closes_the_client_of_each_loop_once() -> None:
 async def test_connecting_waits_at_most_ten_seconds_whatever_the_request_timeout(timeout: float, connect: float) -> None:
     seen: list[dict[str, float]] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         seen.append(request.extensions["timeout"])
-        return httpx.Response(200, json={"object": "list", "data": []})
+        return httpx2.Response(200, json={"object": "list", "data": []})
 
-    async with DockerModelRunnerAdapter("http://127.0.0.1:12434", transport=httpx.MockTransport(handler), timeout=timeout) as adapter:
+    async with DockerModelRunnerAdapter("http://127.0.0.1:12434", transport=httpx2.MockTransport(handler), timeout=timeout) as adapter:
         await adapter.get_available_models()
     assert seen == [{"connect": connect, "read": timeout, "write": timeout, "pool": timeout}]
 
@@ -744,6 +744,6 @@ async def test_connecting_waits_at_most_ten_seconds_whatever_the_request_timeout
 def test_a_connect_timeout_names_the_connect_limit_not_the_request_timeout() -> None:
     from pytest_dmr import _http
 
-    error = _http.transport_error(httpx.ConnectTimeout("timed out"), runner_url="http://127.0.0.1:12434", timeout=120)
+    error = _http.transport_error(httpx2.ConnectTimeout("timed out"), runner_url="http://127.0.0.1:12434", timeout=120)
     assert isinstance(error, errors.RunnerTimeoutError)
     assert str(error).startswith("the runner did not accept the connection within 10 s (runner http://127.0.0.1:12434)")

@@ -1,4 +1,4 @@
-"""ModelRunnerClient and AsyncModelRunnerClient against scripted httpx.MockTransport runners.
+"""ModelRunnerClient and AsyncModelRunnerClient against scripted httpx2.MockTransport runners.
 
 Every test runs twice, through the sync client and the async one, with the same assertions: the
 two share their request building and response reading, and these tests hold them to it.
@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pytest_dmr import errors
@@ -30,21 +30,21 @@ SMOLLM2 = {
 }
 OLD_STYLE = {"id": "sha256:" + "b" * 64, "tags": ["ai/qwen3:latest"], "created": 1, "config": {"size": "1 GiB"}}
 
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-def text(status: int, body: str, content_type: str = encoding.TEXT_PLAIN) -> httpx.Response:
-    return httpx.Response(status, content=body.encode(), headers={"content-type": content_type})
+def text(status: int, body: str, content_type: str = encoding.TEXT_PLAIN) -> httpx2.Response:
+    return httpx2.Response(status, content=body.encode(), headers={"content-type": content_type})
 
 
 class Runner:
     """A scripted runner: routes ``(METHOD, path)`` to a response or a callable; records requests."""
 
-    def __init__(self, routes: dict[tuple[str, str], httpx.Response | Handler | BaseException]) -> None:
+    def __init__(self, routes: dict[tuple[str, str], httpx2.Response | Handler | BaseException]) -> None:
         self.routes = routes
-        self.requests: list[httpx.Request] = []
+        self.requests: list[httpx2.Request] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
         route = self.routes.get((request.method, request.url.path))
         if route is None:
@@ -53,14 +53,14 @@ class Runner:
             raise route
         if callable(route):
             return route(request)
-        # a fresh copy each time: an httpx.Response is read once, by one kind of client
-        return httpx.Response(route.status_code, headers=route.headers, content=route.read())
+        # a fresh copy each time: an httpx2.Response is read once, by one kind of client
+        return httpx2.Response(route.status_code, headers=route.headers, content=route.read())
 
 
 @pytest.fixture(params=["sync", "async"])
 def make_client(request: pytest.FixtureRequest) -> Callable[..., Any]:
     def make(handler: Handler, base_url: str = RUNNER) -> Any:
-        transport = httpx.MockTransport(handler)
+        transport = httpx2.MockTransport(handler)
         if request.param == "sync":
             return ModelRunnerClient(base_url, transport=transport)
         return AsyncFacade(AsyncModelRunnerClient(base_url, transport=transport))
@@ -85,7 +85,7 @@ def test_bare_llama_cpp_is_running_but_is_not_a_model_runner(make_client: Callab
     runner = Runner(
         {
             ("GET", "/"): text(200, "<html>llama.cpp</html>", "text/html"),
-            ("GET", "/v1/models"): httpx.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]}),
+            ("GET", "/v1/models"): httpx2.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]}),
         }
     )
     client = make_client(runner, "http://127.0.0.1:8080/v1")
@@ -96,8 +96,8 @@ def test_bare_llama_cpp_is_running_but_is_not_a_model_runner(make_client: Callab
 @pytest.mark.parametrize(
     "routes",
     [
-        {("GET", "/"): httpx.ConnectError("[Errno 111] Connection refused")},
-        {("GET", "/"): httpx.ReadTimeout("timed out")},
+        {("GET", "/"): httpx2.ConnectError("[Errno 111] Connection refused")},
+        {("GET", "/"): httpx2.ReadTimeout("timed out")},
         {},  # a web server that is something else: 404 everywhere
         {("GET", "/"): text(200, "hello"), ("GET", "/engines/v1/models"): text(200, "not json")},
     ],
@@ -111,7 +111,7 @@ def test_is_running_is_false_and_never_raises(make_client: Callable[..., Any], r
 
 def test_engines_status(make_client: Callable[..., Any]) -> None:
     status = {"llama.cpp": "Running: llama.cpp b1234", "vllm": "Not Installed"}
-    client = make_client(Runner({("GET", "/engines/status"): httpx.Response(200, json=status)}))
+    client = make_client(Runner({("GET", "/engines/status"): httpx2.Response(200, json=status)}))
     assert client.engines_status() == status
 
 
@@ -121,7 +121,7 @@ def test_engines_status(make_client: Callable[..., Any]) -> None:
 
 
 def test_list_models_reads_the_management_list(make_client: Callable[..., Any]) -> None:
-    client = make_client(Runner({("GET", "/models"): httpx.Response(200, json=[SMOLLM2, OLD_STYLE])}))
+    client = make_client(Runner({("GET", "/models"): httpx2.Response(200, json=[SMOLLM2, OLD_STYLE])}))
     models = client.list_models()
     assert [model.name for model in models] == ["docker.io/ai/smollm2:latest", "ai/qwen3:latest"]
     assert models[0].size == "256.35 MiB"
@@ -131,13 +131,13 @@ def test_list_models_reads_the_management_list(make_client: Callable[..., Any]) 
 @pytest.mark.parametrize(
     ("response", "shown"),
     [
-        (httpx.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]}), "200 '{\"object\":\"list\""),
+        (httpx2.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]}), "200 '{\"object\":\"list\""),
         (text(404, "404 page not found\n"), "404 '404 page not found'"),
     ],
     ids=["llama.cpp-models", "404"],
 )
 def test_list_models_on_a_server_without_management_api(
-    make_client: Callable[..., Any], response: httpx.Response, shown: str
+    make_client: Callable[..., Any], response: httpx2.Response, shown: str
 ) -> None:
     client = make_client(Runner({("GET", "/models"): response}))
     with pytest.raises(errors.NotAModelRunnerError) as caught:
@@ -162,13 +162,13 @@ def test_list_models_on_a_server_without_management_api(
 )
 def test_list_openai_models_uses_the_api_prefix(make_client: Callable[..., Any], base_url: str, path: str) -> None:
     body = model_info.openai_model_list([model_info.ModelInfo.from_json(SMOLLM2), model_info.ModelInfo.from_json(OLD_STYLE)])
-    runner = Runner({("GET", path): httpx.Response(200, json=body)})
+    runner = Runner({("GET", path): httpx2.Response(200, json=body)})
     assert make_client(runner, base_url).list_openai_models() == ["docker.io/ai/smollm2:latest", "ai/qwen3:latest"]
     assert runner.requests[0].url.path == path
 
 
 def test_inspect_finds_a_model(make_client: Callable[..., Any]) -> None:
-    runner = Runner({("GET", "/models/ai/smollm2"): httpx.Response(200, json=SMOLLM2)})
+    runner = Runner({("GET", "/models/ai/smollm2"): httpx2.Response(200, json=SMOLLM2)})
     model = make_client(runner).inspect("ai/smollm2")
     assert model.tags == tuple(SMOLLM2["tags"])
     assert model.config["context_size"] == 8192
@@ -188,18 +188,18 @@ def test_inspect_of_a_missing_model_raises_model_not_found(make_client: Callable
 @pytest.mark.parametrize("name", ["smollm2", "ai/smollm2", "ai/smollm2:latest", "docker.io/ai/smollm2", "SmolLM2",
                                   "ai/smollm2:360M-Q4_K_M", "qwen3", "docker.io/ai/qwen3:latest"])
 def test_has_model_compares_canonical_names_in_both_tag_forms(make_client: Callable[..., Any], name: str) -> None:
-    client = make_client(Runner({("GET", "/models"): httpx.Response(200, json=[SMOLLM2, OLD_STYLE])}))
+    client = make_client(Runner({("GET", "/models"): httpx2.Response(200, json=[SMOLLM2, OLD_STYLE])}))
     assert client.has_model(name) is True
 
 
 @pytest.mark.parametrize("name", ["ai/smollm2:135M-Q4_0", "ai/smollm2:360m-q4_k_m", "myorg/smollm2", "llama3.2"])
 def test_has_model_is_false_for_other_models(make_client: Callable[..., Any], name: str) -> None:
-    client = make_client(Runner({("GET", "/models"): httpx.Response(200, json=[SMOLLM2, OLD_STYLE])}))
+    client = make_client(Runner({("GET", "/models"): httpx2.Response(200, json=[SMOLLM2, OLD_STYLE])}))
     assert client.has_model(name) is False
 
 
 def test_has_model_falls_back_to_the_openai_list_on_a_bare_server(make_client: Callable[..., Any]) -> None:
-    runner = Runner({("GET", "/engines/v1/models"): httpx.Response(200, json={"data": [{"id": "ai/smollm2"}]})})
+    runner = Runner({("GET", "/engines/v1/models"): httpx2.Response(200, json={"data": [{"id": "ai/smollm2"}]})})
     client = make_client(runner)
     assert client.has_model("smollm2") is True
     assert client.has_model("qwen3") is False
@@ -220,11 +220,11 @@ PULL_LINES = [
 
 
 def pull_response(lines: list[PullProgress], *, raw_json: bool, trailer: str = "") -> Handler:
-    def respond(request: httpx.Request) -> httpx.Response:
+    def respond(request: httpx2.Request) -> httpx2.Response:
         body = b"".join(pull_stream.encode_pull_line(line, raw_json=raw_json) for line in lines) + trailer.encode()
         # a runner that answers text/plain whatever the Accept header says (the client must cope)
         content_type = pull_stream.pull_content_type(encoding.JSON_CONTENT_TYPE if raw_json else None)
-        return httpx.Response(200, content=body, headers={"content-type": content_type})
+        return httpx2.Response(200, content=body, headers={"content-type": content_type})
 
     return respond
 
@@ -313,7 +313,7 @@ def test_pull_without_a_success_line_is_an_error(make_client: Callable[..., Any]
 
 def test_delete_returns_the_actions_and_sends_force(make_client: Callable[..., Any]) -> None:
     actions = [{"Untagged": "docker.io/ai/smollm2:latest"}, {"Deleted": SMOLLM2["id"]}]
-    runner = Runner({("DELETE", "/models/ai/smollm2"): httpx.Response(200, json=actions)})
+    runner = Runner({("DELETE", "/models/ai/smollm2"): httpx2.Response(200, json=actions)})
     client = make_client(runner)
     assert client.delete("ai/smollm2") == actions
     assert client.delete("ai/smollm2", force=True) == actions
@@ -363,11 +363,11 @@ def test_connection_refused_names_the_url_and_how_to_start_dmr(flavour: str) -> 
     message = str(caught.value)
     assert message.startswith("cannot connect to the runner (")
     assert message.endswith(f") (runner {url}). {START_HINT}")
-    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert isinstance(caught.value.__cause__, httpx2.ConnectError)
 
 
 def test_name_resolution_failure_is_runner_unavailable(make_client: Callable[..., Any]) -> None:
-    failure = httpx.ConnectError("[Errno -2] Name or service not known")
+    failure = httpx2.ConnectError("[Errno -2] Name or service not known")
     client = make_client(Runner({("GET", "/models"): failure}), "http://dmr.example.invalid:12434")
     with pytest.raises(errors.RunnerUnavailableError) as caught:
         client.list_models()
@@ -378,7 +378,7 @@ def test_name_resolution_failure_is_runner_unavailable(make_client: Callable[...
 
 
 def test_timeout_is_runner_timeout_error(make_client: Callable[..., Any]) -> None:
-    client = make_client(Runner({("GET", "/models/ai/smollm2"): httpx.ReadTimeout("timed out")}))
+    client = make_client(Runner({("GET", "/models/ai/smollm2"): httpx2.ReadTimeout("timed out")}))
     with pytest.raises(errors.RunnerTimeoutError) as caught:
         client.inspect("ai/smollm2")
     assert str(caught.value) == (
@@ -388,19 +388,19 @@ def test_timeout_is_runner_timeout_error(make_client: Callable[..., Any]) -> Non
 
 
 def test_pull_connection_lost_midway_is_a_pull_error(make_client: Callable[..., Any]) -> None:
-    class Cut(httpx.SyncByteStream, httpx.AsyncByteStream):
+    class Cut(httpx2.SyncByteStream, httpx2.AsyncByteStream):
         line = pull_stream.encode_pull_line(PULL_LINES[0], raw_json=True)
 
         def __iter__(self):  # type: ignore[no-untyped-def]
             yield self.line
-            raise httpx.RemoteProtocolError("peer closed connection")
+            raise httpx2.RemoteProtocolError("peer closed connection")
 
         async def __aiter__(self):  # type: ignore[no-untyped-def]
             yield self.line
-            raise httpx.RemoteProtocolError("peer closed connection")
+            raise httpx2.RemoteProtocolError("peer closed connection")
 
-    def respond(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, headers={"content-type": "application/json"}, stream=Cut())
+    def respond(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "application/json"}, stream=Cut())
 
     seen: list[PullProgress] = []
     with pytest.raises(errors.PullError) as caught:
@@ -413,7 +413,7 @@ def test_pull_connection_lost_midway_is_a_pull_error(make_client: Callable[..., 
 
 
 def test_client_defaults_to_the_transports_base_url() -> None:
-    class WithBaseUrl(httpx.MockTransport):
+    class WithBaseUrl(httpx2.MockTransport):
         base_url = "http://dmr-mock.invalid"
 
     client = ModelRunnerClient(transport=WithBaseUrl(Runner({("GET", "/"): text(200, addresses.ROOT_BANNER)})))
@@ -422,7 +422,7 @@ def test_client_defaults_to_the_transports_base_url() -> None:
 
 
 def test_client_context_managers_close_their_http_clients() -> None:
-    transport = httpx.MockTransport(Runner({}))
+    transport = httpx2.MockTransport(Runner({}))
     with ModelRunnerClient(RUNNER, transport=transport) as client:
         pass
     assert client._http.is_closed

@@ -10,7 +10,7 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from pytest_dmr import errors
@@ -48,11 +48,11 @@ def client(flavour: str, mock: MockModelRunner) -> Any:
 
 
 @pytest.fixture
-def scripted(flavour: str) -> Callable[[Callable[[httpx.Request], httpx.Response]], Any]:
+def scripted(flavour: str) -> Callable[[Callable[[httpx2.Request], httpx2.Response]], Any]:
     """A client on a transport that answers every request with ``handler``."""
 
-    def make(handler: Callable[[httpx.Request], httpx.Response]) -> Any:
-        transport = httpx.MockTransport(handler)
+    def make(handler: Callable[[httpx2.Request], httpx2.Response]) -> Any:
+        transport = httpx2.MockTransport(handler)
         if flavour == "sync":
             return ModelRunnerClient(RUNNER, transport=transport)
         return AsyncFacade(AsyncModelRunnerClient(RUNNER, transport=transport))
@@ -61,7 +61,7 @@ def scripted(flavour: str) -> Callable[[Callable[[httpx.Request], httpx.Response
 
 
 def chat(mock: MockModelRunner, model: str = "ai/smollm2", endpoint: str = "/engines/v1/chat/completions") -> None:
-    with httpx.Client(transport=mock, base_url=mock.base_url) as http:
+    with httpx2.Client(transport=mock, base_url=mock.base_url) as http:
         body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "input": "x"}
         assert http.post(endpoint, json=body).status_code == 200
 
@@ -71,7 +71,7 @@ def chat(mock: MockModelRunner, model: str = "ai/smollm2", endpoint: str = "/eng
 
 def test_version(client: Any, scripted: Callable[..., Any]) -> None:
     assert client.version() == "v1.2.6"
-    other = scripted(lambda request: httpx.Response(200, json={"version": "v1.0.11"}))
+    other = scripted(lambda request: httpx2.Response(200, json={"version": "v1.0.11"}))
     assert other.version() == "v1.0.11"
 
 
@@ -86,7 +86,7 @@ def test_running_models_on_the_mock(client: Any, mock: MockModelRunner) -> None:
 
 
 def test_running_models_reads_every_field_of_dmrs_answer(scripted: Callable[..., Any]) -> None:
-    client = scripted(lambda request: httpx.Response(200, content=PS_EXAMPLE.encode(), headers={"content-type": "application/json"}))
+    client = scripted(lambda request: httpx2.Response(200, content=PS_EXAMPLE.encode(), headers={"content-type": "application/json"}))
     idle, busy, loading = client.running_models()
     assert idle == RunningModel(
         backend="llama.cpp", model="ai/smollm2", mode="completion",
@@ -103,7 +103,7 @@ def test_disk_usage(client: Any, mock: MockModelRunner, scripted: Callable[..., 
     mock.add_model("ai/qwen3:0.6B-Q4_0")
     assert client.disk_usage().models > usage.models
     answer = {"models_disk_usage": 1234567890, "default_backend_disk_usage": 45678901}
-    assert scripted(lambda request: httpx.Response(200, json=answer)).disk_usage() == DiskUsage(1234567890, 45678901)
+    assert scripted(lambda request: httpx2.Response(200, json=answer)).disk_usage() == DiskUsage(1234567890, 45678901)
 
 
 # ------------------------------------------------------------------------------- unloading
@@ -151,7 +151,7 @@ def test_configure_sends_keep_alive_as_dmr_writes_it(client: Any, mock: MockMode
     assert client.configure("ai/smollm2", keep_alive=keep_alive) is None
     assert mock.last_request.path == "/engines/_configure"
     assert mock.last_request.json == {"model": "ai/smollm2", "keep_alive": shown}
-    with httpx.Client(transport=mock, base_url=mock.base_url) as http:
+    with httpx2.Client(transport=mock, base_url=mock.base_url) as http:
         assert http.get("/engines/_configure").json()[0]["Config"] == {"keep_alive": shown}
     running = client.running_models()
     if shown == "0s":
@@ -228,7 +228,7 @@ def test_an_unknown_backend(client: Any) -> None:
 
 
 def test_a_runner_in_use_with_other_settings_is_a_409(scripted: Callable[..., Any]) -> None:
-    client = scripted(lambda request: httpx.Response(409, text="runner already active\n"))
+    client = scripted(lambda request: httpx2.Response(409, text="runner already active\n"))
     with pytest.raises(errors.RunnerHTTPError) as caught:
         client.configure("ai/smollm2", keep_alive="5m")
     assert caught.value.status_code == 409
@@ -240,13 +240,13 @@ def test_a_runner_in_use_with_other_settings_is_a_409(scripted: Callable[..., An
 
 
 def test_other_errors_go_through_the_usual_mapping(scripted: Callable[..., Any]) -> None:
-    client = scripted(lambda request: httpx.Response(400, text="invalid request\n"))
+    client = scripted(lambda request: httpx2.Response(400, text="invalid request\n"))
     with pytest.raises(errors.BadRequestError) as caught:
         client.configure("ai/smollm2", keep_alive="5m")
     assert str(caught.value) == (
         f"the runner rejected the request (400: invalid request) (runner {RUNNER}, model ai/smollm2). Check the request options"
     )
-    failing = scripted(lambda request: httpx.Response(500, text="Failed to get models disk usage: disk on fire\n"))
+    failing = scripted(lambda request: httpx2.Response(500, text="Failed to get models disk usage: disk on fire\n"))
     with pytest.raises(errors.RunnerHTTPError) as caught_500:
         failing.disk_usage()
     assert caught_500.value.status_code == 500
@@ -265,11 +265,11 @@ CALLS: dict[str, tuple[Callable[[Any], Any], str]] = {
 }
 
 
-def llama_cpp(request: httpx.Request) -> httpx.Response:
+def llama_cpp(request: httpx2.Request) -> httpx2.Response:
     """A bare llama.cpp server: its OpenAI API, and its JSON 404 for everything else."""
     if request.url.path == "/v1/models":
-        return httpx.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]})
-    return httpx.Response(404, content=LLAMA_CPP_404.encode(), headers={"content-type": "application/json; charset=utf-8"})
+        return httpx2.Response(200, json={"object": "list", "data": [{"id": "smollm2"}]})
+    return httpx2.Response(404, content=LLAMA_CPP_404.encode(), headers={"content-type": "application/json; charset=utf-8"})
 
 
 @pytest.mark.parametrize("call", sorted(CALLS))
@@ -288,20 +288,20 @@ def test_a_plain_openai_server_is_not_a_model_runner(scripted: Callable[..., Any
 def test_a_server_answering_html_is_not_a_model_runner(scripted: Callable[..., Any], call: str) -> None:
     operation, what = CALLS[call]
     page = "<html>welcome</html>"
-    client = scripted(lambda request: httpx.Response(200 if request.method == "GET" else 405, text=page))
+    client = scripted(lambda request: httpx2.Response(200 if request.method == "GET" else 405, text=page))
     with pytest.raises(errors.NotAModelRunnerError, match=f"^the server answered {what} with"):
         operation(client)
 
 
 def test_configure_answered_by_a_catch_all_page_is_not_a_model_runner(scripted: Callable[..., Any]) -> None:
     """DMR answers ``_configure`` with 202 and nothing else; a 200 page means the settings went nowhere."""
-    client = scripted(lambda request: httpx.Response(200, text="<html>welcome</html>"))
+    client = scripted(lambda request: httpx2.Response(200, text="<html>welcome</html>"))
     with pytest.raises(errors.NotAModelRunnerError, match="^the server answered POST /engines/_configure with 200 '<html>welcome</html>'"):
         client.configure("ai/smollm2", keep_alive="1m")
 
 
 def test_a_json_answer_of_the_wrong_shape_is_not_a_model_runner(scripted: Callable[..., Any]) -> None:
-    client = scripted(lambda request: httpx.Response(200, json={"status": "ok"}))
+    client = scripted(lambda request: httpx2.Response(200, json={"status": "ok"}))
     for call in ("version", "running_models", "disk_usage", "unload"):
         with pytest.raises(errors.NotAModelRunnerError):
             CALLS[call][0](client)

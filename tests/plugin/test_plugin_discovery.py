@@ -232,14 +232,14 @@ def test_discovery_survives_json(standin: StandIn, refused_url: str) -> None:
 
 
 def test_nothing_listening_needs_no_http_library() -> None:
-    """In a fresh interpreter: discovery with nothing on 12434 and no socket imports no HTTP library
-    (its cost is a figure of benchmarks/startup.py, not a bound here)."""
+    """In a fresh interpreter: discovery with nothing on 12434 and no socket imports no HTTP library,
+    httpx2 and httpx included (its cost is a figure of benchmarks/startup.py, not a bound here)."""
     code = (
         "import sys, time\n"
         "from pytest_dmr import discovery, settings\n"
         "s = settings.resolve({}, {}, {'DMR_DISCOVERY': 'url,compose,host'})\n"
         "start = time.perf_counter(); d = discovery.discover(s, {}); took = time.perf_counter() - start\n"
-        "print(took, 'httpx' in sys.modules, 'http.client' in sys.modules, d.probes[0].result)\n"
+        "print(took, 'httpx' in sys.modules or 'httpx2' in sys.modules, 'http.client' in sys.modules, d.probes[0].result)\n"
     )
     with socket.socket() as probe_socket:
         if probe_socket.connect_ex(("127.0.0.1", 12434)) == 0:

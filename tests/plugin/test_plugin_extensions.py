@@ -499,6 +499,6 @@ def test_plugin_import_stays_cheap(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = "import sys, pytest_dmr.plugin; print(sorted(m for m in ('httpx', 'pytest_dmr.mock', 'pytest_dmr.adapter') if m in sys.modules))"
+    code = "import sys, pytest_dmr.plugin; print(sorted(m for m in ('httpx', 'httpx2', 'pytest_dmr.mock', 'pytest_dmr.adapter') if m in sys.modules))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert output.strip() == "[]"
