@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pytest_dmr.protocol._regex import compiled
 from pytest_dmr.protocol.encoding import EVENT_STREAM, JSON_CONTENT_TYPE
 
 __all__ = [
@@ -170,7 +171,8 @@ def go_marshal(value: Any, *, maps: bool = False) -> str:
         return _go_float(float(value))
     if isinstance(value, int):
         return str(value)
-    return json.dumps(str(value), ensure_ascii=False).translate(_HTML_SAFE)
+    text = compiled(r"[\ud800-\udfff]").sub("\ufffd", str(value))  # Go: a lone surrogate becomes U+FFFD
+    return json.dumps(text, ensure_ascii=False).translate(_HTML_SAFE)
 
 
 # What a record holds
@@ -502,13 +504,13 @@ class RequestLog:
     ) -> str:
         """Record a request as the scheduler starts to serve it (``status_code`` 0, no answer yet);
         returns its ID for :meth:`record_response`. ``url`` is the path after the alias rewrite."""
-        model_id = self._resolve_id(model)
-        record_id = self._make_id(model_id, now_ns)
-        record = record_json(
-            id=record_id, model=model, method=method, url=url, request=truncate_media(body),
-            timestamp=now_ns // 1_000_000_000, user_agent=user_agent, origin=origin,
-        )  # fmt: skip
+        model_id, request = self._resolve_id(model), truncate_media(body)
         with self._lock:
+            record_id = self._make_id(model_id, now_ns)
+            record = record_json(
+                id=record_id, model=model, method=method, url=url, request=request,
+                timestamp=now_ns // 1_000_000_000, user_agent=user_agent, origin=origin,
+            )  # fmt: skip
             records = self._data(model_id).records
             records.append(record)
             del records[: max(0, len(records) - self._max)]
