@@ -3,7 +3,9 @@
 Runs the same temporary suite in fresh pytest processes, with the plugin (auto mode, discovery
 limited to url,compose,host,desktop as on this project's machines, nothing on 127.0.0.1:12434) and
 with ``-p no:dmr``, in pairs (the order alternating from pair to pair); prints both medians and
-the median and spread of the per-pair ratio. Target: a median ratio of at most 1.01. Then the
+the median and spread of the per-pair ratio, in CPU time (user and system: other processes on
+the machine disturb it less than wall time) and in wall time, and the ratio of the fastest runs
+(on a busy machine, the least disturbed). Target: a median ratio of at most 1.01. Then the
 ``-X importtime`` totals of ``import pytest_dmr.plugin``, in a process that has imported pytest.
 
 By default the package is seen as a user sees an installed wheel: a throwaway environment whose
@@ -12,7 +14,7 @@ packages through a path file, so setuptools' editable finder (a meta-path finder
 install loads at every interpreter start) plays no part. ``--view editable`` runs this environment
 as it is instead.
 
-    python benchmarks/startup.py [--pairs 15] [--view installed|editable]
+    python benchmarks/startup.py [--pairs 21] [--view installed|editable]
 """
 
 from __future__ import annotations
@@ -82,22 +84,22 @@ def check_header(python: str, folder: Path, environ: dict[str, str]) -> str:
     return f"{line}\n  {plugin}"
 
 
-def import_times(python: str, environ: dict[str, str], runs: int = 7) -> tuple[float, list[tuple[str, float]]]:
+def import_times(python: str, folder: Path, environ: dict[str, str], runs: int = 7) -> tuple[float, list[tuple[str, float]]]:
     """``-X importtime`` of the plugin after pytest, medians of ``runs`` processes: the cumulative
     milliseconds of ``import pytest_dmr.plugin``, and each module it loads with its own milliseconds."""
     totals: list[float] = []
     own: dict[str, list[float]] = {}
     for _ in range(runs):
-        total, modules = import_time(python, environ)
+        total, modules = import_time(python, folder, environ)
         totals.append(total)
         for name, took in modules:
             own.setdefault(name, []).append(took)
     return statistics.median(totals), [(name, statistics.median(took)) for name, took in own.items()]
 
 
-def import_time(python: str, environ: dict[str, str]) -> tuple[float, list[tuple[str, float]]]:
+def import_time(python: str, folder: Path, environ: dict[str, str]) -> tuple[float, list[tuple[str, float]]]:
     result = subprocess.run([python, "-X", "importtime", "-c", "import pytest; import pytest_dmr.plugin"],
-                            env=environ, capture_output=True, text=True, check=True)
+                            cwd=folder, env=environ, capture_output=True, text=True, check=True)
     lines = [line for line in result.stderr.splitlines() if line.startswith("import time:") and "|" in line]
     after = next(index for index, line in enumerate(lines) if line.rstrip().endswith("| pytest"))
     modules: list[tuple[str, float]] = []
@@ -118,7 +120,7 @@ def nothing_listens() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=15, help="pairs of runs (default 15)")
+    parser.add_argument("--pairs", type=int, default=21, help="pairs of runs (default 21)")
     parser.add_argument("--view", choices=("installed", "editable"), default="installed",
                         help="how the package is seen (default: installed, as from a wheel)")
     args = parser.parse_args()
@@ -142,7 +144,7 @@ def main() -> None:
             order = list(kinds) if pair % 2 == 0 else list(kinds)[::-1]
             for name in order:
                 runs[name].append(run_once(python, folder, kinds[name], environ))
-        cumulative, own = import_times(python, environ)
+        cumulative, own = import_times(python, folder, environ)
     print(f"{TESTS} trivial tests, {args.pairs} pairs of runs (order alternating), package view: {args.view}")
     print(header)
     for index, measure in enumerate(("CPU time (user+system)", "wall time")):
@@ -153,7 +155,8 @@ def main() -> None:
         print(f"{measure}: median {statistics.median(with_plugin) * 1000:.1f} ms with pytest-dmr (auto, nothing "
               f"listening), {statistics.median(without) * 1000:.1f} ms with -p no:dmr")
         print(f"  per-pair ratio: median {statistics.median(ratios):.3f} (target <= 1.01), "
-              f"quartiles {low:.3f}-{high:.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}")
+              f"quartiles {low:.3f}-{high:.3f}, range {ratios[0]:.3f}-{ratios[-1]:.3f}; "
+              f"fastest run to fastest run: {min(with_plugin) / min(without):.3f}")
     print(f"import pytest_dmr.plugin after import pytest (-X importtime, median of 7): {cumulative:.2f} ms; "
           "the modules it loads (self ms):")
     print("  " + ", ".join(f"{name} {took:.2f}" for name, took in own))
