@@ -9,10 +9,12 @@ the machine disturb it less than wall time) and in wall time, and the ratio of t
 ``-X importtime`` totals of ``import pytest_dmr.plugin``, in a process that has imported pytest.
 
 By default the package is seen as a user sees an installed wheel: a throwaway environment whose
-site directory holds a copy of ``pytest_dmr`` and its entry point, and reaches this environment's
-packages through a path file, so setuptools' editable finder (a meta-path finder that an editable
-install loads at every interpreter start) plays no part. ``--view editable`` runs this environment
-as it is instead.
+site directory holds a copy of ``pytest_dmr`` with its entry point and RECORD, and reaches this
+environment's packages through a path file. So setuptools' editable finder (which an editable
+install loads at every interpreter start, in both arms) plays no part, and pytest marks the
+package for assertion rewriting as it does an installed plugin (an editable install's RECORD
+names no module of the package, so there its modules load without pytest's import hook).
+``--view editable`` runs this environment as it is instead.
 
     python benchmarks/startup.py [--pairs 21] [--view installed|editable]
 """
@@ -54,6 +56,10 @@ def installed_view(folder: Path) -> str:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-dmr\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[pytest11]\ndmr = pytest_dmr.plugin\n")
+    # The files, as a wheel's RECORD lists them: pytest then marks the package for assertion
+    # rewriting (its modules load through pytest's import hook), as for an installed plugin.
+    files = sorted(path.relative_to(site).as_posix() for path in (Path(site) / "pytest_dmr").rglob("*") if path.is_file())
+    (info / "RECORD").write_text("".join(f"{name},,\n" for name in [*files, *(f"{info.name}/{n}" for n in ("METADATA", "entry_points.txt", "RECORD"))]))
     # This environment's packages (pytest and the rest), after the copy: a .pth line adds a path,
     # and the .pth files in that path (the editable finder's) are not run.
     (Path(site) / "outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")

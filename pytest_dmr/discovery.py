@@ -19,8 +19,8 @@ records are named tuples (a dataclass costs a millisecond to define), and the mo
 parser loads only when something answers.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
+# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
 import ipaddress
 import json
 import os
@@ -125,7 +125,7 @@ class Discovery(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Discovery:
+    def from_json(cls, data: Mapping[str, Any]) -> "Discovery":
         address = data.get("address")
         return cls(
             probes=tuple(Probe(**probe) for probe in data.get("probes", ())),

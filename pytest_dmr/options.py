@@ -8,7 +8,7 @@ no dataclass, no regular expression, no other pytest-dmr module.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 MODES = ("auto", "live", "mock", "off")
 PROVISIONERS = ("never", "testcontainers")
@@ -17,22 +17,27 @@ DEFAULT_COMPOSE_REFS = ("LLM", "AI_RUNNER")
 DEFAULT_TIMEOUT = 120.0
 
 
-class Option(TypedDict, total=False):
-    """One row: ``setting`` (the ``Settings`` field), ``flag`` (``None``: ini only), ``ini`` (the
-    ini key, also the flag's argparse destination), ``env`` (variables, first present wins),
-    ``default`` (as the documentation shows it), and what argparse and the ini take."""
+if TYPE_CHECKING:
 
-    setting: str
-    flag: str | None
-    ini: str
-    env: tuple[str, ...]
-    default: str
-    metavar: str
-    action: str
-    help: str
-    ini_type: str
-    ini_default: Any
-    ini_help: str
+    class Option(TypedDict, total=False):
+        """One row: ``setting`` (the ``Settings`` field), ``flag`` (``None``: ini only), ``ini`` (the
+        ini key, also the flag's argparse destination), ``env`` (variables, first present wins),
+        ``default`` (as the documentation shows it), and what argparse and the ini take."""
+
+        setting: str
+        flag: str | None
+        ini: str
+        env: tuple[str, ...]
+        default: str
+        metavar: str
+        action: str
+        help: str
+        ini_type: str
+        ini_default: Any
+        ini_help: str
+
+else:
+    Option = dict  # at run time a row is a dict: a TypedDict class would cost its fields' parsing at every import
 
 
 OPTIONS: tuple[Option, ...] = (

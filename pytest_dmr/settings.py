@@ -23,8 +23,8 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 plugin warns about them at configure time).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
+# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -75,7 +75,7 @@ class Settings(NamedTuple):
         return self._asdict()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+    def from_json(cls, data: Mapping[str, Any]) -> "Settings":
         values = dict(data)
         for name in ("discovery", "compose_refs"):
             values[name] = tuple(values[name])
