@@ -13,23 +13,25 @@ library); only when something listens does it speak HTTP (a plain ``GET`` on a s
 answering the banner is a Docker Model Runner; otherwise an OpenAI ``/models`` list under
 ``/engines/v1`` or ``/v1`` is an OpenAI-compatible server (no management API). Nothing here
 imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands it to workers).
+
+The header of every run in auto mode needs discovery, so this module is cheap to import: its
+records are named tuples (a dataclass costs a millisecond to define), and the model listing's
+parser loads only when something answers.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
+# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
 import ipaddress
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from pytest_dmr import errors
-from pytest_dmr.protocol import addresses, encoding, model_info, routes
+from pytest_dmr.protocol import addresses, routes
 from pytest_dmr.settings import Settings, compose_variables
 
 CONNECT_TIMEOUT = 0.5
@@ -53,8 +55,7 @@ FOUND, REFUSED, TIMEOUT, NOT_DMR, SKIPPED, ERROR = "found", "refused", "timeout"
 KIND_DMR, KIND_OPENAI = "dmr", "openai"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One candidate to probe: where to connect, and the runner address it would give."""
 
     group: str
@@ -70,8 +71,7 @@ class Target:
     """Why this target is not probed at all (a docker-internal name seen from the host)."""
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(NamedTuple):
     """The outcome of probing one target."""
 
     target: str
@@ -88,8 +88,7 @@ class Probe:
         return f"{self.target} {self.detail}"
 
 
-@dataclass(frozen=True)
-class Discovery:
+class Discovery(NamedTuple):
     """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered)."""
 
     probes: tuple[Probe, ...] = ()
@@ -114,7 +113,7 @@ class Discovery:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "probes": [probe.__dict__ for probe in self.probes],
+            "probes": [probe._asdict() for probe in self.probes],
             "address": list(self.address) if self.address else None,
             "kind": self.kind,
             "source": self.source,
@@ -125,7 +124,7 @@ class Discovery:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Discovery:
+    def from_json(cls, data: Mapping[str, Any]) -> "Discovery":
         address = data.get("address")
         return cls(
             probes=tuple(Probe(**probe) for probe in data.get("probes", ())),
@@ -229,7 +228,7 @@ def plan(
         for ref, url, _model in compose_variables(settings.compose_refs, environ):
             targets.append(_url_target("compose", url, f"{ref}_URL", inside=inside))
     if "host" in groups:
-        address = addresses.parse_runner_url(addresses.DEFAULT_HOST_URL)
+        address = addresses.RunnerAddress(addresses.DEFAULT_HOST_URL, routes.ENGINES_PREFIX)  # parsed, without a regex
         targets.append(Target("host", f"127.0.0.1:{addresses.DEFAULT_PORT}", address, "127.0.0.1", addresses.DEFAULT_PORT))
     if "container" in groups:
         if inside:
@@ -381,6 +380,8 @@ def _get_https(target: Target, path: str, host_header: str) -> tuple[int, bytes]
 
 
 def _json(body: bytes) -> Any:
+    from pytest_dmr.protocol import encoding  # only when something answers
+
     try:
         return encoding.loads(body)
     except ValueError:
@@ -389,6 +390,8 @@ def _json(body: bytes) -> Any:
 
 def _listed(read: Callable[[], Sequence[str]]) -> tuple[str, ...]:
     """The model names of a listing, or none when the listing cannot be read: the runner still answered."""
+    from pytest_dmr import errors
+
     try:
         return tuple(read())
     except errors.MalformedResponseError:
@@ -399,6 +402,8 @@ def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tu
     """Ask what listens: Docker Model Runner, an OpenAI-compatible server, or something else."""
     root_path = urlsplit(target.address.root).path.rstrip("/")
     status, body = _get(target, ip, root_path + routes.ROOT_PATH)
+    from pytest_dmr.protocol import model_info  # only when something answers
+
     if status == 200 and body.decode(errors="replace").strip().startswith(addresses.ROOT_BANNER):
         models: tuple[str, ...] = ()
         status, listing = _get(target, ip, root_path + routes.MANAGEMENT_MODELS_PATH)
@@ -418,11 +423,10 @@ def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tu
     raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
 
 
-@dataclass
-class _Result:
+class _Result(NamedTuple):
     probe: Probe
     address: addresses.RunnerAddress | None = None
-    models: tuple[str, ...] = field(default_factory=tuple)
+    models: tuple[str, ...] = ()
 
 
 def probe(target: Target) -> _Result:

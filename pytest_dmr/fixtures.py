@@ -1,14 +1,15 @@
-"""The plugin's fixtures, and the per-run state they share with the hooks in ``plugin.py``.
+"""The machinery of the plugin's fixtures: the run's runner, the models tests need, each test's backend.
 
-The state of one run is a :class:`DMRSession` kept in ``config.stash``. It resolves the settings
-once, runs discovery once (or, on an xdist worker, takes the controller's result), and acquires
-the run's runner once, in :func:`acquire_runner`: the runner discovery found, else one that
-provisioning starts, else the mock (or, in live mode, an error).
+``plugin.py`` defines the fixtures as thin wrappers that import this module on first use, so a
+run whose tests request none of them never loads it. The run's state is a
+:class:`~pytest_dmr.session.DMRSession` (``session.py``, cheap, made at configure time); here
+it acquires the run's runner once, in :func:`acquire_runner`: the runner discovery found, else
+one that provisioning starts, else the mock (or, in live mode, an error).
 
 The adapter fixtures take their defaults from the overridable ``dmr_config`` fixture; the
 plugin's hooks (``hooks.py``) script each test's mock and may name the run's runner.
 
-Heavy modules (httpx2, the adapter, the mock) are imported inside the fixtures, never at import.
+Heavy modules (httpx2, the adapter, the mock) are imported inside the functions, never at import.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,29 +26,31 @@ import pytest
 from pytest_dmr import errors, hooks
 from pytest_dmr.protocol import addresses, model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START
+from pytest_dmr.plugin import record_backend as record_backend
+from pytest_dmr.plugin import recorded_backend as recorded_backend
+from pytest_dmr.session import BODY_PASSED_KEY as BODY_PASSED_KEY
+from pytest_dmr.session import LIVE as LIVE
+from pytest_dmr.session import LIVE_AND_MOCK as LIVE_AND_MOCK
+from pytest_dmr.session import MOCK as MOCK
+from pytest_dmr.session import MOCK_MARKER_OPTIONS as MOCK_MARKER_OPTIONS
+from pytest_dmr.session import NEEDS_LIVE as NEEDS_LIVE
+from pytest_dmr.session import RUN_DIRECTORY_KEY as RUN_DIRECTORY_KEY
+from pytest_dmr.session import SESSION_KEY as SESSION_KEY
+from pytest_dmr.session import WORKER_INPUT_KEY as WORKER_INPUT_KEY
+from pytest_dmr.session import DMRSession as DMRSession
+from pytest_dmr.session import _mode_reason as _mode_reason
+from pytest_dmr.session import get_session as get_session
 from pytest_dmr.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_dmr.adapter import DockerModelRunnerAdapter
     from pytest_dmr.client import ModelRunnerClient
-    from pytest_dmr.discovery import Discovery, Probe
+    from pytest_dmr.discovery import Probe
     from pytest_dmr.mock import MockModelRunner
-    from pytest_dmr.provision.coordination import RunDirectory
 
-LIVE, MOCK = "live", "mock"
-WORKER_INPUT_KEY = "dmr_discovery"
-RUN_DIRECTORY_KEY = "dmr_run"
-"""``workerinput`` key of the run's shared directory (id, path, owner): see :attr:`DMRSession.run_directory`."""
 PULL_LOCK_TIMEOUT = 1800.0
 """How long a worker waits for another worker of the run to pull a model: a pull can take minutes."""
-NEEDS_LIVE = "needs a live Docker Model Runner"
-"""Start of the reason of every skip (or failure) for want of a live runner; the summary counts them."""
 PROVISIONING_NOT_AVAILABLE = "provisioning is not available yet"
-LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
-MOCK_MARKER_OPTIONS = ("assert_all_rules_used",)
-"""The keyword arguments ``@pytest.mark.dmr_mock`` takes (``plugin.py`` checks them at collection)."""
-BODY_PASSED_KEY = pytest.StashKey[bool]()
-"""Set by ``plugin.py`` once the test's call phase is reported: whether the body passed."""
 
 
 @dataclass(frozen=True)
@@ -87,116 +90,9 @@ class DMRRunner:
         return addresses.parse_runner_url(self.base_url)
 
 
-@dataclass
-class DMRSession:
-    """Everything one run shares: settings, discovery, the runner, counters. One per ``config``."""
-
-    settings: Settings
-    worker_input: dict[str, Any] | None = None
-    """xdist's ``workerinput`` on a worker, ``None`` on the controller or a plain run."""
-    models_needed: set[str] = field(default_factory=set)
-    """The default model and every model named by a collected ``dmr_model`` marker."""
-    _discovery: Discovery | None = None
-    _runner: DMRRunner | None = None
-    _model_checks: dict[str, str | None] = field(default_factory=dict)
-    _run_directory: RunDirectory | None = None
-    runner_url_hook: Callable[[], tuple[str, str] | None] | None = None
-    """Asks ``pytest_dmr_runner_url`` implementations for a runner: ``(url, origin)`` or ``None``.
-    Set on the controller (or the single process) only: workers are handed discovery's result."""
-    _hook_url: tuple[str, str] | None = None
-    _hook_asked: bool = False
-
-    @property
-    def is_worker(self) -> bool:
-        return self.worker_input is not None
-
-    @property
-    def run_directory(self) -> RunDirectory:
-        """The directory every process of the run shares: pull locks, the provisioned runner's state.
-
-        One per run: its id and path are decided by the controller (or the single process of a run
-        without xdist), which hands them to each worker in ``workerinput``; the directory is created
-        by whichever process needs it first, and removed by the controller at the end of the run.
-        """
-        if self._run_directory is None:
-            from pytest_dmr.provision.coordination import RunDirectory
-
-            handed = (self.worker_input or {}).get(RUN_DIRECTORY_KEY)
-            self._run_directory = RunDirectory.from_json(handed) if handed else RunDirectory.new()
-        return self._run_directory
-
-    def remove_run_directory(self) -> None:
-        """At the end of the run: the controller (or the single process) removes the run's directory."""
-        if self._run_directory is not None:
-            self._run_directory.remove()
-
-    def url_from_hook(self) -> tuple[str, str] | None:
-        """The runner URL a ``pytest_dmr_runner_url`` implementation names, and its origin for
-        messages (``hook conftest.py``). Asked once, and only when the run may use a runner and no
-        explicit URL (flag, ini, environment) is set: an explicit URL wins."""
-        if not self._hook_asked:
-            self._hook_asked = True
-            current = self.settings
-            if self.runner_url_hook is not None and current.url is None and current.mode in ("auto", LIVE):
-                self._hook_url = self.runner_url_hook()
-        return self._hook_url
-
-    def discovery(self) -> Discovery:
-        """Discovery's result: computed once here, or the controller's on an xdist worker.
-
-        A URL from ``pytest_dmr_runner_url`` is treated as an explicit ``--dmr-url``: probed
-        alone, named as the source."""
-        if self._discovery is None:
-            from pytest_dmr.discovery import Discovery, discover
-
-            shipped = (self.worker_input or {}).get(WORKER_INPUT_KEY)
-            if shipped is not None:
-                self._discovery = Discovery.from_json(shipped)
-            else:
-                hooked = self.url_from_hook()
-                target = self.settings if hooked is None else replace(self.settings, url=hooked[0], url_source=hooked[1])
-                self._discovery = discover(target)
-        return self._discovery
-
-    def runner(self, config: pytest.Config) -> DMRRunner:
-        if self._runner is None:
-            self._runner = acquire_runner(self, config)
-        return self._runner
-
-    def check_model(self, config: pytest.Config, runner: DMRRunner, name: str) -> str | None:
-        """``None`` when the live runner has ``name`` (pulling it if allowed), else why not. Cached."""
-        key = model_names.canonical_model_name(name)
-        if key not in self._model_checks:
-            self._model_checks[key] = _ensure_model(config, runner, name)
-        return self._model_checks[key]
-
-
-SESSION_KEY = pytest.StashKey[DMRSession]()
-"""Where ``plugin.py``'s ``pytest_configure`` keeps the run's :class:`DMRSession`."""
-
-
-def get_session(config: pytest.Config) -> DMRSession:
-    try:
-        return config.stash[SESSION_KEY]
-    except KeyError:
-        raise pytest.UsageError(
-            "pytest-dmr is not configured in this run (was it disabled with -p no:dmr?)"
-        ) from None
-
-
 # --------------------------------------------------------------------------------------------
 # Acquiring the run's runner: discovered, provisioned, or the mock
 # --------------------------------------------------------------------------------------------
-
-
-def _mode_reason(settings: Settings) -> str:
-    """``--dmr=mock``, ``DMR_MODE=mock``, ``dmr_mode=mock in the ini file``."""
-    source = settings.mode_source
-    if source.startswith("--"):
-        return f"{source}={settings.mode}"
-    if source.endswith("(ini)"):
-        return f"{source.split()[0]}={settings.mode} in the ini file"
-    return f"{source}={settings.mode}"
 
 
 def mock_runner(settings: Settings, *, source: str, reason: str, probes: tuple[Probe, ...] = ()) -> DMRRunner:
@@ -471,17 +367,6 @@ def cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
         pytest.skip(message)
 
 
-def record_backend(item: pytest.Item, backend: str) -> None:
-    """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
-    if recorded_backend(item) is None:
-        item.user_properties.append(("dmr_backend", backend))
-
-
-def recorded_backend(item: pytest.Item) -> str | None:
-    """``live`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
-    return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
-
-
 def new_mock(settings: Settings, item: pytest.Item, config_model: str | None = None) -> MockModelRunner:
     """The test's mock: it lists the default model, ``dmr_config``'s model and every model the
     test's ``dmr_model`` markers name; then ``pytest_dmr_configure_mock`` implementations script it.
@@ -514,7 +399,6 @@ def asserts_all_rules_used(item: pytest.Item, settings: Settings) -> bool:
     return bool(mock_marker_options(item).get("assert_all_rules_used", settings.assert_all_rules_used))
 
 
-@pytest.fixture(scope="session")
 def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
     """The run's runner: mode, backend (live or mock), base URL, source, models present, reason, probes."""
     session = get_session(pytestconfig)
@@ -523,19 +407,8 @@ def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
     return session.runner(pytestconfig)
 
 
-@pytest.fixture
 def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> Iterator[MockModelRunner]:
-    """The mock's controller for this test (rules, replies, faults, recorded requests).
-
-    Requesting it forces the mock for this test: ``dmr_adapter`` and ``dmr_client`` use this mock.
-    ``pytest_dmr_configure_mock`` implementations have scripted it already.
-
-    With ``@pytest.mark.dmr_mock(assert_all_rules_used=True)`` (or the ini's
-    ``dmr_assert_all_rules_used = true``), a test whose body passed errors at teardown when a rule
-    it added answered no request (or fewer than its ``times``): ``mock.assert_all_rules_used()``.
-    The hook's rules are not checked. (The ``_dmr_backend`` fixture's own mock has only those, so
-    only this fixture checks.)
-    """
+    """``plugin.dmr_mock``: the test's mock, scripted by the hooks; at teardown, its unused rules when asked."""
     session = get_session(request.config)
     if session.settings.mode == "off":
         _off_error(session.settings)
@@ -551,7 +424,6 @@ def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> I
         mock.assert_all_rules_used()
 
 
-@pytest.fixture
 def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_config: Mapping[str, Any]) -> _TestBackend:
     """Decide, for this test, live or mock; on mock, the test's one mock."""
     session = get_session(request.config)
@@ -584,30 +456,8 @@ FROM_DMR_CONFIG = "dmr_config"
 """``AdapterDefaults.model_source`` when the model comes from ``dmr_config``."""
 
 
-@pytest.fixture
 def dmr_config() -> Mapping[str, Any]:
-    """Default options of the adapters ``dmr_adapter`` and ``dmr_adapter_factory`` make: ``{}`` here.
-
-    Override it in a ``conftest.py`` or a test module (any scope) to give the tests there a model
-    and options, e.g. ``{"model": "ai/qwen3:0.6B-Q4_0", "temperature": 0, "seed": 7,
-    "max_tokens": 64, "timeout": 30}``. Keys the adapter takes (``timeout``, ``max_retries``,
-    ``headers``, ...) configure it; any other key is a default request option, as with the
-    factory's keyword arguments.
-
-    Precedence, key by key, highest first:
-
-    1. the factory's call arguments: ``dmr_adapter_factory(model=..., temperature=...)``;
-    2. the command line: ``--dmr-model``, ``--dmr-timeout`` (what the person running the suite
-       typed for this run);
-    3. ``dmr_config`` (the override closest to the test, as for any fixture);
-    4. the ini file, then the environment, then the default (``dmr_model``, ``DMR_MODEL``,
-       ``DEFAULT_LOCAL_MODEL``, ``ai/smollm2``; ``dmr_timeout``, ``DMR_TIMEOUT``, 120 s).
-
-    The ``dmr_model`` marker names models a test needs on a live runner; it does not choose the
-    adapter's model. On a live runner, a model ``dmr_config`` chooses must be there, as for that
-    marker: pulled when pulling is on, else the test skips (fails with ``--dmr-require-live``).
-    On the mock, the mock lists it.
-    """
+    """``plugin.dmr_config``: no default options (a conftest overrides the fixture to give some)."""
     return {}
 
 
@@ -721,17 +571,10 @@ def _check_default_model(request: pytest.FixtureRequest, session: DMRSession, ru
             pytest.fail(f"the default model is not usable on the live runner: {problem}", pytrace=False)
 
 
-@pytest.fixture
 def dmr_adapter_factory(
     request: pytest.FixtureRequest, _dmr_backend: _TestBackend, dmr_config: Mapping[str, Any]
 ) -> Iterator[Callable[..., DockerModelRunnerAdapter]]:
-    """``factory(model=None, **options) -> DockerModelRunnerAdapter`` on this test's backend.
-
-    ``options`` are the adapter's keyword arguments (``timeout``, ``max_retries``, ``headers``,
-    ...); any other key (``temperature=0``, ``seed=1``) becomes a default request option. What
-    the call leaves out comes from ``dmr_config`` and the run's settings (see ``dmr_config`` for
-    the precedence). Every adapter made is closed at teardown.
-    """
+    """``plugin.dmr_adapter_factory``: adapters on the test's backend, closed at teardown."""
     session = get_session(request.config)
     defaults = adapter_defaults(session.settings, config_options(dmr_config))
     if _dmr_backend.backend == LIVE:
@@ -748,14 +591,12 @@ def dmr_adapter_factory(
         adapter.close()
 
 
-@pytest.fixture
 def dmr_adapter(dmr_adapter_factory: Callable[..., DockerModelRunnerAdapter]) -> DockerModelRunnerAdapter:
     """A ready ``DockerModelRunnerAdapter`` for the default model (``dmr_config``'s, else the run's):
     live, or on a fresh mock."""
     return dmr_adapter_factory()
 
 
-@pytest.fixture
 def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[ModelRunnerClient]:
     """A ``ModelRunnerClient`` (list, inspect, pull, delete) on the live runner, or on this test's mock."""
     from pytest_dmr.client import ModelRunnerClient

@@ -1,53 +1,72 @@
-"""pytest-dmr's pytest hooks (entry point ``pytest11: dmr``). The fixtures live in ``fixtures.py``.
+"""pytest-dmr's pytest hooks and fixtures (entry point ``pytest11: dmr``).
+
+This module is imported on every pytest run, so it imports only what registering the options,
+hooks, fixtures and markers needs: ``options.py`` (a table) and ``session.py`` (the run's state).
+The settings load at configure time; discovery when the header (or a test) needs the runner;
+the fixtures' machinery (``fixtures.py``, and through it httpx, the mock, the adapter) when a
+test first requests a fixture: the fixtures at the end of this module are thin wrappers.
+
+A test that concerns no part of the plugin costs next to nothing: the per-test hooks
+(:class:`PerTestHooks`: live-only tests, models, the body's outcome for ``dmr_mock``) and the
+summary's :class:`BackendCounter` are registered only once a collected test requests a plugin
+fixture or carries a dmr marker (or a plugin fixture is set up), and act on those tests only.
+Markers are validated per collected module or class, looking only at tests that carry one.
 
 Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
 settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
-mode's check), report header, collection (marker validation), test setup (live-only tests,
-models), the test's call (a dmr_mock marker that did nothing; the body's outcome, for dmr_mock's
-teardown), and reporting (user property, terminal summary).
-
-This module is imported on every pytest run: it imports no httpx, mock or container library.
+mode's check), report header, collection (marker validation, the tests that concern the
+plugin), the per-test hooks, reporting (user property, terminal summary), the fixtures.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dmr import errors, hooks, settings as settings_module
-from pytest_dmr.protocol import addresses
-from pytest_dmr.fixtures import (
-    LIVE,
-    MOCK,
+from pytest_dmr import options
+from pytest_dmr.session import (
     BODY_PASSED_KEY,
+    LIVE,
     LIVE_AND_MOCK,
+    MOCK,
     MOCK_MARKER_OPTIONS,
     NEEDS_LIVE,
     RUN_DIRECTORY_KEY,
     SESSION_KEY,
     WORKER_INPUT_KEY,
     DMRSession,
-    _dmr_backend,
     _mode_reason,
-    cannot_run_live,
-    dmr_adapter,
-    dmr_adapter_factory,
-    dmr_client,
-    dmr_config,
-    dmr_mock,
-    dmr_runner,
-    no_live_runner_message,
-    record_backend,
-    recorded_backend,
 )
+
+if TYPE_CHECKING:
+    from _pytest.nodes import Node
+
+    from pytest_dmr.adapter import DockerModelRunnerAdapter
+    from pytest_dmr.client import ModelRunnerClient
+    from pytest_dmr.fixtures import DMRRunner, _TestBackend
+    from pytest_dmr.mock import MockModelRunner
+    from pytest_dmr.settings import Settings
 
 __all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_config", "dmr_mock", "dmr_runner", "_dmr_backend"]
 
+_FROM_FIXTURES = ("cannot_run_live", "no_live_runner_message")
+"""Names this module has offered that live in ``fixtures.py``: loaded on first access."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_FIXTURES:
+        from pytest_dmr import fixtures
+
+        return getattr(fixtures, name)
+    raise AttributeError(f"module 'pytest_dmr.plugin' has no attribute {name!r}")
+
+
 COUNTER_KEY = pytest.StashKey["BackendCounter"]()
+PER_TEST_KEY = pytest.StashKey["PerTestHooks"]()
 
 PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"})
 MARKERS = {
@@ -59,6 +78,7 @@ MARKERS = {
     "dmr_mock(assert_all_rules_used=True): also, once the test has passed, it errors at teardown when a rule it "
     "gave dmr_mock answered no request (default: ini dmr_assert_all_rules_used, false); the closest marker wins.",
 }
+DMR_MARKERS = frozenset(MARKERS)
 MOCK_MARKER_UNUSED = (
     "{nodeid} is marked dmr_mock but requests none of pytest-dmr's fixtures ({fixtures}), so the marker has no "
     "effect: the test talks to no runner or mock of the plugin's. Request dmr_adapter, dmr_adapter_factory, "
@@ -73,20 +93,9 @@ BAD_HOOK_URL = (
     "http://host:12434/engines/v1), or None to leave it to discovery"
 )
 
-# Flag spellings, as settings.resolve() names them, and their argparse destinations.
-FLAG_DESTS = {
-    "--dmr": "dmr_mode",
-    "--dmr-url": "dmr_url",
-    "--dmr-model": "dmr_model",
-    "--dmr-provision": "dmr_provision",
-    "--dmr-image": "dmr_image",
-    "--dmr-pull": "dmr_pull",
-    "--dmr-reuse": "dmr_reuse",
-    "--dmr-require-live": "dmr_require_live",
-    "--dmr-discovery": "dmr_discovery",
-    "--dmr-timeout": "dmr_timeout",
-}
-INI_KEYS = (*FLAG_DESTS.values(), "dmr_compose_refs", "dmr_assert_all_rules_used")
+FLAG_DESTS = options.FLAG_DESTS
+"""Flag spellings, as settings.resolve() names them, and their argparse destinations."""
+INI_KEYS = options.INI_KEYS
 """Each flag's destination is also its ini key; two keys have no flag."""
 
 
@@ -96,102 +105,28 @@ INI_KEYS = (*FLAG_DESTS.values(), "dmr_compose_refs", "dmr_assert_all_rules_used
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dmr", "Docker Model Runner (pytest-dmr); each flag has an ini key and an environment variable")
-    modes = ", ".join(settings_module.MODES)
-    group.addoption(
-        "--dmr",
-        dest="dmr_mode",
-        metavar="MODE",
-        default=None,
-        help=f"{modes}. auto (default): live when a runner is found, else the mock; live: a runner is required; "
-        "mock: never touch a runner; off: fixtures unavailable, markers inert. [ini dmr_mode, env DMR_MODE]",
-    )
-    group.addoption(
-        "--dmr-url",
-        dest="dmr_url",
-        metavar="URL",
-        default=None,
-        help="a runner's base URL; skips discovery. [ini dmr_url, env DMR_URL, MODEL_RUNNER_URL, MODEL_RUNNER_HOST]",
-    )
-    group.addoption(
-        "--dmr-model",
-        dest="dmr_model",
-        metavar="NAME",
-        default=None,
-        help="default model (ai/smollm2). [ini dmr_model, env DMR_MODEL, DEFAULT_LOCAL_MODEL]",
-    )
-    group.addoption(
-        "--dmr-provision",
-        dest="dmr_provision",
-        metavar="WHAT",
-        default=None,
-        help=f"{', '.join(settings_module.PROVISIONERS)}: start a runner container when none is found. "
-        "[ini dmr_provision, env DMR_PROVISION]",
-    )
-    group.addoption(
-        "--dmr-image",
-        dest="dmr_image",
-        metavar="REF",
-        default=None,
-        help="image of a provisioned runner (docker/model-runner:latest). [ini dmr_image, env DMR_IMAGE]",
-    )
-    group.addoption(
-        "--dmr-pull",
-        dest="dmr_pull",
-        action="store_true",
-        default=None,
-        help="pull models that tests need and the runner lacks (default: only on a provisioned runner). "
-        "[ini dmr_pull, env DMR_PULL]",
-    )
-    group.addoption("--dmr-no-pull", dest="dmr_pull", action="store_false", default=None, help="never pull models.")
-    group.addoption(
-        "--dmr-reuse",
-        dest="dmr_reuse",
-        action="store_true",
-        default=None,
-        help="keep a provisioned runner alive for the next run. [ini dmr_reuse, env DMR_REUSE]",
-    )
-    group.addoption(
-        "--dmr-require-live",
-        dest="dmr_require_live",
-        action="store_true",
-        default=None,
-        help="a dmr_live or dmr_model test that cannot run live fails instead of skipping. "
-        "[ini dmr_require_live, env DMR_REQUIRE_LIVE]",
-    )
-    group.addoption(
-        "--dmr-discovery",
-        dest="dmr_discovery",
-        metavar="GROUPS",
-        default=None,
-        help=f"comma list of the probes discovery runs: {','.join(settings_module.DISCOVERY_GROUPS)} (default all; "
-        "container only inside a container). [ini dmr_discovery, env DMR_DISCOVERY]",
-    )
-    group.addoption(
-        "--dmr-timeout",
-        dest="dmr_timeout",
-        metavar="SECONDS",
-        default=None,
-        help="request timeout in seconds (120). [ini dmr_timeout, env DMR_TIMEOUT (s), LOCAL_MODEL_TIMEOUT (ms)]",
-    )
-    for flag, key in FLAG_DESTS.items():
-        parser.addini(key, f"pytest-dmr: default for {flag}", default="")
-    parser.addini(
-        "dmr_compose_refs",
-        "pytest-dmr: compose model refs whose <REF>_URL / <REF>_MODEL variables point at a runner",
-        type="args",
-        default=list(settings_module.DEFAULT_COMPOSE_REFS),
-    )
-    parser.addini(
-        "dmr_assert_all_rules_used",
-        "pytest-dmr: a passing test errors at teardown when a rule it gave dmr_mock answered no request "
-        "(default false; @pytest.mark.dmr_mock(assert_all_rules_used=...) wins)",
-        default="",
-    )
+    """The flags and ini keys of :data:`pytest_dmr.options.OPTIONS`."""
+    group = parser.getgroup(*options.GROUP)
+    for row in options.OPTIONS:
+        flag = row.get("flag")
+        if flag:
+            how = {"action": row["action"]} if "action" in row else {"metavar": row["metavar"]}
+            group.addoption(flag, dest=row["ini"], default=None, help=row["help"], **how)
+    first_rows = {row["ini"]: row for row in reversed(options.OPTIONS)}
+    for key in INI_KEYS:
+        row = first_rows[key]
+        if row.get("flag"):
+            parser.addini(key, f"pytest-dmr: default for {row['flag']}", default="")
+        elif "ini_type" in row:
+            parser.addini(key, row["ini_help"], type=row["ini_type"], default=list(row["ini_default"]))
+        else:
+            parser.addini(key, row["ini_help"], default="")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """pytest-dmr's hooks: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url`` (see ``hooks.py``)."""
+    from pytest_dmr import hooks
+
     pluginmanager.add_hookspecs(hooks)
 
 
@@ -200,12 +135,14 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_settings(config: pytest.Config) -> settings_module.Settings:
+def resolve_settings(config: pytest.Config) -> Settings:
     """The run's settings from flags, ini and environment; a bad value is a ``pytest.UsageError``."""
-    options = {flag: config.getoption(dest) for flag, dest in FLAG_DESTS.items()}
+    from pytest_dmr import errors, settings
+
+    flags = {flag: config.getoption(dest) for flag, dest in FLAG_DESTS.items()}
     ini = {key: config.getini(key) for key in INI_KEYS}
     try:
-        return settings_module.resolve(options, ini, os.environ)
+        return settings.resolve(flags, ini, os.environ)
     except errors.ConfigurationError as exc:
         raise pytest.UsageError(f"pytest-dmr: {exc}") from None
 
@@ -216,7 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
     worker_input = getattr(config, "workerinput", None)
     settings = resolve_settings(config)
     if worker_input is None:  # the controller (or the single process) says it once
-        for message in settings_module.ineffective_settings(settings):
+        from pytest_dmr.settings import ineffective_settings
+
+        for message in ineffective_settings(settings):
             config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
     # The controller (or the single process) asks pytest_dmr_runner_url; workers are handed discovery's result.
     url_hook = None if worker_input is not None else functools.partial(runner_url_from_hook, config)
@@ -226,15 +165,15 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_dmr import provision  # cheap: docker and testcontainers load only when a runner is started
 
         provision.register(config, dmr.run_directory)  # the run's containers are removed at unconfigure
-    counter = BackendCounter()
-    config.stash[COUNTER_KEY] = counter
-    config.pluginmanager.register(counter, "dmr-backend-counter")
 
 
 def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
     """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
     origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
     runner URL is a ``pytest.UsageError`` naming the implementation."""
+    from pytest_dmr import errors, hooks
+    from pytest_dmr.protocol import addresses
+
     answer, who = hooks.first_runner_url(config)
     if answer is None:
         return None
@@ -276,11 +215,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     dmr = session.config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.is_worker:
         return
+    if dmr.settings.mode != "off" and session.config.pluginmanager.has_plugin("dsession"):
+        per_test_hooks(session.config)  # an xdist controller: the summary counts the workers' reports
     dmr.url_from_hook()  # now, so a bad answer is a usage error before any test
     current = dmr.settings
     if current.mode == LIVE and current.provision == "never":
         discovery = dmr.discovery()
         if not discovery.found:
+            from pytest_dmr.fixtures import no_live_runner_message
+
             raise pytest.UsageError(no_live_runner_message(current, f"no runner: {discovery.explain()}"))
     if current.mode == LIVE and current.provision == "testcontainers" and not dmr.discovery().found:
         # Live needs the runner anyway: provision it now, so a failure is one error before any test
@@ -317,12 +260,8 @@ def header_line(dmr: DMRSession) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Collection: markers
+# Collection: markers, and the tests that concern the plugin
 # --------------------------------------------------------------------------------------------
-
-
-MARKER_PROBLEM_KEY = pytest.StashKey[str]()
-MARKED_MODELS_KEY = pytest.StashKey[list[str]]()
 
 
 def _marker_message(item: pytest.Item, marker: pytest.Mark, takes: str) -> str:
@@ -364,45 +303,69 @@ def _markers_apply(config: pytest.Config) -> bool:
     return dmr is not None and dmr.settings.mode != "off"
 
 
+def _chain_marked(node: Node) -> bool:
+    """Whether the node, or a node above it, carries a dmr marker."""
+    return any(mark.name in DMR_MARKERS for each in node.listchain() for mark in each.own_markers)
+
+
+def _own_marked(item: pytest.Item) -> bool:
+    return any(mark.name in DMR_MARKERS for mark in item.own_markers)
+
+
 @pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Any:
-    """Validate the dmr markers of each test function as it is collected.
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Validate the dmr markers of the test functions a module or a class collects.
 
     A bad marker is a collection error of the test's file, with one message naming the marker
     and what it got, as pytest reports a bad ``parametrize``. Under xdist every worker reports
-    the same text and the controller shows it once.
+    the same text and the controller shows it once. Only tests that carry a dmr marker are looked at.
     """
-    result = yield
-    if result is None or not _markers_apply(collector.config):
-        return result
-    for made in result if isinstance(result, list) else [result]:
-        if isinstance(made, pytest.Item):
+    report = yield
+    if not report.passed or not isinstance(collector, (pytest.Module, pytest.Class)) or not _markers_apply(collector.config):
+        return report
+    chain = _chain_marked(collector)
+    for made in report.result:
+        if isinstance(made, pytest.Function) and (chain or _own_marked(made)):
             problem = marker_problem(made)
             if problem is not None:
-                raise collector.CollectError(problem)
-            made.stash[MARKED_MODELS_KEY] = marked_models(made)
-    return result
+                return pytest.CollectReport(report.nodeid, "failed", problem, None)
+    return report
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins changed the items or their markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Note the tests that concern the plugin (a plugin fixture, a dmr marker) and the models they
+    name; if there are any, register the per-test hooks. Items other than test functions (a
+    plugin's own, a unittest method) get their markers checked here: a bad one errors at setup."""
     dmr = config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.settings.mode == "off":
         return
+    chains: dict[Node | None, bool] = {}
+    concerned: list[pytest.Item] = []
+    problems: dict[pytest.Item, str] = {}
     for item in items:
-        models = item.stash.get(MARKED_MODELS_KEY, None)
-        if models is None:
-            # Test functions were validated as they were collected; other kinds of items (a
-            # plugin's own, a unittest method) are checked here: a bad marker errors at setup.
+        parent = item.parent
+        chain = chains.get(parent)
+        if chain is None:
+            chain = chains[parent] = parent is not None and _chain_marked(parent)
+        marked = chain or _own_marked(item)
+        if not marked and PLUGIN_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            continue
+        concerned.append(item)
+        if marked:
             problem = marker_problem(item)
             if problem is not None:
-                item.stash[MARKER_PROBLEM_KEY] = problem
+                problems[item] = problem
                 continue
-            models = marked_models(item)
-        dmr.models_needed.update(models)
+            dmr.models_needed.update(marked_models(item))
+    if concerned:
+        hooks = per_test_hooks(config)
+        hooks.items.update(concerned)
+        hooks.problems.update(problems)
 
 
 # --------------------------------------------------------------------------------------------
-# Test setup: live-only tests and the models they need
+# Per test: live-only tests, the models they need, the body's outcome
 # --------------------------------------------------------------------------------------------
 
 
@@ -413,64 +376,109 @@ def _uses_plugin(item: pytest.Item) -> bool:
     )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    __tracebackhide__ = True
-    dmr = item.config.stash.get(SESSION_KEY, None)
-    if dmr is None or dmr.settings.mode == "off":
-        return
-    problem = item.stash.get(MARKER_PROBLEM_KEY, None)
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)
-    if not _uses_plugin(item):
-        return
-    current = dmr.settings
-    wants_live = item.get_closest_marker("dmr_live") is not None
-    models = marked_models(item)
-    forced_mock = item.get_closest_marker("dmr_mock") is not None or "dmr_mock" in getattr(item, "fixturenames", ())
-    if forced_mock:
-        record_backend(item, MOCK)
-        return
-    if current.mode == MOCK and not (wants_live or (models and current.require_live)):
-        record_backend(item, MOCK)
-        return
-    runner = dmr.runner(item.config)
-    if not runner.live:
-        if wants_live or (models and current.require_live):
-            cannot_run_live(item, current.require_live, runner.reason)
-        record_backend(item, MOCK)
-        return
-    for name in models:
-        problem = dmr.check_model(item.config, runner, name)
+class PerTestHooks:
+    """The hooks that act on each test, for the tests that concern the plugin (:attr:`items`) only.
+
+    Registered (as ``dmr-per-test``) by :func:`per_test_hooks` once there is such a test: a run
+    whose tests use nothing of the plugin's never calls them.
+    """
+
+    def __init__(self, dmr: DMRSession) -> None:
+        self.dmr = dmr
+        self.items: set[pytest.Item] = set()
+        """Tests with a plugin fixture or a dmr marker, and tests a plugin fixture was set up for."""
+        self.problems: dict[pytest.Item, str] = {}
+        """Bad markers of items no Python collector made: each errors at its setup."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Live-only tests and the models they need: skip (or fail) where they cannot run live."""
+        __tracebackhide__ = True
+        if item not in self.items:
+            return
+        problem = self.problems.get(item)
         if problem is not None:
-            cannot_run_live(item, current.require_live, problem)
-    # The adapter's model (dmr_config's, or the run's default) is checked by dmr_adapter_factory.
-    record_backend(item, LIVE)
+            pytest.fail(problem, pytrace=False)
+        if not _uses_plugin(item):
+            return
+        from pytest_dmr.fixtures import cannot_run_live
+
+        dmr = self.dmr
+        current = dmr.settings
+        wants_live = item.get_closest_marker("dmr_live") is not None
+        models = marked_models(item)
+        forced_mock = item.get_closest_marker("dmr_mock") is not None or "dmr_mock" in getattr(item, "fixturenames", ())
+        if forced_mock:
+            record_backend(item, MOCK)
+            return
+        if current.mode == MOCK and not (wants_live or (models and current.require_live)):
+            record_backend(item, MOCK)
+            return
+        runner = dmr.runner(item.config)
+        if not runner.live:
+            if wants_live or (models and current.require_live):
+                cannot_run_live(item, current.require_live, runner.reason)
+            record_backend(item, MOCK)
+            return
+        for name in models:
+            problem = dmr.check_model(item.config, runner, name)
+            if problem is not None:
+                cannot_run_live(item, current.require_live, problem)
+        # The adapter's model (dmr_config's, or the run's default) is checked by dmr_adapter_factory.
+        record_backend(item, LIVE)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Once the test's body has passed: a ``dmr_mock`` marker on a test that ran on none of the plugin's
+        backends (no plugin fixture, not even one a fixture requested with ``request.getfixturevalue``)
+        did nothing, so say so."""
+        __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
+        result = yield
+        marked = item in self.items and any(marker.name == "dmr_mock" for marker in item.own_markers)
+        if marked and recorded_backend(item) is None:
+            fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
+            item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
+        return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Note whether the test's body passed: ``dmr_mock``'s teardown checks its rules only then (a
+        failing test already says what went wrong; its unused rules would only repeat it)."""
+        report = yield
+        if report.when == "call" and item in self.items:
+            item.stash[BODY_PASSED_KEY] = report.passed
+        return report
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Any:
-    """Once the test's body has passed: a ``dmr_mock`` marker on a test that ran on none of the plugin's
-    backends (no plugin fixture, not even one a fixture requested with ``request.getfixturevalue``)
-    did nothing, so say so."""
-    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
-    result = yield
-    dmr = item.config.stash.get(SESSION_KEY, None)
-    marked = any(marker.name == "dmr_mock" for marker in item.own_markers)
-    if marked and dmr is not None and dmr.settings.mode != "off" and recorded_backend(item) is None:
-        fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
-        item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
-    return result
+def per_test_hooks(config: pytest.Config) -> PerTestHooks:
+    """The run's :class:`PerTestHooks`, and its :class:`BackendCounter`: registered on the first call."""
+    hooks = config.stash.get(PER_TEST_KEY, None)
+    if hooks is None:
+        hooks = config.stash[PER_TEST_KEY] = PerTestHooks(config.stash[SESSION_KEY])
+        config.pluginmanager.register(hooks, "dmr-per-test")
+        counter = config.stash[COUNTER_KEY] = BackendCounter()
+        config.pluginmanager.register(counter, "dmr-backend-counter")
+    return hooks
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Note whether the test's body passed: ``dmr_mock``'s teardown checks its rules only then (a
-    failing test already says what went wrong; its unused rules would only repeat it)."""
-    report = yield
-    if report.when == "call":
-        item.stash[BODY_PASSED_KEY] = report.passed
-    return report
+def watch(item: pytest.Item) -> None:
+    """From now on the per-test hooks and the summary look at this test (a plugin fixture was set up for it)."""
+    if SESSION_KEY in item.config.stash:
+        per_test_hooks(item.config).items.add(item)
+
+
+def record_backend(item: pytest.Item, backend: str) -> None:
+    """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
+    watch(item)
+    if recorded_backend(item) is None:
+        item.user_properties.append(("dmr_backend", backend))
+
+
+def recorded_backend(item: pytest.Item) -> str | None:
+    """``live`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
+    return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,14 +496,17 @@ def _skip_reason(report: pytest.TestReport) -> str:
 class BackendCounter:
     """Counts tests run live, run on the mock, and skipped (or failed) for want of a live runner.
 
-    Registered in ``pytest_configure``; on an xdist controller it sees the workers' reports, whose
-    ``dmr_backend`` user property travels with them, so the counts cover the whole run.
+    Registered with the per-test hooks; on an xdist controller (at session start) it sees the
+    workers' reports, whose ``dmr_backend`` user property travels with them, so the counts cover
+    the whole run.
     """
 
     def __init__(self) -> None:
         self.counts = {LIVE: 0, MOCK: 0, "skipped": 0, "failed": 0}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.passed and not report.user_properties:
+            return  # most reports: nothing to count
         backend = dict(report.user_properties).get("dmr_backend")
         if report.when == "call" and backend in (LIVE, MOCK):
             self.counts[backend] += 1
@@ -521,3 +532,102 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     line = counter.summary() if counter is not None else None
     if line:
         terminalreporter.write_line(line)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures: thin wrappers; fixtures.py (and httpx, the mock, the adapter) loads on first use
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dmr_runner(pytestconfig: pytest.Config) -> DMRRunner:
+    """The run's runner: mode, backend (live or mock), base URL, source, models present, reason, probes."""
+    from pytest_dmr import fixtures
+
+    return fixtures.dmr_runner(pytestconfig)
+
+
+@pytest.fixture
+def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> Iterator[MockModelRunner]:
+    """The mock's controller for this test (rules, replies, faults, recorded requests).
+
+    Requesting it forces the mock for this test: ``dmr_adapter`` and ``dmr_client`` use this mock.
+    ``pytest_dmr_configure_mock`` implementations have scripted it already.
+
+    With ``@pytest.mark.dmr_mock(assert_all_rules_used=True)`` (or the ini's
+    ``dmr_assert_all_rules_used = true``), a test whose body passed errors at teardown when a rule
+    it added answered no request (or fewer than its ``times``): ``mock.assert_all_rules_used()``.
+    The hook's rules are not checked. (The ``_dmr_backend`` fixture's own mock has only those, so
+    only this fixture checks.)
+    """
+    __tracebackhide__ = True
+    from pytest_dmr import fixtures
+
+    yield from fixtures.dmr_mock(request, dmr_config)
+
+
+@pytest.fixture
+def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_config: Mapping[str, Any]) -> _TestBackend:
+    """Decide, for this test, live or mock; on mock, the test's one mock."""
+    from pytest_dmr import fixtures
+
+    return fixtures._dmr_backend(request, dmr_runner, dmr_config)
+
+
+@pytest.fixture
+def dmr_config() -> Mapping[str, Any]:
+    """Default options of the adapters ``dmr_adapter`` and ``dmr_adapter_factory`` make: ``{}`` here.
+
+    Override it in a ``conftest.py`` or a test module (any scope) to give the tests there a model
+    and options, e.g. ``{"model": "ai/qwen3:0.6B-Q4_0", "temperature": 0, "seed": 7,
+    "max_tokens": 64, "timeout": 30}``. Keys the adapter takes (``timeout``, ``max_retries``,
+    ``headers``, ...) configure it; any other key is a default request option, as with the
+    factory's keyword arguments.
+
+    Precedence, key by key, highest first:
+
+    1. the factory's call arguments: ``dmr_adapter_factory(model=..., temperature=...)``;
+    2. the command line: ``--dmr-model``, ``--dmr-timeout`` (what the person running the suite
+       typed for this run);
+    3. ``dmr_config`` (the override closest to the test, as for any fixture);
+    4. the ini file, then the environment, then the default (``dmr_model``, ``DMR_MODEL``,
+       ``DEFAULT_LOCAL_MODEL``, ``ai/smollm2``; ``dmr_timeout``, ``DMR_TIMEOUT``, 120 s).
+
+    The ``dmr_model`` marker names models a test needs on a live runner; it does not choose the
+    adapter's model. On a live runner, a model ``dmr_config`` chooses must be there, as for that
+    marker: pulled when pulling is on, else the test skips (fails with ``--dmr-require-live``).
+    On the mock, the mock lists it.
+    """
+    return {}
+
+
+@pytest.fixture
+def dmr_adapter_factory(
+    request: pytest.FixtureRequest, _dmr_backend: _TestBackend, dmr_config: Mapping[str, Any]
+) -> Iterator[Callable[..., DockerModelRunnerAdapter]]:
+    """``factory(model=None, **options) -> DockerModelRunnerAdapter`` on this test's backend.
+
+    ``options`` are the adapter's keyword arguments (``timeout``, ``max_retries``, ``headers``,
+    ...); any other key (``temperature=0``, ``seed=1``) becomes a default request option. What
+    the call leaves out comes from ``dmr_config`` and the run's settings (see ``dmr_config`` for
+    the precedence). Every adapter made is closed at teardown.
+    """
+    __tracebackhide__ = True
+    from pytest_dmr import fixtures
+
+    yield from fixtures.dmr_adapter_factory(request, _dmr_backend, dmr_config)
+
+
+@pytest.fixture
+def dmr_adapter(dmr_adapter_factory: Callable[..., DockerModelRunnerAdapter]) -> DockerModelRunnerAdapter:
+    """A ready ``DockerModelRunnerAdapter`` for the default model (``dmr_config``'s, else the run's):
+    live, or on a fresh mock."""
+    return dmr_adapter_factory()
+
+
+@pytest.fixture
+def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[ModelRunnerClient]:
+    """A ``ModelRunnerClient`` (list, inspect, pull, delete) on the live runner, or on this test's mock."""
+    from pytest_dmr import fixtures
+
+    yield from fixtures.dmr_client(request, _dmr_backend)

@@ -25,29 +25,25 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 plugin warns about them at configure time).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
+# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_dmr import errors
+from pytest_dmr.options import DEFAULT_COMPOSE_REFS, DEFAULT_TIMEOUT, DISCOVERY_GROUPS, MODES, PROVISIONERS
 from pytest_dmr.protocol import addresses
-
-MODES = ("auto", "live", "mock", "off")
-PROVISIONERS = ("never", "testcontainers")
-DISCOVERY_GROUPS = ("url", "compose", "host", "container", "desktop")
-DEFAULT_COMPOSE_REFS = ("LLM", "AI_RUNNER")
-DEFAULT_TIMEOUT = 120.0
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every pytest-dmr setting of one run, resolved once. ``*_source`` says where a value came from."""
+class Settings(NamedTuple):
+    """Every pytest-dmr setting of one run, resolved once. ``*_source`` says where a value came from.
+
+    A named tuple, not a dataclass: the plugin resolves the settings on every run, and a
+    dataclass costs a millisecond to define (``settings._replace(url=...)`` for a changed copy)."""
 
     mode: str = "auto"
     mode_source: str = "default"
@@ -78,10 +74,10 @@ class Settings:
         return provisioned if self.pull is None else self.pull
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return self._asdict()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Settings:
+    def from_json(cls, data: Mapping[str, Any]) -> "Settings":
         values = dict(data)
         for name in ("discovery", "compose_refs"):
             values[name] = tuple(values[name])

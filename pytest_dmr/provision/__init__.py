@@ -1,7 +1,7 @@
 """Provisioning: a runner container for the run when discovery finds none (``--dmr-provision=testcontainers``).
 
 The plugin calls two things, both with the run's shared directory (``coordination.RunDirectory``,
-which ``fixtures.DMRSession`` holds and hands to xdist workers):
+which ``session.DMRSession`` holds and hands to xdist workers):
 
 * :func:`register` in ``pytest_configure`` (cheap: no docker, no testcontainers import). In the
   run's owner (the xdist controller, or the single process) it removes the run's containers at

@@ -1,0 +1,82 @@
+"""A near-free plugin: its import loads only the option table and the run's state, a run whose tests use
+nothing of the plugin's loads no fixture machinery and registers no per-test hook, and a fixture requested
+on the fly still gets the per-test hooks (the strict mock's check, the summary's count)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from plugin_helpers import make_ini
+
+from pytest_dmr import options, settings
+
+
+def test_the_plugin_import_loads_only_its_table_and_state(tmp_path: Path) -> None:
+    code = "import sys, pytest, pytest_dmr.plugin; print(sorted(m for m in sys.modules if m.startswith('pytest_dmr')))"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
+    assert output.strip() == str(sorted(["pytest_dmr", "pytest_dmr.options", "pytest_dmr.plugin", "pytest_dmr.session"]))
+
+
+PLAIN_TESTS = """
+import sys
+
+def test_one(pytestconfig):
+    loaded = sorted(m for m in sys.modules if m.startswith("pytest_dmr."))
+    assert "pytest_dmr.fixtures" not in loaded and "pytest_dmr.mock" not in loaded, loaded
+    assert pytestconfig.pluginmanager.get_plugin("dmr-per-test") is None
+    assert pytestconfig.pluginmanager.get_plugin("dmr-backend-counter") is None
+
+def test_two():
+    assert True
+"""
+
+
+@pytest.mark.parametrize("mode", ["auto", "mock"])
+def test_plain_tests_load_no_fixture_machinery_and_no_per_test_hooks(pytester: pytest.Pytester, mode: str) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(test_plain=PLAIN_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--dmr={mode}")
+    result.assert_outcomes(passed=2)
+    assert not [line for line in result.stdout.lines if line.startswith("dmr: tests run")]
+
+
+ON_THE_FLY = """
+import httpx
+import pytest
+
+def test_plain():
+    pass
+
+@pytest.fixture
+def scripted(request):
+    mock = request.getfixturevalue("dmr_mock")  # not in the test's fixturenames
+    mock.reply("Paris.", contains="capital of France")
+    return mock
+
+def test_on_the_fly(scripted, pytestconfig):
+    assert pytestconfig.pluginmanager.get_plugin("dmr-per-test") is not None
+"""
+
+
+def test_a_fixture_requested_on_the_fly_gets_the_per_test_hooks(pytester: pytest.Pytester) -> None:
+    make_ini(pytester, "dmr_assert_all_rules_used = true\n")
+    pytester.makepyfile(test_fly=ON_THE_FLY)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
+    result.assert_outcomes(passed=2, errors=1)  # the body passed, so its unused rule errors at teardown
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_on_the_fly*", "*- reply('Paris.', contains='capital of France'): never used"])
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 on the mock"])
+
+
+def test_the_option_table_names_every_setting_and_its_defaults() -> None:
+    """Each row's setting is a field of Settings, and each flag and ini key appears once."""
+    rows = options.OPTIONS
+    assert {row["setting"] for row in rows} == set(settings.Settings._fields) - {
+        name for name in settings.Settings._fields if name.endswith("_source")
+    }
+    flags = [row["flag"] for row in rows if row.get("flag")]
+    assert len(flags) == len(set(flags)) == 11
+    assert options.INI_KEYS == tuple(dict.fromkeys(row["ini"] for row in rows))
+    assert set(options.FLAG_DESTS) == set(flags) - {"--dmr-no-pull"}
