@@ -65,7 +65,7 @@ def test_generate_and_options(mock: MockModelRunner, sdk: ollama.Client) -> None
     answer = sdk.generate(model=MODEL, prompt="Describe a harbour at dawn.", stream=False, options={"num_predict": 3})
     assert len(answer.response.split()) <= 3 and answer.done
     assert mock.last_request.chat["max_tokens"] == 3
-    streamed = "".join(part.response for part in sdk.generate(model=MODEL, prompt="Describe a harbour at dawn.", options={"num_predict": 3}))
+    streamed = "".join(part.response or "" for part in sdk.generate(model=MODEL, prompt="Describe a harbour at dawn.", options={"num_predict": 3}, stream=True))
     assert streamed == answer.response
 
 
