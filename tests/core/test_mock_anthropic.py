@@ -78,7 +78,7 @@ def test_tool_use_and_tool_result(mock: MockModelRunner, sdk: anthropic.Anthropi
         model=MODEL, max_tokens=64, tools=[WEATHER],  # type: ignore[list-item]
         messages=[
             {"role": "user", "content": "Weather in Lisbon?"},
-            {"role": "assistant", "content": [block.model_dump()]},
+            {"role": "assistant", "content": [block.model_dump()]},  # type: ignore[misc, list-item]
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "sunny, 22C"},
                                          {"type": "text", "text": "sunny, 22C: say it"}]},
         ],
@@ -144,7 +144,7 @@ def test_fault_passes_through(mock: MockModelRunner, sdk: anthropic.Anthropic) -
 
 def test_cut_stream(mock: MockModelRunner, http: httpx2.Client) -> None:
     mock.add_rule(stream=["a", "b", "c"], fault=Fault.cut_stream(after=2))
-    seen = []
+    seen: list[str] = []
     with pytest.raises(httpx2.RemoteProtocolError):
         with http.stream("POST", "/v1/messages", json={"model": MODEL, "messages": HELLO, "max_tokens": 9, "stream": True}) as answer:
             seen.extend(answer.iter_lines())

@@ -63,7 +63,7 @@ def test_tool_call_has_object_arguments(mock: MockModelRunner, sdk: ollama.Clien
 
 def test_generate_and_options(mock: MockModelRunner, sdk: ollama.Client) -> None:
     answer = sdk.generate(model=MODEL, prompt="Describe a harbour at dawn.", stream=False, options={"num_predict": 3})
-    assert len(answer.response.split()) <= 3 and answer.done
+    assert len((answer.response or "").split()) <= 3 and answer.done
     assert mock.last_request.chat["max_tokens"] == 3
     streamed = "".join(part.response or "" for part in sdk.generate(model=MODEL, prompt="Describe a harbour at dawn.", options={"num_predict": 3}, stream=True))
     assert streamed == answer.response
@@ -139,7 +139,7 @@ def test_unknown_model_and_routes(mock: MockModelRunner, http: httpx.Client) -> 
 
 def test_cut_stream(mock: MockModelRunner, http: httpx.Client) -> None:
     mock.add_rule(stream=["a", "b", "c"], fault=Fault.cut_stream(after=1))
-    lines = []
+    lines: list[str] = []
     with pytest.raises(httpx.RemoteProtocolError):
         with http.stream("POST", "/api/chat", json={"model": MODEL, "messages": HELLO}) as answer:
             lines.extend(answer.iter_lines())
