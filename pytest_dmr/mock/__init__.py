@@ -1,7 +1,9 @@
 """A deterministic, protocol-faithful Docker Model Runner in a transport for httpx2 and httpx.
 
 Layout: ``transport`` (the ``MockModelRunner`` and its routing), ``management`` (DMR's own
-endpoints) and ``inference`` (the OpenAI-compatible ones); ``rules`` and ``faults`` (what tests
+endpoints) and ``inference`` (the chat-completions core and the OpenAI-compatible endpoints);
+``frontends`` (Responses, Anthropic Messages, Ollama and reranking over that core); ``clock`` (the
+time DMR would read from the wall clock, still until a test moves it); ``rules`` and ``faults`` (what tests
 script); ``catalog`` (the model store and fake pulls); the generators ``prose``, ``schema``,
 ``tools`` and ``embeddings``, all drawing from ``seeded`` (SHA-256 of the request); ``responses``
 (stack-neutral answers: status, headers, body or pieces), ``streams`` (how a body is delivered) and

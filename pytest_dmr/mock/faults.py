@@ -151,7 +151,7 @@ def default_body(status: int, *, method: str, endpoint: str | None, model: str |
     if status == 400:
         text = error_bodies.INVALID_MODEL_REFERENCE if endpoint == routes.MODELS_CREATE_PATH else error_bodies.MODEL_REQUIRED
     elif status == 404:
-        if endpoint in routes.INFERENCE_ENDPOINTS or (endpoint == routes.MODELS and model is not None):
+        if endpoint in (*routes.INFERENCE_ENDPOINTS, "/messages") or (endpoint == routes.MODELS and model is not None):
             text = error_bodies.model_not_found_message(model or "")  # inference, or /engines/v1/models/{name}
         elif endpoint == routes.MODELS_CREATE_PATH:
             text = error_bodies.PULL_MODEL_NOT_FOUND

@@ -144,58 +144,101 @@ def _bad_request(message: str) -> Answer:
     return responses.backend_json(openai_api.backend_error_body(400, message), 400)
 
 
-def chat_completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
+@dataclass
+class ChatOutcome:
+    """The core's answer to a chat request, before any front-end encodes it: the ``chat.completion``
+    (``completion``) of a plain request, or the ``chat.completion.chunk`` list (``chunks``, the usage
+    chunk included) of a streamed one, where ``chunks[content_start:content_start + pieces]`` carry the
+    content (what ``Fault.cut_stream(after)`` counts). ``error`` is llama.cpp's refusal instead
+    (an OpenAI-encoded answer), ``delivery`` the fault's pacing."""
+
+    delivery: Delivery
+    completion: dict[str, Any] | None = None
+    chunks: list[dict[str, Any]] | None = None
+    content_start: int = 0
+    pieces: int = 0
+    prompt_tokens: int = 0
+    error: Answer | None = None
+
+    def cut_index(self, offsets: list[int]) -> Delivery:
+        """The delivery for an encoding of ``chunks`` in which chunk ``i`` starts at event ``offsets[i]``
+        (``offsets[len(chunks)]``: past the last chunk's events): a cut after ``after`` content pieces
+        stops where the chunk after them would start."""
+        if self.delivery.cut_after is None:
+            return self.delivery
+        return self.delivery.cut_at(offsets[self.content_start + min(self.delivery.cut_after, self.pieces)])
+
+
+def prompt_tokens(messages: Any) -> int:
+    """The chat prompt's approximate token count: each message's words plus 4, plus 3."""
+    return 3 + sum(
+        word_count(openai_api.message_text(message.get("content"))) + 4
+        for message in messages if isinstance(message, Mapping)
+    )  # fmt: skip
+
+
+def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
+    """The chat-completions core: what the model answers to ``exchange.body``, as structured data."""
     body = exchange.body
     messages = body.get("messages")
     if not isinstance(messages, list):
-        return _bad_request("'messages' is required and must be an array")
+        return ChatOutcome(exchange.delivery, error=_bad_request("'messages' is required and must be an array"))
     seeds = _Seeds(body, exchange.endpoint)
     try:
         answer = _compose(runner, exchange, seeds, chat=True)
     except SchemaError as exc:
-        return _bad_request(f"invalid JSON schema: {exc}")
-    prompt_tokens = 3 + sum(
-        word_count(openai_api.message_text(message.get("content"))) + 4 for message in messages if isinstance(message, Mapping)
-    )
+        return ChatOutcome(exchange.delivery, error=_bad_request(f"invalid JSON schema: {exc}"))
+    tokens = prompt_tokens(messages)
     model = exchange.recorded.model or ""
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = [answer.tool_call] if answer.tool_call else None
     if body.get("stream") is not True:
-        return responses.backend_json(
-            openai_api.chat_completion(
-                id=ident,
-                created=seeds.created,
-                model=model,
-                content=None if tool_calls else "".join(answer.pieces),
-                finish_reason=answer.finish_reason,
-                prompt_tokens=prompt_tokens,
-                completion_tokens=len(answer.pieces),
-                tool_calls=tool_calls,
-            )
+        completion = openai_api.chat_completion(
+            id=ident,
+            created=seeds.created,
+            model=model,
+            content=None if tool_calls else "".join(answer.pieces),
+            finish_reason=answer.finish_reason,
+            prompt_tokens=tokens,
+            completion_tokens=len(answer.pieces),
+            tool_calls=tool_calls,
         )
+        return ChatOutcome(exchange.delivery, completion=completion, pieces=len(answer.pieces), prompt_tokens=tokens)
 
-    def event(delta: Mapping[str, Any], finish_reason: str | None = None) -> bytes:
-        return sse.encode_sse(
-            openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
-        )
+    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
 
-    events = [event({"role": "assistant", "content": None})]
+    chunks = [chunk({"role": "assistant", "content": None})]
     if answer.tool_call is not None:
         call = answer.tool_call
-        events.append(event({"tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]}))
-        events += [event({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in answer.pieces]
+        chunks.append(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]}))
+        chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in answer.pieces]
     else:
-        events += [event({"content": piece}) for piece in answer.pieces]
-    content_start = len(events) - len(answer.pieces)
-    events.append(event({}, answer.finish_reason))
+        chunks += [chunk({"content": piece}) for piece in answer.pieces]
+    content_start = len(chunks) - len(answer.pieces)
+    chunks.append(chunk({}, answer.finish_reason))
     if _include_usage(body):
-        events.append(
-            sse.encode_sse(
-                openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=prompt_tokens, completion_tokens=len(answer.pieces))
-            )
+        chunks.append(
+            openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=tokens, completion_tokens=len(answer.pieces))
         )
-    events.append(sse.SSE_DONE_EVENT)
-    return _streamed(exchange, events, content_start, len(answer.pieces))
+    return ChatOutcome(
+        exchange.delivery, chunks=chunks, content_start=content_start, pieces=len(answer.pieces), prompt_tokens=tokens
+    )
+
+
+def openai_chat_answer(outcome: ChatOutcome) -> Answer:
+    """The OpenAI front-end: the outcome as llama.cpp writes it (JSON, or SSE ending in ``[DONE]``)."""
+    if outcome.error is not None:
+        return outcome.error
+    if outcome.chunks is None:
+        return responses.backend_json(outcome.completion)
+    events = [sse.encode_sse(chunk) for chunk in outcome.chunks] + [sse.SSE_DONE_EVENT]
+    offsets = list(range(len(outcome.chunks) + 1))
+    return responses.event_stream(events, delivery=outcome.cut_index(offsets))
+
+
+def chat_completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
+    return openai_chat_answer(chat_outcome(runner, exchange))
 
 
 def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:

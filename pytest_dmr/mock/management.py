@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, proxying, pull_stream
+from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, proxying, pull_stream, request_log
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.catalog import describe_model, model_size_bytes, pull_lines, stored_tag
@@ -13,6 +13,7 @@ from pytest_dmr.mock.rules import RecordedRequest
 from pytest_dmr.mock.streams import Delivery
 
 if TYPE_CHECKING:
+    from pytest_dmr.mock.stacks import AnyRequest
     from pytest_dmr.mock.transport import MockModelRunner
 
 MOCK_VERSION = "v1.2.6"
@@ -65,19 +66,16 @@ def engines_unload(runner: MockModelRunner, content: bytes) -> Answer:
     except ValueError:
         return responses.plain_error(400, error_bodies.INVALID_REQUEST)
     with runner._lock:
-        before = len(runner.loaded_runners)
+        count = 0
         if request.all:
-            runner.loaded_runners.clear()
+            count = runner.unload_runners(lambda name, mode: True)
             runner.runner_configs.clear()
         else:
             ids = {runner._resolve_id(name) for name in request.models}
             for key in [key for key in runner.runner_configs if key[0] == request.backend and key[1] in ids]:
                 del runner.runner_configs[key]
             if request.backend in ("", engines_api.LLAMACPP_BACKEND):
-                runner.loaded_runners[:] = [
-                    (name, mode) for name, mode in runner.loaded_runners if runner._resolve_id(name) not in ids
-                ]
-        count = before - len(runner.loaded_runners)
+                count = runner.unload_runners(lambda name, mode: runner._resolve_id(name) in ids)
     return responses.management_json({"unloaded_runners": count})
 
 
@@ -106,10 +104,7 @@ def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> A
         key = runner._config_key(backend, request.model, mode)
         if runner.runner_configs.get(key) != config:
             if backend == engines_api.LLAMACPP_BACKEND:
-                runner.loaded_runners[:] = [
-                    (name, loaded) for name, loaded in runner.loaded_runners
-                    if (runner._resolve_id(name), loaded) != (key[1], mode)
-                ]  # fmt: skip
+                runner.unload_runners(lambda name, loaded: (runner._resolve_id(name), loaded) == (key[1], mode))
             runner.runner_configs[key] = config
         usable = runner.serve_any_model or runner.store.find(request.model) is not None
         if backend == engines_api.LLAMACPP_BACKEND and request.model and usable:
@@ -184,20 +179,42 @@ def pull(runner: MockModelRunner, recorded: RecordedRequest, *, fault: Fault | N
         return responses.plain_error(400, error_bodies.INVALID_MODEL_REFERENCE)
     accept = recorded.headers.get("accept")
     raw_json = pull_stream.pull_wants_raw_json(accept)
+    progress, failure = pull_progress(runner, normalized, fault=fault, delivery=delivery)
+    lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in progress]
+    if failure is not None:
+        lines.append(error_bodies.plain_error_body(pull_stream.pull_failure_text(failure)))
+    return responses.line_stream(lines, content_type=pull_stream.pull_content_type(accept), delivery=delivery)
+
+
+def pull_progress(
+    runner: MockModelRunner, normalized: str, *, fault: Fault | None, delivery: Delivery
+) -> tuple[list[pull_stream.PullProgress], str | None]:
+    """A pull of a valid reference: its progress lines (every layer, or one cached line, or some then
+    an error line), and the error a ``Fault.pull_error`` makes it fail with (``None``: success). The
+    model is stored unless the pull fails or is cut off."""
     existing = runner.store.find(normalized)
     if fault is not None and fault.kind == "pull_error":
         info = existing or describe_model(normalized)
         progress = pull_lines(info)[: fault.after] if existing is None else []
-        lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in progress]
-        lines.append(pull_stream.encode_pull_line(pull_stream.pull_error_progress(fault.message), raw_json=raw_json))
-        lines.append(error_bodies.plain_error_body(pull_stream.pull_failure_text(fault.message)))
-    elif existing is not None:
+        return [*progress, pull_stream.pull_error_progress(fault.message)], fault.message
+    if existing is not None:
         runner.store.attach_tag(existing, stored_tag(normalized))
-        cached = pull_stream.PullProgress(type="success", message=pull_stream.cached_model_message(existing.size or ""))
-        lines = [pull_stream.encode_pull_line(cached, raw_json=raw_json)]
-    else:
-        info = describe_model(normalized)
-        lines = [pull_stream.encode_pull_line(line, raw_json=raw_json) for line in pull_lines(info)]
-        if delivery.cut_after is None:  # a pull cut off mid-stream stores nothing
-            runner.store.add(info)
-    return responses.line_stream(lines, content_type=pull_stream.pull_content_type(accept), delivery=delivery)
+        return [pull_stream.PullProgress(type="success", message=pull_stream.cached_model_message(existing.size or ""))], None
+    info = describe_model(normalized)
+    if delivery.cut_after is None:  # a pull cut off mid-stream stores nothing
+        runner.store.add(info)
+    return pull_lines(info), None
+
+
+def requests_log(runner: MockModelRunner, request: AnyRequest) -> Answer:
+    """``GET /engines/requests[?model=]``: the request log as JSON, or, for ``Accept:
+    text/event-stream``, its event stream. The mock's stream is a snapshot: the stored records (with
+    ``include_existing=true``) and ``connected``, then it ends, as no later request can reach a
+    transport's reader while it reads."""
+    log = runner.flush_request_log()
+    model = request.url.params.get("model") or None
+    if not request_log.wants_event_stream(request.headers.get("accept")):
+        return responses.raw(200, request_log.records_body(log.records(model)), encoding.JSON_CONTENT_TYPE)
+    include = request.url.params.get("include_existing") == "true"
+    headers = [(name.lower(), value) for name, value in request_log.EVENT_STREAM_HEADERS]
+    return Answer(200, headers, chunks=[log.stream_start(model, include_existing=include)])

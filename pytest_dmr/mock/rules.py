@@ -22,6 +22,13 @@ class RecordedRequest:
     ``/embeddings``, ``/models``), else the path (``/models/create``, ``/models/ai/smollm2``...).
     ``last_user_message`` is the last user message of a chat, a completion's prompt, or the
     embeddings input.
+
+    ``api`` is the format the request came in: ``openai`` (``/engines/v1/...``), ``responses``,
+    ``anthropic``, ``ollama``, ``rerank``, or ``dmr`` (DMR's own routes: models, engines...).
+    ``json`` is always the body as sent; for a request DMR translates into a chat completion (a
+    Responses create, a Messages request, Ollama's chat and generate), ``chat`` is that translated
+    chat request, and ``model``, ``endpoint`` (``/chat/completions``; ``/messages`` for Messages),
+    ``stream`` and ``last_user_message`` are read from it, so rules match whatever the format.
     """
 
     method: str
@@ -34,6 +41,13 @@ class RecordedRequest:
     last_user_message: str
     content: bytes = field(default=b"", repr=False)
     """The raw request body (an extension of the documented interface)."""
+    api: str = "openai"
+    chat: Any = field(default=None, repr=False)
+
+
+_PULL_ENDPOINTS = (routes.MODELS_CREATE_PATH, "/api/pull")
+CHAT_ENDPOINTS = (*routes.INFERENCE_ENDPOINTS, "/messages")
+"""What a rule without ``endpoint=`` matches: the endpoints that generate (Messages included)."""
 
 
 class Rule:
@@ -42,7 +56,8 @@ class Rule:
     Matching (every condition given must hold): ``model`` (same model after normalisation),
     ``contains`` (substring of the last user message, case-sensitive), ``matches`` (regex searched
     in it), ``endpoint`` (exact; without it a rule only matches inference requests:
-    ``/chat/completions``, ``/completions``, ``/embeddings``), ``when`` (a callable on the
+    ``/chat/completions``, ``/completions``, ``/embeddings``, ``/messages``), ``api`` (the format:
+    ``openai``, ``responses``, ``anthropic``, ``ollama``...), ``when`` (a callable on the
     :class:`RecordedRequest`). ``times`` limits how many requests it answers; ``calls`` counts them.
     ``background`` rules (a suite's canned answers: see :meth:`MockModelRunner.mark_background_rules`)
     are not expected to answer anything, so :meth:`MockModelRunner.assert_all_rules_used` skips them.
@@ -56,6 +71,7 @@ class Rule:
         matches: str | re.Pattern[str] | None = None,
         when: Callable[[RecordedRequest], bool] | None = None,
         endpoint: str | None = None,
+        api: str | None = None,
         reply: str | None = None,
         stream: Sequence[str] | None = None,
         tool_call: Mapping[str, Any] | None = None,
@@ -71,8 +87,8 @@ class Rule:
             raise ValueError(f"Fault.{fault.kind} replaces the answer: drop {answers[0]}= or use another rule")
         if not answers and fault is None:
             raise ValueError("a rule needs something to do: reply=, stream=, tool_call= or fault=")
-        if fault is not None and fault.kind == "pull_error" and endpoint != routes.MODELS_CREATE_PATH:
-            raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={routes.MODELS_CREATE_PATH!r}")
+        if fault is not None and fault.kind == "pull_error" and endpoint not in _PULL_ENDPOINTS:
+            raise ValueError(f"Fault.pull_error only applies to pulls: pass endpoint={routes.MODELS_CREATE_PATH!r} (or '/api/pull')")
         if isinstance(stream, str):
             raise TypeError("stream= takes a list of pieces, e.g. ['Hel', 'lo']; for one text use reply=")
         times_given = times
@@ -87,6 +103,7 @@ class Rule:
         self.pattern = re.compile(matches) if isinstance(matches, str) else matches
         self.when = when
         self.endpoint = endpoint
+        self.api = api
         self.reply = reply
         self.stream = list(stream) if stream is not None else None
         self.tool_call = tool_call
@@ -114,6 +131,7 @@ class Rule:
                 ("matches", self._matches),
                 ("when", self.when),
                 ("endpoint", self.endpoint),
+                ("api", self.api),
             )
             if value is not None
         ]
@@ -140,7 +158,9 @@ class Rule:
         if self.endpoint is not None:
             if request.endpoint != self.endpoint:
                 return False
-        elif request.endpoint not in routes.INFERENCE_ENDPOINTS:
+        elif request.endpoint not in CHAT_ENDPOINTS:
+            return False
+        if self.api is not None and request.api != self.api:
             return False
         if self._canonical_model is not None:
             if not request.model or model_names.canonical_model_name(request.model) != self._canonical_model:
@@ -167,6 +187,7 @@ class Rule:
                 ("contains", self.contains),
                 ("matches", self.pattern.pattern if self.pattern else None),
                 ("endpoint", self.endpoint),
+                ("api", self.api),
                 ("when", self.when),
             )
             if value is not None

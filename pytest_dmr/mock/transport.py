@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -10,8 +11,11 @@ from typing import TYPE_CHECKING, Any, overload
 
 import httpx2
 
-from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, model_names, openai_api, proxying, routes
-from pytest_dmr.mock import inference, management, responses, stacks
+from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, model_names, openai_api, proxying, request_log, routes
+from pytest_dmr.protocol.responses_api import ResponseStore
+from pytest_dmr.mock import frontends, inference, management, responses, stacks
+from pytest_dmr.mock.clock import MockClock
+from pytest_dmr.mock.frontends import Call, View
 from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
@@ -40,6 +44,8 @@ _UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
 _DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
 _MODELS_PREFIX = routes.MANAGEMENT_MODELS_PATH + "/"
 _PRELOAD = routes.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
+_LOG_BACKLOG = 500
+"""Queued request-log changes made at once past this many (the log keeps 10 records per model)."""
 
 RULES_NOT_USED = "The mock's rules were not all used:\n{rules}\n\n{hint}"
 """What :meth:`MockModelRunner.assert_all_rules_used` raises: one ``- rule: how it fell short`` line per rule."""
@@ -67,6 +73,12 @@ class MockModelRunner(_Transports):
     matching; ``["*"]`` allows every origin); the default is DMR's own list without ``DMR_ORIGINS``
     (the environment is not read, so the mock answers the same everywhere). ``_configure`` settings
     are kept in :attr:`runner_configs`, keyed by (backend, model ID, mode).
+
+    Besides the OpenAI routes, it serves DMR's other front-ends over the same core: Responses
+    (:attr:`openai_base_url` with ``responses.create``), Anthropic Messages (:attr:`anthropic_base_url`),
+    Ollama (:attr:`ollama_base_url`), reranking and the request log ``/engines/requests``
+    (:mod:`pytest_dmr.mock.frontends`). What DMR dates with the wall clock is dated by :attr:`clock`,
+    which stands still until a test advances it.
     """
 
     base_url: str = addresses.MOCK_BASE_URL
@@ -97,6 +109,11 @@ class MockModelRunner(_Transports):
         self.loaded_runners: list[tuple[str, str]] = []
         self.runner_configs: dict[tuple[str, str, str], engines_api.RunnerConfig] = {}
         self._lock = threading.RLock()  # a `when` callable may call back into the mock
+        self.clock = MockClock()
+        self.response_store = ResponseStore(clock=self.clock.now)
+        self.request_log = request_log.RequestLog(self._resolve_id)
+        self._sequence = 0  # counts requests that need a fresh ID or time (Responses, request log)
+        self._log_changes: list[Callable[[], object]] = []
 
     # -- the controller ---------------------------------------------------------------------------
 
@@ -104,6 +121,16 @@ class MockModelRunner(_Transports):
     def openai_base_url(self) -> str:
         """The base URL an OpenAI client takes (``.../engines/v1``)."""
         return self.base_url + routes.ENGINES_PREFIX
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """The base URL an Anthropic client takes: the root (the SDK appends ``/v1/messages``)."""
+        return self.base_url
+
+    @property
+    def ollama_base_url(self) -> str:
+        """The host an Ollama client takes: the root (the SDK appends ``/api/...``)."""
+        return self.base_url
 
     @property
     def models(self) -> list[ModelInfo]:
@@ -124,6 +151,7 @@ class MockModelRunner(_Transports):
         matches: str | re.Pattern[str] | None = None,
         when: Callable[[RecordedRequest], bool] | None = None,
         endpoint: str | None = None,
+        api: str | None = None,
         reply: str | None = None,
         stream: Sequence[str] | None = None,
         tool_call: Mapping[str, Any] | None = None,
@@ -132,7 +160,7 @@ class MockModelRunner(_Transports):
     ) -> Rule:
         """Script the answer to matching requests; the newest matching rule wins. See :class:`Rule`."""
         rule = Rule(
-            model=model, contains=contains, matches=matches, when=when, endpoint=endpoint,
+            model=model, contains=contains, matches=matches, when=when, endpoint=endpoint, api=api,
             reply=reply, stream=stream, tool_call=tool_call, fault=fault, times=times,
         )
         with self._lock:
@@ -167,13 +195,19 @@ class MockModelRunner(_Transports):
             raise AssertionError(RULES_NOT_USED.format(rules="\n".join(lines), hint=RULES_NOT_USED_HINT))
 
     def reset(self) -> None:
-        """Forget rules, recorded requests, loaded runners and their settings; restore the initial models."""
+        """Forget rules, recorded requests, loaded runners and their settings, stored responses and the
+        request log; restore the initial models; set the clock back."""
         with self._lock:
             self.rules.clear()
             self.requests.clear()
             self.loaded_runners.clear()
             self.runner_configs.clear()
             self.store = ModelStore(self._initial_models)
+            self.clock.reset()
+            self.response_store = ResponseStore(clock=self.clock.now)
+            self.request_log = request_log.RequestLog(self._resolve_id)
+            self._sequence = 0
+            self._log_changes.clear()
 
     def add_model(self, name: str, *, size: int | None = None, tags: Iterable[str] = ()) -> ModelInfo:
         """Put a model in the store (as if pulled); ``size`` in bytes, ``tags`` extra names for it."""
@@ -231,20 +265,27 @@ class MockModelRunner(_Transports):
                 body = json.loads(content)
             except ValueError:
                 invalid_json = True
-        route = routes.match_inference_path(path)
-        recorded = self._record(request, method, path, route, body, content)
+        front = frontends.view(self, method, path, body, content)
+        route = None if front is not None else routes.match_inference_path(path)
+        recorded = self._record(request, method, path, route, body, content, front[0] if front else None)
         access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.origins)
         if access.status == 403:
             return responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
         if access.status is not None:  # an allowed preflight
             return Answer(access.status, access.headers)
-        answer = self._answer(request, route, recorded, invalid_json=invalid_json)
+        answer = self._answer(request, route, recorded, front, invalid_json=invalid_json)
         if access.headers:
             answer.headers = [*answer.headers, *access.headers]
         return answer
 
     def _answer(
-        self, request: AnyRequest, route: routes.InferenceRoute | None, recorded: RecordedRequest, *, invalid_json: bool
+        self,
+        request: AnyRequest,
+        route: routes.InferenceRoute | None,
+        recorded: RecordedRequest,
+        front: tuple[View, frontends.Handler] | None,
+        *,
+        invalid_json: bool,
     ) -> Answer:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
@@ -260,7 +301,7 @@ class MockModelRunner(_Transports):
             if rule is not None:
                 rule.calls += 1
         fault = rule.fault if rule is not None else None
-        if fault is not None and fault.replaces_answer:
+        if fault is not None and fault.replaces_answer and (front is None or not front[0].upstream):
             return self._fault_answer(fault, recorded)
         delivery = AT_ONCE
         if fault is not None and fault.kind in ("slow_first_token", "cut_stream"):
@@ -269,18 +310,32 @@ class MockModelRunner(_Transports):
                 cut_after=fault.after if fault.kind == "cut_stream" else None,
                 read_timeout=(request.extensions.get("timeout") or {}).get("read"),
             )
-        if route is not None:
+        if front is not None:
+            view, handler = front
+            answer = handler(self, Call(request, recorded, view, rule, fault, delivery))
+        elif route is not None:
             answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
             answer = self._management(request, recorded, fault, delivery)
         return answer.delivered(delivery) if delivery.delays_or_cuts else answer
 
     def _record(
-        self, request: AnyRequest, method: str, path: str, route: routes.InferenceRoute | None, body: Any, content: bytes
+        self,
+        request: AnyRequest,
+        method: str,
+        path: str,
+        route: routes.InferenceRoute | None,
+        body: Any,
+        content: bytes,
+        view: View | None,
     ) -> RecordedRequest:
         is_object = isinstance(body, dict)
         model: str | None = None
-        if route is not None:
+        api = "openai" if route is not None else "dmr"
+        chat = body if is_object and route is not None else None
+        if view is not None:
+            api, endpoint, model, chat = view.api, view.endpoint, view.model, view.chat
+        elif route is not None:
             endpoint = route.endpoint
             if endpoint.startswith(_MODELS_PREFIX):
                 endpoint, model = routes.MODELS, endpoint[len(_MODELS_PREFIX) :]
@@ -299,9 +354,11 @@ class MockModelRunner(_Transports):
             json=body,
             model=model,
             endpoint=endpoint,
-            stream=is_object and body.get("stream") is True,
-            last_user_message=openai_api.last_user_message(body) if is_object else "",
+            stream=isinstance(chat, dict) and chat.get("stream") is True,
+            last_user_message=openai_api.last_user_message(chat) if isinstance(chat, dict) else "",
             content=content,
+            api=api,
+            chat=chat if view is not None else None,
         )
         with self._lock:
             self.requests.append(recorded)
@@ -312,6 +369,92 @@ class MockModelRunner(_Transports):
             raise Dropped(fault.kind)
         body, content_type = fault.response_body(method=recorded.method, endpoint=recorded.endpoint, model=recorded.model)
         return responses.raw(fault.status, body, content_type)
+
+    # -- the scheduler, for every front-end -----------------------------------------------------------
+
+    def admit(
+        self, call: Call, *, backend: str | None, endpoint: str, body: Any, size: int, mode: str | None = None
+    ) -> Answer | None:
+        """What DMR's scheduler does before the backend sees a front-end's request: the rule's fault
+        (it stands for the upstream's answer), then DMR's checks; ``None`` when the model is loaded."""
+        if call.fault is not None and call.fault.replaces_answer:
+            return self._fault_answer(call.fault, call.recorded)
+        refusal = self._checks(backend, body, size)
+        if refusal is not None:
+            return refusal
+        self._mark_loaded(body["model"], mode or engines_api.mode_for_endpoint(endpoint))
+        return None
+
+    def generate(self, call: Call, chat: dict[str, Any]) -> inference.ChatOutcome:
+        """The chat-completions core's answer to ``chat`` (the front-end's translated request)."""
+        exchange = inference.Exchange(
+            recorded=call.recorded, body=chat, endpoint=routes.CHAT_COMPLETIONS, rule=call.rule, delivery=call.delivery
+        )
+        return inference.chat_outcome(self, exchange)
+
+    def log_exchange(
+        self, recorded: RecordedRequest, *, url: str, model: str, body: bytes | str, answer: Answer, origin: str | None = None,
+        user_agent: str | None = None,
+    ) -> None:  # fmt: skip
+        """Keep one request in the request log (``GET /engines/requests``), as DMR's recorder does once
+        the runner is loaded: ``url`` the scheduler's path, ``answer`` as the backend sent it. Its ID and
+        timestamp come from :attr:`clock`, a nanosecond later per record so that IDs stay unique."""
+        with self._lock:
+            self._sequence += 1
+            now_ns = int(self.clock.now()) * 1_000_000_000 + self._sequence
+        if origin is None:
+            origin = request_log.request_origin(url, recorded.headers.get(request_log.REQUEST_ORIGIN_HEADER.lower()))
+        response = answer.body if answer.chunks is None else b"".join(answer.chunks)
+        self._to_log(functools.partial(
+            self.request_log.record, model, url=url, body=body, now_ns=now_ns, status_code=answer.status,
+            response=response, user_agent=recorded.headers.get("user-agent", "") if user_agent is None else user_agent,
+            origin=origin,
+        ))  # fmt: skip
+
+    def _to_log(self, change: Callable[[], object]) -> None:
+        """Queue a change to the request log: it is made (JSON decoded and encoded again, streams
+        reassembled) only when the log is read, so requests no test looks at cost nothing."""
+        with self._lock:
+            self._log_changes.append(change)
+            if len(self._log_changes) > _LOG_BACKLOG:
+                self.flush_request_log()
+
+    def flush_request_log(self) -> request_log.RequestLog:
+        """The request log, every queued change made."""
+        with self._lock:
+            changes, self._log_changes = self._log_changes, []
+            for change in changes:
+                change()
+            return self.request_log
+
+    def next_sequence(self) -> int:
+        """A number no earlier request got: seeds IDs that must differ between identical requests."""
+        with self._lock:
+            self._sequence += 1
+            return self._sequence
+
+    def _checks(self, backend: str | None, body: Any, size: int, *, invalid_json: bool = False) -> Answer | None:
+        """DMR's order (DMR-PROTOCOL.md 3.3): backend name, body, model, lookup, backend install."""
+        backend = backend or engines_api.LLAMACPP_BACKEND
+        if backend != engines_api.LLAMACPP_BACKEND and backend not in engines_api.OTHER_BACKENDS_STATUS:
+            return responses.plain_error(404, error_bodies.BACKEND_NOT_FOUND)
+        if size > proxying.MAX_INFERENCE_BODY:
+            return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
+        model = body.get("model") if isinstance(body, dict) else None
+        if invalid_json or not isinstance(body, dict) or (model is not None and not isinstance(model, str)):
+            return responses.plain_error(400, error_bodies.INVALID_REQUEST)
+        if not model:  # missing, empty or null (Go decodes null into "")
+            return responses.plain_error(400, error_bodies.MODEL_REQUIRED)
+        if not self.knows_model(model):
+            return responses.plain_error(404, error_bodies.model_not_found_message(model))
+        if backend != engines_api.LLAMACPP_BACKEND:
+            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
+            return responses.plain_error(status, message)
+        return None
+
+    def knows_model(self, model: str) -> bool:
+        """Whether inference may use ``model``: stored, or any model under ``serve_any_model``."""
+        return self.serve_any_model or self.store.find(model) is not None
 
     def _inference(
         self,
@@ -334,29 +477,18 @@ class MockModelRunner(_Transports):
         handler = inference.HANDLERS.get(endpoint)
         if handler is None or method != "POST":
             return responses.plain_error(404, error_bodies.NOT_FOUND)
-        # DMR's order (DMR-PROTOCOL.md 3.3): backend name, body, model, lookup, backend install, load.
-        backend = route.backend or engines_api.LLAMACPP_BACKEND
-        if backend != engines_api.LLAMACPP_BACKEND and backend not in engines_api.OTHER_BACKENDS_STATUS:
-            return responses.plain_error(404, error_bodies.BACKEND_NOT_FOUND)
-        if len(recorded.content) > proxying.MAX_INFERENCE_BODY:
-            return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
-        model = body.get("model") if isinstance(body, dict) else None
-        if invalid_json or not isinstance(body, dict) or (model is not None and not isinstance(model, str)):
-            return responses.plain_error(400, error_bodies.INVALID_REQUEST)
-        if not model:  # missing, empty or null (Go decodes null into "")
-            return responses.plain_error(400, error_bodies.MODEL_REQUIRED)
-        if not self.serve_any_model and self.store.find(model) is None:
-            return responses.plain_error(404, error_bodies.model_not_found_message(model))
-        if backend != engines_api.LLAMACPP_BACKEND:
-            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
-            return responses.plain_error(status, message)
-        self._mark_loaded(model, engines_api.mode_for_endpoint(endpoint))
+        refusal = self._checks(route.backend, body, len(recorded.content), invalid_json=invalid_json)
+        if refusal is not None:
+            return refusal
+        self._mark_loaded(body["model"], engines_api.mode_for_endpoint(endpoint))
         if preload:
             return responses.empty(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
             recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
-        return handler(self, exchange)
+        answer = handler(self, exchange)
+        self.log_exchange(recorded, url=engines_url(recorded.path), model=body["model"], body=recorded.content, answer=answer)
+        return answer
 
     def _resolve_id(self, name: str) -> str:
         """DMR's ``ResolveID``: the stored model's ID; a model only ``serve_any_model`` knows is
@@ -380,6 +512,20 @@ class MockModelRunner(_Transports):
                 return
             if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
                 self.loaded_runners.append((model, mode))
+                config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode)) if self.runner_configs else None
+                self._to_log(functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
+
+    def unload_runners(self, unload: Callable[[str, str], bool]) -> int:
+        """Stop the runners ``(name, mode)`` for which ``unload`` is true (DMR then forgets their
+        models' request records); returns how many stopped."""
+        with self._lock:
+            kept = [(name, mode) for name, mode in self.loaded_runners if not unload(name, mode)]
+            for name, mode in self.loaded_runners:
+                if (name, mode) not in kept:
+                    self._to_log(functools.partial(self.request_log.remove_model, name))
+            count = len(self.loaded_runners) - len(kept)
+            self.loaded_runners[:] = kept
+            return count
 
     def _management(
         self, request: AnyRequest, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
@@ -400,6 +546,8 @@ class MockModelRunner(_Transports):
                 return management.engines_ps(self)
             if method == "GET" and path == routes.ENGINES_DF_PATH:
                 return management.engines_df(self)
+            if method == "GET" and path == request_log.REQUESTS_PATH:
+                return management.requests_log(self, request)
             if method == "POST" and path == routes.ENGINES_UNLOAD_PATH:
                 return management.engines_unload(self, recorded.content)
             if method in ("GET", "HEAD") and path == routes.ENGINES_CONFIGURE_PATH:
@@ -427,6 +575,11 @@ class MockModelRunner(_Transports):
         if method == "GET":
             return management.inspect_model(self, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
         return responses.plain_error(404, error_bodies.NOT_FOUND)
+
+
+def engines_url(path: str) -> str:
+    """The path DMR's recorder logs: an alias (``/v1/...``) rewritten to ``/engines/v1/...``."""
+    return "/engines" + path if path.startswith(routes.ALIAS_PREFIX + "/") else path
 
 
 def _usage(rule: Rule) -> str:

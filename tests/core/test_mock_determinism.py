@@ -45,6 +45,15 @@ REQUESTS = [
     ("pull", "POST", "/models/create", {"from": "ai/qwen3:0.6B-Q4_0"}, {"Accept": "application/json"}),
     ("models", "GET", "/models", None, {}),
     ("openai-models", "GET", "/engines/v1/models", None, {}),
+    ("responses", "POST", "/v1/responses", {"model": "m", "input": "Explain unit tests.", "instructions": "Be brief."}, {}),
+    ("responses-stream", "POST", "/v1/responses", {"model": "m", "input": "Explain unit tests.", "tools": [{"type": "function", "name": "lookup"}], "tool_choice": "required", "stream": True}, {}),
+    ("messages", "POST", "/v1/messages", {"model": "m", "system": "Be brief.", "messages": MESSAGES[1:], "max_tokens": 30}, {}),
+    ("messages-stream", "POST", "/anthropic/v1/messages", {"model": "ai/smollm2", "messages": MESSAGES[1:], "max_tokens": 30, "stream": True}, {}),
+    ("ollama-chat", "POST", "/api/chat", {"model": "m", "messages": MESSAGES}, {}),
+    ("ollama-generate", "POST", "/api/generate", {"model": "m", "prompt": "Once upon a time", "stream": False}, {}),
+    ("ollama-pull", "POST", "/api/pull", {"model": "ai/qwen3"}, {}),
+    ("rerank", "POST", "/rerank", {"model": "m", "query": "unit tests", "documents": ["tests", "cake", "unit tests pass"]}, {}),
+    ("request-log", "GET", "/engines/requests", None, {"User-Agent": "determinism"}),
 ]
 
 

@@ -1,0 +1,103 @@
+"""The mock's other API formats, each a front-end over the chat-completions core, as DMR is built.
+
+Each module reads its requests (:func:`view`: what the request is, and the chat request DMR would
+translate it into, so rules match whatever the format) and answers them (``answer``), calling the
+mock's scheduler (:meth:`MockModelRunner.admit`, then :meth:`MockModelRunner.generate`) for what
+DMR sends upstream. The translations are :mod:`pytest_dmr.protocol`'s, shared with the emulator.
+
+How a rule's :class:`~pytest_dmr.mock.Fault` shows in each format (it stands for the upstream's
+answer, so each front-end presents it as DMR presents that upstream answer):
+
+==================  =========================================================================
+``http(status)``    OpenAI, Messages, reranking: the status and body as they are (DMR passes
+                    them through). Responses: a ``failed`` Response with that status (plain) or
+                    ``error`` and ``response.failed`` events with status 200 (streamed). Ollama:
+                    the status, with ``{"error": message}`` or the body (plain) or no body (streamed).
+``timeout``,        the client's stack raises (``ReadTimeout``, ``RemoteProtocolError``) in every
+``disconnect``      format.
+``cut_stream(n)``   a stream stops after the events made from ``n`` content chunks (no closing
+                    events); a whole body is cut in half.
+``slow_first_token`` the first byte waits, in every format.
+``pull_error``      ``/api/pull``: the progress lines, then ``{"error": ...}`` lines.
+==================  =========================================================================
+
+On routes that do not go upstream (``/api/tags``, ``GET /v1/responses/{id}``...) an ``http`` fault
+replaces the answer as on DMR's own routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.streams import Delivery
+
+if TYPE_CHECKING:
+    from pytest_dmr.mock.inference import ChatOutcome
+    from pytest_dmr.mock.stacks import AnyRequest
+    from pytest_dmr.mock.transport import MockModelRunner
+
+
+@dataclass
+class View:
+    """A front-end request as the mock records it: its format, endpoint and model, the chat
+    request it translates into (``None`` when it is not one, or is refused), whether it goes
+    upstream (then a fault stands for the upstream's answer), and the front-end's own parse."""
+
+    api: str
+    endpoint: str
+    model: str | None = None
+    chat: dict[str, Any] | None = None
+    upstream: bool = False
+    state: Any = None
+
+
+@dataclass
+class Call:
+    """One front-end request on its way through the mock."""
+
+    request: AnyRequest
+    recorded: RecordedRequest
+    view: View
+    rule: Rule | None
+    fault: Fault | None
+    delivery: Delivery
+
+    @property
+    def path(self) -> str:
+        return self.recorded.path
+
+
+Handler = Callable[["MockModelRunner", Call], Answer]
+
+
+def translated_stream(
+    outcome: ChatOutcome, head: list[bytes], feed: Callable[[Mapping[str, Any]], list[bytes]], tail: Callable[[], list[bytes]]
+) -> tuple[list[bytes], Delivery]:
+    """A front-end's stream from the core's chunks: ``head``, what ``feed`` makes of each chunk, then
+    ``tail()``; and its delivery, a ``cut_stream`` fault's cut moved to where the chunk after the
+    last piece sent would begin."""
+    events = list(head)
+    offsets = []
+    for chunk in outcome.chunks or ():
+        offsets.append(len(events))
+        events += feed(chunk)
+    offsets.append(len(events))
+    events += tail()
+    return events, outcome.cut_index(offsets)
+
+
+def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> tuple[View, Handler] | None:
+    """The front-end that serves ``path``, and its view of the request; ``None`` for the OpenAI
+    routes and DMR's own."""
+    from pytest_dmr.mock.frontends import anthropic, ollama, rerank, responses
+
+    for module in (responses, anthropic, ollama, rerank):
+        found = module.view(runner, method, path, body, content)
+        if found is not None:
+            return found, module.answer
+    return None

@@ -1,0 +1,41 @@
+"""Reranking: ``/rerank``, ``/score`` and ``/engines[/{backend}]/rerank|score``, DMR's checks, then
+a reranking-mode runner that scores as :func:`pytest_dmr.protocol.rerank_api.answer` does (word
+overlap, SHA-256 tiebreaks: the same scores in every process)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pytest_dmr.protocol import error_bodies, rerank_api
+from pytest_dmr.mock import responses
+from pytest_dmr.mock.frontends import Call, View
+from pytest_dmr.mock.responses import Answer
+
+if TYPE_CHECKING:
+    from pytest_dmr.mock.transport import MockModelRunner
+
+
+def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+    route = rerank_api.match_rerank_path(path)
+    if route is None:
+        return None
+    model = body.get("model") if isinstance(body, dict) and isinstance(body.get("model"), str) else None
+    return View("rerank", "/" + route.endpoint, model, upstream=True, state=route)
+
+
+def answer(runner: MockModelRunner, call: Call) -> Answer:
+    route: rerank_api.RerankRoute = call.view.state
+    if call.recorded.method != "POST":
+        return responses.plain_error(404, error_bodies.NOT_FOUND)
+    body = call.recorded.json
+    refusal = runner.admit(
+        call, backend=route.backend, endpoint=call.view.endpoint, body=body, size=len(call.recorded.content),
+        mode=rerank_api.RERANKING_MODE,
+    )  # fmt: skip
+    if refusal is not None:
+        return refusal
+    status, value = rerank_api.answer(route.endpoint, body, model_name=body["model"])
+    found = responses.backend_json(value, status)
+    url = f"/engines/{route.backend}/{route.endpoint}" if route.backend else f"/engines/{route.endpoint}"
+    runner.log_exchange(call.recorded, url=url, model=body["model"], body=call.recorded.content, answer=found)
+    return found
