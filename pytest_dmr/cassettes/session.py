@@ -189,7 +189,7 @@ class CassetteSession:
     """
 
     def __init__(self, path: str | Path, mode: str = "none", *, pace: bool = False, ignore: Iterable[str] = (),
-                 run_id: str | None = None, lock_dir: Path | None = None,
+                 run_id: str | None = None, lock_dir: str | Path | None = None,
                  lock_timeout: float = storage.DEFAULT_LOCK_TIMEOUT) -> None:
         self.path = Path(path)
         self.mode = mode
@@ -197,7 +197,7 @@ class CassetteSession:
         self.pace = pace
         self.ignore = tuple(ignore)
         self.run_id = run_id
-        self.lock_dir = lock_dir
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else None
         self.lock_timeout = lock_timeout
         self.cassette = Cassette(path=self.path)
         self.recorded = Cassette(path=self.path)
