@@ -11,6 +11,9 @@ Every error says what went wrong, on which runner and for which model, and what 
     ├── StreamInterruptedError      a streamed answer stopped before its end
     ├── PullError                   a pull failed (an error line, or a refused request)
     ├── MalformedResponseError      an answer that cannot be read (not JSON, or JSON of another shape)
+    ├── CassetteError               a cassette that cannot be used (unreadable, locked)
+    │   ├── CassetteMismatchError   a request the cassette has no recorded answer for
+    │   └── CassetteDriftError      ``verify``: live answers differ from the recorded ones
     └── RunnerHTTPError             the runner answered with an error status
         ├── BadRequestError         400: the request was malformed (no model, bad JSON)
         ├── ModelNotFoundError      404: the model is not on the runner
@@ -26,6 +29,9 @@ from pytest_dmr.redaction import redact_text, redact_url
 __all__ = [
     "BackendUnavailableError",
     "BadRequestError",
+    "CassetteDriftError",
+    "CassetteError",
+    "CassetteMismatchError",
     "ConfigurationError",
     "DMRError",
     "ModelLoadError",
@@ -122,6 +128,30 @@ class MalformedResponseError(DMRError, ValueError):
     def naming(self, *, runner_url: str | None, model: str | None) -> MalformedResponseError:
         """The same error, naming the runner and the model (raise it ``from`` this one)."""
         return MalformedResponseError(self.message, runner_url=runner_url, model=model, hint=self.hint)
+
+
+class CassetteError(DMRError):
+    """A cassette that cannot be used: unreadable (not a cassette, a newer format), or locked by
+    another process for longer than the wait allows. ``path`` is the cassette file."""
+
+    def __init__(self, message: str, *, path: str | None = "", **context: str | None) -> None:
+        self.path = path or ""
+        super().__init__(message, **context)
+
+
+class CassetteMismatchError(CassetteError):
+    """A request the cassette has no recorded answer for. The message names the closest recorded
+    request and the fields that differ; ``request`` and ``closest`` keep both descriptions."""
+
+    def __init__(self, message: str, *, request: str = "", closest: str = "", **context: str | None) -> None:
+        self.request = request
+        self.closest = closest
+        super().__init__(message, **context)
+
+
+class CassetteDriftError(CassetteError):
+    """``--dmr-record=verify``: answers from the live runner differ from the recorded ones; the
+    message shows both answers of each drifted exchange."""
 
 
 class RunnerHTTPError(DMRError):
