@@ -18,13 +18,26 @@ from typing import TYPE_CHECKING, TextIO
 
 from pytest_dmr import errors
 from pytest_dmr.protocol import model_names, pull_stream
-from pytest_dmr.discovery import HOW_TO_START, Discovery, discover
+from pytest_dmr.discovery import Discovery, discover
 from pytest_dmr.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_dmr.client import ModelRunnerClient
 
-EXIT_OK, EXIT_FAILED, EXIT_NO_RUNNER = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_RUNNER = 0, 1, 2, 3
+"""One exit code per kind of outcome: done; a problem found or an operation the runner refused; a bad
+command line or setting (argparse's own code); no runner reachable."""
+EXIT_CODES_HELP = (
+    "exit codes: 0 done; 1 a problem found (doctor) or the runner refused (models, pull); "
+    "2 a bad option or setting; 3 no runner reachable"
+)
+HOW_TO_START = (
+    "Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`; Docker Engine: "
+    "`docker model install-runner`; no Docker at all: the emulator on llama.cpp, "
+    "`pip install 'pytest-dmr[llama]' && python -m pytest_dmr.emulator --catalog DIR` (DIR/<name>/<tag>.gguf). "
+    "Or point at a runner with --url URL (DMR_URL)."
+)
+"""What the command line tells someone who has no runner (the plugin's advice names its own flags)."""
 
 _WITHOUT_RUNNER = {
     "auto": "Tests will run on the mock (auto mode), and --dmr=live will refuse to start.",
@@ -136,6 +149,8 @@ def doctor(settings: Settings, out: TextIO) -> int:
     print(f"provisioning: testcontainers {'installed' if has_testcontainers else 'missing'}"
           + ("" if has_testcontainers else "; fix: pip install 'pytest-dmr[containers]'"), file=out)
     print("verdict: " + ("ready" if problems == 0 else f"{problems} problem(s), see the fixes above"), file=out)
+    if found.address is None:
+        return EXIT_NO_RUNNER
     return EXIT_OK if problems == 0 else EXIT_FAILED
 
 
@@ -183,11 +198,12 @@ def models(settings: Settings, out: TextIO) -> int:
     if not listed:
         print(f"no models on {found.address.root}; pull one with `pytest-dmr pull {settings.model}`", file=out)
         return EXIT_OK
-    width = max(len(model_names.short_model_name(model.name)) for model in listed)
+    width = max(len(model_names.short_model_name(tag)) for model in listed for tag in model.tags or (model.name,))
     print(f"{'MODEL':<{width}}  {'SIZE':>11}  ID", file=out)
     for model in listed:
         model_id = model.id.removeprefix("sha256:")[:12]
-        print(f"{model_names.short_model_name(model.name):<{width}}  {model.size or '':>11}  {model_id}", file=out)
+        for tag in model.tags or (model.name,):  # one row per tag, as `docker images` does
+            print(f"{model_names.short_model_name(tag):<{width}}  {model.size or '':>11}  {model_id}", file=out)
     return EXIT_OK
 
 
@@ -251,22 +267,35 @@ def pull(settings: Settings, name: str, out: TextIO, err: TextIO) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def _runner_options(parser: argparse.ArgumentParser, *, default: object) -> None:
+    # Each flag also takes the plugin's spelling, which is how error messages name it.
+    parser.add_argument("--url", "--dmr-url", default=default,
+                        help="a runner's URL (skips discovery); default: DMR_URL, the ini file, or discovery")
+    parser.add_argument("--timeout", "--dmr-timeout", metavar="SECONDS", default=default, help="request timeout in seconds")
+    parser.add_argument("--discovery", "--dmr-discovery", metavar="GROUPS", default=default,
+                        help="comma list of url,compose,host,container,desktop")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-dmr",
-        description="Docker Model Runner for tests: check the set-up, list and pull models. "
-        "Uses the same environment variables as the pytest plugin (DMR_URL, DMR_MODEL, DMR_DISCOVERY, ...).",
+        description="Docker Model Runner for tests: check the set-up, list and pull models. Settings are "
+        "resolved as pytest would resolve them here: these options, then the environment (DMR_URL, "
+        "DMR_MODEL, DMR_DISCOVERY, ...), then the ini file.",
+        epilog=EXIT_CODES_HELP,
     )
-    # Each flag also takes the plugin's spelling, which is how error messages name it.
-    parser.add_argument("--url", "--dmr-url", help="a runner's URL (skips discovery); default: DMR_URL or discovery")
-    parser.add_argument("--timeout", "--dmr-timeout", metavar="SECONDS", help="request timeout in seconds")
-    parser.add_argument("--discovery", "--dmr-discovery", metavar="GROUPS",
-                        help="comma list of url,compose,host,container,desktop")
+    _runner_options(parser, default=None)
+    # The same options after the subcommand (`pytest-dmr models --url URL`); SUPPRESS keeps a value
+    # given before the subcommand when none is given after it.
+    after = argparse.ArgumentParser(add_help=False)
+    _runner_options(after, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("doctor", help="what is reachable, what is missing, how to fix it")
-    models_parser = commands.add_parser("models", help="the models on the runner")
+    commands.add_parser("doctor", parents=[after], help="what is reachable, what is missing, how to fix it",
+                        epilog=EXIT_CODES_HELP)
+    models_parser = commands.add_parser("models", parents=[after], help="the models on the runner, one row per tag",
+                                        epilog=EXIT_CODES_HELP)
     models_parser.add_argument("--running", action="store_true", help="the models loaded now (DMR's /engines/ps)")
-    pull_parser = commands.add_parser("pull", help="pull a model, with progress")
+    pull_parser = commands.add_parser("pull", parents=[after], help="pull a model, with progress", epilog=EXIT_CODES_HELP)
     pull_parser.add_argument("name", help="a model reference, e.g. ai/smollm2 or smollm2:135M-Q4_0")
     return parser
 
@@ -277,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
     except errors.ConfigurationError as exc:
         print(f"pytest-dmr: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     try:
         if args.command == "doctor":
             return doctor(settings, sys.stdout)

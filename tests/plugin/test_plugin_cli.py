@@ -18,10 +18,11 @@ def test_doctor_with_a_runner(standin: StandIn, capsys: pytest.CaptureFixture[st
 
 
 def test_doctor_without_a_runner_says_how_to_fix_it(refused_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--url", refused_url, "doctor"]) == 1
+    assert main(["--url", refused_url, "doctor"]) == 3
     out = capsys.readouterr().out
     assert f"[ refused] url       {refused_url.removeprefix('http://')}: connection refused" in out
     assert "  fix: Start one: Docker Desktop: `docker desktop enable model-runner --tcp 12434`" in out
+    assert "no Docker at all: the emulator on llama.cpp" in out
     assert "verdict: 1 problem(s), see the fixes above" in out
 
 
@@ -39,8 +40,8 @@ def test_models_lists_short_names_and_sizes(standin: StandIn, capsys: pytest.Cap
     assert lines[1].split() == ["smollm2", "256.35", "MiB", "000000000001"]
 
 
-def test_models_without_a_runner_exits_2(refused_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--url", refused_url, "models"]) == 2
+def test_models_without_a_runner_exits_3(refused_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", refused_url, "models"]) == 3
     assert capsys.readouterr().out.startswith(f"No runner: {refused_url.removeprefix('http://')} connection refused\n")
 
 
@@ -59,7 +60,7 @@ def test_pull_on_an_openai_only_server_is_refused(capsys: pytest.CaptureFixture[
 
 
 def test_a_bad_setting_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--discovery", "lan", "doctor"]) == 1
+    assert main(["--discovery", "lan", "doctor"]) == 2
     assert "pytest-dmr: --dmr-discovery='lan': unknown discovery group 'lan'" in capsys.readouterr().err
 
 
@@ -107,5 +108,26 @@ def test_doctor_reports_a_bad_ini_value_as_pytest_would(tmp_path, monkeypatch: p
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\ndmr_mode = sometimes\n")
     monkeypatch.chdir(tmp_path)
-    assert main(["doctor"]) == 1
+    assert main(["doctor"]) == 2
     assert capsys.readouterr().err == "pytest-dmr: dmr_mode (ini)='sometimes' is not valid. Use one of: auto, live, mock, off\n"
+
+
+def test_options_also_come_after_the_subcommand(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--url", standin.url]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[0] == "smollm2"
+    assert main(["--timeout", "7", "doctor", "--url", standin.url]) == 0  # before and after mix
+    assert f", url {standin.url} (from --dmr-url)" in capsys.readouterr().out
+
+
+def test_models_lists_every_tag(standin: StandIn, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--url", standin.url, "pull", "smollm2:360M-Q4_K_M"]) == 0
+    capsys.readouterr()
+    assert main(["--url", standin.url, "models"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert "smollm2" in names and "smollm2:360M-Q4_K_M" in names
+
+
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "exit codes: 0 done; 1 a problem found" in " ".join(capsys.readouterr().out.split())
