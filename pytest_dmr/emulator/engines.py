@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 
 import httpx2
 
-from pytest_dmr.protocol import addresses, durations, encoding, engines_api, proxying
+from pytest_dmr.protocol import addresses, durations, encoding, engines_api, proxying, rerank_api
 from pytest_dmr.emulator.llama_process import READY_PREFIX
 
 DEFAULT_IDLE_TIMEOUT = 300.0
@@ -165,6 +165,8 @@ class LlamaEngine:
         ]  # fmt: skip
         if mode == engines_api.EMBEDDING_MODE:
             command.append("--embedding")
+        elif mode == rerank_api.RERANKING_MODE:
+            command.append("--reranking")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"llama-{model_path.name[:12]}-{mode}-{time.time_ns()}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
@@ -320,7 +322,13 @@ class Scheduler:
         slots: int | None = None,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+        on_started: Callable[[Runner, engines_api.RunnerConfig | None], None] | None = None,
+        on_stopped: Callable[[Runner], None] | None = None,
     ) -> None:
+        self.on_started = on_started
+        """Called when a runner has loaded, with the settings it was started with (DMR's recorder keeps them)."""
+        self.on_stopped = on_stopped
+        """Called when a loaded runner is stopped (unloaded, evicted, crashed, closed)."""
         self.engine = engine
         self.slots = slots or max(1, min(os.cpu_count() or 1, 8))
         self.idle_timeout = idle_timeout
@@ -438,6 +446,8 @@ class Scheduler:
         self._close_runners(evicted)
         with self._changed:
             config = self._config_for(runner)
+            if config is None and runner.mode == rerank_api.RERANKING_MODE:  # DMR falls back to the completion settings
+                config = self._configs.get((engines_api.LLAMACPP_BACKEND, runner.model_id, engines_api.COMPLETION_MODE))
         # Only when configured: an engine written before context sizes existed still works.
         options = {"context_size": config.context_size} if config is not None and config.context_size else {}
         try:
@@ -457,10 +467,17 @@ class Scheduler:
             self._changed.notify_all()
         if closed:
             handle.close()
+        elif self.on_started is not None:
+            self.on_started(runner, config)
 
     def ps(self) -> list[dict[str, Any]]:
         with self._changed:
             return [runner.ps(self._config_for(runner)) for runner in self._runners.values()]
+
+    def settings(self, runner: Runner) -> engines_api.RunnerConfig | None:
+        """The ``_configure`` settings stored for this runner's model and mode, if any."""
+        with self._changed:
+            return self._config_for(runner)
 
     def _config_for(self, runner: Runner) -> engines_api.RunnerConfig | None:
         """With the lock held: the settings ``_configure`` stored for this runner's model and mode."""
@@ -534,8 +551,7 @@ class Scheduler:
             self._runners.clear()
             loads = list(self._loads)
             self._changed.notify_all()
-        for runner in runners:
-            runner.handle.close()  # type: ignore[union-attr]
+        self._close_runners(runners)
         for load in loads:
             load.join()
 
@@ -543,6 +559,8 @@ class Scheduler:
         for runner in runners:
             if runner.handle is not None:
                 runner.handle.close()
+                if self.on_stopped is not None:
+                    self.on_stopped(runner)
 
     def _next_idle_check(self) -> float:
         """With the lock held: seconds until the earliest idle deadline (plus 0.1 s, as DMR's timer),

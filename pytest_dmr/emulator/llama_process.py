@@ -31,7 +31,10 @@ def build_params(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     params.cpuparams_batch.n_threads = args.threads
     params.model_alias = {args.alias}
     params.endpoint_metrics = True
-    if args.embedding:
+    if args.reranking:  # llama.cpp's --reranking: embeddings with rank pooling (scores are the model's logits)
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_RANK
+    elif args.embedding:
         params.embedding = True
         try:
             own_pooling = read_header(args.model).has_pooling
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="the GGUF file")
     parser.add_argument("--alias", required=True, help="the model name the server reports")
     parser.add_argument("--embedding", action="store_true", help="serve /v1/embeddings")
+    parser.add_argument("--reranking", action="store_true", help="serve /rerank (rank pooling), as DMR's reranking mode")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx-size", type=int, default=2048)
     parser.add_argument("--parallel", type=int, default=1)

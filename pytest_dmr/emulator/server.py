@@ -17,20 +17,19 @@ import itertools
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
-
-from pytest_dmr.protocol import addresses, cors, encoding, engines_api, error_bodies, model_info, openai_api, proxying, pull_stream, routes
+from pytest_dmr.protocol import addresses, cors, encoding, engines_api, error_bodies, model_info, proxying, pull_stream, request_log, rerank_api, routes
 from pytest_dmr.emulator.catalog import Catalog
 from pytest_dmr.emulator.engines import (
     DEFAULT_IDLE_TIMEOUT,
@@ -43,12 +42,15 @@ from pytest_dmr.emulator.engines import (
     StillLoading,
     make_engine,
 )
+from pytest_dmr.emulator.inference import V1_ENDPOINTS, Answer, Inference, StreamCut, scheduler_path, with_headers
+from pytest_dmr.emulator import anthropic_front, request_log_route
+from pytest_dmr.emulator.ollama_front import API_PREFIX as OLLAMA_PREFIX
+from pytest_dmr.emulator.ollama_front import OllamaFrontend
+from pytest_dmr.emulator.responses_front import ResponsesFrontend
 from pytest_dmr.emulator.store import DeleteRefused, ModelStore, PullRefused, StoredModel
 
 DEFAULT_CONNECTION_IDLE_TIMEOUT = 60.0
 """Seconds a client connection may wait between requests before the server closes it."""
-CRASH_EXIT_WAIT = 2.0
-"""How long a request whose runner connection dropped waits for the runner's process to exit."""
 
 EMULATED_DMR_VERSION = "v1.2.6"
 VERSION = f"{EMULATED_DMR_VERSION}+pytest-dmr-emulator"
@@ -113,7 +115,15 @@ class EmulatorServer:
             raise
         if isinstance(self.engine, LlamaEngine):
             self.engine.log_dir = self.store_dir / "logs"
-        self.scheduler = Scheduler(self.engine, slots=slots, idle_timeout=idle_timeout, load_timeout=load_timeout)
+        self.inference = Inference(self)
+        self.scheduler = Scheduler(
+            self.engine, slots=slots, idle_timeout=idle_timeout, load_timeout=load_timeout,
+            on_started=self.inference.runner_started, on_stopped=self.inference.runner_stopped,
+        )  # fmt: skip
+        self.responses = ResponsesFrontend(self)
+        self.ollama = OllamaFrontend(self)
+        self.stopping = threading.Event()
+        """Set by :meth:`stop`: open request-log event streams end."""
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -152,6 +162,7 @@ class EmulatorServer:
         if self._closed:
             return
         self._closed = True
+        self.stopping.set()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -186,6 +197,31 @@ class EmulatorServer:
             alias=model.tags[0] if model.tags else model.id,
             wait=wait,
         )
+
+    def configure(self, backend: str, body: bytes) -> tuple[int, str]:
+        """DMR's ``ConfigureRunner`` after the body was read: ``(202, "")``, or the status and message
+        of its error (400 invalid request, 500 bad runtime flags, 409 runner active)."""
+        try:
+            request = engines_api.parse_configure_request(body)
+        except ValueError:
+            return 400, error_bodies.INVALID_REQUEST
+        try:
+            mode, config = request.resolve()
+        except ValueError as exc:
+            return 500, str(exc)
+        model = self.store.find(request.model)
+        try:
+            self.scheduler.configure((backend, model.id if model else request.model, mode), config)
+        except RunnerAlreadyActive:
+            return 409, engines_api.RUNNER_ALREADY_ACTIVE
+        return 202, ""
+
+    def unload(self, request: engines_api.UnloadRequest) -> int:
+        """``POST /engines/unload`` once decoded: how many runners were unloaded."""
+        if request.all:
+            return self.scheduler.unload(None)
+        ids = {self.resolve_id(name) for name in request.models}
+        return self.scheduler.unload(ids, backend=request.backend)
 
     def preload_in_background(self, model: StoredModel, model_name: str) -> None:
         """What DMR does after ``_configure``: load the completion runner, in a thread, errors ignored."""
@@ -240,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
-    def _send_head(self, status: int, headers: Headers) -> None:
+    def send_head(self, status: int, headers: Headers) -> None:
         self.log_request(status)  # send_response_only() does not log; --log-requests needs this line
         self.send_response_only(status)
         self.send_header("Date", self.date_time_string())
@@ -249,29 +285,63 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._head_sent = True
 
-    def _send(self, status: int, body: bytes, content_type: str | None, headers: Headers = ()) -> None:
+    def send_body(self, status: int, body: bytes, content_type: str | None, headers: Headers = ()) -> None:
         head = [("Content-Type", content_type)] if content_type else []
-        self._send_head(status, [*head, *headers, ("Content-Length", str(len(body)))])
+        self.send_head(status, [*head, *headers, ("Content-Length", str(len(body)))])
         if body and self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, message: str) -> None:
+    def send_plain_error(self, status: int, message: str, headers: Headers = ()) -> None:
         """Go's ``http.Error``: plain text, ``nosniff``, the message and a newline."""
-        self._send(status, error_bodies.plain_error_body(message), encoding.TEXT_PLAIN, [("X-Content-Type-Options", "nosniff")])
+        nosniff = [("X-Content-Type-Options", "nosniff"), *headers]
+        self.send_body(status, error_bodies.plain_error_body(message), encoding.TEXT_PLAIN, nosniff)
 
-    def _json(self, status: int, value: Any) -> None:
-        self._send(status, encoding.json_line(value), encoding.JSON_CONTENT_TYPE)
+    def method_not_allowed(self, allowed: str) -> None:
+        """Go's ``ServeMux`` for a path registered for other methods: ``405`` and ``Allow``."""
+        self.send_plain_error(405, "Method Not Allowed", [("Allow", allowed)])
 
-    def _start_chunks(self, status: int, headers: Headers) -> None:
-        self._send_head(status, [*headers, ("Transfer-Encoding", "chunked")])
+    def send_json(self, status: int, value: Any) -> None:
+        self.send_body(status, encoding.json_line(value), encoding.JSON_CONTENT_TYPE)
 
-    def _chunk(self, data: bytes) -> None:
+    def start_chunks(self, status: int, headers: Headers) -> None:
+        self.send_head(status, [*headers, ("Transfer-Encoding", "chunked")])
+
+    def chunk(self, data: bytes) -> None:
         if data and self.command != "HEAD":
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
-    def _end_chunks(self) -> None:
+    def end_chunks(self) -> None:
         if self.command != "HEAD":
             self.wfile.write(b"0\r\n\r\n")
+
+    def send_answer(self, answer: Answer) -> None:
+        """Pass a scheduler answer on as it comes: one body with its length, or a stream chunk by chunk."""
+        with answer:
+            if answer.length is not None:
+                body = answer.read()
+                self.send_head(answer.status, [*answer.headers, ("Content-Length", str(len(body)))])
+                if body and self.command != "HEAD":
+                    self.wfile.write(body)
+                return
+            self.start_chunks(answer.status, answer.headers)
+            for data in answer:
+                self.chunk(data)
+            self.end_chunks()
+
+    def client_gone(self) -> bool:
+        """Whether the client closed its connection (it sends nothing while it reads a stream)."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+        return peeked == b""
+
+    def forwarded_headers(self, *replacements: tuple[str, str]) -> list[tuple[str, str]]:
+        """The client's headers with some set (DMR's ``r.Clone`` then ``Header().Set``)."""
+        return with_headers(list(self.headers.items()), replacements)
 
     def _read_body(self) -> bytes | None:
         """The request body; ``None`` when it is over the 10 MiB inference limit (read and dropped)."""
@@ -309,10 +379,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._route()
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True  # gone, or stalled while sending its body: nobody to answer
+        except StreamCut:
+            self.close_connection = True  # the client sees the stream cut short, as from DMR
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the connection silently
             self.close_connection = True  # the request may not have been read whole
             if not self._head_sent:
-                self._error(500, f"emulator error: {exc}")
+                self.send_plain_error(500, f"emulator error: {exc}")
 
     def _route(self) -> None:
         parts = urlsplit(self.path)
@@ -326,24 +398,30 @@ class _Handler(BaseHTTPRequestHandler):
         access = cors.cors_answer(path, method, self.headers.get(cors.ORIGIN_HEADER), self.emulator.origins)
         self._cors_headers = access.headers
         if access.status == 403:
-            self._error(403, cors.ORIGIN_NOT_ALLOWED)
+            self.send_plain_error(403, cors.ORIGIN_NOT_ALLOWED)
         elif access.status is not None:  # an allowed preflight: 204 and the CORS headers, nothing else
-            self._send_head(access.status, [])
+            self.send_head(access.status, [])
         elif path == routes.ROOT_PATH:
-            self._send(200, addresses.ROOT_BANNER.encode(), encoding.TEXT_PLAIN)
+            self.send_body(200, addresses.ROOT_BANNER.encode(), encoding.TEXT_PLAIN)
         elif path == routes.VERSION_PATH:
-            self._json(200, {"version": VERSION})
+            self.send_json(200, {"version": VERSION})
         elif path == routes.METRICS_PATH:
             if method == "GET":
-                self._send(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
+                self.send_body(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
             else:
-                self._error(405, "Method Not Allowed")
+                self.send_plain_error(405, "Method Not Allowed")
         elif path == routes.MANAGEMENT_MODELS_PATH or path.startswith(routes.MANAGEMENT_MODELS_PATH + "/"):
             self._models(method, path, query, body)
-        elif path.startswith("/engines/") or path.startswith(routes.ALIAS_PREFIX + "/"):
-            self._engines(method, path, parts.query, query, body)
+        elif self.emulator.responses.handles(path):
+            self.emulator.responses.handle(self, method, path, body)
+        elif path.startswith(OLLAMA_PREFIX + "/"):
+            self.emulator.ollama.handle(self, method, path, body)
+        elif path.startswith(anthropic_front.PREFIX + "/"):
+            anthropic_front.handle(self.emulator, self, method, path, body)
+        elif path.startswith("/engines/") or path.startswith(routes.ALIAS_PREFIX + "/") or rerank_api.alias_target(path):
+            self._engines(method, scheduler_path(path), parts.query, query, body)
         else:
-            self._error(404, error_bodies.PAGE_NOT_FOUND)
+            self.send_plain_error(404, error_bodies.PAGE_NOT_FOUND)
 
     # ------------------------------------------------------------------ /models
 
@@ -351,47 +429,47 @@ class _Handler(BaseHTTPRequestHandler):
         store = self.emulator.store
         ref = path[len(routes.MANAGEMENT_MODELS_PATH) + 1 :]
         if method == "GET" and path == routes.MANAGEMENT_MODELS_PATH:
-            self._json(200, [model.to_json() for model in store.models()])
+            self.send_json(200, [model.to_json() for model in store.models()])
         elif method == "POST" and path == routes.MODELS_CREATE_PATH:
             self._pull(body)
         elif method == "DELETE" and path == routes.MODELS_PURGE_PATH:
             store.purge()
-            self._send(200, b"", None)
+            self.send_body(200, b"", None)
         elif method == "GET" and ref:
             if "remote" in query:
                 self._inspect_remote(ref)
                 return
             model = store.find(ref) or store.find_partial(ref)
             if model is None:
-                self._error(404, error_bodies.MODEL_NOT_FOUND)
+                self.send_plain_error(404, error_bodies.MODEL_NOT_FOUND)
             else:
-                self._json(200, model.info().to_json())
+                self.send_json(200, model.info().to_json())
         elif method == "DELETE" and ref:
             force = any(value in _TRUE_VALUES for value in query.get("force", []))
             try:
                 actions = store.delete(ref, force=force)
             except DeleteRefused as refused:
-                self._error(refused.status, refused.message)
+                self.send_plain_error(refused.status, refused.message)
                 return
             remaining = {model.id for model in store.models()}
             gone = {action["Deleted"] for action in actions if "Deleted" in action} - remaining
             if gone:
                 self.emulator.scheduler.unload(gone)
-            self._json(200, actions)
+            self.send_json(200, actions)
         else:
-            self._error(404, error_bodies.NOT_FOUND)
+            self.send_plain_error(404, error_bodies.NOT_FOUND)
 
     def _inspect_remote(self, ref: str) -> None:
         try:
             tag, description = self.emulator.store.check_pull(ref)
         except PullRefused:
-            self._error(
+            self.send_plain_error(
                 404,
                 f"error while getting remote model: failed to pull model {encoding.go_quote(ref)}: "
                 "MANIFEST_UNKNOWN - Model not found",
             )
             return
-        self._json(200, description.info(()).to_json())
+        self.send_json(200, description.info(()).to_json())
 
     def _pull(self, body: bytes | None) -> None:
         try:
@@ -399,13 +477,13 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             request = None
         if not isinstance(request, dict):
-            self._error(400, error_bodies.INVALID_REQUEST_BODY)
+            self.send_plain_error(400, error_bodies.INVALID_REQUEST_BODY)
             return
         reference = request.get("from")
         try:
             tag, description = self.emulator.store.check_pull(reference if isinstance(reference, str) else "")
         except PullRefused as refused:
-            self._error(refused.status, refused.message)
+            self.send_plain_error(refused.status, refused.message)
             return
         accept = self.headers.get("Accept")
         raw = pull_stream.pull_wants_raw_json(accept)
@@ -414,9 +492,9 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 first = next(lines)  # waits for a pull slot: until then nothing is sent, as from DMR
             except OSError as exc:
-                self._error(500, f"error while pulling model: {exc}")
+                self.send_plain_error(500, f"error while pulling model: {exc}")
                 return
-            self._start_chunks(
+            self.start_chunks(
                 200,
                 [
                     ("Content-Type", pull_stream.pull_content_type(accept)),
@@ -426,14 +504,14 @@ class _Handler(BaseHTTPRequestHandler):
             )
             try:
                 for progress in itertools.chain([first], lines):
-                    self._chunk(pull_stream.encode_pull_line(progress, raw_json=raw))
+                    self.chunk(pull_stream.encode_pull_line(progress, raw_json=raw))
             except OSError as exc:
                 if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
                     raise
                 error = pull_stream.PullProgress(type="error", message=f"Error: {exc}")
-                self._chunk(pull_stream.encode_pull_line(error, raw_json=raw))
-                self._chunk(f"error while pulling model: {exc}\n".encode())
-            self._end_chunks()
+                self.chunk(pull_stream.encode_pull_line(error, raw_json=raw))
+                self.chunk(f"error while pulling model: {exc}\n".encode())
+            self.end_chunks()
         finally:
             lines.close()  # a client gone mid-pull frees its slot now, not when the generator is collected
 
@@ -443,13 +521,13 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.emulator
         if path == routes.ENGINES_STATUS_PATH and method == "GET":
             statuses = {**engines_api.OTHER_BACKENDS_STATUS, engines_api.LLAMACPP_BACKEND: emulator.engine_status}
-            self._send(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
+            self.send_body(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
             return
         if path == routes.ENGINES_PS_PATH and method == "GET":
-            self._json(200, emulator.scheduler.ps())
+            self.send_json(200, emulator.scheduler.ps())
             return
         if path == routes.ENGINES_DF_PATH and method == "GET":
-            self._json(200, {"models_disk_usage": emulator.store.disk_usage(), "default_backend_disk_usage": 0})
+            self.send_json(200, {"models_disk_usage": emulator.store.disk_usage(), "default_backend_disk_usage": 0})
             return
         if path == routes.ENGINES_UNLOAD_PATH and method == "POST":
             self._unload(body)
@@ -457,42 +535,38 @@ class _Handler(BaseHTTPRequestHandler):
         if path == routes.ENGINES_CONFIGURE_PATH and method in ("GET", "HEAD"):
             self._configurations(params.get("model", [""])[0])
             return
+        if path == request_log.REQUESTS_PATH and method in ("GET", "HEAD"):
+            request_log_route.serve(emulator, self, params)
+            return
         is_configure, backend = routes.match_configure_path(path)
         if is_configure and method == "POST":
             self._configure(backend, body)
             return
         route = routes.match_inference_path(path)
-        if route is None:
-            self._error(404, error_bodies.NOT_FOUND)
+        if rerank_api.match_rerank_path(path) is not None and method == "POST":
+            self.send_answer(emulator.inference.serve(path, body, self.forwarded_headers(), query=query))
+        elif route is None:
+            self.send_plain_error(404, error_bodies.NOT_FOUND)
         elif route.endpoint == routes.MODELS or route.endpoint.startswith(routes.MODELS + "/"):
             if method == "GET":
                 self._openai_models(route.endpoint[len(routes.MODELS) + 1 :])
             else:
-                self._error(404, error_bodies.NOT_FOUND)
-        elif method == "POST" and route.endpoint in routes.INFERENCE_ENDPOINTS:
-            if route.backend not in (None, engines_api.LLAMACPP_BACKEND):
-                self._error(404, error_bodies.BACKEND_NOT_FOUND)
-            else:
-                self._inference(route.endpoint, path + (f"?{query}" if query else ""), body)
+                self.send_plain_error(404, error_bodies.NOT_FOUND)
+        elif method == "POST" and route.endpoint in V1_ENDPOINTS:
+            self.send_answer(emulator.inference.serve(path, body, self.forwarded_headers(), query=query))
         else:
-            self._error(404, error_bodies.NOT_FOUND)
+            self.send_plain_error(404, error_bodies.NOT_FOUND)
 
     def _unload(self, body: bytes | None) -> None:
         if body is None:
-            self._error(400, error_bodies.REQUEST_TOO_LARGE)
+            self.send_plain_error(400, error_bodies.REQUEST_TOO_LARGE)
             return
         try:
             request = engines_api.parse_unload_request(body)
         except ValueError:
-            self._error(400, error_bodies.INVALID_REQUEST)
+            self.send_plain_error(400, error_bodies.INVALID_REQUEST)
             return
-        scheduler = self.emulator.scheduler
-        if request.all:
-            count = scheduler.unload(None)
-        else:
-            ids = {self.emulator.resolve_id(name) for name in request.models}
-            count = scheduler.unload(ids, backend=request.backend)
-        self._json(200, {"unloaded_runners": count})
+        self.send_json(200, {"unloaded_runners": self.emulator.unload(request)})
 
     def _configure(self, backend: str | None, body: bytes | None) -> None:
         """``POST /engines[/{backend}]/_configure``: DMR's checks in its order, ``202``, then a preload.
@@ -502,31 +576,20 @@ class _Handler(BaseHTTPRequestHandler):
         """
         backend = backend or engines_api.LLAMACPP_BACKEND
         if backend not in engines_api.KNOWN_BACKENDS:
-            self._error(404, error_bodies.BACKEND_NOT_FOUND)
+            self.send_plain_error(404, error_bodies.BACKEND_NOT_FOUND)
             return
         if body is None:
-            self._error(400, error_bodies.REQUEST_TOO_LARGE)
+            self.send_plain_error(400, error_bodies.REQUEST_TOO_LARGE)
             return
-        try:
-            request = engines_api.parse_configure_request(body)
-        except ValueError:
-            self._error(400, error_bodies.INVALID_REQUEST)
+        status, message = self.emulator.configure(backend, body)
+        if status != 202:
+            self.send_plain_error(status, message)
             return
-        try:
-            mode, config = request.resolve()
-        except ValueError as exc:
-            self._error(500, str(exc))
-            return
-        emulator = self.emulator
-        model = emulator.store.find(request.model)
-        try:
-            emulator.scheduler.configure((backend, model.id if model else request.model, mode), config)
-        except RunnerAlreadyActive:
-            self._error(409, engines_api.RUNNER_ALREADY_ACTIVE)
-            return
-        self._send(202, b"", None)
+        self.send_body(202, b"", None)
+        name = engines_api.parse_configure_request(body).model
+        model = self.emulator.store.find(name)
         if model is not None and backend == engines_api.LLAMACPP_BACKEND:
-            emulator.preload_in_background(model, request.model)
+            self.emulator.preload_in_background(model, name)
 
     def _configurations(self, wanted: str) -> None:
         """``GET /engines/_configure[?model=]``: settings of stored models only, ``Model`` their first tag."""
@@ -539,111 +602,15 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             first_tag = model.tags[0] if model.tags else ""
             entries.append(engines_api.configure_entry(backend=backend, model=first_tag, model_id=model_id, mode=mode, config=config))
-        self._json(200, entries)
+        self.send_json(200, entries)
 
     def _openai_models(self, name: str) -> None:
         store = self.emulator.store
         if not name:
-            self._json(200, model_info.openai_model_list(store.models()))
+            self.send_json(200, model_info.openai_model_list(store.models()))
             return
         model = store.find(name)
         if model is None:
-            self._error(404, error_bodies.model_not_found_message(name))
+            self.send_plain_error(404, error_bodies.model_not_found_message(name))
         else:
-            self._json(200, model.info().to_openai())
-
-    def _inference(self, endpoint: str, path: str, body: bytes | None) -> None:
-        if body is None:
-            self._error(400, error_bodies.REQUEST_TOO_LARGE)
-            return
-        try:
-            request = json.loads(body)
-        except ValueError:
-            request = None
-        model_name = request.get("model") if isinstance(request, dict) else None
-        if not isinstance(request, dict) or (model_name is not None and not isinstance(model_name, str)):
-            self._error(400, error_bodies.INVALID_REQUEST)
-            return
-        if not model_name:
-            self._error(400, error_bodies.MODEL_REQUIRED)
-            return
-        emulator = self.emulator
-        model = emulator.store.find(model_name)
-        if model is None:
-            self._error(404, error_bodies.model_not_found_message(model_name))
-            return
-        preload = self.headers.get(routes.PRELOAD_HEADER) == "true"
-        try:
-            runner = emulator.acquire(
-                model, model_name, engines_api.mode_for_endpoint(endpoint), wait=preload or not emulator.loading_503
-            )
-        except StillLoading:
-            loading = encoding.dumps(openai_api.LOADING_MODEL_BODY).encode()
-            self._send(503, loading, openai_api.LLAMACPP_JSON_CONTENT_TYPE)
-            return
-        except LoadError as exc:
-            self._error(500, error_bodies.unable_to_load_message(str(exc)))
-            return
-        try:
-            if preload:
-                self._send(200, b"", None)
-            else:
-                self._proxy(runner, proxying.upstream_path(path), body)
-        finally:
-            emulator.scheduler.release(runner)
-
-    def _proxy(self, runner: Runner, upstream_path: str, body: bytes) -> None:
-        """Forward the request; pass status, headers and body back, flushing every chunk.
-
-        When the runner's connection fails, DMR's answer depends on its process: exited, a ``500``
-        with the backend error as JSON (and the runner is evicted, so the next request reloads the
-        model); still running, a ``502`` with no body. Once the head is sent, the stream is cut.
-        """
-        client = runner.client
-        headers = [
-            (name, value)
-            for name, value in self.headers.items()
-            if name.lower() not in proxying.HOP_BY_HOP_HEADERS and name.lower() not in ("host", "content-length")
-        ]
-        request = client.build_request("POST", upstream_path, headers=headers, content=body)
-        try:
-            response = client.send(request, stream=True)
-        except httpx2.HTTPError:
-            self._upstream_failed(runner)
-            return
-        try:
-            passed = _response_headers(response.headers.multi_items())
-            if "content-length" in response.headers:
-                data = response.read()
-                self._send_head(response.status_code, [*passed, ("Content-Length", str(len(data)))])
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                return
-            self._start_chunks(response.status_code, passed)
-            try:
-                for chunk in response.iter_raw():
-                    self._chunk(chunk)
-            except httpx2.HTTPError:
-                self._upstream_failed(runner)
-                return
-            self._end_chunks()
-        except httpx2.HTTPError:
-            self._upstream_failed(runner)
-        finally:
-            response.close()
-
-    def _upstream_failed(self, runner: Runner) -> None:
-        error = self.emulator.scheduler.crashed(runner, wait=CRASH_EXIT_WAIT)
-        if self._head_sent:
-            self.close_connection = True  # the client sees the stream cut short, as from DMR
-        elif error is not None:
-            # DMR sets application/json only after WriteHeader, so Go sniffs the body: text/plain.
-            self._send(500, proxying.backend_crash_body(error), encoding.TEXT_PLAIN)
-        else:
-            self._send(502, b"", None)
-
-
-def _response_headers(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Upstream headers minus hop-by-hop ones, the length and CORS (DMR's CORS adds its own)."""
-    dropped = proxying.HOP_BY_HOP_HEADERS | {"content-length", "access-control-allow-origin", "date"}
-    return [(name, value) for name, value in items if name.lower() not in dropped]
+            self.send_json(200, model.info().to_openai())
