@@ -167,9 +167,9 @@ class Deadline:
     def expired(self) -> bool:
         return self.clock() >= self.end
 
-    def timeouts(self) -> httpx2.Timeout:
-        """httpx2's timeouts for the next send: no wait may outlast the deadline."""
-        return timeouts(max(self.remaining(), 0.001))
+    def timeouts(self, per_read: float = float("inf")) -> httpx2.Timeout:
+        """httpx2's timeouts for the next send: no wait may outlast the deadline, nor ``per_read``."""
+        return timeouts(max(min(self.remaining(), per_read), 0.001))
 
     def error(self, what: str, *, runner_url: str, model: str | None, detail: str = "") -> errors.RunnerTimeoutError:
         """``{what} within {seconds} s{detail}``: the call's timeout passed."""
