@@ -209,12 +209,15 @@ class _Operations:
             raise self._not_a_model_runner("GET /models", response)
         return [self._read(ModelInfo.from_json, entry) for entry in body]
 
-    def _not_a_model_runner(self, what: str, response: httpx2.Response) -> errors.NotAModelRunnerError:
+    def _not_a_model_runner(
+        self, what: str, response: httpx2.Response, model: str | None = None
+    ) -> errors.NotAModelRunnerError:
         preview = _http.preview(response.content, 200).strip()[:80]
         return errors.NotAModelRunnerError(
             f"the server answered {what} with {response.status_code} {preview!r}: it is not a Docker Model Runner "
             "(no model management API)",
             runner_url=self.runner_url,
+            model=model,
             hint="Point the URL at Docker Model Runner (e.g. http://localhost:12434); a bare llama.cpp or other "
             "OpenAI-compatible server only supports inference and list_openai_models()",
         )
@@ -244,7 +247,7 @@ class _Operations:
             raise self._status_error(response, model=name)
         body = self._json(response, f"GET /models/{name}", model=name)
         if not isinstance(body, Mapping):
-            raise self._not_a_model_runner(f"GET /models/{name}", response)
+            raise self._not_a_model_runner(f"GET /models/{name}", response, model=name)
         return self._read(ModelInfo.from_json, body, model=name)
 
     def has_model(self, name: str) -> Operation[bool]:
@@ -260,13 +263,13 @@ class _Operations:
         """The JSON body of an answer from DMR's own API; a 404/405 that is not DMR's own error means the
         server has no such API (a bare llama.cpp or another OpenAI-compatible server)."""
         if response.status_code in (404, 405) and error_bodies.BACKEND_NOT_FOUND not in response.text:
-            raise self._not_a_model_runner(what, response)
+            raise self._not_a_model_runner(what, response, model)
         if response.is_error:
             raise self._status_error(response, model=model)
         try:
             return encoding.loads(response.content)
         except ValueError:
-            raise self._not_a_model_runner(what, response) from None
+            raise self._not_a_model_runner(what, response, model) from None
 
     def version(self) -> Operation[str]:
         response = yield _Call("GET", routes.VERSION_PATH)
@@ -323,7 +326,7 @@ class _Operations:
         if response.is_error and response.status_code not in (404, 405):
             raise self._status_error(response, model=request.model)
         if response.status_code != 202:  # DMR's only success; a 404/405 or a 200 page: another server
-            raise self._not_a_model_runner(f"POST {path}", response)
+            raise self._not_a_model_runner(f"POST {path}", response, request.model)
 
     def delete(self, name: str, force: bool) -> Operation[list[dict[str, str]]]:
         params = {"force": "true"} if force else None
