@@ -689,6 +689,14 @@ def create_modelrunner_adapter(
     cannot be used raise :class:`~pytest_dmr.errors.ConfigurationError` naming the variable.
     """
     env = os.environ if environ is None else environ
+    for key in overrides:
+        if key not in _ADAPTER_ARGUMENTS:
+            close = difflib.get_close_matches(key, sorted(_ADAPTER_ARGUMENTS), n=1, cutoff=0.75)
+            raise errors.UnknownOptionError(
+                f"create_modelrunner_adapter() takes no argument {key!r}",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + "Request options go to the calls (generate(..., temperature=0)) or into default_options={...}",
+            )
     options = dict(overrides)
     options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or addresses.DEFAULT_MODEL)
     if "timeout" not in options:

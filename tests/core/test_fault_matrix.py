@@ -522,3 +522,10 @@ def test_a_misspelt_argument_names_the_close_match(serve: Callable[[Handler], Ho
     # Known request fields and extra_body go through.
     assert run_adapter(server, lambda a: a.generate("hi", temperature=0, top_k=5, extra_body={"max_retry": 0})) == "Hello"
     assert len(server.requests) == 1
+
+
+def test_a_misspelt_factory_argument_names_the_close_match() -> None:
+    from pytest_dmr.adapter import create_modelrunner_adapter
+
+    with pytest.raises(errors.UnknownOptionError, match="Did you mean 'max_retries'"):
+        create_modelrunner_adapter(environ={}, use_mock=True, max_retry=0)
