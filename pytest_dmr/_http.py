@@ -1,24 +1,30 @@
 """What the client and the adapter share about talking HTTP to a runner.
 
 Mapping httpx2's exceptions (and httpx's, where a caller's transport raises them) to
-:mod:`pytest_dmr.errors` (so no raw HTTP-stack error reaches a user),
-the retry policy (which failures are worth another try, and how long to wait), and small helpers
-for reading bodies. No I/O happens here: the callers send, this module decides.
+:mod:`pytest_dmr.errors` (so no raw HTTP-stack error reaches a user), the retry policy (which
+failures are worth another try, and how long to wait), the bounds on a call (:class:`Deadline`
+for its whole duration, :class:`LineSplitter` for the length of a streamed line), the circuit
+breaker that fails calls to a runner that went away at once (:func:`breaker_for`), and small
+helpers for reading bodies. No I/O happens here: the callers send, this module decides.
 """
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
-import json
 import sys
-from dataclasses import dataclass
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 
 from pytest_dmr import errors
-from pytest_dmr.protocol import addresses, error_bodies
+from pytest_dmr.protocol import addresses, encoding, error_bodies
 
 START_RUNNER_HINT = (
     "Start Docker Model Runner (Docker Desktop: `docker desktop enable model-runner --tcp 12434`; "
@@ -103,23 +109,227 @@ def transport_error(
     )
 
 
+MAX_ERROR_BODY = 4096
+"""Characters of an error answer's body kept in the error (``body`` and the message): a runner's
+errors are one line; a longer body is not one of them."""
+
+
+def preview(content: bytes, limit: int = 120) -> str:
+    """The start of a body as text, for messages (never the whole of a large body)."""
+    return content[: limit * 4].decode("utf-8", "replace")[:limit]
+
+
 def status_error(response: httpx2.Response, *, runner_url: str, model: str | None) -> errors.RunnerHTTPError:
     """The error for a response with an error status; its body must have been read."""
-    return error_bodies.error_from_response(response.status_code, response.text, runner_url=runner_url, model=model)
+    body = preview(response.content, MAX_ERROR_BODY)
+    return error_bodies.error_from_response(response.status_code, body, runner_url=runner_url, model=model)
 
 
 def decode_json(response: httpx2.Response, *, what: str, runner_url: str, model: str | None = None) -> Any:
-    """The JSON body of a successful response, or a :class:`~pytest_dmr.errors.DMRError` saying what came instead."""
+    """The JSON body of a successful response, or a :class:`~pytest_dmr.errors.MalformedResponseError`
+    saying what came instead (nesting too deep and bytes not in UTF-8 included)."""
     try:
-        return json.loads(response.content)
+        return encoding.loads(response.content)
     except ValueError as exc:
-        preview = response.text[:120]
-        raise errors.DMRError(
-            f"the runner's answer to {what} is not JSON: {preview!r}",
+        raise errors.MalformedResponseError(
+            f"the runner's answer to {what} is not JSON: {preview(response.content)!r}",
             runner_url=runner_url,
             model=model,
             hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
         ) from exc
+
+
+def naming(exc: errors.MalformedResponseError, *, runner_url: str, model: str | None) -> errors.MalformedResponseError:
+    """A protocol parser's error, naming the runner and the model (raise it ``from exc``)."""
+    return exc.naming(runner_url=runner_url, model=model)
+
+
+# -------------------------------------------------------------------------------------------
+# Bounds: a whole call's deadline, a streamed line's length
+# -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Deadline:
+    """The end of a whole call (retries, waits and every byte of a stream included), on the
+    monotonic clock: ``keep-alive`` comments or a trickle of bytes do not extend it."""
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    end: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.end = self.clock() + self.seconds
+
+    def remaining(self) -> float:
+        return max(self.end - self.clock(), 0.0)
+
+    def expired(self) -> bool:
+        return self.clock() >= self.end
+
+    def timeouts(self, per_read: float = float("inf")) -> httpx2.Timeout:
+        """httpx2's timeouts for the next send: no wait may outlast the deadline, nor ``per_read``."""
+        return timeouts(max(min(self.remaining(), per_read), 0.001))
+
+    def error(self, what: str, *, runner_url: str, model: str | None, detail: str = "") -> errors.RunnerTimeoutError:
+        """``{what} within {seconds} s{detail}``: the call's timeout passed."""
+        return errors.RunnerTimeoutError(
+            f"{what} within {self.seconds:g} s{detail}",
+            runner_url=runner_url,
+            model=model,
+            hint=TIMEOUT_HINT,
+        )
+
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest line of a streamed answer (an SSE field, a pull's progress line) read before giving up."""
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (``\n``, ``\r\n`` or ``\r``, decoded as UTF-8), holding at most
+    ``limit`` bytes of an unfinished line: past that, :class:`~pytest_dmr.errors.ResponseTooLargeError`."""
+
+    def __init__(self, limit: int, *, runner_url: str, model: str | None) -> None:
+        self.limit = limit
+        self._context: dict[str, Any] = {"runner_url": runner_url, "model": model}
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[str]:
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._hold(chunk)
+            return []
+        data = b"".join([*self._pending, chunk])
+        self._pending, self._size = [], 0
+        lines = data.splitlines(keepends=True)
+        last = lines[-1]
+        if not last.endswith(b"\n"):  # unfinished, or a "\r" whose "\n" may come next
+            lines.pop()
+            self._hold(last)
+        return [line.rstrip(b"\r\n").decode("utf-8", "replace") for line in lines]
+
+    def flush(self) -> list[str]:
+        """The last line, when the answer ended without a newline after it."""
+        data = b"".join(self._pending)
+        self._pending, self._size = [], 0
+        return [line.decode("utf-8", "replace") for line in data.splitlines()]
+
+    def _hold(self, part: bytes) -> None:
+        self._pending.append(part)
+        self._size += len(part)
+        if self._size > self.limit:
+            raise errors.ResponseTooLargeError(
+                f"the runner sent a line longer than {self.limit} bytes without ending it",
+                hint="Check that the URL points at Docker Model Runner; raise max_line_bytes if such lines are expected",
+                **self._context,
+            )
+
+
+def check_limit(value: object, name: str) -> int:
+    """A positive whole number of bytes (``max_line_bytes``), else :class:`~pytest_dmr.errors.ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise errors.ConfigurationError(f"{name} must be a positive number of bytes, got {value!r}",
+                                        hint=f"Pass e.g. {name}={MAX_LINE_BYTES}")
+    return value
+
+
+def check_seconds(value: object, name: str) -> float:
+    """A positive, finite number of seconds, else :class:`~pytest_dmr.errors.ConfigurationError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise errors.ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}",
+                                        hint=f"Pass e.g. {name}=30")
+    return float(value)
+
+
+# -------------------------------------------------------------------------------------------
+# The circuit breaker: a runner that went away fails the rest of the session at once
+# -------------------------------------------------------------------------------------------
+
+BREAKER_THRESHOLD = 3
+"""Connection failures in a row, after the runner had answered, that open its breaker."""
+BREAKER_COOLDOWN = 30.0
+"""Seconds an open breaker fails calls at once; then one call at a time may try again (half-open)."""
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Refused, reset, or closed before an answer: the runner is not there (a slow one times out instead)."""
+    return isinstance(exc, stack_errors("ConnectError", "ConnectTimeout", "ReadError", "WriteError", "RemoteProtocolError"))
+
+
+@dataclass
+class Breaker:
+    """One runner's circuit: closed while it answers; open once it failed :data:`BREAKER_THRESHOLD`
+    connections in a row after having answered (a runner never reached is discovery's business);
+    after :data:`BREAKER_COOLDOWN` seconds, calls go through again and the first answer closes it."""
+
+    runner_url: str
+    threshold: int = BREAKER_THRESHOLD
+    cooldown: float = BREAKER_COOLDOWN
+    clock: Callable[[], float] = time.monotonic
+    answered: bool = False
+    failures: int = 0
+    opened_at: float | None = None
+    went_away: str = ""
+    reason: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self.opened_at is not None and self.clock() - self.opened_at < self.cooldown
+
+    def check(self, model: str | None = None) -> None:
+        """Raise :class:`~pytest_dmr.errors.RunnerUnavailableError` at once while the circuit is open."""
+        if self.is_open:
+            raise errors.RunnerUnavailableError(
+                f"the runner went away at {self.went_away} ({self.failures} connections in a row failed after it "
+                f"had answered: {self.reason}); calls to it fail at once for {self.cooldown:g} s instead of retrying",
+                runner_url=self.runner_url,
+                model=model,
+                hint="Restart the runner or its container (`docker model status`, `docker model logs`, `docker ps`); "
+                "calls try it again after the cool-down",
+            )
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self.answered, self.failures, self.opened_at = True, 0, None
+
+    def failed(self, exc: BaseException) -> None:
+        if not is_connection_failure(exc):
+            return
+        with self._lock:
+            if self.failures == 0:
+                self.went_away = datetime.datetime.now().astimezone().strftime("%H:%M:%S")
+            self.failures += 1
+            self.reason = _reason(exc)
+            if self.answered and self.failures >= self.threshold:
+                self.opened_at = self.clock()
+
+
+_BREAKERS: dict[str, Breaker] = {}
+_TRANSPORT_BREAKERS: weakref.WeakKeyDictionary[object, dict[str, Breaker]] = weakref.WeakKeyDictionary()
+_BREAKERS_LOCK = threading.Lock()
+
+
+def breaker_for(runner_url: str, transport: object | None = None) -> Breaker:
+    """The breaker every client and adapter of this process shares for ``runner_url`` (over the
+    network), or for ``runner_url`` through ``transport`` (a mock's faults are its own)."""
+    with _BREAKERS_LOCK:
+        if transport is None:
+            table = _BREAKERS
+        else:
+            try:
+                table = _TRANSPORT_BREAKERS.setdefault(transport, {})
+            except TypeError:  # not weakly referenceable: its own breaker
+                return Breaker(runner_url)
+        return table.setdefault(runner_url, Breaker(runner_url))
+
+
+def reset_breakers() -> None:
+    """Close every breaker (for tests that restart a runner on the same URL)."""
+    with _BREAKERS_LOCK:
+        _BREAKERS.clear()
+        _TRANSPORT_BREAKERS.clear()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import json
+import contextlib
+import difflib
+import inspect
 import os
 import sys
 import threading
@@ -23,8 +25,10 @@ from typing import Any
 import httpx2
 
 from pytest_dmr import _http, errors
-from pytest_dmr.protocol import addresses, encoding, model_info, openai_api, routes, sse
+from pytest_dmr._http import Deadline
+from pytest_dmr.protocol import _shapes, addresses, encoding, model_info, openai_api, request_fields, routes, sse
 from pytest_dmr.protocol.addresses import RunnerAddress
+from pytest_dmr.redaction import redact_url
 
 __all__ = ["ChatResult", "DockerModelRunnerAdapter", "LLMAdapter", "create_modelrunner_adapter"]
 
@@ -71,8 +75,16 @@ class ChatResult:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def json(self) -> Any:
-        """The text parsed as JSON (for ``response_format`` answers)."""
-        return json.loads(self.text)
+        """The text parsed as JSON (for ``response_format`` answers);
+        :class:`~pytest_dmr.errors.MalformedResponseError` (a ``ValueError``) when it is not JSON."""
+        try:
+            return encoding.loads(self.text)
+        except ValueError:
+            raise errors.MalformedResponseError(
+                f"the model's answer is not JSON: {self.text[:120]!r}",
+                model=self.model or None,
+                hint="Ask for JSON with response_format={'type': 'json_object'} or a json_schema",
+            ) from None
 
 
 def _is_mock_transport(transport: object | None) -> bool:
@@ -91,6 +103,18 @@ class DockerModelRunnerAdapter(LLMAdapter):
     Failed connections and 502/503/504 answers are retried ``max_retries`` times with exponential
     backoff starting at ``backoff`` seconds (``sleep`` waits; tests pass a fake). Every failure is
     raised as a :class:`~pytest_dmr.errors.DMRError` naming the runner and the model.
+
+    Bounds: ``timeout`` bounds each *whole* call (connecting, every retry and its wait, reading the
+    answer, every piece of a stream): a server that trickles bytes or ``: keep-alive`` comments
+    cannot extend it. A streamed line longer than ``max_line_bytes`` (16 MiB) raises
+    :class:`~pytest_dmr.errors.ResponseTooLargeError`. A runner that stops accepting connections
+    after having answered opens a circuit breaker shared by every adapter and client on its URL:
+    calls fail at once with :class:`~pytest_dmr.errors.RunnerUnavailableError` for 30 s, then try again.
+
+    Request options (``temperature=0``, ``seed=7``, ``max_tokens``, ``response_format``, ``tools``...)
+    are checked against the fields OpenAI and llama.cpp define: an unknown one, such as a misspelt
+    ``max_retry``, raises :class:`~pytest_dmr.errors.UnknownOptionError` naming the closest match.
+    ``extra_body={...}`` sends fields outside that list unchecked.
     """
 
     def __init__(
@@ -105,18 +129,18 @@ class DockerModelRunnerAdapter(LLMAdapter):
         headers: Mapping[str, str] | None = None,
         default_options: Mapping[str, Any] | None = None,
         sleep: Sleep | None = None,
+        max_line_bytes: int = _http.MAX_LINE_BYTES,
     ) -> None:
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise errors.ConfigurationError(
-                f"timeout must be a positive number of seconds, got {timeout!r}", hint="Pass e.g. timeout=30"
-            )
         self.address: RunnerAddress = addresses.parse_runner_url(base_url or _http.default_base_url(transport))
         self.model = model
-        self.timeout = float(timeout)
+        self.timeout = _http.check_seconds(timeout, "timeout")
+        self.max_line_bytes = _http.check_limit(max_line_bytes, "max_line_bytes")
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
         self.backend = "mock" if _is_mock_transport(transport) else "live"
         self.default_options = dict(default_options or {})
+        _check_options(self.default_options, "default_options")
         self._transport = transport
+        self._breaker = _http.breaker_for(self.address.root, transport)
         self._headers = {
             "User-Agent": _http.user_agent(),
             "Content-Type": encoding.JSON_CONTENT_TYPE,
@@ -133,7 +157,8 @@ class DockerModelRunnerAdapter(LLMAdapter):
         }
 
     def __repr__(self) -> str:
-        return f"DockerModelRunnerAdapter({self.address.openai_url!r}, model={self.model!r}, backend={self.backend!r})"
+        url = redact_url(self.address.openai_url)
+        return f"DockerModelRunnerAdapter({url!r}, model={self.model!r}, backend={self.backend!r})"
 
     @property
     def base_url(self) -> str:
@@ -173,9 +198,8 @@ class DockerModelRunnerAdapter(LLMAdapter):
     async def check_availability(self) -> bool:
         """Whether the runner answers its OpenAI model list, quickly and without retries. Never raises."""
         try:
-            response = await (await self._http()).get(self._urls[routes.MODELS], timeout=min(self.timeout, 5.0))
-        except _http.http_errors():
-            return False
+            response = await self._send("GET", self._urls[routes.MODELS], None, model=None, retry=False,
+                                        deadline=Deadline(min(self.timeout, 5.0)))
         except Exception:  # noqa: BLE001 - promised never to raise
             return False
         return response.status_code == 200
@@ -185,8 +209,8 @@ class DockerModelRunnerAdapter(LLMAdapter):
             "provider": "docker-model-runner",
             "model": self.model,
             "backend": self.backend,
-            "base_url": self.address.root,
-            "openai_base_url": self.address.openai_url,
+            "base_url": redact_url(self.address.root),
+            "openai_base_url": redact_url(self.address.openai_url),
             "streaming": True,
             "chat": True,
             "completions": True,
@@ -198,28 +222,29 @@ class DockerModelRunnerAdapter(LLMAdapter):
         }
 
     async def get_available_models(self) -> list[str]:
-        """The OpenAI list's ids; the management list's names if that fails; ``[]`` if nothing answers."""
+        """The OpenAI list's ids; the management list's names if that fails; ``[]`` if neither answers
+        with a list it can read."""
         try:
             body = await self._request_json("GET", routes.MODELS, None, model=None, retry=False)
-            if isinstance(body, Mapping):
-                return model_info.model_ids_from_openai_list(body)
+            return model_info.model_ids_from_openai_list(body)
         except errors.DMRError:
             pass
         try:
-            response = await (await self._http()).get(self.address.root + routes.MANAGEMENT_MODELS_PATH)
-            listed = response.json() if response.status_code == 200 else None
-        except _http.http_errors() + (ValueError,):
-            return []
-        if not isinstance(listed, list):
-            return []
-        return [model_info.ModelInfo.from_json(entry).name for entry in listed if isinstance(entry, Mapping)]
+            listed = await self._request_json("GET", routes.MANAGEMENT_MODELS_PATH, None, model=None, retry=False,
+                                              url=httpx2.URL(self.address.root + routes.MANAGEMENT_MODELS_PATH))
+            if isinstance(listed, list):
+                return [model_info.ModelInfo.from_json(entry).name for entry in listed]
+        except errors.DMRError:
+            pass
+        return []
 
     # ---------------------------------------------------------------------------------------
     # The rest of the OpenAI-compatible API
     # ---------------------------------------------------------------------------------------
 
     async def chat(self, messages: Sequence[Message], *, model: str | None = None, **options: Any) -> ChatResult:
-        """A non-streamed chat completion; ``options`` go into the request body unchanged."""
+        """A non-streamed chat completion; ``options`` (known request fields, and ``extra_body``'s
+        entries) go into the request body unchanged."""
         model = model or self.model
         body = self._body(model, "messages", list(messages), options)
         answer = await self._request_json("POST", routes.CHAT_COMPLETIONS, body, model=model)
@@ -239,8 +264,8 @@ class DockerModelRunnerAdapter(LLMAdapter):
         model = model or self.model
         body = self._body(model, "prompt", prompt, options)
         answer = await self._request_json("POST", routes.COMPLETIONS, body, model=model)
-        choice = self._first_choice(answer, model)
-        return str(choice.get("text") or "")
+        text: str = self._read(openai_api.read_completion_text, answer, model)
+        return text
 
     async def embed(self, texts: str | Sequence[str], *, model: str | None = None, **options: Any) -> list[list[float]]:
         """One embedding vector per text, in input order (``/embeddings``)."""
@@ -248,15 +273,10 @@ class DockerModelRunnerAdapter(LLMAdapter):
         inputs = [texts] if isinstance(texts, str) else list(texts)
         body = self._body(model, "input", inputs, options)
         answer = await self._request_json("POST", routes.EMBEDDINGS, body, model=model)
-        data = answer.get("data") if isinstance(answer, Mapping) else None
-        if (
-            not isinstance(data, list)
-            or len(data) != len(inputs)
-            or not all(isinstance(entry, Mapping) and isinstance(entry.get("embedding"), list) for entry in data)
-        ):
-            raise self._malformed(f"expected {len(inputs)} embeddings", answer, model)
-        ordered = sorted(data, key=lambda entry: entry.get("index", 0))
-        return [list(entry["embedding"]) for entry in ordered]
+        try:
+            return openai_api.read_embeddings(answer, len(inputs))
+        except errors.MalformedResponseError as exc:
+            raise _http.naming(exc, runner_url=self.address.root, model=model) from exc
 
     # ---------------------------------------------------------------------------------------
     # Lifecycle
@@ -343,9 +363,18 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self, model: str, key: str, value: Any, options: Mapping[str, Any], *, stream: bool = False
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, key: value}
-        if self.default_options:
-            body.update(self.default_options)
-        body.update(options)
+        merged = {**self.default_options, **options} if self.default_options else dict(options)
+        extra = merged.pop("extra_body", None)
+        if options:
+            _check_options(options, "request")
+        body.update(merged)
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise errors.ConfigurationError(
+                    f"extra_body must be a mapping of request fields, not {type(extra).__name__}",
+                    runner_url=self.address.root, model=model, hint="For example extra_body={'my_field': 1}",
+                )
+            body.update(extra)
         if stream:
             body["stream"] = True
         else:
@@ -355,116 +384,146 @@ class DockerModelRunnerAdapter(LLMAdapter):
     def _error(self, exc: BaseException, model: str | None) -> errors.DMRError:
         return _http.transport_error(exc, runner_url=self.address.root, model=model, timeout=self.timeout)
 
+    def _read(self, reader: Callable[[Any], Any], answer: Any, model: str) -> Any:
+        """``reader(answer)`` (a protocol reader), its errors naming the runner and the model."""
+        try:
+            return reader(answer)
+        except errors.MalformedResponseError as exc:
+            raise _http.naming(exc, runner_url=self.address.root, model=model) from exc
+
     async def _send(
-        self, method: str, endpoint: str, content: bytes | None, *, model: str | None, retry: bool, stream: bool = False
+        self,
+        method: str,
+        url: httpx2.URL,
+        content: bytes | None,
+        *,
+        model: str | None,
+        retry: bool,
+        deadline: Deadline,
+        stream: bool = False,
     ) -> httpx2.Response:
-        """Send with retries on failed connections and 502/503/504; the response is OK (2xx) or raised."""
+        """Send with retries on failed connections and 502/503/504 within ``deadline``, through the
+        runner's circuit breaker; the response is OK (2xx) or raised (a streamed one still open)."""
         client = await self._http()
-        url = self._urls[endpoint]
         attempt = 0
         while True:
-            request = client.build_request(method, url, content=content)
+            self._breaker.check(model)
+            request = client.build_request(method, url, content=content, timeout=deadline.timeouts())
             try:
-                response = await client.send(request, stream=stream)
+                async with asyncio.timeout(deadline.remaining()):
+                    response = await client.send(request, stream=stream)
+                    if response.status_code >= 400 and stream:
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
+            except TimeoutError as exc:  # asyncio's: the deadline passed
+                raise deadline.error("the runner did not answer", runner_url=self.address.root, model=model) from exc
             except _http.http_errors() as exc:
-                if retry and attempt < self.retry.max_retries and self.retry.retries_error(exc):
+                self._breaker.failed(exc)
+                try:
+                    self._breaker.check(model)  # this failure opened it: say so
+                except errors.RunnerUnavailableError as gone:
+                    raise gone from exc
+                if retry and self._retries(attempt, deadline, self.retry.retries_error(exc)):
                     await self._sleep(self.retry.delay(attempt))
                     attempt += 1
                     continue
                 raise self._error(exc, model) from exc
+            self._breaker.succeeded()
             if response.status_code < 400:
                 return response
-            if stream:
-                try:
-                    await response.aread()
-                except _http.http_errors() as exc:
-                    raise self._error(exc, model) from exc
-                finally:
-                    await response.aclose()
-            if retry and attempt < self.retry.max_retries and self.retry.retries_status(response.status_code):
+            if retry and self._retries(attempt, deadline, self.retry.retries_status(response.status_code), response):
                 await self._sleep(self.retry.delay(attempt, response))
                 attempt += 1
                 continue
             raise _http.status_error(response, runner_url=self.address.root, model=model)
 
+    def _retries(
+        self, attempt: int, deadline: Deadline, worth_it: bool, response: httpx2.Response | None = None
+    ) -> bool:
+        """Whether another attempt is allowed, and its wait ends before the deadline."""
+        return worth_it and attempt < self.retry.max_retries and self.retry.delay(attempt, response) < deadline.remaining()
+
     async def _request_json(
-        self, method: str, endpoint: str, body: Mapping[str, Any] | None, *, model: str | None, retry: bool = True
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any] | None,
+        *,
+        model: str | None,
+        retry: bool = True,
+        url: httpx2.URL | None = None,
     ) -> Any:
-        content = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
-        response = await self._send(method, endpoint, content, model=model, retry=retry)
-        try:
-            return json.loads(response.content)
-        except ValueError as exc:
-            raise self._malformed("the answer is not JSON", response.text, model) from exc
-
-    def _malformed(self, what: str, answer: Any, model: str | None) -> errors.DMRError:
-        preview = answer if isinstance(answer, str) else json.dumps(answer)[:200] if answer is not None else ""
-        return errors.DMRError(
-            f"the runner's answer cannot be read: {what}: {preview[:200]!r}",
-            runner_url=self.address.root,
-            model=model,
-            hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
-        )
-
-    def _first_choice(self, answer: Any, model: str) -> Mapping[str, Any]:
-        try:
-            choice = answer["choices"][0]
-        except (KeyError, IndexError, TypeError):
-            raise self._malformed("no choices", answer, model) from None
-        if not isinstance(choice, Mapping):
-            raise self._malformed("no choices", answer, model)
-        return choice
+        """The JSON answer to a request to ``endpoint`` of the OpenAI API (or to ``url``)."""
+        content = encoding.dumps(body).encode() if body is not None else None
+        response = await self._send(method, url or self._urls[endpoint], content, model=model, retry=retry,
+                                    deadline=Deadline(self.timeout))
+        return _http.decode_json(response, what=f"{method} {endpoint}", runner_url=self.address.root, model=model)
 
     def _chat_result(self, answer: Any, model: str) -> ChatResult:
-        choice = self._first_choice(answer, model)
-        message = choice.get("message") or {}
+        parts: openai_api.ChatAnswer = self._read(openai_api.read_chat_completion, answer, model)
         return ChatResult(
-            text=openai_api.message_text(message.get("content")),
-            tool_calls=list(message.get("tool_calls") or ()),
-            finish_reason=choice.get("finish_reason"),
-            usage=dict(answer.get("usage") or {}),
-            model=str(answer.get("model") or model),
-            raw=answer,
+            text=parts.text,
+            tool_calls=parts.tool_calls,
+            finish_reason=parts.finish_reason,
+            usage=parts.usage,
+            model=parts.model or model,
+            raw=dict(answer),
         )
 
     async def _stream(self, endpoint: str, body: Mapping[str, Any], model: str) -> AsyncIterator[str]:
-        content = json.dumps(body, ensure_ascii=False).encode()
-        response = await self._send("POST", endpoint, content, model=model, retry=True, stream=True)
+        deadline = Deadline(self.timeout)
+        content = encoding.dumps(body).encode()
+        response = await self._send("POST", self._urls[endpoint], content, model=model, retry=True, stream=True,
+                                    deadline=deadline)
         try:
-            async for piece in self._read_stream(response, endpoint, model):
+            async for piece in self._read_stream(response, endpoint, model, deadline):
                 yield piece
         finally:
             await response.aclose()
 
-    async def _read_stream(self, response: httpx2.Response, endpoint: str, model: str) -> AsyncIterator[str]:
+    async def _lines(self, response: httpx2.Response, model: str, deadline: Deadline) -> AsyncIterator[str]:
+        """The stream's lines, each at most ``max_line_bytes`` long, until the deadline."""
+        splitter = _http.LineSplitter(self.max_line_bytes, runner_url=self.address.root, model=model)
+        async with contextlib.aclosing(response.aiter_bytes()) as chunks:
+            while True:
+                try:
+                    async with asyncio.timeout(deadline.remaining()):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                for line in splitter.feed(chunk):
+                    yield line
+        for line in splitter.flush():
+            yield line
+
+    async def _read_stream(
+        self, response: httpx2.Response, endpoint: str, model: str, deadline: Deadline
+    ) -> AsyncIterator[str]:
         received: list[str] = []
-        if not response.headers.get("content-type", "").startswith(encoding.EVENT_STREAM):
-            # The server ignored "stream": true and answered in one piece.
-            try:
-                await response.aread()
-                answer = json.loads(response.content)
-            except _http.http_errors() as exc:
-                raise self._error(exc, model) from exc
-            except ValueError as exc:
-                raise self._malformed("the answer is neither an event stream nor JSON", response.text, model) from exc
-            if endpoint == routes.CHAT_COMPLETIONS:
-                text = self._chat_result(answer, model).text
-            else:
-                text = str(self._first_choice(answer, model).get("text") or "")
-            if text:
-                yield text
-            return
-        decoder = sse.SSEDecoder()
+        timeouts: tuple[type[BaseException], ...] = (TimeoutError, *_http.stack_errors("TimeoutException"))
         try:
-            async for line in response.aiter_lines():
+            if not response.headers.get("content-type", "").startswith(encoding.EVENT_STREAM):
+                # The server ignored "stream": true and answered in one piece.
+                async with asyncio.timeout(deadline.remaining()):
+                    await response.aread()
+                answer = _http.decode_json(response, what=f"POST {endpoint}", runner_url=self.address.root, model=model)
+                if endpoint == routes.CHAT_COMPLETIONS:
+                    text = self._chat_result(answer, model).text
+                else:
+                    text = self._read(openai_api.read_completion_text, answer, model)
+                if text:
+                    yield text
+                return
+            decoder = sse.SSEDecoder()
+            async for line in self._lines(response, model, deadline):
                 data = decoder.feed(line)
                 if decoder.error is not None:
-                    raise self._interrupted(f"the runner reported an error: {decoder.error}", received, model)
-                if data is None:
-                    continue
+                    raise self._interrupted(f"the runner reported an error: {decoder.error[:200]}", received, model)
                 if data == sse.SSE_DONE:
                     return
-                piece = self._chunk_piece(data, received, model)
+                piece = self._chunk_piece(data, received, model) if data is not None else ""
                 if piece:
                     received.append(piece)
                     yield piece
@@ -477,31 +536,30 @@ class DockerModelRunnerAdapter(LLMAdapter):
                     received.append(piece)
                     yield piece
             raise self._interrupted("the stream ended without data: [DONE]", received, model)
-        except _http.stack_errors("TimeoutException") as exc:
+        except timeouts as exc:
+            characters = sum(len(piece) for piece in received)
             if received:
-                characters = sum(len(piece) for piece in received)
-                what = (f"the runner stopped sending for {self.timeout:g} s in the middle of a streamed answer "
-                        f"({len(received)} pieces, {characters} characters received)")
+                what, detail = "the streamed answer did not finish", f" ({len(received)} pieces, {characters} characters received)"
             else:
-                what = f"the runner sent no part of the streamed answer within {self.timeout:g} s"
-            raise errors.RunnerTimeoutError(
-                what, runner_url=self.address.root, model=model, hint=_http.TIMEOUT_HINT
-            ) from exc
+                what, detail = "the runner sent no part of the streamed answer", ""
+            raise deadline.error(what, runner_url=self.address.root, model=model, detail=detail) from exc
         except _http.http_errors() as exc:
             raise self._interrupted(f"the connection was lost ({type(exc).__name__})", received, model) from exc
 
     def _chunk_piece(self, data: str, received: list[str], model: str) -> str:
         try:
-            chunk = json.loads(data)
+            chunk = encoding.loads(data)
         except ValueError:
             raise self._interrupted(f"the runner sent a malformed chunk {data[:80]!r}", received, model) from None
-        if not isinstance(chunk, Mapping):
-            raise self._interrupted(f"the runner sent a malformed chunk {data[:80]!r}", received, model)
-        if "error" in chunk and not chunk.get("choices"):
+        if isinstance(chunk, Mapping) and "error" in chunk and not chunk.get("choices"):
             error = chunk["error"]
-            message = error.get("message", error) if isinstance(error, Mapping) else error
-            raise self._interrupted(f"the runner reported an error: {message}", received, model)
-        return openai_api.chunk_text(chunk)
+            message = _shapes.plain(error.get("message") if isinstance(error, Mapping) else error)
+            raise self._interrupted(f"the runner reported an error: {(message or data)[:200]}", received, model)
+        try:
+            return openai_api.chunk_text(chunk)
+        except errors.MalformedResponseError as exc:
+            raise self._interrupted(f"the runner sent a malformed chunk ({exc.message}): {data[:80]!r}",
+                                    received, model) from exc
 
     def _interrupted(self, reason: str, received: list[str], model: str) -> errors.StreamInterruptedError:
         text = "".join(received)
@@ -534,6 +592,30 @@ def _loop_running_in_this_thread() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+_ADAPTER_ARGUMENTS = frozenset(inspect.signature(DockerModelRunnerAdapter.__init__).parameters) - {"self"}
+_CALL_ARGUMENTS = frozenset({"system", "messages", "prompt", "texts"})
+
+
+def _check_options(options: Mapping[str, Any], where: str) -> None:
+    """:class:`~pytest_dmr.errors.UnknownOptionError` for a key that is not a known request field
+    (``extra_body`` carries the others), naming the closest adapter argument or request field."""
+    for key in options:
+        if key in request_fields.REQUEST_FIELDS or key == "extra_body":
+            continue
+        known = sorted(request_fields.REQUEST_FIELDS | _ADAPTER_ARGUMENTS | _CALL_ARGUMENTS)
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+        if close and close[0] in _ADAPTER_ARGUMENTS:
+            guess = f"did you mean the adapter argument {close[0]!r} (DockerModelRunnerAdapter({close[0]}=...), dmr_config or dmr_adapter_factory)? "
+        elif close:
+            guess = f"did you mean {close[0]!r}? "
+        else:
+            guess = ""
+        raise errors.UnknownOptionError(
+            f"unknown {where} option {key!r}: it is neither an adapter argument nor a request field OpenAI or llama.cpp define",
+            hint=f"{guess}To send a field the runner knows but pytest-dmr does not, pass extra_body={{{key!r}: ...}}",
+        )
 
 
 def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:
@@ -607,6 +689,14 @@ def create_modelrunner_adapter(
     cannot be used raise :class:`~pytest_dmr.errors.ConfigurationError` naming the variable.
     """
     env = os.environ if environ is None else environ
+    for key in overrides:
+        if key not in _ADAPTER_ARGUMENTS:
+            close = difflib.get_close_matches(key, sorted(_ADAPTER_ARGUMENTS), n=1, cutoff=0.75)
+            raise errors.UnknownOptionError(
+                f"create_modelrunner_adapter() takes no argument {key!r}",
+                hint=(f"Did you mean {close[0]!r}? " if close else "")
+                + "Request options go to the calls (generate(..., temperature=0)) or into default_options={...}",
+            )
     options = dict(overrides)
     options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or addresses.DEFAULT_MODEL)
     if "timeout" not in options:

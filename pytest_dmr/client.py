@@ -6,11 +6,23 @@ the sending: each operation is written once, as a generator that yields the call
 receives their responses (``_Operations``); the two clients only drive those generators with
 ``httpx2.Client`` or ``httpx2.AsyncClient``. Pulls stream their progress lines through
 ``_PullReader``, also shared.
+
+Bounds: ``timeout`` bounds each whole call (a pull's is ``pull(deadline=...)``, unbounded by
+default: a large model takes as long as it takes, each read still waits at most ``timeout``); a
+line of a pull's progress longer than ``max_line_bytes`` raises
+:class:`~pytest_dmr.errors.ResponseTooLargeError`; a runner that stops accepting connections
+after having answered opens the circuit breaker every client and adapter on its URL share
+(:class:`~pytest_dmr.errors.RunnerUnavailableError` at once for 30 s). Model names go into paths
+only when they are model references: a traversal (``ai/x/../../y``) is a
+:class:`~pytest_dmr.errors.ConfigurationError`, never another model's path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import re
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -19,11 +31,13 @@ from typing import Any, TypeVar
 import httpx2
 
 from pytest_dmr import _http, errors
-from pytest_dmr.protocol import addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, pull_stream, routes
+from pytest_dmr._http import Deadline
+from pytest_dmr.protocol import _shapes, addresses, durations, encoding, engines_api, error_bodies, model_info, model_names, pull_stream, routes
 from pytest_dmr.protocol.addresses import RunnerAddress
 from pytest_dmr.protocol.engines_api import DiskUsage, RunningModel
 from pytest_dmr.protocol.model_info import ModelInfo
 from pytest_dmr.protocol.pull_stream import PullProgress
+from pytest_dmr.redaction import redact_url
 
 __all__ = ["AsyncModelRunnerClient", "DiskUsage", "ModelRunnerClient", "PullResult", "RunningModel"]
 
@@ -63,6 +77,37 @@ def keep_alive_text(value: KeepAlive) -> str:
     return "0" if seconds == 0 else durations.format_go_duration(round(seconds * 1e9))
 
 
+_NOT_IN_A_REFERENCE = re.compile(r"[^A-Za-z0-9._:/@+-]")
+
+
+def model_path(name: str) -> str:
+    """``/models/{name}`` for a model reference (``ai/smollm2:latest``, ``hf.co/org/m``, an ID);
+    :class:`~pytest_dmr.errors.ConfigurationError` naming the name for anything that would point
+    the request elsewhere: ``.`` or ``..`` segments, backslashes, ``%`` escapes (an encoded slash),
+    control characters, empty segments, or any other character no reference contains."""
+    segments = name.split("/") if isinstance(name, str) else []
+    if not isinstance(name, str) or not name:
+        problem = "it is empty"
+    elif any(segment in (".", "..") for segment in segments):
+        problem = "it has a '.' or '..' segment (a path traversal)"
+    elif "\\" in name:
+        problem = "it has a backslash"
+    elif "%" in name:
+        problem = "it has a '%' (an encoded character, such as an encoded slash)"
+    elif any(ord(char) < 32 or ord(char) == 127 for char in name):
+        problem = "it has a control character"
+    elif "" in segments:
+        problem = "it has an empty segment (a doubled slash, or a slash at an end)"
+    elif (found := _NOT_IN_A_REFERENCE.search(name)) is not None:
+        problem = f"it has {found.group()!r}, which no model reference contains"
+    else:
+        return routes.management_model_path(name)
+    raise errors.ConfigurationError(
+        f"the model name {name!r} cannot be used in a request path: {problem}",
+        hint="Give a model reference such as ai/smollm2, ai/smollm2:360M-Q4_K_M, hf.co/org/model or a model ID",
+    )
+
+
 @dataclass(frozen=True)
 class PullResult:
     """How a pull ended: ``cached`` when the runner already had the model (no download)."""
@@ -83,6 +128,8 @@ class _Call:
     json: Any = None
     params: Mapping[str, str] | None = None
     headers: Mapping[str, str] | None = None
+    model: str | None = None
+    """The model the call is about, for errors."""
 
 
 Operation = Generator[_Call, httpx2.Response, T]
@@ -103,6 +150,20 @@ class _Operations:
     def _status_error(self, response: httpx2.Response, model: str | None = None) -> errors.RunnerHTTPError:
         return _http.status_error(response, runner_url=self.runner_url, model=model)
 
+    def _json(self, response: httpx2.Response, what: str, model: str | None = None) -> Any:
+        return _http.decode_json(response, what=what, runner_url=self.runner_url, model=model)
+
+    def _read(self, reader: Callable[[Any], T], value: Any, model: str | None = None) -> T:
+        """``reader(value)`` (a protocol reader), its errors naming the runner and the model."""
+        try:
+            return reader(value)
+        except errors.MalformedResponseError as exc:
+            raise _http.naming(exc, runner_url=self.runner_url, model=model) from exc
+
+    def _texts(self, value: Mapping[str, Any], what: str, model: str | None = None) -> dict[str, str]:
+        """An object of strings (``/engines/status``, a delete's actions), else a malformed answer."""
+        return self._read(lambda body: {key: _shapes.text(item, what) for key, item in body.items()}, value, model)
+
     def is_model_runner(self) -> Operation[bool]:
         try:
             response = yield _Call("GET", routes.ROOT_PATH)
@@ -120,7 +181,7 @@ class _Operations:
         if response.status_code != 200:
             return False
         try:
-            body = response.json()
+            body = encoding.loads(response.content)
         except ValueError:
             return False
         return isinstance(body, dict) and isinstance(body.get("data"), list)
@@ -129,10 +190,10 @@ class _Operations:
         response = yield _Call("GET", routes.ENGINES_STATUS_PATH)
         if response.is_error:
             raise self._status_error(response)
-        body = _http.decode_json(response, what="GET /engines/status", runner_url=self.runner_url)
+        body = self._json(response, "GET /engines/status")
         if not isinstance(body, dict):
             raise self._not_a_model_runner("GET /engines/status", response)
-        return {str(name): str(status) for name, status in body.items()}
+        return self._texts(body, "a backend's status")
 
     def list_models(self) -> Operation[list[ModelInfo]]:
         response = yield _Call("GET", routes.MANAGEMENT_MODELS_PATH)
@@ -141,19 +202,22 @@ class _Operations:
         if response.is_error:
             raise self._status_error(response)
         try:
-            body = response.json()
+            body = encoding.loads(response.content)
         except ValueError:
             body = None
         if not isinstance(body, list):
             raise self._not_a_model_runner("GET /models", response)
-        return [ModelInfo.from_json(entry) for entry in body if isinstance(entry, Mapping)]
+        return [self._read(ModelInfo.from_json, entry) for entry in body]
 
-    def _not_a_model_runner(self, what: str, response: httpx2.Response) -> errors.NotAModelRunnerError:
-        preview = response.text.strip()[:80]
+    def _not_a_model_runner(
+        self, what: str, response: httpx2.Response, model: str | None = None
+    ) -> errors.NotAModelRunnerError:
+        preview = _http.preview(response.content, 200).strip()[:80]
         return errors.NotAModelRunnerError(
             f"the server answered {what} with {response.status_code} {preview!r}: it is not a Docker Model Runner "
             "(no model management API)",
             runner_url=self.runner_url,
+            model=model,
             hint="Point the URL at Docker Model Runner (e.g. http://localhost:12434); a bare llama.cpp or other "
             "OpenAI-compatible server only supports inference and list_openai_models()",
         )
@@ -162,24 +226,18 @@ class _Operations:
         response = yield _Call("GET", self.address.api_prefix + routes.MODELS)
         if response.is_error:
             raise self._status_error(response)
-        body = _http.decode_json(response, what=f"GET {self.address.api_prefix}/models", runner_url=self.runner_url)
-        if not isinstance(body, Mapping):
-            raise errors.DMRError(
-                f"the runner's model list is not an OpenAI list object: {response.text[:80]!r}",
-                runner_url=self.runner_url,
-                hint="Check that the URL points at Docker Model Runner or an OpenAI-compatible server",
-            )
-        return model_info.model_ids_from_openai_list(body)
+        body = self._json(response, f"GET {self.address.api_prefix}/models")
+        return self._read(model_info.model_ids_from_openai_list, body)
 
     def inspect(self, name: str) -> Operation[ModelInfo]:
-        response = yield _Call("GET", routes.management_model_path(name))
+        response = yield _Call("GET", model_path(name), model=name)
         if response.status_code == 404:
             error = self._status_error(response, model=name)
             if not isinstance(error, errors.ModelNotFoundError):
                 error = errors.ModelNotFoundError(
-                    f"the runner does not have this model (404: {response.text.strip()})",
+                    f"the runner does not have this model (404: {error.body.strip()})",
                     status_code=404,
-                    body=response.text,
+                    body=error.body,
                     runner_url=self.runner_url,
                     model=name,
                     hint=f"Pull it first: `docker model pull {name}`, or run pytest with --dmr-pull",
@@ -187,10 +245,10 @@ class _Operations:
             raise error
         if response.is_error:
             raise self._status_error(response, model=name)
-        body = _http.decode_json(response, what=f"GET /models/{name}", runner_url=self.runner_url, model=name)
+        body = self._json(response, f"GET /models/{name}", model=name)
         if not isinstance(body, Mapping):
-            raise self._not_a_model_runner(f"GET /models/{name}", response)
-        return ModelInfo.from_json(body)
+            raise self._not_a_model_runner(f"GET /models/{name}", response, model=name)
+        return self._read(ModelInfo.from_json, body, model=name)
 
     def has_model(self, name: str) -> Operation[bool]:
         """Compares canonical names, so ``smollm2`` matches ``docker.io/ai/smollm2:latest`` and ``ai/smollm2:latest``."""
@@ -205,13 +263,13 @@ class _Operations:
         """The JSON body of an answer from DMR's own API; a 404/405 that is not DMR's own error means the
         server has no such API (a bare llama.cpp or another OpenAI-compatible server)."""
         if response.status_code in (404, 405) and error_bodies.BACKEND_NOT_FOUND not in response.text:
-            raise self._not_a_model_runner(what, response)
+            raise self._not_a_model_runner(what, response, model)
         if response.is_error:
             raise self._status_error(response, model=model)
         try:
-            return response.json()
+            return encoding.loads(response.content)
         except ValueError:
-            raise self._not_a_model_runner(what, response) from None
+            raise self._not_a_model_runner(what, response, model) from None
 
     def version(self) -> Operation[str]:
         response = yield _Call("GET", routes.VERSION_PATH)
@@ -225,7 +283,7 @@ class _Operations:
         body = self._engines_json(response, "GET /engines/ps")
         if not isinstance(body, list):
             raise self._not_a_model_runner("GET /engines/ps", response)
-        return [RunningModel.from_json(entry) for entry in body if isinstance(entry, Mapping)]
+        return [self._read(RunningModel.from_json, entry) for entry in body]
 
     def disk_usage(self) -> Operation[DiskUsage]:
         response = yield _Call("GET", routes.ENGINES_DF_PATH)
@@ -239,16 +297,16 @@ class _Operations:
         response = yield _Call("POST", routes.ENGINES_UNLOAD_PATH, json=request.to_json())
         body = self._engines_json(response, "POST /engines/unload")
         count = body.get("unloaded_runners") if isinstance(body, Mapping) else None
-        if not isinstance(count, int):
+        if not isinstance(count, int) or isinstance(count, bool):
             raise self._not_a_model_runner("POST /engines/unload", response)
         return count
 
     def configure(self, request: engines_api.ConfigureRequest, backend: str | None) -> Operation[None]:
         path = routes.engines_configure_path(backend)
-        response = yield _Call("POST", path, json=request.to_json())
+        response = yield _Call("POST", path, json=request.to_json(), model=request.model)
         if response.status_code == 409:
             raise errors.RunnerHTTPError(
-                f"the runner refused the new settings (409: {response.text.strip()})",
+                f"the runner refused the new settings (409: {_http.preview(response.content, 500).strip()})",
                 status_code=409,
                 body=response.text,
                 runner_url=self.runner_url,
@@ -258,7 +316,7 @@ class _Operations:
             )
         if response.status_code == 404 and error_bodies.BACKEND_NOT_FOUND in response.text:
             raise errors.BackendUnavailableError(
-                f"the runner has no backend {backend!r} (404: {response.text.strip()})",
+                f"the runner has no backend {backend!r} (404: {_http.preview(response.content, 500).strip()})",
                 status_code=404,
                 body=response.text,
                 runner_url=self.runner_url,
@@ -268,14 +326,14 @@ class _Operations:
         if response.is_error and response.status_code not in (404, 405):
             raise self._status_error(response, model=request.model)
         if response.status_code != 202:  # DMR's only success; a 404/405 or a 200 page: another server
-            raise self._not_a_model_runner(f"POST {path}", response)
+            raise self._not_a_model_runner(f"POST {path}", response, request.model)
 
     def delete(self, name: str, force: bool) -> Operation[list[dict[str, str]]]:
         params = {"force": "true"} if force else None
-        response = yield _Call("DELETE", routes.management_model_path(name), params=params)
+        response = yield _Call("DELETE", model_path(name), params=params, model=name)
         if response.status_code == 409:
             raise errors.RunnerHTTPError(
-                f"the runner refused to delete the model (409: {response.text.strip()})",
+                f"the runner refused to delete the model (409: {_http.preview(response.content, 500).strip()})",
                 status_code=409,
                 body=response.text,
                 runner_url=self.runner_url,
@@ -286,10 +344,10 @@ class _Operations:
             raise self._status_error(response, model=name)
         if not response.content.strip():
             return []
-        body = _http.decode_json(response, what=f"DELETE /models/{name}", runner_url=self.runner_url, model=name)
+        body = self._json(response, f"DELETE /models/{name}", model=name)
         if not isinstance(body, list):
             return []
-        return [{str(k): str(v) for k, v in entry.items()} for entry in body if isinstance(entry, Mapping)]
+        return [self._texts(entry, "a delete's action", model=name) for entry in body if isinstance(entry, Mapping)]
 
 
 _PULL_STATUS_HINTS = {
@@ -326,12 +384,13 @@ class _PullReader:
             routes.MODELS_CREATE_PATH,
             json={"from": self.name},
             headers={"Accept": encoding.JSON_CONTENT_TYPE},
+            model=self.model,
         )
 
     def start(self, response: httpx2.Response) -> None:
         """Check the status (the body must have been read when it is an error) and the content type."""
         if response.is_error:
-            text = response.text.strip()
+            text = _http.preview(response.content, 500).strip()
             raise errors.PullError(
                 f"the runner refused to pull the model ({response.status_code}: {text or '(empty body)'})",
                 runner_url=self.runner_url,
@@ -362,16 +421,23 @@ class _PullReader:
             self.message = progress.message
             self.cached = progress.message.startswith(pull_stream.cached_model_message(""))
 
-    def interrupted(self, exc: BaseException) -> errors.DMRError:
+    def interrupted(self, exc: BaseException, timeout: float | None = None) -> errors.DMRError:
         """A transport failure: mid-pull, a :class:`PullError`; before any line, the usual mapping."""
         if self.lines == 0:
-            return _http.transport_error(exc, runner_url=self.runner_url, model=self.model)
+            return _http.transport_error(exc, runner_url=self.runner_url, model=self.model, timeout=timeout)
         return errors.PullError(
             f"the pull stopped after {self.lines} progress lines: the connection was lost ({type(exc).__name__})",
             runner_url=self.runner_url,
             model=self.model,
             hint="Retry the pull; the runner keeps the layers it already downloaded",
         )
+
+    def lines_of(self, max_line_bytes: int) -> _http.LineSplitter:
+        return _http.LineSplitter(max_line_bytes, runner_url=self.runner_url, model=self.model)
+
+    def timed_out(self, deadline: Deadline) -> errors.RunnerTimeoutError:
+        return deadline.error("the pull did not finish", runner_url=self.runner_url, model=self.model,
+                              detail=f" ({self.lines} progress lines received)")
 
     def finish(self) -> PullResult:
         if self.error is not None:
@@ -392,6 +458,15 @@ class _PullReader:
         return PullResult(self.model, self.cached, self.total, self.message, tuple(self.warnings))
 
 
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _read_response(response: httpx2.Response, body: bytes) -> httpx2.Response:
+    """A closed, read copy of a streamed ``response`` holding its (decoded) ``body``."""
+    headers = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
+    return httpx2.Response(response.status_code, headers=headers, content=body, request=response.request)
+
+
 class _ClientBase:
     def __init__(
         self,
@@ -399,11 +474,14 @@ class _ClientBase:
         timeout: float,
         headers: Mapping[str, str] | None,
         transport: object | None,
+        max_line_bytes: int,
     ) -> None:
         self.address = addresses.parse_runner_url(base_url or _http.default_base_url(transport))
-        self.timeout = timeout
+        self.timeout = _http.check_seconds(timeout, "timeout")
+        self.max_line_bytes = _http.check_limit(max_line_bytes, "max_line_bytes")
         self._operations = _Operations(self.address)
         self._headers = {"User-Agent": _http.user_agent(), **(headers or {})}
+        self._breaker = _http.breaker_for(self.address.root, transport)
 
     @property
     def base_url(self) -> str:
@@ -412,8 +490,26 @@ class _ClientBase:
     def _url(self, call: _Call) -> str:
         return self.address.root + call.path
 
-    def _mapped(self, exc: BaseException) -> errors.DMRError:
-        return _http.transport_error(exc, runner_url=self.address.root, timeout=self.timeout)
+    def _mapped(self, exc: BaseException, call: _Call) -> errors.DMRError:
+        """The error for a failed send; counted by the breaker, which may now be open (then its error)."""
+        self._breaker.failed(exc)
+        try:
+            self._breaker.check(call.model)
+        except errors.RunnerUnavailableError as gone:
+            return gone
+        return _http.transport_error(exc, runner_url=self.address.root, model=call.model, timeout=self.timeout)
+
+    def _request(self, client: httpx2.Client | httpx2.AsyncClient, call: _Call, deadline: Deadline) -> httpx2.Request:
+        self._breaker.check(call.model)
+        return client.build_request(call.method, self._url(call), json=call.json, params=call.params,
+                                    headers=call.headers, timeout=deadline.timeouts(self.timeout))
+
+    def _too_slow(self, call: _Call, deadline: Deadline) -> errors.RunnerTimeoutError:
+        return deadline.error("the runner did not answer", runner_url=self.address.root, model=call.model)
+
+    @staticmethod
+    def _deadline(seconds: float | None) -> Deadline | None:
+        return None if seconds is None else Deadline(_http.check_seconds(seconds, "deadline"))
 
     @staticmethod
     def _unload_request(models: str | Iterable[str] | None, everything: bool, backend: str) -> engines_api.UnloadRequest:
@@ -458,7 +554,7 @@ class _ClientBase:
         return engines_api.ConfigureRequest(model=model, mode=mode, config=config)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.address.root!r})"
+        return f"{type(self).__name__}({redact_url(self.address.root)!r})"
 
 
 class ModelRunnerClient(_ClientBase):
@@ -471,20 +567,39 @@ class ModelRunnerClient(_ClientBase):
         timeout: float = 30.0,
         transport: httpx2.BaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        max_line_bytes: int = _http.MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx2.Client(transport=transport, **_http.client_options(self.address, timeout, self._headers))
+        super().__init__(base_url, timeout, headers, transport, max_line_bytes)
+        self._http = httpx2.Client(transport=transport, **_http.client_options(self.address, self.timeout, self._headers))
 
-    def _send(self, call: _Call, *, stream: bool = False) -> httpx2.Response:
-        request = self._http.build_request(
-            call.method, self._url(call), json=call.json, params=call.params, headers=call.headers
-        )
+    def _send(self, call: _Call, deadline: Deadline) -> httpx2.Response:
+        """Send ``call`` and stream its answer in, checking ``deadline`` between reads (each read
+        waits at most what was left of it when the request went out); the response is open."""
+        request = self._request(self._http, call, deadline)
         try:
-            return self._http.send(request, stream=stream)
+            response = self._http.send(request, stream=True)
         except _http.http_errors() as exc:
-            raise self._mapped(exc) from exc
+            raise self._mapped(exc, call) from exc
+        self._breaker.succeeded()
+        return response
+
+    def _receive(self, call: _Call, deadline: Deadline) -> httpx2.Response:
+        """The whole answer to ``call`` within ``deadline``."""
+        response = self._send(call, deadline)
+        try:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if deadline.expired():
+                    raise self._too_slow(call, deadline)
+        except _http.http_errors() as exc:
+            raise _http.transport_error(exc, runner_url=self.address.root, model=call.model, timeout=self.timeout) from exc
+        finally:
+            response.close()
+        return _read_response(response, bytes(body))
 
     def _run(self, operation: Operation[T]) -> T:
+        deadline = Deadline(self.timeout)
         response: httpx2.Response | None = None
         failure: errors.DMRError | None = None
         while True:
@@ -493,7 +608,7 @@ class ModelRunnerClient(_ClientBase):
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             try:
-                response, failure = self._send(call), None
+                response, failure = self._receive(call, deadline), None
             except errors.DMRError as exc:
                 response, failure = None, exc
 
@@ -567,18 +682,31 @@ class ModelRunnerClient(_ClientBase):
         request = self._configure_request(model, keep_alive, context_size, mode, runtime_flags)
         self._run(self._operations.configure(request, backend))
 
-    def pull(self, name: str, *, progress: ProgressCallback | None = None) -> PullResult:
-        """Pull a model, calling ``progress`` for every line the runner sends; :class:`PullError` on failure."""
+    def pull(
+        self, name: str, *, progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> PullResult:
+        """Pull a model, calling ``progress`` for every line the runner sends; :class:`PullError` on failure.
+
+        ``deadline``: seconds the whole pull may take (unbounded by default: each read still waits
+        at most ``timeout``); past it, :class:`~pytest_dmr.errors.RunnerTimeoutError`."""
         reader = _PullReader(name, self.address.root, progress)
-        response = self._send(reader.call(), stream=True)
+        bound = self._deadline(deadline)
+        call = reader.call()
+        response = self._send(call, bound or Deadline(float("inf")))
+        lines = reader.lines_of(self.max_line_bytes)
         try:
             if response.is_error:
                 response.read()
             reader.start(response)
-            for line in response.iter_lines():
+            for chunk in response.iter_bytes():
+                for line in lines.feed(chunk):
+                    reader.feed(line)
+                if bound is not None and bound.expired():
+                    raise reader.timed_out(bound)
+            for line in lines.flush():
                 reader.feed(line)
         except _http.http_errors() as exc:
-            raise reader.interrupted(exc) from exc
+            raise reader.interrupted(exc, self.timeout) from exc
         finally:
             response.close()
         return reader.finish()
@@ -605,20 +733,26 @@ class AsyncModelRunnerClient(_ClientBase):
         timeout: float = 30.0,
         transport: httpx2.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        max_line_bytes: int = _http.MAX_LINE_BYTES,
     ) -> None:
-        super().__init__(base_url, timeout, headers, transport)
-        self._http = httpx2.AsyncClient(transport=transport, **_http.client_options(self.address, timeout, self._headers))
+        super().__init__(base_url, timeout, headers, transport, max_line_bytes)
+        self._http = httpx2.AsyncClient(transport=transport, **_http.client_options(self.address, self.timeout, self._headers))
 
-    async def _send(self, call: _Call, *, stream: bool = False) -> httpx2.Response:
-        request = self._http.build_request(
-            call.method, self._url(call), json=call.json, params=call.params, headers=call.headers
-        )
+    async def _send(self, call: _Call, deadline: Deadline, *, stream: bool = False) -> httpx2.Response:
+        """Send ``call`` (and read its answer unless ``stream``) before ``deadline``."""
+        request = self._request(self._http, call, deadline)
         try:
-            return await self._http.send(request, stream=stream)
+            async with asyncio.timeout(deadline.remaining() if deadline.seconds < float("inf") else None):
+                response = await self._http.send(request, stream=stream)
+        except TimeoutError as exc:  # asyncio's: the deadline passed
+            raise self._too_slow(call, deadline) from exc
         except _http.http_errors() as exc:
-            raise self._mapped(exc) from exc
+            raise self._mapped(exc, call) from exc
+        self._breaker.succeeded()
+        return response
 
     async def _run(self, operation: Operation[T]) -> T:
+        deadline = Deadline(self.timeout)
         response: httpx2.Response | None = None
         failure: errors.DMRError | None = None
         while True:
@@ -627,7 +761,7 @@ class AsyncModelRunnerClient(_ClientBase):
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             try:
-                response, failure = await self._send(call), None
+                response, failure = await self._send(call, deadline), None
             except errors.DMRError as exc:
                 response, failure = None, exc
 
@@ -680,17 +814,28 @@ class AsyncModelRunnerClient(_ClientBase):
         request = self._configure_request(model, keep_alive, context_size, mode, runtime_flags)
         await self._run(self._operations.configure(request, backend))
 
-    async def pull(self, name: str, *, progress: ProgressCallback | None = None) -> PullResult:
+    async def pull(
+        self, name: str, *, progress: ProgressCallback | None = None, deadline: float | None = None
+    ) -> PullResult:
         reader = _PullReader(name, self.address.root, progress)
-        response = await self._send(reader.call(), stream=True)
+        bound = self._deadline(deadline) or Deadline(float("inf"))
+        response = await self._send(reader.call(), bound, stream=True)
+        lines = reader.lines_of(self.max_line_bytes)
         try:
-            if response.is_error:
-                await response.aread()
-            reader.start(response)
-            async for line in response.aiter_lines():
-                reader.feed(line)
+            async with asyncio.timeout(bound.remaining() if bound.seconds < float("inf") else None):
+                if response.is_error:
+                    await response.aread()
+                reader.start(response)
+                async with contextlib.aclosing(response.aiter_bytes()) as chunks:
+                    async for chunk in chunks:
+                        for line in lines.feed(chunk):
+                            reader.feed(line)
+                for line in lines.flush():
+                    reader.feed(line)
+        except TimeoutError as exc:  # asyncio's: the deadline passed
+            raise reader.timed_out(bound) from exc
         except _http.http_errors() as exc:
-            raise reader.interrupted(exc) from exc
+            raise reader.interrupted(exc, self.timeout) from exc
         finally:
             await response.aclose()
         return reader.finish()

@@ -4,13 +4,15 @@ Every error says what went wrong, on which runner and for which model, and what 
 
     DMRError
     ├── ConfigurationError          a bad option, flag or environment value
-    ├── RunnerUnavailableError      nothing answered at the runner's URL
+    │   └── UnknownOptionError      an adapter argument or request option nobody knows (also a TypeError)
+    ├── RunnerUnavailableError      nothing answered at the runner's URL (or it went away: circuit open)
     │   ├── NotAModelRunnerError    something answered, but not DMR's management API
     │   └── ProvisioningError       no runner could be provisioned (no Docker, no image, no answer)
     ├── RunnerTimeoutError          the runner did not answer in time
     ├── StreamInterruptedError      a streamed answer stopped before its end
     ├── PullError                   a pull failed (an error line, or a refused request)
     ├── MalformedResponseError      an answer that cannot be read (not JSON, or JSON of another shape)
+    │   └── ResponseTooLargeError   a line of a streamed answer longer than the bound
     ├── CassetteError               a cassette that cannot be used (unreadable, locked)
     │   ├── CassetteMismatchError   a request the cassette has no recorded answer for
     │   └── CassetteDriftError      ``verify``: live answers differ from the recorded ones
@@ -41,10 +43,12 @@ __all__ = [
     "NotAModelRunnerError",
     "ProvisioningError",
     "PullError",
+    "ResponseTooLargeError",
     "RunnerHTTPError",
     "RunnerTimeoutError",
     "RunnerUnavailableError",
     "StreamInterruptedError",
+    "UnknownOptionError",
 ]
 
 
@@ -85,6 +89,12 @@ class DMRError(Exception):
 
 class ConfigurationError(DMRError):
     """A setting has a value that cannot be used; the message names the allowed values."""
+
+
+class UnknownOptionError(ConfigurationError, TypeError):
+    """A keyword argument that is neither an adapter argument nor a known request field (a typo such
+    as ``max_retry``); the message names the closest known one. Also a ``TypeError``, as Python's own
+    error for an unexpected keyword argument is."""
 
 
 class RunnerUnavailableError(DMRError):
@@ -152,6 +162,11 @@ class CassetteMismatchError(CassetteError):
 class CassetteDriftError(CassetteError):
     """``--dmr-record=verify``: answers from the live runner differ from the recorded ones; the
     message shows both answers of each drifted exchange."""
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A line of a streamed answer (SSE, a pull's progress) longer than the bound, with no newline
+    in sight: read no further rather than let memory grow without end."""
 
 
 class RunnerHTTPError(DMRError):

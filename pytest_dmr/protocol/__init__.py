@@ -11,6 +11,7 @@ the layers it uses, so the pytest plugin pays only for what it needs.
 - :mod:`~pytest_dmr.protocol.model_info`: models as the management API and the OpenAI list describe them
 - :mod:`~pytest_dmr.protocol.encoding`: content types, compact JSON, Go's JSON, quoting, times and IDs
 - :mod:`~pytest_dmr.protocol.openai_api`: the OpenAI formats (chat, completions, embeddings, chunks)
+- :mod:`~pytest_dmr.protocol.request_fields`: the request fields OpenAI and llama.cpp define (the adapter's known options)
 - :mod:`~pytest_dmr.protocol.responses_api`: OpenAI Responses, translated to and from chat (DMR's ``pkg/responses``)
 - :mod:`~pytest_dmr.protocol.anthropic_api`: Anthropic Messages (DMR's checks, llama.cpp's shapes)
 - :mod:`~pytest_dmr.protocol.ollama_api`: Ollama's ``/api/*``, translated to and from chat (DMR's ``pkg/ollama``)

@@ -382,7 +382,7 @@ def test_timeout_is_runner_timeout_error(make_client: Callable[..., Any]) -> Non
     with pytest.raises(errors.RunnerTimeoutError) as caught:
         client.inspect("ai/smollm2")
     assert str(caught.value) == (
-        "the runner did not answer within 30 s (runner http://127.0.0.1:12434). "
+        "the runner did not answer within 30 s (runner http://127.0.0.1:12434, model ai/smollm2). "
         "Raise the timeout (--dmr-timeout, or LOCAL_MODEL_TIMEOUT in milliseconds), or use a smaller model"
     )
 

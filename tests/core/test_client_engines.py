@@ -277,9 +277,10 @@ def test_a_plain_openai_server_is_not_a_model_runner(scripted: Callable[..., Any
     operation, what = CALLS[call]
     with pytest.raises(errors.NotAModelRunnerError) as caught:
         operation(scripted(llama_cpp))
+    where = f"runner {RUNNER}, model ai/smollm2" if call == "configure" else f"runner {RUNNER}"  # the model it was about
     assert str(caught.value) == (
         f"the server answered {what} with 404 {LLAMA_CPP_404!r}: it is not a Docker Model Runner (no model "
-        f"management API) (runner {RUNNER}). Point the URL at Docker Model Runner (e.g. http://localhost:12434); "
+        f"management API) ({where}). Point the URL at Docker Model Runner (e.g. http://localhost:12434); "
         "a bare llama.cpp or other OpenAI-compatible server only supports inference and list_openai_models()"
     )
 

@@ -336,12 +336,14 @@ def test_the_closest_dmr_config_wins_and_the_mock_lists_its_model(pytester: pyte
 
 
 def test_dmr_config_keys_are_split_as_the_factorys_arguments(pytester: pytest.Pytester) -> None:
-    """Adapter arguments configure the adapter; any other key, a typo included, is a request option."""
+    """Adapter arguments configure the adapter; request fields are request options; a typo is an
+    error naming the close match (issue 12), from the factory and from dmr_config alike."""
     make_ini(pytester)
     pytester.makepyfile(test_split="""
         import pytest
+        from pytest_dmr import errors
 
-        OPTIONS = {"max_retries": 1, "headers": {"X-Team": "a"}, "temprature": 1, "default_options": {"top_p": 0.9}}
+        OPTIONS = {"max_retries": 1, "headers": {"X-Team": "a"}, "temperature": 1, "default_options": {"top_p": 0.9}}
 
         @pytest.fixture
         def dmr_config():
@@ -349,9 +351,13 @@ def test_dmr_config_keys_are_split_as_the_factorys_arguments(pytester: pytest.Py
 
         def test_it(dmr_adapter, dmr_adapter_factory):
             from_call = dmr_adapter_factory(**OPTIONS)
-            assert dmr_adapter.default_options == from_call.default_options == {"top_p": 0.9, "temprature": 1}
+            assert dmr_adapter.default_options == from_call.default_options == {"top_p": 0.9, "temperature": 1}
             assert dmr_adapter.retry.max_retries == from_call.retry.max_retries == 1
             assert dmr_adapter._headers["X-Team"] == "a"
+            with pytest.raises(errors.UnknownOptionError, match="did you mean 'temperature'"):
+                dmr_adapter_factory(temprature=1)
+            with pytest.raises(errors.UnknownOptionError, match="did you mean the adapter argument 'max_retries'"):
+                dmr_adapter_factory(max_retry=0)
     """)
     run(pytester, "--dmr=mock").assert_outcomes(passed=1)
 
