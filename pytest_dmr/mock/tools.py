@@ -220,14 +220,14 @@ def _allows(schema: Mapping[str, Any], value: Any) -> bool:
         return False
     if isinstance(value, str):
         fmt = schema.get("format")
-        return (
+        return bool(
             "string" in kinds
             and (fmt is None or (fmt == "email" and re.fullmatch(_EMAIL, value) is not None))
             and schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value))
         )
     if isinstance(value, bool) or not kinds & {"integer", "number"} or (isinstance(value, float) and "number" not in kinds):
         return False
-    return schema.get("minimum", value) <= value <= schema.get("maximum", value)
+    return bool(schema.get("minimum", value) <= value <= schema.get("maximum", value))
 
 
 def _number(text: str) -> int | float | None:
