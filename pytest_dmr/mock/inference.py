@@ -30,7 +30,8 @@ from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
 from pytest_dmr.mock.streams import Delivery
-from pytest_dmr.mock.tools import choose_tool, generated_call, scripted_call, tool_definitions
+from pytest_dmr.mock.conversation import Conversation
+from pytest_dmr.mock.tools import generated_calls, plan_calls, result_answer, scripted_calls
 
 if TYPE_CHECKING:
     from pytest_dmr.mock.transport import MockModelRunner
@@ -57,7 +58,12 @@ class Exchange:
 class _Answer:
     pieces: list[str]
     finish_reason: str
-    tool_call: dict[str, Any] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def calling(cls, calls: list[dict[str, Any]]) -> _Answer:
+        """Tool calls: their arguments are the pieces (one call's after another's)."""
+        return cls([piece for call in calls for piece in split_pieces(call["function"]["arguments"])], "tool_calls", calls)
 
 
 class _Seeds:
@@ -112,18 +118,23 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, *, chat
     rule = exchange.rule
     call_id = "call_" + seeds.id_hex[:24]
     if rule is not None and rule.tool_call is not None and chat:
-        call = scripted_call(rule.tool_call, call_id)
-        return _Answer(split_pieces(call["function"]["arguments"]), "tool_calls", call)
+        return _Answer.calling(scripted_calls(rule.tool_call, call_id))
     if rule is not None and rule.reply_text is not None:
         return _Answer(list(rule.stream) if rule.stream is not None else split_pieces(rule.reply_text), "stop")
     draws = SeededDraws(seeds.content)
     max_tokens = _max_tokens(body)
-    if chat:
-        function = choose_tool(tool_definitions(body.get("tools")), body.get("tool_choice", "auto"), exchange.recorded.last_user_message)
-        if function is not None:
-            call = generated_call(function, draws.fork("tool"), call_id)
-            return _Answer(split_pieces(call["function"]["arguments"]), "tool_calls", call)
     schema = _response_schema(body)
+    if chat:  # tools (pytest_dmr.mock.tools): calls the request asks for, else a text that uses their results
+        conversation = Conversation.of(body)
+        planned = plan_calls(body, conversation)
+        if planned:
+            return _Answer.calling(generated_calls(planned, draws, call_id))
+        told = result_answer(conversation, draws.fork("results")) if schema is None else None
+        if told is not None:
+            pieces = split_pieces(told)
+            if max_tokens is not None and len(pieces) > max_tokens:
+                return _Answer(pieces[:max_tokens], "length")
+            return _Answer(cut_at_stop(pieces, _stops(body))[0], "stop")
     if schema is not None:
         pieces = split_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"))))
         finish = "stop"
@@ -159,6 +170,8 @@ class ChatOutcome:
     pieces: int = 0
     prompt_tokens: int = 0
     error: Answer | None = None
+    content_chunks: int | None = None
+    """How many chunks from ``content_start`` carry the content, when not ``pieces`` (several tool calls)."""
 
     def cut_index(self, offsets: list[int]) -> Delivery:
         """The delivery for an encoding of ``chunks`` in which chunk ``i`` starts at event ``offsets[i]``
@@ -166,7 +179,8 @@ class ChatOutcome:
         stops where the chunk after them would start."""
         if self.delivery.cut_after is None:
             return self.delivery
-        return self.delivery.cut_at(offsets[self.content_start + min(self.delivery.cut_after, self.pieces)])
+        content_chunks = self.pieces if self.content_chunks is None else self.content_chunks
+        return self.delivery.cut_at(offsets[self.content_start + min(self.delivery.cut_after, content_chunks)])
 
 
 def prompt_tokens(messages: Any) -> int:
@@ -191,7 +205,7 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
     tokens = prompt_tokens(messages)
     model = exchange.recorded.model or ""
     ident = "chatcmpl-" + seeds.id_hex[:32]
-    tool_calls = [answer.tool_call] if answer.tool_call else None
+    tool_calls = answer.tool_calls
     if body.get("stream") is not True:
         completion = openai_api.chat_completion(
             id=ident,
@@ -209,20 +223,24 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
         return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
 
     chunks = [chunk({"role": "assistant", "content": None})]
-    if answer.tool_call is not None:
-        call = answer.tool_call
-        chunks.append(chunk({"tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]}))
-        chunks += [chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}) for piece in answer.pieces]
+    if tool_calls:  # as llama.cpp streams calls: per call, its id and name, then its arguments in pieces
+        for index, call in enumerate(tool_calls):
+            head = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+            chunks.append(chunk({"tool_calls": [head]}))
+            chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_pieces(call["function"]["arguments"])]
+        content_start = 2  # the first call's head is always sent: a cut counts the chunks after it
     else:
         chunks += [chunk({"content": piece}) for piece in answer.pieces]
-    content_start = len(chunks) - len(answer.pieces)
+        content_start = len(chunks) - len(answer.pieces)
+    content_chunks = len(chunks) - content_start
     chunks.append(chunk({}, answer.finish_reason))
     if _include_usage(body):
         chunks.append(
             openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=tokens, completion_tokens=len(answer.pieces))
         )
     return ChatOutcome(
-        exchange.delivery, chunks=chunks, content_start=content_start, pieces=len(answer.pieces), prompt_tokens=tokens
+        exchange.delivery, chunks=chunks, content_start=content_start, pieces=len(answer.pieces), prompt_tokens=tokens,
+        content_chunks=content_chunks,
     )
 
 

@@ -6,7 +6,7 @@ import functools
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 import httpx2
@@ -18,7 +18,7 @@ from pytest_dmr.mock.clock import MockClock
 from pytest_dmr.mock.frontends import Call, View
 from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.faults import Fault
-from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.rules import RecordedRequest, Rule, Step, ToolCallSpec
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.stacks import Dropped
 from pytest_dmr.mock.streams import AT_ONCE, Delivery
@@ -154,14 +154,20 @@ class MockModelRunner(_Transports):
         api: str | None = None,
         reply: str | None = None,
         stream: Sequence[str] | None = None,
-        tool_call: Mapping[str, Any] | None = None,
+        tool_call: ToolCallSpec | None = None,
         fault: Fault | None = None,
         times: int | None = None,
+        turn: int | None = None,
+        last_role: str | None = None,
+        tool_result: str | re.Pattern[str] | None = None,
+        tool_called: str | None = None,
+        replies: Sequence[Step] | None = None,
     ) -> Rule:
         """Script the answer to matching requests; the newest matching rule wins. See :class:`Rule`."""
         rule = Rule(
             model=model, contains=contains, matches=matches, when=when, endpoint=endpoint, api=api,
             reply=reply, stream=stream, tool_call=tool_call, fault=fault, times=times,
+            turn=turn, last_role=last_role, tool_result=tool_result, tool_called=tool_called, replies=replies,
         )
         with self._lock:
             self.rules.append(rule)
@@ -300,6 +306,7 @@ class MockModelRunner(_Transports):
             )
             if rule is not None:
                 rule.calls += 1
+                rule = rule.answer_for(rule.calls)  # a replies= sequence answers with its next step
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer and (front is None or not front[0].upstream):
             return self._fault_answer(fault, recorded)

@@ -132,7 +132,7 @@ def test_tool_call_rule(client: httpx.Client, mock: MockModelRunner) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({}, ValueError, "a rule needs something to do: reply=, stream=, tool_call= or fault="),
+        ({}, ValueError, "a rule needs something to do: reply=, stream=, tool_call=, fault= or replies="),
         ({"reply": "a", "stream": ["a"]}, ValueError, "pass only one of reply=, stream=, tool_call= (got reply, stream)"),
         ({"reply": "a", "fault": Fault.timeout()}, ValueError, "Fault.timeout replaces the answer: drop reply="),
         ({"stream": "abc"}, TypeError, "stream= takes a list of pieces"),
