@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_dmr.protocol import encoding, openai_api
+from pytest_dmr.mock.prompt_values import PromptValues
 from pytest_dmr.mock.schema import value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws
 
@@ -55,10 +56,11 @@ def choose_tool(tools: Sequence[Mapping[str, Any]], tool_choice: Any, last_user_
     return mentioned
 
 
-def generated_call(function: Mapping[str, Any], draws: SeededDraws, call_id: str) -> dict[str, Any]:
-    """A call of ``function`` with arguments valid against its ``parameters`` schema."""
+def generated_call(function: Mapping[str, Any], draws: SeededDraws, call_id: str, values: PromptValues | None = None) -> dict[str, Any]:
+    """A call of ``function`` with arguments valid against its ``parameters`` schema (reusing the
+    prompt's ``values`` where the schema allows)."""
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
-    arguments = value_for_schema(parameters, draws)
+    arguments = value_for_schema(parameters, draws, values)
     return openai_api.tool_call(id=call_id, name=str(function["name"]), arguments=encoding.dumps(arguments))
 
 
