@@ -114,23 +114,27 @@ def _stops(body: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _response_schema(body: Mapping[str, Any], conversation: str) -> Any:
-    """The JSON schema the answer must follow, ``None`` for free text. With ``json_object`` and no
-    schema in ``response_format``, one written in the messages (instructor's JSON mode, pydantic-ai's
-    ``PromptedOutput``) is followed; so is one in the messages of a request that asks for JSON."""
+def _response_schema(body: Mapping[str, Any], conversation: str) -> tuple[Any, str]:
+    """The JSON schema the answer must follow (``None`` for free text), and the conversation's text
+    without it. With ``json_object`` and no schema in ``response_format``, one written in the
+    messages (instructor's JSON mode, pydantic-ai's ``PromptedOutput``) is followed; so is one in the
+    messages of a request without ``response_format`` or tools that asks for JSON."""
     response_format = body.get("response_format")
     if not isinstance(response_format, Mapping):
         if "json" in conversation.lower() and not body.get("tools"):
             return schema_in_text(conversation)
-        return None
+        return None, conversation
     kind = response_format.get("type")
     if kind == "json_schema":
         wrapper = response_format.get("json_schema")
         schema = wrapper.get("schema") if isinstance(wrapper, Mapping) else None
-        return schema if schema is not None else response_format.get("schema", {"type": "object"})
+        return (schema if schema is not None else response_format.get("schema", {"type": "object"})), conversation
     if kind == "json_object":
-        return response_format.get("schema") or schema_in_text(conversation) or {"type": "object"}
-    return None
+        if response_format.get("schema"):
+            return response_format["schema"], conversation
+        found, rest = schema_in_text(conversation)
+        return (found or {"type": "object"}), rest
+    return None, conversation
 
 
 def _limit(runner: MockModelRunner, body: Mapping[str, Any], prompt: int) -> int:
@@ -168,7 +172,7 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, prompt:
     if rule is not None and rule.reply_text is not None:
         return _Answer(list(rule.stream) if rule.stream is not None else split_into_pieces(rule.reply_text), "stop")
     draws = SeededDraws(seeds.content)
-    conversation = _conversation_text(body)
+    schema, conversation = _response_schema(body, _conversation_text(body))
     values = PromptValues(conversation)
     if chat:
         # -- tool choice (pytest_dmr.mock.tools) --
@@ -177,7 +181,6 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, prompt:
             call = generated_call(function, draws.fork("tool"), call_id, values)
             return _Answer(split_into_pieces(call["function"]["arguments"]), "tool_calls", call)
     limit = _limit(runner, body, prompt)
-    schema = _response_schema(body, conversation)
     if schema is not None:
         pieces, finish = _sized(split_into_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"), values))), limit)
     else:

@@ -3,7 +3,7 @@ answers and tool arguments that reuse them as a real model does; and a JSON sche
 messages themselves (instructor's JSON mode, pydantic-ai's ``PromptedOutput``).
 
 Names are capitalised words that do not start a sentence (one or two in a row, ``Maria``,
-``Ada Lovelace``); places are those after ``in``, ``at``, ``from``, ``to``, ``near``. Each kind is
+``Ada Lovelace``), or two that do; places are those after ``in``, ``at``, ``from``, ``to``, ``near``. Each kind is
 handed out in the order the prompt gives it, cycling, so two name fields get two names.
 """
 
@@ -18,7 +18,9 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.]\d)")
 _QUOTED = re.compile(r"\"([^\"\n]{1,80})\"")
-_CAPITALISED = re.compile(r"(?<![.!?:]\s)(?<!^)(?<![\w'])([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)\b")
+_CAPITALISED = re.compile(r"(?<![.!?:]\s)(?<!^)(?<!\n)(?<![\w'])([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)\b")
+_OPENING_NAME = re.compile(r"(?:^|(?<=[.!?:]\s)|(?<=\n))([A-Z][a-z]+\s[A-Z][a-z]+)\b")
+"""A two-word name that starts a sentence (``Maria Santos paid...``); one word there is too often not a name."""
 _PLACE = re.compile(r"\b(?:in|at|from|to|near|of)\s+([A-Z][a-z]+(?:\s[A-Z][a-z]+)?)")
 _NOT_NAMES = frozenset(
     "I The A An This That These Those It Its Is Are What Which Who How Why When Where Can Could Would Should Will "
@@ -32,8 +34,9 @@ class PromptValues:
 
     def __init__(self, text: str) -> None:
         places = [match.group(1) for match in _PLACE.finditer(text)]
+        matches = sorted([*_CAPITALISED.finditer(text), *_OPENING_NAME.finditer(text)], key=lambda match: match.start())
         names = [
-            match.group(1) for match in _CAPITALISED.finditer(text)
+            match.group(1) for match in matches
             if match.group(1).split()[0] not in _NOT_NAMES and match.group(1) not in places
         ]  # fmt: skip
         self.found: dict[str, list[Any]] = {
@@ -78,8 +81,9 @@ def _looks_like_schema(value: Any) -> bool:
     )
 
 
-def schema_in_text(text: str) -> Any:
-    """The first JSON schema written in ``text`` (an object with ``properties``, ``$defs``...), else ``None``."""
+def schema_in_text(text: str) -> tuple[Any, str]:
+    """The first JSON schema written in ``text`` (an object with ``properties``, ``$defs``...), else
+    ``None``; and ``text`` without it (the prompt's own values are not the schema's)."""
     decoder = json.JSONDecoder()
     at = text.find("{")
     while at >= 0:
@@ -88,10 +92,10 @@ def schema_in_text(text: str) -> Any:
         except ValueError:
             at = text.find("{", at + 1)
             continue
-        if _looks_like_schema(value):
-            return value
-        for nested in value.values() if isinstance(value, Mapping) else ():
-            if _looks_like_schema(nested):
-                return nested
+        found = value if _looks_like_schema(value) else None
+        for nested in value.values() if found is None and isinstance(value, Mapping) else ():
+            found = nested if found is None and _looks_like_schema(nested) else found
+        if found is not None:
+            return found, text[:at] + text[end:]
         at = text.find("{", end)
-    return None
+    return None, text

@@ -24,6 +24,7 @@ Pure and deterministic: no clock, no :mod:`random`, no :func:`hash`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -72,6 +73,7 @@ def _kind(core: str) -> str | None:
     return "punct" if not core.startswith("'") else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _token_count(run: str) -> int:
     """How many tokens one pre-token run becomes: the expected count's whole part, plus one when
     SHA-256 of the run falls below its fractional part."""
