@@ -11,7 +11,7 @@ mock/real (for shares, the difference in points).
 The real side is cached in ``realism_smollm2.json`` beside this script (only counts, no texts), so
 the mock side re-runs without llama.cpp; ``--measure`` measures the real side again and rewrites it.
 
-    .venv/bin/python benchmarks/realism.py [--measure [--settings 16,64,256,unset] [--dump FILE]] [--threads 2] [--ctx-size 2048]
+    .venv/bin/python benchmarks/realism.py [--measure [--settings 16,64,256,unset] [--dump FILE]] [--threads 2] [--ctx-size 2048] [--fit]
 
 Target (issue 10): every median and spread within 20%, every finish_reason share within 15 points.
 """
@@ -357,6 +357,28 @@ def slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: value for key, value in row.items() if key not in ("text", "piece_list")} for row in rows]
 
 
+def fit(real: dict[str, Any]) -> int:
+    """Print ``tokens._NATURAL_QUANTILES`` fitted to the cache: natural lengths are the ``stop``
+    answers' completion tokens at max_tokens unset; the ``length`` answers there never end."""
+    rows = real["results"].get("unset")
+    if rows is None:
+        print("max_tokens unset is not measured yet: benchmarks/realism.py --measure --settings unset")
+        return 1
+    naturals = sorted(row["completion_tokens"] for row in rows if row["finish_reason"] == "stop")
+    count = len(rows)
+    print("_NATURAL_QUANTILES = (")
+    print(f"    (0.0, {naturals[0]}),")
+    for cut in (16, 64, 256):
+        print(f"    ({sum(value <= cut for value in naturals) / count:.2f}, {cut}),")
+    for share in (0.10, 0.50, 0.75):
+        index = int(share * count)
+        if index < len(naturals):
+            print(f"    ({share:.2f}, {naturals[index]}),  # sort with the rest")
+    print(f"    ({len(naturals) / count:.2f}, {naturals[-1]}),")
+    print(")")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--measure", action="store_true", help="measure real llama.cpp again and rewrite the cache")
@@ -364,7 +386,10 @@ def main() -> int:
     parser.add_argument("--ctx-size", type=int, default=2048, help="llama.cpp context size (the emulator's default)")
     parser.add_argument("--settings", default="16,64,256,unset", help="with --measure: which max_tokens to measure")
     parser.add_argument("--dump", type=Path, help="with --measure: also write the real texts and pieces to this JSON file")
+    parser.add_argument("--fit", action="store_true", help="print the natural-length table fitted to the cache, and stop")
     args = parser.parse_args()
+    if args.fit:
+        return fit(json.loads(CACHE.read_text()))
     if args.measure or not CACHE.exists():
         settings = [None if name == "unset" else int(name) for name in args.settings.split(",")]
         real = measure_real(args.threads, args.ctx_size, settings, args.dump)

@@ -153,10 +153,13 @@ def _sized(pieces: list[str], limit: int) -> tuple[list[str], str]:
 
 
 def _conversation_text(body: Mapping[str, Any]) -> str:
-    """Every message's text (a completion's prompt), for values and schemas written in the prompt."""
+    """Every message's text (a completion's prompt), for values and schemas written in the prompt:
+    the system messages last, so that the values the user gives come first."""
     messages = body.get("messages")
     if isinstance(messages, list):
-        return "\n".join(openai_api.message_text(message.get("content")) for message in messages if isinstance(message, Mapping))
+        entries = [message for message in messages if isinstance(message, Mapping)]
+        ordered = sorted(entries, key=lambda message: message.get("role") in ("system", "developer"))
+        return "\n".join(openai_api.message_text(message.get("content")) for message in ordered)
     prompt = body.get("prompt")
     return prompt if isinstance(prompt, str) else ""
 

@@ -5,7 +5,8 @@ Answers are drawn by a :class:`~pytest_dmr.mock.seeded.SeededDraws` and sized in
 
 * **Prose**: sentences built from a phrase bank (opener, subject, verb, object, ending), in
   paragraphs of two to four sentences.
-* **Code** (the request asks for a function, script, query, class... or code in a named language):
+* **Code** (the request asks for a function, script, query, class..., or how to do something in a
+  named language):
   a sentence, a fenced block in the language asked (Python when none is named), then prose.
 * **List** (the request asks to list, name, give or suggest some things, or for steps, tips, ideas):
   a sentence ending in a colon, then that many items (the count asked for, else three to seven),
@@ -117,7 +118,7 @@ def read_request(text: str) -> Request:
     lowered = text.lower()
     language = next((tag for tag, named in _LANGUAGES if re.search(named, lowered)), None)
     words = tuple(word for word in re.findall(r"[a-z]+", lowered) if word not in _STOP_WORDS and len(word) > 2)
-    if _CODE_NOUN.search(text) or (language is not None and re.search(r"\b(?:write|how do i|how to|show|fix)\b", lowered)):
+    if _CODE_NOUN.search(text) or (language is not None and re.search(r"\bhow (?:do i|to)\b", lowered)):
         return Request("code", language or "python", words=words)
     if _LIST_REQUEST.search(text):
         match = _COUNT.search(text)

@@ -21,7 +21,7 @@ CHAT = "/engines/v1/chat/completions"
 USER = [{"role": "user", "content": "Tell me about testing."}]
 """An answer that runs on (as about one in five of SmolLM2's do): ``max_tokens`` or the context cuts it."""
 ENDS = [{"role": "user", "content": "Tell me about linters."}]
-"""An answer that ends by itself after 113 tokens and its end-of-turn token, in paragraphs."""
+"""An answer that ends by itself after 203 tokens and its end-of-turn token, in paragraphs."""
 
 
 def chat(client: httpx.Client, messages: list[dict[str, str]] = USER, **body: Any) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def test_chat_completion_shape_and_usage(client: httpx.Client) -> None:
     assert choice["finish_reason"] == "stop"
     assert text.endswith(".") and text[0].isupper()
     usage = body["usage"]
-    assert usage["completion_tokens"] == len(split_into_pieces(text)) + 1 == 114  # and the end-of-turn token
+    assert usage["completion_tokens"] == len(split_into_pieces(text)) + 1 == 204  # and the end-of-turn token
     assert usage["prompt_tokens"] == count_prompt_tokens(ENDS, "ai/smollm2") == 35  # the template and the default system prompt
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
@@ -69,7 +69,7 @@ def test_default_length_follows_default_max_tokens() -> None:
             ends = chat(client, ENDS)
         assert body["usage"]["completion_tokens"] == default
         assert body["choices"][0]["finish_reason"] == "length"
-        assert ends["usage"]["completion_tokens"] == min(default, 114)
+        assert ends["usage"]["completion_tokens"] == min(default, 204)
     unset = MockModelRunner()
     with httpx.Client(transport=unset, base_url=unset.base_url) as client:
         usage = chat(client)["usage"]
@@ -84,7 +84,7 @@ def test_small_max_tokens_cuts_the_answer_with_finish_length(client: httpx.Clien
     assert len(split_into_pieces(body["choices"][0]["message"]["content"])) == max_tokens
 
 
-@pytest.mark.parametrize(("max_tokens", "finish", "used"), [(40, "length", 40), (113, "length", 113), (114, "stop", 114), (600, "stop", 114)])
+@pytest.mark.parametrize(("max_tokens", "finish", "used"), [(40, "length", 40), (203, "length", 203), (204, "stop", 204), (600, "stop", 204)])
 def test_the_natural_length_ends_the_answer_unless_max_tokens_comes_first(
     client: httpx.Client, max_tokens: int, finish: str, used: int
 ) -> None:
@@ -139,7 +139,7 @@ def test_stop_sequence_absent_from_the_answer_changes_nothing(client: httpx.Clie
 
 
 def test_stream_framing_follows_llamacpp(client: httpx.Client) -> None:
-    events = stream_events(client, max_tokens=200, messages=ENDS)
+    events = stream_events(client, max_tokens=400, messages=ENDS)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(event) for event in events[:-1]]
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
