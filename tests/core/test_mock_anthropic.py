@@ -35,7 +35,8 @@ def test_plain_text_block_is_the_chat_answer(mock: MockModelRunner, sdk: anthrop
     chat = http.post("/engines/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "max_tokens": 64}).json()
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == chat["choices"][0]["message"]["content"]  # type: ignore[union-attr]
-    assert (message.role, message.model, message.stop_reason) == ("assistant", MODEL, "end_turn")
+    assert chat["choices"][0]["finish_reason"] == "length"  # this answer runs past 64 tokens
+    assert (message.role, message.model, message.stop_reason) == ("assistant", MODEL, "max_tokens")
     assert message.usage.output_tokens == chat["usage"]["completion_tokens"]
     recorded = mock.requests[0]
     assert (recorded.api, recorded.endpoint, recorded.path) == ("anthropic", "/messages", "/v1/messages")
