@@ -11,7 +11,7 @@ mock/real (for shares, the difference in points).
 The real side is cached in ``realism_smollm2.json`` beside this script (only counts, no texts), so
 the mock side re-runs without llama.cpp; ``--measure`` measures the real side again and rewrites it.
 
-    .venv/bin/python benchmarks/realism.py [--measure [--settings 16,64,256,unset] [--dump FILE]] [--threads 2] [--ctx-size 2048] [--projected]
+    .venv/bin/python benchmarks/realism.py [--measure [--settings 16,64,256,unset] [--dump FILE]] [--threads 2] [--ctx-size 2048] [--fit]
 
 Target (issue 10): every median and spread within 20%, every finish_reason share within 15 points.
 """
@@ -32,9 +32,7 @@ from typing import Any
 import httpx
 import openai
 
-from pytest_dmr.mock import MockModelRunner, tokens
-from pytest_dmr.mock.prose import NATURAL_LENGTH_LIMIT, prose_pieces
-from pytest_dmr.mock.seeded import SeededDraws, canonical_json
+from pytest_dmr.mock import MockModelRunner
 
 MODEL = "ai/smollm2"
 SETTINGS: tuple[int | None, ...] = (16, 64, 256, None)
@@ -299,36 +297,8 @@ def measure_real(threads: int, ctx_size: int, settings: list[int | None], dump: 
     return real
 
 
-def projected_mock(ctx_size: int) -> dict[str, list[dict[str, Any]]]:
-    """PROTOTYPE (``--projected``): the figures the mock would give with :mod:`pytest_dmr.mock.tokens`
-    wired in as the report to the lead describes, built here from the mock's own prose without
-    changing ``inference.py``."""
-    results: dict[str, list[dict[str, Any]]] = {}
-    for max_tokens in SETTINGS:
-        rows = []
-        for prompt in PROMPTS:
-            messages = [{"role": "user", "content": prompt}]
-            draws = SeededDraws.from_text(canonical_json(messages))
-            prompt_tokens = tokens.count_prompt_tokens(messages, MODEL)
-            natural = tokens.natural_length(draws.fork("length"))
-            count, finish = tokens.completion_length(natural, max_tokens, ctx_size - prompt_tokens)
-            wanted = count - (finish == "stop")  # the end-of-turn token is counted, never sent
-            prose = draws.fork("prose")
-            text = ""
-            while len(pieces := tokens.split_into_pieces(text)) < wanted:
-                more, _ = prose_pieces(prose, prose_budget(wanted - len(pieces)), leading_space=bool(text))
-                text += "".join(more)
-            rows.append(pieces_record(pieces[:wanted], prompt_tokens, count, finish))
-        results[setting_name(max_tokens)] = rows
-    return results
-
-
-def prose_budget(pieces: int) -> int:
-    return max(1, min(pieces, NATURAL_LENGTH_LIMIT))
-
-
-def measure_mock() -> dict[str, list[dict[str, Any]]]:
-    mock = MockModelRunner()
+def measure_mock(ctx_size: int) -> dict[str, list[dict[str, Any]]]:
+    mock = MockModelRunner(context_size=ctx_size)
     with httpx.Client(transport=mock) as http:
         client = openai.OpenAI(base_url=mock.base_url + "/engines/v1", api_key="unused", http_client=http, max_retries=0)
         return run_all(client, "mock")
@@ -387,22 +357,45 @@ def slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: value for key, value in row.items() if key not in ("text", "piece_list")} for row in rows]
 
 
+def fit(real: dict[str, Any]) -> int:
+    """Print ``tokens._NATURAL_QUANTILES`` fitted to the cache: natural lengths are the ``stop``
+    answers' completion tokens at max_tokens unset; the ``length`` answers there never end."""
+    rows = real["results"].get("unset")
+    if rows is None:
+        print("max_tokens unset is not measured yet: benchmarks/realism.py --measure --settings unset")
+        return 1
+    naturals = sorted(row["completion_tokens"] for row in rows if row["finish_reason"] == "stop")
+    count = len(rows)
+    print("_NATURAL_QUANTILES = (")
+    print(f"    (0.0, {naturals[0]}),")
+    for cut in (16, 64, 256):
+        print(f"    ({sum(value <= cut for value in naturals) / count:.2f}, {cut}),")
+    for share in (0.10, 0.50, 0.75):
+        index = int(share * count)
+        if index < len(naturals):
+            print(f"    ({share:.2f}, {naturals[index]}),  # sort with the rest")
+    print(f"    ({len(naturals) / count:.2f}, {naturals[-1]}),")
+    print(")")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--measure", action="store_true", help="measure real llama.cpp again and rewrite the cache")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx-size", type=int, default=2048, help="llama.cpp context size (the emulator's default)")
-    parser.add_argument("--projected", action="store_true",
-                        help="PROTOTYPE: the mock side as it would be with pytest_dmr.mock.tokens wired in")
     parser.add_argument("--settings", default="16,64,256,unset", help="with --measure: which max_tokens to measure")
     parser.add_argument("--dump", type=Path, help="with --measure: also write the real texts and pieces to this JSON file")
+    parser.add_argument("--fit", action="store_true", help="print the natural-length table fitted to the cache, and stop")
     args = parser.parse_args()
+    if args.fit:
+        return fit(json.loads(CACHE.read_text()))
     if args.measure or not CACHE.exists():
         settings = [None if name == "unset" else int(name) for name in args.settings.split(",")]
         real = measure_real(args.threads, args.ctx_size, settings, args.dump)
     else:
         real = json.loads(CACHE.read_text())
-    mock = projected_mock(real["ctx_size"]) if args.projected else measure_mock()
+    mock = measure_mock(real["ctx_size"])
     return report(mock, real)
 
 

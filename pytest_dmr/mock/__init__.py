@@ -5,8 +5,8 @@ endpoints) and ``inference`` (the chat-completions core and the OpenAI-compatibl
 ``frontends`` (Responses, Anthropic Messages, Ollama and reranking over that core); ``clock`` (the
 time DMR would read from the wall clock, still until a test moves it); ``rules`` and ``faults`` (what tests
 script); ``catalog`` (the model store and fake pulls); the generators ``prose``, ``schema``,
-``tools`` and ``embeddings``, all drawing from ``seeded`` (SHA-256 of the request); ``conversation``
-(a chat request's turns, tool calls and results, for tools and rules); ``responses``
+``prompt_values``, ``tokens``, ``tools`` and ``embeddings``, all drawing from ``seeded`` (SHA-256 of the
+request); ``conversation`` (a chat request's turns, tool calls and results, for tools and rules); ``responses``
 (stack-neutral answers: status, headers, body or pieces), ``streams`` (how a body is delivered) and
 ``stacks`` (the glue that makes an answer an httpx2 or httpx response).
 """
@@ -17,9 +17,10 @@ import httpx2
 
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.streams import Pace
 from pytest_dmr.mock.transport import MockModelRunner
 
-__all__ = ["Fault", "MockModelRunner", "RecordedRequest", "Rule", "respond"]
+__all__ = ["Fault", "MockModelRunner", "Pace", "RecordedRequest", "Rule", "respond"]
 
 
 def respond(runner: MockModelRunner, request: httpx2.Request) -> httpx2.Response:

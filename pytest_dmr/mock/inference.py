@@ -5,11 +5,19 @@ only shape delivery (``stream``, ``stream_options``, ``max_tokens``, ``stop``...
 answer has the same text as a non-streamed one and a smaller ``max_tokens`` gives a prefix of the
 same answer. ``id`` and ``created`` come from SHA-256 of the whole request.
 
-Token counts (a token is one streamed piece, see :mod:`pytest_dmr.mock.prose`):
+Length and tokens (:mod:`pytest_dmr.mock.tokens`, fitted to SmolLM2 on llama.cpp): each answer has a
+natural length drawn from its content seed; ``max_tokens`` (else the runner's ``default_max_tokens``,
+else nothing) and the context left after the prompt (``context_size`` minus ``prompt_tokens``) cut
+it, and ``finish_reason`` says which happened. A streamed piece is one token as a tokenizer cuts it.
 
-* ``completion_tokens``: the pieces of the answer (of the arguments string for a tool call);
-* ``prompt_tokens`` (an approximation): chat, the words of each message's text plus 4 per message,
-  plus 3; completions, the prompt's words plus 1; embeddings, each input's words plus 1.
+* ``completion_tokens``: the pieces sent (of the arguments string for a tool call), plus the
+  end-of-turn token when the answer ends by itself (``stop``, ``tool_calls``);
+* ``prompt_tokens``: chat, the chat template's tokens around each message, the family's default
+  system prompt when there is no system message, and the content; completions and embeddings,
+  the tokens of each text.
+
+``seed`` changes the answer only when sampling: a ``temperature`` of 0 (or below) is greedy
+decoding on llama.cpp, where the seed changes nothing; unset, llama.cpp samples at 0.8.
 """
 
 from __future__ import annotations
@@ -25,7 +33,10 @@ from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
-from pytest_dmr.mock.prose import cut_at_stop, prose_pieces, split_pieces, word_count
+from pytest_dmr.mock import tokens
+from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
+from pytest_dmr.mock.prose import answer_text, cut_at_stop, read_request
+from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
@@ -39,6 +50,8 @@ if TYPE_CHECKING:
 _LENGTH_AND_FRAMING_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
 """Request fields that cut or frame the answer but do not choose it: left out of the text's seed, so
 a streamed answer has the plain answer's text and a smaller ``max_tokens`` gives a prefix of it."""
+DEFAULT_EMBEDDING_WIDTH = 768
+"""Embedding width for a model whose family the mock does not know (``nomic-embed-text``'s)."""
 _CREATED_BASE = 1_700_000_000
 _CREATED_SPAN = 100_000_000
 
@@ -63,7 +76,12 @@ class _Answer:
     @classmethod
     def calling(cls, calls: list[dict[str, Any]]) -> _Answer:
         """Tool calls: their arguments are the pieces (one call's after another's)."""
-        return cls([piece for call in calls for piece in split_pieces(call["function"]["arguments"])], "tool_calls", calls)
+        return cls([piece for call in calls for piece in split_into_pieces(call["function"]["arguments"])], "tool_calls", calls)
+
+    @property
+    def tokens(self) -> int:
+        """``completion_tokens``: the pieces, and the end-of-turn token unless the answer was cut."""
+        return len(self.pieces) + (self.finish_reason != "length")
 
 
 class _Seeds:
@@ -73,6 +91,11 @@ class _Seeds:
 
     def __init__(self, body: Mapping[str, Any], endpoint: str) -> None:
         content = {key: value for key, value in body.items() if key not in _LENGTH_AND_FRAMING_FIELDS}
+        temperature = content.get("temperature")
+        if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
+            content["temperature"] = float(temperature)  # 0 and 0.0 are the same request
+            if temperature <= 0:  # greedy decoding: the seed changes nothing
+                content.pop("seed", None)
         self.content = hashlib.sha256(f"{endpoint}\x00{canonical_json(content)}".encode()).digest()
         framing = {key: body[key] for key in _LENGTH_AND_FRAMING_FIELDS if key in body}
         whole = hashlib.sha256(self.content + canonical_json(framing).encode()).digest()
@@ -97,33 +120,69 @@ def _stops(body: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _response_schema(body: Mapping[str, Any]) -> Any:
-    """The JSON schema the answer must follow, ``None`` for free text."""
+def _response_schema(body: Mapping[str, Any], conversation: str) -> tuple[Any, str]:
+    """The JSON schema the answer must follow (``None`` for free text), and the conversation's text
+    without it. With ``json_object`` and no schema in ``response_format``, one written in the
+    messages (instructor's JSON mode, pydantic-ai's ``PromptedOutput``) is followed; so is one in the
+    messages of a request without ``response_format`` or tools that asks for JSON."""
     response_format = body.get("response_format")
     if not isinstance(response_format, Mapping):
-        return None
+        if "json" in conversation.lower() and not body.get("tools"):
+            return schema_in_text(conversation)
+        return None, conversation
     kind = response_format.get("type")
     if kind == "json_schema":
         wrapper = response_format.get("json_schema")
         schema = wrapper.get("schema") if isinstance(wrapper, Mapping) else None
-        return schema if schema is not None else response_format.get("schema", {"type": "object"})
+        return (schema if schema is not None else response_format.get("schema", {"type": "object"})), conversation
     if kind == "json_object":
-        return response_format.get("schema") or {"type": "object"}
-    return None
+        if response_format.get("schema"):
+            return response_format["schema"], conversation
+        found, rest = schema_in_text(conversation)
+        return (found or {"type": "object"}), rest
+    return None, conversation
 
 
-def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, *, chat: bool) -> _Answer:
-    """What the model says: a rule's reply or tool call, a generated tool call, JSON, or prose."""
+def _limit(runner: MockModelRunner, body: Mapping[str, Any], prompt: int) -> int:
+    """How many tokens the answer may have: ``max_tokens`` (else the runner's default) within the
+    context left after the prompt."""
+    room = runner.context_size - prompt
+    max_tokens = _max_tokens(body) or runner.default_max_tokens
+    return max(1, min(room, max_tokens) if max_tokens is not None else room)
+
+
+def _sized(pieces: list[str], limit: int) -> tuple[list[str], str]:
+    """An answer that ends by itself after ``pieces`` (then its end-of-turn token), cut at ``limit`` tokens."""
+    if len(pieces) + 1 <= limit:
+        return pieces, "stop"
+    return pieces[:limit], "length"
+
+
+def _conversation_text(body: Mapping[str, Any]) -> str:
+    """Every message's text (a completion's prompt), for values and schemas written in the prompt:
+    the system messages last, so that the values the user gives come first."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        entries = [message for message in messages if isinstance(message, Mapping)]
+        ordered = sorted(entries, key=lambda message: message.get("role") in ("system", "developer"))
+        return "\n".join(openai_api.message_text(message.get("content")) for message in ordered)
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, prompt: int, *, chat: bool) -> _Answer:
+    """What the model says: a rule's reply or tool call, a generated tool call, JSON, code, a list or prose."""
     body = exchange.body
     rule = exchange.rule
     call_id = "call_" + seeds.id_hex[:24]
     if rule is not None and rule.tool_call is not None and chat:
         return _Answer.calling(scripted_calls(rule.tool_call, call_id))
     if rule is not None and rule.reply_text is not None:
-        return _Answer(list(rule.stream) if rule.stream is not None else split_pieces(rule.reply_text), "stop")
+        return _Answer(list(rule.stream) if rule.stream is not None else split_into_pieces(rule.reply_text), "stop")
     draws = SeededDraws(seeds.content)
-    max_tokens = _max_tokens(body)
-    schema = _response_schema(body)
+    schema, prompt_text = _response_schema(body, _conversation_text(body))
+    values = PromptValues(prompt_text)
+    limit = _limit(runner, body, prompt)
     if chat:  # tools (pytest_dmr.mock.tools): calls the request asks for, else a text that uses their results
         conversation = Conversation.of(body)
         planned = plan_calls(body, conversation)
@@ -131,17 +190,17 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, *, chat
             return _Answer.calling(generated_calls(planned, draws, call_id))
         told = result_answer(conversation, draws.fork("results")) if schema is None else None
         if told is not None:
-            pieces = split_pieces(told)
-            if max_tokens is not None and len(pieces) > max_tokens:
-                return _Answer(pieces[:max_tokens], "length")
-            return _Answer(cut_at_stop(pieces, _stops(body))[0], "stop")
+            pieces, finish = _sized(split_into_pieces(told), limit)
+            pieces, stopped = cut_at_stop(pieces, _stops(body))
+            return _Answer(pieces, "stop" if stopped else finish)
     if schema is not None:
-        pieces = split_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"))))
-        finish = "stop"
-        if max_tokens is not None and len(pieces) > max_tokens:
-            pieces, finish = pieces[:max_tokens], "length"
+        pieces, finish = _sized(split_into_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"), values))), limit)
     else:
-        pieces, finish = prose_pieces(draws, max_tokens or runner.default_max_tokens, leading_space=not chat)
+        request = read_request(exchange.recorded.last_user_message)
+        natural = tokens.natural_length(draws.fork("length"))
+        wanted = natural - 1 if natural is not None else limit  # the end-of-turn token is not text
+        text = answer_text(request, draws, wanted, natural=natural is not None, leading_space=not chat)
+        pieces, finish = _sized(split_into_pieces(text), limit) if natural is not None else (split_into_pieces(text)[:limit], "length")
     pieces, stopped = cut_at_stop(pieces, _stops(body))
     return _Answer(pieces, "stop" if stopped else finish)
 
@@ -172,6 +231,7 @@ class ChatOutcome:
     error: Answer | None = None
     content_chunks: int | None = None
     """How many chunks from ``content_start`` carry the content, when not ``pieces`` (several tool calls)."""
+    completion_tokens: int = 0
 
     def cut_index(self, offsets: list[int]) -> Delivery:
         """The delivery for an encoding of ``chunks`` in which chunk ``i`` starts at event ``offsets[i]``
@@ -183,12 +243,16 @@ class ChatOutcome:
         return self.delivery.cut_at(offsets[self.content_start + min(self.delivery.cut_after, content_chunks)])
 
 
-def prompt_tokens(messages: Any) -> int:
-    """The chat prompt's approximate token count: each message's words plus 4, plus 3."""
-    return 3 + sum(
-        word_count(openai_api.message_text(message.get("content"))) + 4
-        for message in messages if isinstance(message, Mapping)
-    )  # fmt: skip
+def prompt_tokens(messages: Any, model: str) -> int:
+    """``prompt_tokens`` of a chat request (see :func:`pytest_dmr.mock.tokens.count_prompt_tokens`)."""
+    return count_prompt_tokens(messages if isinstance(messages, list) else [], model)
+
+
+def _context_exceeded(prompt: int, runner: MockModelRunner) -> Answer:
+    """llama.cpp's refusal of a prompt that leaves no room in the context."""
+    return _bad_request(
+        f"the request exceeds the available context size ({prompt} prompt tokens, context {runner.context_size}), try increasing it"
+    )
 
 
 def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
@@ -198,12 +262,14 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
     if not isinstance(messages, list):
         return ChatOutcome(exchange.delivery, error=_bad_request("'messages' is required and must be an array"))
     seeds = _Seeds(body, exchange.endpoint)
+    model = exchange.recorded.model or ""
+    prompt = prompt_tokens(messages, model)
+    if prompt >= runner.context_size:
+        return ChatOutcome(exchange.delivery, error=_context_exceeded(prompt, runner))
     try:
-        answer = _compose(runner, exchange, seeds, chat=True)
+        answer = _compose(runner, exchange, seeds, prompt, chat=True)
     except SchemaError as exc:
         return ChatOutcome(exchange.delivery, error=_bad_request(f"invalid JSON schema: {exc}"))
-    tokens = prompt_tokens(messages)
-    model = exchange.recorded.model or ""
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = answer.tool_calls
     if body.get("stream") is not True:
@@ -213,11 +279,13 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
             model=model,
             content=None if tool_calls else "".join(answer.pieces),
             finish_reason=answer.finish_reason,
-            prompt_tokens=tokens,
-            completion_tokens=len(answer.pieces),
+            prompt_tokens=prompt,
+            completion_tokens=answer.tokens,
             tool_calls=tool_calls,
         )
-        return ChatOutcome(exchange.delivery, completion=completion, pieces=len(answer.pieces), prompt_tokens=tokens)
+        return ChatOutcome(exchange.delivery, completion=completion, pieces=len(answer.pieces), prompt_tokens=prompt,
+            completion_tokens=answer.tokens,
+        )
 
     def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
@@ -227,7 +295,7 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
         for index, call in enumerate(tool_calls):
             head = {"index": index, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
             chunks.append(chunk({"tool_calls": [head]}))
-            chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_pieces(call["function"]["arguments"])]
+            chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_into_pieces(call["function"]["arguments"])]
         content_start = 2  # the first call's head is always sent: a cut counts the chunks after it
     else:
         chunks += [chunk({"content": piece}) for piece in answer.pieces]
@@ -236,11 +304,11 @@ def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
     chunks.append(chunk({}, answer.finish_reason))
     if _include_usage(body):
         chunks.append(
-            openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=tokens, completion_tokens=len(answer.pieces))
+            openai_api.usage_chunk(id=ident, created=seeds.created, model=model, prompt_tokens=prompt, completion_tokens=answer.tokens)
         )
     return ChatOutcome(
-        exchange.delivery, chunks=chunks, content_start=content_start, pieces=len(answer.pieces), prompt_tokens=tokens,
-        content_chunks=content_chunks,
+        exchange.delivery, chunks=chunks, content_start=content_start, pieces=len(answer.pieces), prompt_tokens=prompt,
+        content_chunks=content_chunks, completion_tokens=answer.tokens,
     )
 
 
@@ -249,10 +317,13 @@ def openai_chat_answer(outcome: ChatOutcome) -> Answer:
     if outcome.error is not None:
         return outcome.error
     if outcome.chunks is None:
-        return responses.backend_json(outcome.completion)
-    events = [sse.encode_sse(chunk) for chunk in outcome.chunks] + [sse.SSE_DONE_EVENT]
-    offsets = list(range(len(outcome.chunks) + 1))
-    return responses.event_stream(events, delivery=outcome.cut_index(offsets))
+        answer = responses.backend_json(outcome.completion)
+    else:
+        events = [sse.encode_sse(chunk) for chunk in outcome.chunks] + [sse.SSE_DONE_EVENT]
+        offsets = list(range(len(outcome.chunks) + 1))
+        answer = responses.event_stream(events, delivery=outcome.cut_index(offsets))
+    answer.tokens = outcome.completion_tokens
+    return answer
 
 
 def chat_completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
@@ -264,15 +335,17 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
     if "prompt" not in body:
         return _bad_request('"prompt" must be provided')
     seeds = _Seeds(body, exchange.endpoint)
+    prompt_tokens = count_tokens(exchange.recorded.last_user_message)
+    if prompt_tokens >= runner.context_size:
+        return _context_exceeded(prompt_tokens, runner)
     try:
-        answer = _compose(runner, exchange, seeds, chat=False)
+        answer = _compose(runner, exchange, seeds, prompt_tokens, chat=False)
     except SchemaError as exc:
         return _bad_request(f"invalid JSON schema: {exc}")
-    prompt_tokens = word_count(exchange.recorded.last_user_message) + 1
     model = exchange.recorded.model or ""
     ident = "cmpl-" + seeds.id_hex[:32]
     if body.get("stream") is not True:
-        return responses.backend_json(
+        whole = responses.backend_json(
             openai_api.text_completion(
                 id=ident,
                 created=seeds.created,
@@ -280,14 +353,16 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
                 text="".join(answer.pieces),
                 finish_reason=answer.finish_reason,
                 prompt_tokens=prompt_tokens,
-                completion_tokens=len(answer.pieces),
+                completion_tokens=answer.tokens,
             )
         )
+        whole.tokens = answer.tokens
+        return whole
     events = [
         sse.encode_sse(openai_api.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
         for piece in answer.pieces
     ]
-    usage = (prompt_tokens, len(answer.pieces)) if _include_usage(body) else (None, None)
+    usage = (prompt_tokens, answer.tokens) if _include_usage(body) else (None, None)
     events.append(
         sse.encode_sse(
             openai_api.text_completion(
@@ -297,7 +372,9 @@ def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
         )
     )
     events.append(sse.SSE_DONE_EVENT)
-    return _streamed(exchange, events, 0, len(answer.pieces))
+    streamed = _streamed(exchange, events, 0, len(answer.pieces))
+    streamed.tokens = answer.tokens
+    return streamed
 
 
 def _streamed(exchange: Exchange, events: list[bytes], content_start: int, pieces: int) -> Answer:
@@ -319,18 +396,25 @@ def _embedding_inputs(value: Any) -> list[str] | None:
     return None
 
 
+def embedding_width(requested: Any, configured: int | None, model: str) -> int:
+    """The width of a model's embeddings: the request's ``dimensions``, else the runner's
+    ``embedding_dimensions`` when set, else the model family's width, else 768."""
+    if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0:
+        return requested
+    return configured or tokens.embedding_width(model) or DEFAULT_EMBEDDING_WIDTH
+
+
 def embeddings(runner: MockModelRunner, exchange: Exchange) -> Answer:
     body = exchange.body
     texts = _embedding_inputs(body.get("input", body.get("content")))
     if texts is None:
         return _bad_request('"input" must be a string or a non-empty array')
-    requested = body.get("dimensions")
-    dimensions = requested if isinstance(requested, int) and not isinstance(requested, bool) and requested > 0 else runner.embedding_dimensions
     model = exchange.recorded.model or ""
+    dimensions = embedding_width(body.get("dimensions"), runner.embedding_dimensions, model)
     vectors: list[Any] = [embedding_vector(text, model=model, dimensions=dimensions) for text in texts]
     if body.get("encoding_format") == "base64":
         vectors = [base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() for vector in vectors]
-    prompt_tokens = sum(word_count(text) + 1 for text in texts)
+    prompt_tokens = sum(count_tokens(text) for text in texts)
     return responses.backend_json(openai_api.embeddings_response(model=model, vectors=vectors, prompt_tokens=prompt_tokens))
 
 

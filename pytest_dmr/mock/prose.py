@@ -1,83 +1,152 @@
-"""Plausible English prose, and the token-like pieces it streams in.
+"""What the mock writes: prose, code for a code request, a list for a list request.
 
-A *token* of the mock is one streamed piece: a word with its leading space (punctuation stays on
-the word), or, for text the mock did not write itself (a rule's reply, JSON), a word or a single
-punctuation mark with its leading whitespace. ``completion_tokens`` is always the number of pieces.
+Answers are drawn by a :class:`~pytest_dmr.mock.seeded.SeededDraws` and sized in tokens as
+:mod:`pytest_dmr.mock.tokens` counts them:
 
-Answers are sentences built from a phrase bank (opener, subject, verb, object, ending) by a
-:class:`~pytest_dmr.mock.seeded.SeededDraws`, grouped in paragraphs of two to four sentences.
-Length follows the token budget (``max_tokens``, or the mock's default): sentences are added while
-they fit; the answer ends at a sentence boundary (``stop``) once it fills at least half of the
-budget, else the sentence that overflows is cut at the budget (``length``).
+* **Prose**: sentences built from a phrase bank (opener, subject, verb, object, ending), in
+  paragraphs of two to four sentences.
+* **Code** (the request asks for a function, script, query, class..., or how to do something in a
+  named language):
+  a sentence, a fenced block in the language asked (Python when none is named), then prose.
+* **List** (the request asks to list, name, give or suggest some things, or for steps, tips, ideas):
+  a sentence ending in a colon, then that many items (the count asked for, else three to seven),
+  numbered, or bulleted when the request says so; then prose.
+
+:func:`answer_text` writes an answer of a given length, or as long as asked for an answer that runs
+on; a longer answer of the same request starts with the shorter one (whole sentences are added
+from the same stream), so a smaller ``max_tokens`` gives a prefix of the same answer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from pytest_dmr.mock.seeded import SeededDraws
-
-NATURAL_LENGTH_LIMIT = 1024
-"""However large ``max_tokens`` is, a natural answer stops by this many tokens."""
+from pytest_dmr.mock.tokens import count_tokens, split_into_pieces
 
 
 def _bank(*phrases: str) -> tuple[tuple[str, ...], ...]:
-    """Each phrase as its pieces, every word with its leading space (``" the"``, ``" model"``)."""
+    """Each phrase as its words, every word with its leading space (``" the"``, ``" model"``)."""
     return tuple(tuple(" " + word for word in phrase.split()) for phrase in phrases)
 
 
 _OPENERS = _bank(
     "In practice,", "As a rule,", "For most teams,", "In short,", "Put simply,", "That said,",
-    "On the whole,", "In many cases,", "By contrast,", "Over time,", "At first glance,",
+    "On the whole,", "In many cases,", "By contrast,", "Over time,", "At first,", "Here,",
     "It is worth noting that", "Most people agree that", "One reason is that", "In the end,",
-    "Seen this way,", "For this reason,", "More often than not,", "Just as important,",
+    "So,", "For this reason,", "Often,", "Also,", "First,", "Next,", "Finally,", "Yes,",
 )
 _SUBJECTS = _bank(
-    "the model", "a good answer", "the result", "this approach", "a careful reader", "the system",
-    "each request", "the first draft", "a short summary", "the team", "the data", "every example",
-    "the main idea", "a simple test", "the final version", "the question", "a clear plan",
-    "the method", "a small change", "the whole process", "the user", "a well written prompt",
+    "the model", "a good answer", "the result", "this step", "a reader", "the system",
+    "each request", "the first draft", "a short summary", "the team", "the data", "each example",
+    "the main idea", "a simple test", "the last version", "the question", "a clear plan",
+    "the method", "a small change", "the whole process", "the user", "a good prompt", "it",
+    "this", "the code", "the list", "a new user", "the key point",
 )
 _VERBS = _bank(
     "depends on", "builds on", "points to", "makes room for", "relies on", "leads to",
     "brings out", "helps explain", "comes down to", "draws on", "reflects", "shapes", "supports",
     "highlights", "improves", "balances", "clarifies", "takes into account", "benefits from",
-    "stays close to",
+    "stays close to", "is about", "needs", "uses", "is part of", "can help with", "has",
 )
 _OBJECTS = _bank(
-    "the context it is given", "clear and simple steps", "a few well chosen examples",
-    "the questions people ask", "the shape of the problem", "a steady flow of feedback",
-    "the details that matter", "what the user needs", "small, careful changes",
-    "the structure of the input", "a shared understanding", "the trade-offs involved",
-    "the goals of the project", "a consistent format", "the evidence at hand",
-    "the limits of the tools", "a reliable baseline", "the time that is available",
-    "the wider picture", "honest and direct language",
+    "the context it is given", "clear, simple steps", "a few good examples", "the questions people ask",
+    "the shape of the problem", "steady feedback", "the details that matter", "what the user needs",
+    "small, careful changes", "the structure of the input", "a shared plan", "the trade-offs (cost, time, risk)",
+    "the goals of the project", "a consistent format", "the facts at hand", "the limits of the tools",
+    "a solid baseline", "the time it has", "the wider picture", "plain, direct words", "2 or 3 tries",
+    "the first 10 minutes", "1 key idea", "a 5-step plan", "the \"why\" behind it", "its own rules",
 )
 _ENDINGS = _bank(
-    "", "", "", "over time", "in most cases", "more than expected", "from the start",
-    "along the way", "for everyone involved", "without much effort", "in the long run",
-    "at every step", "as the work goes on",
+    "", "", "", "", "over time", "in most cases", "more than expected", "from the start",
+    "along the way", "for everyone", "with little effort", "in the long run", "at each step",
+    "as the work goes on", "(at least at first)", "- and that is fine", "too",
+)
+_WHEN = (" When",)
+_BOLD = ("**", "**")
+
+_NUMBER_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "a few": 3, "several": 4,
+}
+_COUNT = re.compile(r"\b(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[a-z-]+\s+){0,2}?[a-z-]+s\b", re.IGNORECASE)
+_LIST_REQUEST = re.compile(
+    r"\b(?:list|bullet(?:ed)?|numbered|enumerate|name|suggest|give me (?:a |some |\w+ )?\w+|steps|tips|ideas|ways|examples|pros and cons)\b",
+    re.IGNORECASE,
+)
+_CODE_NOUN = re.compile(
+    r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b",
+    re.IGNORECASE,
+)
+_LANGUAGES: tuple[tuple[str, str], ...] = (
+    # (fence tag, how a request names it)
+    ("typescript", r"typescript|\bts\b"),
+    ("javascript", r"javascript|\bjs\b|node\.?js"),
+    ("cpp", r"c\+\+|\bcpp\b"),
+    ("csharp", r"c#|c sharp"),
+    ("c", r"\bin c\b|\bc function\b|\bc program\b"),
+    ("java", r"\bjava\b"),
+    ("go", r"\bgolang\b|\bin go\b"),
+    ("rust", r"\brust\b"),
+    ("ruby", r"\bruby\b"),
+    ("sql", r"\bsql\b|\bquery\b"),
+    ("bash", r"\bbash\b|\bshell\b|\bcommand\b"),
+    ("python", r"\bpython\b"),
+)
+_STOP_WORDS = frozenset(
+    "a an the that which to of in on for with and or is are be it its from by as at this these write "
+    "me please can you how do i function script program code class method whether into all".split()
 )
 
 
-_WHEN = (" When",)
+@dataclass(frozen=True)
+class Request:
+    """What the request asks for: ``kind`` ``prose``, ``code`` or ``list``; the language of code;
+    how many items and whether numbered, for a list; the words a name is made of."""
+
+    kind: str = "prose"
+    language: str = "python"
+    count: int | None = None
+    numbered: bool = True
+    words: tuple[str, ...] = ()
+
+
+def read_request(text: str) -> Request:
+    """What ``text`` (the last user message) asks for."""
+    lowered = text.lower()
+    language = next((tag for tag, named in _LANGUAGES if re.search(named, lowered)), None)
+    words = tuple(word for word in re.findall(r"[a-z]+", lowered) if word not in _STOP_WORDS and len(word) > 2)
+    if _CODE_NOUN.search(text) or (language is not None and re.search(r"\bhow (?:do i|to)\b", lowered)):
+        return Request("code", language or "python", words=words)
+    if _LIST_REQUEST.search(text):
+        match = _COUNT.search(text)
+        count = None
+        if match:
+            number = match.group(1).lower()
+            count = int(number) if number.isdigit() else _NUMBER_WORDS[number]
+        return Request("list", count=count if count and 1 <= count <= 30 else None, numbered="bullet" not in lowered, words=words)
+    return Request(words=words)
 
 
 def sentence_pieces(draws: SeededDraws) -> list[str]:
-    """One sentence as pieces (each with a leading space), capitalised, ending in a period."""
-    shape = draws.below(5)
+    """One sentence as words (each with a leading space), capitalised, ending in a period."""
+    shape = draws.below(6)
     if shape == 0:  # "When X does Y, Z does W."
         clause = [*draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS)]
         clause[-1] = clause[-1].rstrip(",") + ","
-        pieces = [*_WHEN, *clause, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS)]
+        words = [*_WHEN, *clause, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS)]
     else:
         opener = draws.choice(_OPENERS) if shape >= 3 else ()
-        pieces = [*opener, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS), *draws.choice(_ENDINGS)]
-        first = pieces[0]
-        pieces[0] = " " + first[1:2].upper() + first[2:]
-    pieces[-1] = pieces[-1].rstrip(",") + "."
-    return pieces
+        obj = list(draws.choice(_OBJECTS))
+        if shape == 5:  # "... **the key point** ..."
+            obj[0] = " " + _BOLD[0] + obj[0][1:]
+            obj[-1] = obj[-1] + _BOLD[1]
+        words = [*opener, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *obj, *draws.choice(_ENDINGS)]
+        words[0] = " " + words[0][1:2].upper() + words[0][2:]
+    words[-1] = words[-1].rstrip(",") + ("!" if shape == 4 and draws.chance(0.2) else ".")
+    return words
 
 
 def sentence_words(draws: SeededDraws) -> list[str]:
@@ -85,46 +154,115 @@ def sentence_words(draws: SeededDraws) -> list[str]:
     return [piece[1:] for piece in sentence_pieces(draws)]
 
 
-def prose_pieces(draws: SeededDraws, budget: int, *, leading_space: bool = False) -> tuple[list[str], str]:
-    """Pieces of an answer of at most ``budget`` tokens, and its finish reason (``stop``/``length``).
-
-    ``leading_space`` starts the first piece with a space (a completion continues its prompt).
-    """
-    budget = max(1, budget)
-    target = min(budget, NATURAL_LENGTH_LIMIT)
-    pieces: list[str] = []
-    in_paragraph = 0
-    paragraph_length = 2 + draws.below(3)
+def _prose(draws: SeededDraws) -> Iterator[str]:
+    """Sentences without end, in paragraphs of two to four; each but the first starts with its separator."""
+    in_paragraph, paragraph = 0, 2 + draws.below(3)
+    first = True
     while True:
-        sentence = sentence_pieces(draws)
-        if not pieces:
-            if not leading_space:
-                sentence[0] = sentence[0][1:]
-        elif in_paragraph >= paragraph_length:
-            sentence[0] = "\n\n" + sentence[0][1:]
-            in_paragraph = 0
-            paragraph_length = 2 + draws.below(3)
-        if len(pieces) + len(sentence) <= target:
-            pieces += sentence
-            in_paragraph += 1
-            if len(pieces) < target:
-                continue
-            return pieces, "stop"
-        if pieces and 2 * len(pieces) >= target:
-            return pieces, "stop"
-        pieces += sentence
-        if len(pieces) > budget:
-            return pieces[:budget], "length"
-        return pieces, "stop"
+        text = "".join(sentence_pieces(draws))
+        if first:
+            first = False
+        elif in_paragraph >= paragraph:
+            text = "\n\n" + text[1:]
+            in_paragraph, paragraph = 0, 2 + draws.below(3)
+        in_paragraph += 1
+        yield text
 
 
-_PIECE = re.compile(r"\s*[\w']+|\s*[^\s\w']|\s+")
+def _identifier(words: Sequence[str], draws: SeededDraws) -> str:
+    """A snake_case name from the request's words (``reverses a string`` -> ``reverses_string``)."""
+    chosen = [word for word in words if word not in ("python", "javascript", "sql", "bash")][:3]
+    return "_".join(chosen) if chosen else draws.choice(("process", "compute", "handle", "transform"))
 
 
-def split_pieces(text: str) -> list[str]:
-    """Token-like pieces of any text (words and single punctuation marks, each with its leading
-    whitespace); they join back to exactly ``text``."""
-    return _PIECE.findall(text)
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def code_block(request: Request, draws: SeededDraws) -> str:
+    """A fenced block in the request's language: a small function named after the request, and its use."""
+    name = _identifier(request.words, draws)
+    number = draws.between(2, 9)
+    language = request.language
+    if language == "python":
+        body = (
+            f"def {name}(value):\n    \"\"\"Return the result for `value`.\"\"\"\n    result = []\n"
+            f"    for item in value:\n        result.append(item * {number})\n    return result\n\n\n"
+            f"print({name}([1, 2, 3]))\n"
+        )
+    elif language in ("javascript", "typescript"):
+        typed = ": number[]" if language == "typescript" else ""
+        body = (
+            f"function {_camel(name)}(values{typed}){typed} {{\n  const result = [];\n  for (const item of values) {{\n"
+            f"    result.push(item * {number});\n  }}\n  return result;\n}}\n\nconsole.log({_camel(name)}([1, 2, 3]));\n"
+        )
+    elif language in ("c", "cpp", "java", "csharp", "go", "rust"):
+        signature = {
+            "c": f"int {name}(int n)", "cpp": f"int {name}(int n)", "java": f"static int {_camel(name)}(int n)",
+            "csharp": f"static int {_camel(name)}(int n)", "go": f"func {_camel(name)}(n int) int", "rust": f"fn {name}(n: i32) -> i32",
+        }[language]
+        declare = {"go": "result := 1", "rust": "let mut result = 1;"}.get(language, "int result = 1;")
+        loop = {"go": "for i := 1; i <= n; i++ {", "rust": "for i in 1..=n {"}.get(language, "for (int i = 1; i <= n; i++) {")
+        end = "" if language in ("go", "rust") else ";"
+        body = f"{signature} {{\n    {declare}\n    {loop}\n        result = result * i{end}\n    }}\n    {'result' if language == 'rust' else 'return result' + end}\n}}\n"
+    elif language == "sql":
+        table = next((word for word in request.words if word.endswith("s")), "items")
+        body = f"SELECT *\nFROM {table}\nWHERE value > {number * 10}\nORDER BY value DESC;\n"
+    elif language == "bash":
+        body = 'for file in *.txt; do\n  echo "$file: $(wc -l < "$file")"\ndone\n'
+    else:
+        body = f"def {name}(value)\n  value * {number}\nend\n\nputs {name}(3)\n"
+    return f"```{language}\n{body}```"
+
+
+def _list_items(request: Request, draws: SeededDraws) -> str:
+    count = request.count or draws.between(3, 7)
+    lines = []
+    for index in range(count):
+        head = "".join(draws.choice(_OBJECTS)).strip().rstrip(",")
+        tail = "".join(draws.choice(_VERBS) + draws.choice(_OBJECTS)).rstrip(",")
+        marker = f"{index + 1}." if request.numbered else "-"
+        lines.append(f"{marker} **{head[:1].upper()}{head[1:]}**: it{tail}.")
+    return "\n".join(lines)
+
+
+def _head(request: Request, draws: SeededDraws) -> str:
+    """The part of a code or list answer that comes before its prose ("" for prose)."""
+    if request.kind == "code":
+        return f"Here is one way to do it:\n\n{code_block(request, draws)}\n\nThis{''.join(draws.choice(_VERBS))} the input."
+    if request.kind == "list":
+        return f"Here {'is' if request.count == 1 else 'are'} a few:\n\n{_list_items(request, draws)}"
+    return ""
+
+
+def _trimmed(sentence: str, tokens: int) -> str:
+    """The first words of ``sentence`` within ``tokens`` tokens, ending in a period ("" when no word fits)."""
+    pieces = split_into_pieces(sentence)[: max(1, tokens - 1)]
+    while pieces and not any(char.isalnum() for char in pieces[-1]):
+        pieces.pop()
+    return "".join(pieces).rstrip(",") + "." if pieces else ""
+
+
+def answer_text(request: Request, draws: SeededDraws, tokens: int, *, natural: bool, leading_space: bool = False) -> str:
+    """An answer to ``request`` of about ``tokens`` tokens when ``natural`` (it ends there: its last
+    sentence is cut to fit, but a code or list answer is never shorter than its block), else at
+    least ``tokens`` tokens of an answer that runs on. ``leading_space`` starts it with a space (a
+    completion continues its prompt)."""
+    text = _head(request, draws.fork("head"))
+    count = count_tokens(text)
+    for index, sentence in enumerate(_prose(draws.fork("prose"))):
+        if count >= tokens:
+            break
+        if index == 0:
+            sentence = "\n\n" + sentence[1:] if text else sentence[1:]
+        size = count_tokens(sentence)
+        if natural and count + size > tokens:
+            text += _trimmed(sentence, tokens - count) if tokens - count >= 4 or not text else ""
+            break
+        text += sentence
+        count += size
+    return " " + text if leading_space else text
 
 
 def cut_at_stop(pieces: list[str], stops: Sequence[str]) -> tuple[list[str], bool]:
@@ -144,8 +282,3 @@ def cut_at_stop(pieces: list[str], stops: Sequence[str]) -> tuple[list[str], boo
         kept.append(piece)
         length += len(piece)
     return kept, True
-
-
-def word_count(text: str) -> int:
-    """The mock's prompt-token approximation for one text: its whitespace-separated words."""
-    return len(text.split())

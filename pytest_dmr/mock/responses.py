@@ -28,6 +28,8 @@ class Answer:
     body: bytes = b""
     chunks: Sequence[bytes] | None = None
     delivery: Delivery = AT_ONCE
+    tokens: int = 0
+    """A generated answer's completion tokens (what a :class:`~pytest_dmr.mock.streams.Pace` times)."""
 
     def delivered(self, delivery: Delivery) -> Answer:
         """This answer sent as ``delivery`` says: a whole body late, or cut after its first half

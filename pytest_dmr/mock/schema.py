@@ -45,6 +45,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_dmr.mock.prompt_values import PromptValues
 from pytest_dmr.mock.prose import sentence_words
 from pytest_dmr.mock.regex_strings import Pattern, PatternError, compile_pattern
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
@@ -76,16 +77,32 @@ class SchemaError(ValueError):
     """The schema cannot be satisfied or understood (an unknown ``$ref``, ``false``...)."""
 
 
-def value_for_schema(schema: Any, draws: SeededDraws) -> Any:
-    """A value valid against ``schema`` (a JSON schema as a dict)."""
-    return _Generator(schema, draws).value(schema, None, 0)
+def value_for_schema(schema: Any, draws: SeededDraws, values: PromptValues | None = None) -> Any:
+    """A value valid against ``schema`` (a JSON schema as a dict); where the schema allows, names,
+    places, numbers, e-mail addresses, dates and ``enum`` options the prompt mentions (``values``)."""
+    return _Generator(schema, draws, values).value(schema, None, 0)
+
+
+_PERSON_KEYS = frozenset(
+    "name full_name fullname author person username user customer recipient contact attendee participant "
+    "people speaker owner assignee sender".split()
+)
+_PLACE_KEYS = frozenset("city town location place destination origin country region address where".split())
+
+
+def _singular(key: str) -> str:
+    """``names`` -> ``name``, ``cities`` -> ``city`` (an array passes its own name to its items)."""
+    if key.endswith("ies"):
+        return key[:-3] + "y"
+    return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
 
 
 class _Generator:
-    def __init__(self, root: Any, draws: SeededDraws) -> None:
+    def __init__(self, root: Any, draws: SeededDraws, values: PromptValues | None = None) -> None:
         self.root = root
         self.draws = draws
         self.output_left = _OUTPUT_LIMIT
+        self.values = values if values else None
 
     def spend(self, size: int) -> None:
         """Count ``size`` characters of output against the limit (minItems 10**9 must not hang the mock)."""
@@ -216,7 +233,8 @@ class _Generator:
             options = [option for option in schema["enum"] if self.constrains(schema, "enum", option)]
             if not options:
                 raise SchemaError(f"no `enum` value satisfies the rest of the schema, in {_brief(schema)}")
-            return self.draws.choice(options)
+            mentioned = self.values.mentioned(options) if self.values else None
+            return mentioned if mentioned is not None else self.draws.choice(options)
         for key in ("anyOf", "oneOf"):
             options = schema.get(key)
             if options:
@@ -378,7 +396,21 @@ class _Generator:
             result.append(value)
         return result
 
+    def from_prompt(self, schema: Mapping[str, Any], *, integer: bool) -> float | int | None:
+        """The next number the prompt mentions that the schema allows, ``None`` when none does."""
+        if self.values is None:
+            return None
+
+        def allowed(number: float) -> bool:
+            return (isinstance(number, int) or not integer) and _number_matches(schema, number)
+
+        found: float | int | None = self.values.take("number", allowed)
+        return found
+
     def integer(self, schema: Mapping[str, Any]) -> int:
+        found = self.from_prompt(schema, integer=True)
+        if isinstance(found, int):
+            return found
         low, high = _bounds(schema, integer=True)
         step = schema.get("multipleOf")
         if isinstance(step, int) and step > 0:
@@ -387,6 +419,9 @@ class _Generator:
         return self.draws.between(low, max(low, high))
 
     def number(self, schema: Mapping[str, Any]) -> float | int:
+        found = self.from_prompt(schema, integer=False)
+        if found is not None:
+            return found
         step = schema.get("multipleOf")
         if isinstance(step, (int, float)) and step > 0:
             low, high = _bounds(schema, integer=False)
@@ -493,6 +528,10 @@ class _Generator:
 
     def formatted(self, fmt: str) -> str | None:
         draws = self.draws
+        if fmt in ("date", "email", "idn-email") and self.values is not None:
+            found = self.values.take("date" if fmt == "date" else "email")
+            if isinstance(found, str):
+                return found
         if fmt == "date":
             return self.date()
         if fmt == "date-time":
@@ -525,6 +564,12 @@ class _Generator:
         """A string that fits the property's name when it is a common one."""
         key = name.lower()
         draws = self.draws
+        if self.values is not None:
+            single = _singular(key)
+            kind = "name" if single in _PERSON_KEYS else "place" if single in _PLACE_KEYS else "email" if "email" in key else None
+            found = self.values.take(kind) if kind else None
+            if isinstance(found, str):
+                return found
         if key in ("name", "full_name", "fullname", "author", "person", "username", "user"):
             return f"{draws.choice(_FIRST_NAMES)} {draws.choice(_LAST_NAMES)}"
         if key in ("first_name", "firstname", "given_name"):

@@ -53,25 +53,36 @@ class _Pieces:
         cut_after = self.answer.delivery.cut_after
         return chunks if cut_after is None else chunks[:cut_after]
 
-    def __iter__(self) -> Iterator[bytes]:
+    def _steps(self) -> Iterator[tuple[float, bool, bytes]]:
+        """Each chunk, the seconds to wait before it, and whether the client's read times out in that
+        wait (then the wait is the read timeout, and the chunk never comes)."""
         delivery = self.answer.delivery
-        if delivery.delay:
-            time.sleep(delivery.first_wait)
-            if delivery.times_out:
+        timeout = delivery.read_timeout
+        for index, chunk in enumerate(self._sent()):
+            wait = delivery.delay if index == 0 else delivery.interval
+            if timeout is not None and wait > timeout:
+                yield timeout, True, chunk
+                return
+            yield wait, False, chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        for wait, times_out, chunk in self._steps():
+            if wait:
+                time.sleep(wait)
+            if times_out:
                 raise self.stack.module.ReadTimeout(TIMED_OUT, request=self.request)
-        yield from self._sent()
-        if delivery.cut_after is not None:
+            yield chunk
+        if self.answer.delivery.cut_after is not None:
             raise self.stack.module.RemoteProtocolError(CUT_MESSAGE, request=self.request)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        delivery = self.answer.delivery
-        if delivery.delay:
-            await asyncio.sleep(delivery.first_wait)
-            if delivery.times_out:
+        for wait, times_out, chunk in self._steps():
+            if wait:
+                await asyncio.sleep(wait)
+            if times_out:
                 raise self.stack.module.ReadTimeout(TIMED_OUT, request=self.request)
-        for chunk in self._sent():
             yield chunk
-        if delivery.cut_after is not None:
+        if self.answer.delivery.cut_after is not None:
             raise self.stack.module.RemoteProtocolError(CUT_MESSAGE, request=self.request)
 
 

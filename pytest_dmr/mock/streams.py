@@ -17,25 +17,45 @@ class Delivery:
     delay: float = 0.0
     cut_after: int | None = None
     read_timeout: float | None = None
+    interval: float = 0.0
+    """Seconds between one chunk and the next (a :class:`Pace`'s tokens per second)."""
 
     @property
     def delays_or_cuts(self) -> bool:
         """True when the body does not simply arrive at once and whole."""
-        return bool(self.delay) or self.cut_after is not None
-
-    @property
-    def first_wait(self) -> float:
-        """How long the client waits for the first chunk (at most its read timeout)."""
-        return self.delay if self.read_timeout is None else min(self.delay, self.read_timeout)
-
-    @property
-    def times_out(self) -> bool:
-        """True when the delay outlasts the read timeout."""
-        return self.read_timeout is not None and self.delay > self.read_timeout
+        return bool(self.delay) or bool(self.interval) or self.cut_after is not None
 
     def cut_at(self, cut_after: int) -> Delivery:
         """The same delivery, cut off after ``cut_after`` chunks instead."""
         return dataclasses.replace(self, cut_after=cut_after)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pace:
+    """How fast the mock "generates" (opt-in: ``MockModelRunner(pace=Pace(first_token=0.2,
+    tokens_per_second=50))``): ``first_token`` seconds before the first token, then
+    ``tokens_per_second``. A stream waits before its first chunk and between chunks; a whole answer
+    arrives once all its tokens would have been generated. Waits are ``asyncio.sleep`` on an async
+    client (the event loop runs on), ``time.sleep`` on a sync one."""
+
+    first_token: float = 0.0
+    tokens_per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.first_token < 0:
+            raise ValueError(f"Pace(first_token=...) must be 0 or more, got {self.first_token!r}")
+        if self.tokens_per_second is not None and self.tokens_per_second <= 0:
+            raise ValueError(f"Pace(tokens_per_second=...) must be more than 0, got {self.tokens_per_second!r}")
+
+    @property
+    def per_token(self) -> float:
+        return 1.0 / self.tokens_per_second if self.tokens_per_second else 0.0
+
+    def applied(self, delivery: Delivery, *, streamed: bool, tokens: int) -> Delivery:
+        """``delivery`` slowed to this pace: a stream's chunks spaced out, a whole body late."""
+        if streamed:
+            return dataclasses.replace(delivery, delay=delivery.delay + self.first_token, interval=self.per_token)
+        return dataclasses.replace(delivery, delay=delivery.delay + self.first_token + tokens * self.per_token)
 
 
 AT_ONCE = Delivery()

@@ -21,7 +21,7 @@ from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest, Rule, Step, ToolCallSpec
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.stacks import Dropped
-from pytest_dmr.mock.streams import AT_ONCE, Delivery
+from pytest_dmr.mock.streams import AT_ONCE, Delivery, Pace
 from pytest_dmr.protocol.model_info import ModelInfo
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ else:  # at run time, httpx2's (its glue is the core dependency); httpx's client
     class _Transports(httpx2.BaseTransport, httpx2.AsyncBaseTransport):
         pass
 
+DEFAULT_CONTEXT_SIZE = 2048
+"""The mock's context size: the emulator's (and the live tier's llama.cpp's) default."""
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
 _UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
 _DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
@@ -64,8 +66,13 @@ class MockModelRunner(_Transports):
     >>> client.get("/").text
     'Docker Model Runner is running'
 
-    Unmatched requests get generated answers (prose, JSON for a schema, tool calls, embeddings),
-    byte-identical for the same request in any process. Rules (newest first) script replies and
+    Unmatched requests get generated answers (prose, code, lists, JSON for a schema, tool calls,
+    embeddings), byte-identical for the same request in any process, as long as a real model's
+    (SmolLM2's on llama.cpp): a natural length per request, cut by ``max_tokens`` (else
+    ``default_max_tokens``, else nothing) and by the ``context_size`` left after the prompt.
+    Embeddings are as wide as the model family's (SmolLM2-135M: 576) unless ``embedding_dimensions``
+    or the request's ``dimensions`` says otherwise. ``pace`` (a :class:`~pytest_dmr.mock.streams.Pace`)
+    makes generated answers take time: time to first token, tokens per second. Rules (newest first) script replies and
     faults; every request is kept in :attr:`requests`. ``serve_any_model`` lets inference use
     models the store does not list (as if every model were pulled); turn it off to get DMR's 404.
 
@@ -88,18 +95,21 @@ class MockModelRunner(_Transports):
         *,
         models: Iterable[str] = (addresses.DEFAULT_MODEL,),
         serve_any_model: bool = True,
-        embedding_dimensions: int = 768,
-        default_max_tokens: int = 64,
+        embedding_dimensions: int | None = None,
+        default_max_tokens: int | None = None,
+        context_size: int = DEFAULT_CONTEXT_SIZE,
+        pace: Pace | None = None,
         origins: Sequence[str] = cors.DEFAULT_ALLOWED_ORIGINS,
     ) -> None:
-        if embedding_dimensions < 1:
-            raise ValueError(f"embedding_dimensions must be at least 1, got {embedding_dimensions!r}")
-        if default_max_tokens < 1:
-            raise ValueError(f"default_max_tokens must be at least 1, got {default_max_tokens!r}")
+        for name, value in (("embedding_dimensions", embedding_dimensions), ("default_max_tokens", default_max_tokens), ("context_size", context_size)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
         self._initial_models = tuple(models)
         self.serve_any_model = serve_any_model
         self.embedding_dimensions = embedding_dimensions
         self.default_max_tokens = default_max_tokens
+        self.context_size = context_size
+        self.pace = pace
         if isinstance(origins, str):
             raise TypeError(f"origins must be a list of origins, not the string {origins!r} (split it on commas)")
         self.origins = tuple(origins)
@@ -317,13 +327,21 @@ class MockModelRunner(_Transports):
                 cut_after=fault.after if fault.kind == "cut_stream" else None,
                 read_timeout=(request.extensions.get("timeout") or {}).get("read"),
             )
+        call = None
         if front is not None:
             view, handler = front
-            answer = handler(self, Call(request, recorded, view, rule, fault, delivery))
+            call = Call(request, recorded, view, rule, fault, delivery)
+            answer = handler(self, call)
         elif route is not None:
             answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
             answer = self._management(request, recorded, fault, delivery)
+        tokens = answer.tokens or (call.tokens if call is not None else 0)
+        if self.pace is not None and tokens and answer.status == 200:
+            paced = self.pace.applied(answer.delivery if answer.chunks is not None else delivery, streamed=answer.chunks is not None, tokens=tokens)
+            if answer.chunks is not None:
+                answer.delivery = paced
+            delivery = paced
         return answer.delivered(delivery) if delivery.delays_or_cuts else answer
 
     def _record(
@@ -397,7 +415,9 @@ class MockModelRunner(_Transports):
         exchange = inference.Exchange(
             recorded=call.recorded, body=chat, endpoint=routes.CHAT_COMPLETIONS, rule=call.rule, delivery=call.delivery
         )
-        return inference.chat_outcome(self, exchange)
+        outcome = inference.chat_outcome(self, exchange)
+        call.tokens = outcome.completion_tokens
+        return outcome
 
     def log_exchange(
         self, recorded: RecordedRequest, *, url: str, model: str, body: bytes | str, answer: Answer, origin: str | None = None,

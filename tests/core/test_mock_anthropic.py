@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from pytest_dmr.mock import Fault, MockModelRunner
+from pytest_dmr.mock.tokens import count_prompt_tokens
 
 MODEL = "ai/smollm2"
 HELLO = [{"role": "user", "content": "Describe a harbour at dawn."}]
@@ -34,7 +35,8 @@ def test_plain_text_block_is_the_chat_answer(mock: MockModelRunner, sdk: anthrop
     chat = http.post("/engines/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "max_tokens": 64}).json()
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == chat["choices"][0]["message"]["content"]  # type: ignore[union-attr]
-    assert (message.role, message.model, message.stop_reason) == ("assistant", MODEL, "end_turn")
+    assert chat["choices"][0]["finish_reason"] == "length"  # this answer runs past 64 tokens
+    assert (message.role, message.model, message.stop_reason) == ("assistant", MODEL, "max_tokens")
     assert message.usage.output_tokens == chat["usage"]["completion_tokens"]
     recorded = mock.requests[0]
     assert (recorded.api, recorded.endpoint, recorded.path) == ("anthropic", "/messages", "/v1/messages")
@@ -62,7 +64,7 @@ def test_stream_events_and_text(mock: MockModelRunner, sdk: anthropic.Anthropic)
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert kinds.count("content_block_start") == 1 and "message_delta" in kinds
     assert final.content[0].text == "Hello"  # type: ignore[union-attr]
-    assert final.usage.output_tokens == 2
+    assert final.usage.output_tokens == 3  # the two pieces and the end-of-turn token
 
 
 def test_tool_use_and_tool_result(mock: MockModelRunner, sdk: anthropic.Anthropic) -> None:
@@ -97,9 +99,10 @@ def test_streamed_tool_use(mock: MockModelRunner, sdk: anthropic.Anthropic) -> N
 
 def test_count_tokens(sdk: anthropic.Anthropic, http: httpx2.Client) -> None:
     counted = sdk.messages.count_tokens(model=MODEL, messages=HELLO)  # type: ignore[arg-type]
-    assert counted.input_tokens == 3 + 5 + 4  # the core's estimate: words plus 4 per message, plus 3
+    expected = count_prompt_tokens(HELLO, MODEL)  # the chat template, SmolLM2's default system prompt, the text
+    assert counted.input_tokens == expected
     answer = http.post("/anthropic/v1/messages/count_tokens", json={"model": MODEL, "messages": HELLO})
-    assert answer.json() == {"input_tokens": 12}
+    assert answer.json() == {"input_tokens": expected}
 
 
 @pytest.mark.parametrize(

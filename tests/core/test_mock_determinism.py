@@ -42,6 +42,12 @@ REQUESTS = [
     ("tool", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": MESSAGES, "tools": [TOOL], "tool_choice": "required", "stream": True}, {}),
     ("completion", "POST", "/v1/completions", {"model": "m", "prompt": "Once upon a time", "max_tokens": 40}, {}),
     ("embeddings", "POST", "/v1/embeddings", {"model": "e", "input": ["alpha beta", "gamma"]}, {}),
+    ("embeddings-family", "POST", "/v1/embeddings", {"model": "ai/smollm2", "input": "alpha beta"}, {}),
+    ("code", "POST", "/engines/v1/chat/completions", {"model": "ai/smollm2", "messages": [{"role": "user", "content": "Write a Go function that adds two numbers."}], "temperature": 0, "stream": True}, {}),
+    ("list", "POST", "/engines/v1/chat/completions", {"model": "ai/smollm2", "messages": [{"role": "user", "content": "List four rivers in Europe."}], "seed": 5, "temperature": 0}, {}),
+    ("schema-in-prompt", "POST", "/engines/v1/chat/completions", {"model": "m", "response_format": {"type": "json_object"}, "messages": [
+        {"role": "system", "content": "Answer in JSON matching this schema: " + json.dumps(SCHEMA)}, {"role": "user", "content": "Ada rated 'Dune' 4 of 5."}]}, {}),
+    ("tool-values", "POST", "/engines/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "lookup Grace Hopper in Oslo"}], "tools": [TOOL]}, {}),
     ("pull", "POST", "/models/create", {"from": "ai/qwen3:0.6B-Q4_0"}, {"Accept": "application/json"}),
     ("models", "GET", "/models", None, {}),
     ("openai-models", "GET", "/engines/v1/models", None, {}),

@@ -10,7 +10,7 @@ import httpx2
 import pydantic
 import pytest
 import pytest_asyncio
-from pydantic_ai import Agent
+from pydantic_ai import Agent, PromptedOutput
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
@@ -59,6 +59,14 @@ async def test_agent_streams_the_same_text(model: OpenAIChatModel, mock: MockMod
 async def test_agent_structured_output(model: OpenAIChatModel) -> None:
     result = await Agent(model, output_type=City).run("Name a city.")
     assert isinstance(result.output, City) and result.output.name
+
+
+@pytest.mark.asyncio
+async def test_prompted_output_follows_the_schema_in_the_prompt_and_reuses_its_values(model: OpenAIChatModel, mock: MockModelRunner) -> None:
+    agent = Agent(model, output_type=PromptedOutput(City))
+    result = await agent.run("Tell me about Lisbon, home to 545000 people.")
+    assert result.output == City(name="Lisbon", population=545000)
+    assert "json" in mock.last_request.json["messages"][0]["content"].lower()  # the schema went in the prompt
 
 
 @pytest.mark.asyncio

@@ -66,6 +66,8 @@ class Call:
     rule: Rule | None
     fault: Fault | None
     delivery: Delivery
+    tokens: int = 0
+    """The completion tokens the chat core generated for it (what a :class:`~pytest_dmr.mock.streams.Pace` times)."""
 
     @property
     def path(self) -> str:

@@ -76,7 +76,7 @@ def _backend_answer(runner: MockModelRunner, call: Call) -> Answer:
     if chat is None:  # llama.cpp's conversion failed
         return responses.backend_json(openai_api.backend_error_body(500, "'messages' is required", "server_error"), 500)
     if call.view.endpoint == _COUNT:
-        return responses.backend_json(api.count_tokens_body(prompt_tokens(chat.get("messages"))))
+        return responses.backend_json(api.count_tokens_body(prompt_tokens(chat.get("messages"), str(chat.get("model") or ""))))
     outcome = runner.generate(call, chat)
     if outcome.error is not None:
         return outcome.error
@@ -92,6 +92,6 @@ def _stream(outcome: ChatOutcome, model: str) -> Answer:
         outcome,
         [api.encode_event(event) for event in writer.start()],
         lambda chunk: [api.encode_event(event) for event in writer.feed(chunk)],
-        lambda: [api.encode_event(event) for event in writer.finish(outcome.pieces)],
+        lambda: [api.encode_event(event) for event in writer.finish(outcome.completion_tokens)],
     )
     return responses.event_stream(events, delivery=delivery)
