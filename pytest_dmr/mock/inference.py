@@ -187,7 +187,7 @@ def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, prompt:
         conversation = Conversation.of(body)
         planned = plan_calls(body, conversation)
         if planned:
-            return _Answer.calling(generated_calls(planned, draws, call_id))
+            return _Answer.calling(generated_calls(planned, draws, call_id, values))
         told = result_answer(conversation, draws.fork("results")) if schema is None else None
         if told is not None:
             pieces, finish = _sized(split_into_pieces(told), limit)

@@ -34,6 +34,7 @@ from typing import Any
 
 from pytest_dmr.protocol import encoding, openai_api
 from pytest_dmr.mock.conversation import Conversation, ToolResult
+from pytest_dmr.mock.prompt_values import PromptValues
 from pytest_dmr.mock.schema import value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws, digest
 
@@ -259,9 +260,11 @@ def _pick(name: str, schema: Mapping[str, Any], call: PlannedCall, things: list[
     return next((value for value in candidates if value and _allows(schema, value)), None)
 
 
-def _arguments(call: PlannedCall, draws: SeededDraws) -> Any:
+def _arguments(call: PlannedCall, draws: SeededDraws, values: PromptValues | None) -> Any:
+    """Arguments drawn from the schema (reusing the whole prompt's ``values``), then each property
+    the call's own task names (its place, its person, its number) set from that task."""
     parameters = call.function.get("parameters") or {"type": "object", "properties": {}}
-    arguments = value_for_schema(parameters, draws)
+    arguments = value_for_schema(parameters, draws, values)
     properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
     if not isinstance(arguments, dict) or not isinstance(properties, Mapping) or _SHARED_KEYS & set(parameters):
         return arguments
@@ -283,11 +286,13 @@ def _nth_id(call_id: str, index: int) -> str:
     return call_id if index == 0 else call_id[:5] + digest(f"{call_id}\0{index}").hex()[: len(call_id) - 5]
 
 
-def generated_calls(calls: Sequence[PlannedCall], draws: SeededDraws, call_id: str) -> list[dict[str, Any]]:
+def generated_calls(
+    calls: Sequence[PlannedCall], draws: SeededDraws, call_id: str, values: PromptValues | None = None
+) -> list[dict[str, Any]]:
     """The planned calls with their ids (``call_id`` for the first, derived ones after it) and arguments."""
     found = []
     for index, call in enumerate(calls):
-        arguments = _arguments(call, draws.fork("tool" if index == 0 else f"tool{index}"))
+        arguments = _arguments(call, draws.fork("tool" if index == 0 else f"tool{index}"), values)
         found.append(openai_api.tool_call(id=_nth_id(call_id, index), name=str(call.function["name"]), arguments=encoding.dumps(arguments)))
     return found
 
