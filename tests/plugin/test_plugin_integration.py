@@ -61,9 +61,8 @@ def test_disabled_with_p_no_dmr(pytester: pytest.Pytester) -> None:
     assert "--dmr" not in pytester.runpytest_subprocess("-p", "no:dmr", "--help").stdout.str()
 
 
-def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, standin: StandIn) -> None:
+def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     make_ini(pytester)
-    monkeypatch.setenv("AI_RUNNER_URL", standin.url + "/engines/v1")
     monkeypatch.setenv("AI_RUNNER_MODEL", "ai/compose-model")
     monkeypatch.setenv("DMR_DISCOVERY", "compose")
     pytester.makepyfile(
@@ -73,7 +72,9 @@ def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch
             assert dmr_adapter.model == "ai/compose-model"
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    with StandIn(models=("docker.io/ai/compose-model:latest",)) as standin:  # dmr_adapter's model is checked
+        monkeypatch.setenv("AI_RUNNER_URL", standin.url + "/engines/v1")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"dmr: live at {standin.url}/engines/v1, 1 model (found: AI_RUNNER_URL *)"])
 
