@@ -509,6 +509,7 @@ def record_fallback(item: pytest.Item, dmr: DMRSession, reason: str) -> None:
     """The test runs on the mock for want of a runner. If the run asked for one (a URL from the environment,
     the ini file or the hook; provisioning), say so: a ``dmr_fallback`` user property (JUnit XML), a
     ``PytestWarning`` once per process (an error under ``-W error``), and the summary's line."""
+    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
     if recorded_backend(item) is not None:
         return
     record_backend(item, MOCK)
