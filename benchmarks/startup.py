@@ -55,7 +55,7 @@ def installed_view(folder: Path) -> str:
     info = Path(site) / "pytest_dmr-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-dmr\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[pytest11]\ndmr = pytest_dmr.plugin\n")
+    (info / "entry_points.txt").write_text("[pytest11]\ndmr = pytest_dmr.plugin\ndmr_shim = pytest_dmr.shim\n")
     # The files, as a wheel's RECORD lists them: pytest then marks the package for assertion
     # rewriting (its modules load through pytest's import hook), as for an installed plugin.
     files = sorted(path.relative_to(site).as_posix() for path in (Path(site) / "pytest_dmr").rglob("*") if path.is_file())

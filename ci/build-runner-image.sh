@@ -38,7 +38,7 @@ port=12434
 # The emulator on all interfaces (the host publishes it on 127.0.0.1 only), models in the volume,
 # one llama.cpp thread (CI machines have 2 cores), every request logged (tests count the pulls).
 cmd="[\"python3\", \"-m\", \"pytest_dmr.emulator\", \"--host\", \"0.0.0.0\", \"--port\", \"$port\", \"--catalog\", \"$catalog_dir\", \"--store\", \"$models_dir\", \"--threads\", \"1\", \"--log-requests\"]"
-layer_version=3   # bump to force a rebuild of steps 1-2 after changing them
+layer_version=4   # bump to force a rebuild of steps 1-2 after changing them
 
 key=$(printf '%s\n' "$layer_version" "$suite" "$packages" "$xllamacpp_version" "$(basename "$model_file")" "$(stat -c %s "$model_file")" \
       | sha256sum | cut -c1-12)
@@ -65,7 +65,7 @@ else
         || { tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
     "$python" -m pip install -q --disable-pip-version-check --no-compile --target "$root/opt/dmr" \
         --python-version "$image_python" --only-binary=:all: \
-        "xllamacpp==$xllamacpp_version" "httpx2>=2.16,<3" "filelock>=3.12" >"$work/pip.log" 2>&1 \
+        "xllamacpp==$xllamacpp_version" httpx2 filelock >"$work/pip.log" 2>&1 \
         || { tail -n 30 "$work/pip.log" >&2; exit 1; }
     mkdir -p "$root$catalog_dir" "$root$models_dir"
     mkdir -p "$root$catalog_dir/smollm2"

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pytest_dmr.protocol import addresses, routes
+from pytest_dmr.redaction import redact_text
 from pytest_dmr.settings import Settings, compose_variables
 
 CONNECT_TIMEOUT = 0.5
@@ -434,6 +435,7 @@ def probe(target: Target) -> _Result:
     started = time.perf_counter()
 
     def done(result: str, detail: str, kind: str | None = None) -> Probe:
+        detail = redact_text(detail)  # an error may quote the URL, password and all
         return Probe(target.label, target.group, result, detail, round(time.perf_counter() - started, 6), kind)
 
     if target.skip:

@@ -26,7 +26,9 @@ import pytest
 from pytest_dmr import errors, hooks
 from pytest_dmr.protocol import addresses, model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START
+from pytest_dmr.redaction import redact_text, redact_url
 from pytest_dmr.plugin import record_backend as record_backend
+from pytest_dmr.plugin import record_fallback as record_fallback
 from pytest_dmr.plugin import recorded_backend as recorded_backend
 from pytest_dmr.session import BODY_PASSED_KEY as BODY_PASSED_KEY
 from pytest_dmr.session import LIVE as LIVE
@@ -234,11 +236,11 @@ def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | 
             return f"could not list the runner's models: {exc}"
         if not runner.pull:
             return (
-                f"model {name} is not on the runner at {runner.root_url}: pull it with "
+                f"model {name} is not on the runner at {redact_url(runner.root_url)}: pull it with "
                 f"`docker model pull {name}`, or run with --dmr-pull"
             )
         if runner.kind != "dmr":
-            return f"model {name} is not on the server at {runner.root_url}, which cannot pull (no management API)"
+            return f"model {name} is not on the server at {redact_url(runner.root_url)}, which cannot pull (no management API)"
         return _pull_once(config, session, client, runner, name)
 
 
@@ -358,7 +360,7 @@ def _off_error(settings: Settings) -> None:
 def cannot_run_live(item: pytest.Item, require_live: bool, reason: str) -> None:
     """Skip the test for want of a live runner (or a model on it); fail it with ``--dmr-require-live``."""
     __tracebackhide__ = True
-    message = f"{NEEDS_LIVE}: {reason}"
+    message = f"{NEEDS_LIVE}: {redact_text(reason)}"
     if require_live:
         pytest.fail(f"{message} (--dmr-require-live)", pytrace=False)
     try:  # report the skip at the test's location, as a skip marker would
@@ -430,6 +432,10 @@ def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_conf
     item = request.node
     forced_mock = "dmr_mock" in request.fixturenames or item.get_closest_marker("dmr_mock") is not None
     if forced_mock or not dmr_runner.live:
+        if not forced_mock and session.settings.mode != MOCK:  # for want of a runner (the per-test hooks did this already for most tests)
+            if session.settings.require_live and recorded_backend(item) is None:
+                cannot_run_live(item, True, dmr_runner.reason)
+            record_fallback(item, session, dmr_runner.reason)
         if "dmr_mock" in request.fixturenames:
             mock = request.getfixturevalue("dmr_mock")  # the test's one mock, configured once
         else:
@@ -557,18 +563,20 @@ def _make_adapter(
 
 def _check_default_model(request: pytest.FixtureRequest, session: DMRSession, runner: DMRRunner,
                          defaults: AdapterDefaults) -> None:
-    """On a live runner: ``dmr_config``'s model must be there, as a ``dmr_model`` marker's (pulled
-    when pulling is on, else skip); with pulling on, ``dmr_adapter`` makes sure of the run's default model."""
+    """On a live runner, the adapters' default model (``dmr_config``'s; the run's, for ``dmr_adapter``) is
+    handled as a ``dmr_model`` marker's: pulled when pulling is on, else the test skips (fails with
+    ``--dmr-require-live``), instead of failing at its first request."""
     __tracebackhide__ = True
     config, settings = request.config, session.settings
-    if defaults.model_source == FROM_DMR_CONFIG:
+    if defaults.model_source == FROM_DMR_CONFIG or "dmr_adapter" in request.fixturenames:
         problem = session.check_model(config, runner, defaults.model)
         if problem is not None:
-            cannot_run_live(request.node, settings.require_live, f"{problem} (the model dmr_config chooses)")
-    elif runner.pull and "dmr_adapter" in request.fixturenames:
-        problem = session.check_model(config, runner, defaults.model)
-        if problem is not None:
-            pytest.fail(f"the default model is not usable on the live runner: {problem}", pytrace=False)
+            if defaults.model_source == FROM_DMR_CONFIG:
+                whose = "the model dmr_config chooses"
+            else:
+                source = defaults.model_source.replace(" (ini)", " in the ini file")
+                whose = "the run's default model" + ("" if source == "default" else f", from {source}")
+            cannot_run_live(request.node, settings.require_live, f"{problem} ({whose})")
 
 
 def dmr_adapter_factory(

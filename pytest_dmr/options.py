@@ -121,3 +121,28 @@ FLAG_DESTS: dict[str, str] = {flag: row["ini"] for row in OPTIONS if (flag := ro
 (its ini key), as :func:`pytest_dmr.settings.resolve` names the flags."""
 INI_KEYS = tuple(dict.fromkeys(row["ini"] for row in OPTIONS))
 """Every ini key: each flag's destination, and two keys without a flag."""
+
+MARKERS = {
+    "dmr_live": "dmr_live: the test needs a live Docker Model Runner; it skips (or fails with --dmr-require-live) "
+    "where none is available.",
+    "dmr_model": "dmr_model(*names): the test needs these models on a live runner (pulled when pulling is on, "
+    "else the test skips); the mock serves any model.",
+    "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available. "
+    "dmr_mock(assert_all_rules_used=True): also, once the test has passed, it errors at teardown when a rule it "
+    "gave dmr_mock answered no request (default: ini dmr_assert_all_rules_used, false); the closest marker wins.",
+}
+"""The markers and their ``pytest --markers`` lines (the plugin, or the shim when the plugin is disabled, registers them)."""
+
+
+def register_ini(parser: Any, disabled: str | None = None) -> None:
+    """Register every ini key on a ``pytest.Parser``: the plugin's, or the shim's when the plugin is
+    disabled (``disabled`` is then every key's help)."""
+    first_rows = {row["ini"]: row for row in reversed(OPTIONS)}
+    for key in INI_KEYS:
+        row = first_rows[key]
+        if row.get("flag"):
+            parser.addini(key, disabled or f"pytest-dmr: default for {row['flag']}", default="")
+        elif "ini_type" in row:
+            parser.addini(key, disabled or row["ini_help"], type=row["ini_type"], default=list(row["ini_default"]))
+        else:
+            parser.addini(key, disabled or row["ini_help"], default="")

@@ -29,6 +29,7 @@ import pytest
 
 from pytest_dmr import options
 from pytest_dmr.session import (
+    ASKED_KEY,
     BODY_PASSED_KEY,
     LIVE,
     LIVE_AND_MOCK,
@@ -69,15 +70,7 @@ COUNTER_KEY = pytest.StashKey["BackendCounter"]()
 PER_TEST_KEY = pytest.StashKey["PerTestHooks"]()
 
 PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"})
-MARKERS = {
-    "dmr_live": "dmr_live: the test needs a live Docker Model Runner; it skips (or fails with --dmr-require-live) "
-    "where none is available.",
-    "dmr_model": "dmr_model(*names): the test needs these models on a live runner (pulled when pulling is on, "
-    "else the test skips); the mock serves any model.",
-    "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available. "
-    "dmr_mock(assert_all_rules_used=True): also, once the test has passed, it errors at teardown when a rule it "
-    "gave dmr_mock answered no request (default: ini dmr_assert_all_rules_used, false); the closest marker wins.",
-}
+MARKERS = options.MARKERS
 DMR_MARKERS = frozenset(MARKERS)
 MOCK_MARKER_UNUSED = (
     "{nodeid} is marked dmr_mock but requests none of pytest-dmr's fixtures ({fixtures}), so the marker has no "
@@ -87,6 +80,18 @@ MOCK_MARKER_UNUSED = (
 """Warned (``PytestWarning``) once such a test's body has run (a fixture may request the plugin's with
 ``request.getfixturevalue``); only for a marker on the test itself, not one a module's ``pytestmark``
 or a class gives a group of tests, some of which may not use the plugin."""
+FALLBACK_PROPERTY = "dmr_fallback"
+"""User property (so JUnit XML carries it) of a test run on the mock although the run asked for a runner."""
+ASKED_BUT_MOCK = "asked for a runner {asked} but ran on the mock: {reason}"
+TYPED_URL_UNUSABLE = (
+    "pytest-dmr: --dmr-url={url} names a runner, and none could be used there: {why}\n"
+    "Start that runner or correct the URL; to run on the mock, drop --dmr-url (or add --dmr=mock)."
+)
+NEEDS_CONTAINERS_EXTRA = (
+    "pytest-dmr: {setting} needs testcontainers and docker, and {missing} cannot be imported here: "
+    "pip install 'pytest-dmr[containers]' (or set provisioning to never)"
+)
+WARNING_AS_ERROR = "{message}\n(a warning, made an error by this run's warning filters: -W or filterwarnings)"
 RUNNER_URL_HOOK = "pytest_dmr_runner_url"
 BAD_HOOK_URL = (
     "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
@@ -112,15 +117,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         if flag:
             how = {"action": row["action"]} if "action" in row else {"metavar": row["metavar"]}
             group.addoption(flag, dest=row["ini"], default=None, help=row["help"], **how)
-    first_rows = {row["ini"]: row for row in reversed(options.OPTIONS)}
-    for key in INI_KEYS:
-        row = first_rows[key]
-        if row.get("flag"):
-            parser.addini(key, f"pytest-dmr: default for {row['flag']}", default="")
-        elif "ini_type" in row:
-            parser.addini(key, row["ini_help"], type=row["ini_type"], default=list(row["ini_default"]))
-        else:
-            parser.addini(key, row["ini_help"], default="")
+    options.register_ini(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -156,15 +153,37 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_dmr.settings import ineffective_settings
 
         for message in ineffective_settings(settings):
-            config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=2)
+            config_warning(config, message)
     # The controller (or the single process) asks pytest_dmr_runner_url; workers are handed discovery's result.
     url_hook = None if worker_input is not None else functools.partial(runner_url_from_hook, config)
     dmr = DMRSession(settings, worker_input=worker_input, runner_url_hook=url_hook)
     config.stash[SESSION_KEY] = dmr
     if settings.provision == "testcontainers" and settings.mode in ("auto", LIVE):
+        check_containers_extra(settings)
         from pytest_dmr import provision  # cheap: docker and testcontainers load only when a runner is started
 
         provision.register(config, dmr.run_directory)  # the run's containers are removed at unconfigure
+
+
+def config_warning(config: pytest.Config, message: str) -> None:
+    """A ``PytestConfigWarning`` at configure time, through pytest's own channel; where the run's filters make
+    it an error (``-W error``, ``filterwarnings = error``), a usage error with the message, not an INTERNALERROR."""
+    try:
+        config.issue_config_time_warning(pytest.PytestConfigWarning(message), stacklevel=3)
+    except Warning:
+        raise pytest.UsageError(WARNING_AS_ERROR.format(message=message)) from None
+
+
+def check_containers_extra(settings: Settings) -> None:
+    """Provisioning needs the ``containers`` extra: without it, a usage error naming the fix (not the mock)."""
+    import importlib.util
+
+    missing = [name for name in ("testcontainers", "docker") if importlib.util.find_spec(name) is None]
+    if missing:
+        from pytest_dmr.settings import setting_text
+
+        raise pytest.UsageError(NEEDS_CONTAINERS_EXTRA.format(
+            setting=setting_text(settings.provision_source, settings.provision), missing=" and ".join(missing)))
 
 
 def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
@@ -198,6 +217,7 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput[RUN_DIRECTORY_KEY] = session.run_directory.to_json()
     if session.settings.mode in ("auto", "live"):
         node.workerinput[WORKER_INPUT_KEY] = session.discovery().to_json()
+        node.workerinput[ASKED_KEY] = session.asked_for_runner()
 
 
 @pytest.hookimpl(trylast=True)  # after provisioning removed the run's containers (their state is in it)
@@ -211,7 +231,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """The controller asks ``pytest_dmr_runner_url`` (before discovery, before xdist starts workers);
-    ``--dmr=live`` with no runner (and no provisioning to start one) stops the run here."""
+    ``--dmr=live`` with no runner (and no provisioning to start one), or a ``--dmr-url`` where no runner
+    answers, stops the run here: the user asked for a runner on the command line."""
     dmr = session.config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.is_worker:
         return
@@ -225,6 +246,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             from pytest_dmr.fixtures import no_live_runner_message
 
             raise pytest.UsageError(no_live_runner_message(current, f"no runner: {discovery.explain()}"))
+    if current.url is not None and current.url_source == "--dmr-url" and current.mode in ("auto", LIVE):
+        discovery = dmr.discovery()
+        if not discovery.found:  # neither the mock nor a provisioned runner: the URL typed is the one wanted
+            from pytest_dmr.redaction import redact_url
+
+            raise pytest.UsageError(TYPED_URL_UNUSABLE.format(url=redact_url(current.url), why=discovery.explain()))
     if current.mode == LIVE and current.provision == "testcontainers" and not dmr.discovery().found:
         # Live needs the runner anyway: provision it now, so a failure is one error before any test
         # (xdist workers then find it in the run's state; they pull their dmr_model models lazily).
@@ -250,7 +277,9 @@ def header_line(dmr: DMRSession) -> str:
         models = f"{count} model" + ("" if count == 1 else "s")
         if discovery.kind == "openai":
             models += ", OpenAI-compatible server without model management"
-        return f"dmr: live at {discovery.address.openai_url}, {models} (found: {discovery.source})"
+        from pytest_dmr.redaction import redact_text, redact_url
+
+        return f"dmr: live at {redact_url(discovery.address.openai_url)}, {models} (found: {redact_text(str(discovery.source))})"
     if current.provision == "testcontainers":
         return (
             f"dmr: {current.mode}, no runner found ({discovery.explain()}); "
@@ -416,9 +445,9 @@ class PerTestHooks:
             return
         runner = dmr.runner(item.config)
         if not runner.live:
-            if wants_live or (models and current.require_live):
+            if wants_live or current.require_live:
                 cannot_run_live(item, current.require_live, runner.reason)
-            record_backend(item, MOCK)
+            record_fallback(item, dmr, runner.reason)
             return
         for name in models:
             problem = dmr.check_model(item.config, runner, name)
@@ -476,6 +505,26 @@ def record_backend(item: pytest.Item, backend: str) -> None:
         item.user_properties.append(("dmr_backend", backend))
 
 
+def record_fallback(item: pytest.Item, dmr: DMRSession, reason: str) -> None:
+    """The test runs on the mock for want of a runner. If the run asked for one (a URL from the environment,
+    the ini file or the hook; provisioning), say so: a ``dmr_fallback`` user property (JUnit XML), a
+    ``PytestWarning`` once per process (an error under ``-W error``), and the summary's line."""
+    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
+    if recorded_backend(item) is not None:
+        return
+    record_backend(item, MOCK)
+    asked = dmr.asked_for_runner()
+    if asked is None:
+        return
+    from pytest_dmr.redaction import redact_text
+
+    message = ASKED_BUT_MOCK.format(asked=asked, reason=redact_text(reason))
+    item.user_properties.append((FALLBACK_PROPERTY, message))
+    if not dmr.fallback_warned:
+        dmr.fallback_warned = True
+        item.warn(pytest.PytestWarning(f"pytest-dmr: {message}"))
+
+
 def recorded_backend(item: pytest.Item) -> str | None:
     """``live`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
     return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
@@ -503,11 +552,17 @@ class BackendCounter:
 
     def __init__(self) -> None:
         self.counts = {LIVE: 0, MOCK: 0, "skipped": 0, "failed": 0}
+        self.fallbacks: dict[str, int] = {}
+        """``dmr_fallback`` messages, and how many tests each concerns."""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.passed and not report.user_properties:
             return  # most reports: nothing to count
-        backend = dict(report.user_properties).get("dmr_backend")
+        properties = dict(report.user_properties)
+        backend = properties.get("dmr_backend")
+        fallback = properties.get(FALLBACK_PROPERTY)
+        if report.when == "setup" and fallback is not None:
+            self.fallbacks[str(fallback)] = self.fallbacks.get(str(fallback), 0) + 1
         if report.when == "call" and backend in (LIVE, MOCK):
             self.counts[backend] += 1
         elif report.when == "setup" and report.skipped and _skip_reason(report).startswith(NEEDS_LIVE):
@@ -526,12 +581,20 @@ class BackendCounter:
             parts.append(f"{counts['failed']} failed for want of a live runner")
         return "dmr: tests run " + ", ".join(parts)
 
+    def fallback_lines(self) -> list[str]:
+        """One line per way the run asked for a runner and got the mock: CI logs show it next to the counts."""
+        return [
+            f"dmr: {message} ({count} test{'' if count == 1 else 's'})" for message, count in self.fallbacks.items()
+        ]
+
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     counter = config.stash.get(COUNTER_KEY, None)
     line = counter.summary() if counter is not None else None
     if line:
         terminalreporter.write_line(line)
+    for fallback in counter.fallback_lines() if counter is not None else ():
+        terminalreporter.write_line(fallback, yellow=True, bold=True)
 
 
 # --------------------------------------------------------------------------------------------

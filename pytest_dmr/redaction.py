@@ -38,6 +38,8 @@ def redact_url(url: str) -> str:
             pairs = parse_qsl(query, keep_blank_values=True)
             if any(is_secret_parameter(name) for name, _ in pairs):
                 query = urlencode([(name, MASK if is_secret_parameter(name) else value) for name, value in pairs], safe="*")
+        if (netloc, query) == (parts.netloc, parts.query):
+            return url  # nothing to hide: as given (urlunsplit would drop the // of ``unix:///path``)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return re.sub(r"(//[^/@:]*:)[^/@]*@", rf"\g<1>{MASK}@", url)

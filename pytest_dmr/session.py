@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 LIVE, MOCK = "live", "mock"
 WORKER_INPUT_KEY = "dmr_discovery"
+ASKED_KEY = "dmr_asked"
+"""``workerinput`` key of :meth:`DMRSession.asked_for_runner`'s answer (the controller asks the URL hook)."""
 RUN_DIRECTORY_KEY = "dmr_run"
 """``workerinput`` key of the run's shared directory (id, path, owner): see :attr:`DMRSession.run_directory`."""
 NEEDS_LIVE = "needs a live Docker Model Runner"
@@ -54,6 +56,8 @@ class DMRSession:
         self._run_directory: RunDirectory | None = None
         self._hook_url: tuple[str, str] | None = None
         self._hook_asked = False
+        self.fallback_warned = False
+        """Whether this process has warned that a test runs on the mock although the run asked for a runner."""
 
     @property
     def is_worker(self) -> bool:
@@ -89,6 +93,26 @@ class DMRSession:
             if self.runner_url_hook is not None and current.url is None and current.mode in ("auto", LIVE):
                 self._hook_url = self.runner_url_hook()
         return self._hook_url
+
+    def asked_for_runner(self) -> str | None:
+        """How the run asked for a runner, for the warning when a test runs on the mock instead:
+        ``at http://host:1 (from DMR_URL)``, ``to be provisioned (dmr_provision = testcontainers in the
+        ini file)``; ``None`` when it asked for none (``auto`` with discovery alone, ``mock``)."""
+        if self.worker_input is not None and ASKED_KEY in self.worker_input:
+            return str(self.worker_input[ASKED_KEY]) if self.worker_input[ASKED_KEY] else None
+        current = self.settings
+        if current.mode not in ("auto", LIVE):
+            return None
+        from pytest_dmr.redaction import redact_url
+
+        url, source = (current.url, current.url_source) if current.url is not None else (self.url_from_hook() or (None, None))
+        if url is not None:
+            return f"at {redact_url(url)} (from {str(source).replace(' (ini)', ' in the ini file')})"
+        if current.provision == "testcontainers":
+            from pytest_dmr.settings import setting_text
+
+            return f"to be provisioned ({setting_text(current.provision_source, current.provision)})"
+        return None
 
     def discovery(self) -> Discovery:
         """Discovery's result: computed once here, or the controller's on an xdist worker.

@@ -159,6 +159,31 @@ def sweep_dead_runs(engine: Engine, *, write: Write) -> list[str]:
     return removed
 
 
+def remove_orphans(engine: Engine, run_id: str, *, write: Write) -> list[str]:
+    """Remove this run's containers that no state records: a worker that died while starting one
+    (after ``docker create``) left it, name and all. The caller holds the run's lock and found no
+    runner in the state, so no live process of the run owns them; they are replaced, never the mock.
+    Returns the removed ids."""
+    import docker
+
+    from pytest_dmr.provision.engine import _short
+
+    removed = []
+    for item in engine.client.containers.list(all=True, filters={"label": f"{labels.RUN}={run_id}"}):
+        try:
+            item.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.DockerException as exc:
+            raise ProvisioningError(
+                f"cannot remove container {item.name}, left by a worker of this run that died while starting it: {_short(exc)}",
+                hint=f"Remove it with `docker rm -f {item.name}` and run again",
+            ) from None
+        removed.append(item.id)
+        write(f"dmr: replacing container {item.name} ({item.status}), left by a worker of this run that died while starting it", False)
+    return removed
+
+
 def _engine_host() -> str:
     from pytest_dmr.provision.engine import docker_host
 
@@ -178,6 +203,7 @@ def _start_or_find(request: ProvisionRequest, run_id: str, *, write: Write) -> R
             image = DESKTOP_PROXY_IMAGE
         if not request.reuse:
             owner = request.owner.to_labels() if request.owner else {}
+            remove_orphans(engine, run_id, write=write)
             return _start(engine, image, request, run_labels={labels.RUN: run_id, **owner}, name=f"pytest-dmr-{run_id}", write=write)
         key = coordination.reuse_key(image, engine.host)
         with coordination.reuse_lock(key):

@@ -286,10 +286,16 @@ def test_a_concurrent_run_leaves_a_live_runs_container_alone(pytester: pytest.Py
 def test_auto_falls_back_to_the_mock_when_the_image_cannot_be_had(pytester: pytest.Pytester, inner: Path, docker_engine: Any) -> None:
     pytester.makepyfile(test_auto="def test_auto(record):\n    record()\n")
     result = pytester.runpytest_subprocess("--dmr=auto", *provision_args("pytest-dmr/no-such-runner:0"))
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=1, warnings=1)
     (record,) = read_records(inner)
     assert record["backend"] == "mock"
     assert "the image pytest-dmr/no-such-runner:0 is not in the local engine and cannot be pulled" in record["reason"]
+    # Asked for a runner, ran on the mock: a warning and a summary line say so (CI sees both).
+    result.stdout.fnmatch_lines([
+        "*PytestWarning: pytest-dmr: asked for a runner to be provisioned (--dmr-provision=testcontainers) but ran on "
+        "the mock: no runner: *; provisioning failed: *the image pytest-dmr/no-such-runner:0 is not in the local engine*",
+    ])
+    result.stdout.fnmatch_lines(["dmr: asked for a runner to be provisioned (--dmr-provision=testcontainers) but ran on the mock: * (1 test)"])
     assert not leftovers(docker_engine)
 
 
@@ -354,3 +360,50 @@ def test_a_reuse_runner_is_never_removed_by_the_next_run(
     assert read_records(inner)[-1]["container"] != kept_id, "a run without --dmr-reuse starts its own runner"
     (kept,) = docker_engine.containers(**{labels.REUSE: None})
     assert (kept.id, kept.status) == (kept_id, "running")
+
+
+DEAD_WORKER_CONFTEST = '''
+import docker
+from pytest_dmr.provision import labels
+from pytest_dmr.session import SESSION_KEY
+
+
+def pytest_sessionstart(session):
+    """As a worker that died right after `docker create` leaves it: the run's container (name, labels),
+    never started, no runner in the state, the lock free; the next worker must not fall back to the mock."""
+    if hasattr(session.config, "workerinput"):
+        return
+    run_dir = session.config.stash[SESSION_KEY].run_directory
+    with run_dir.locked() as state:
+        state.attempted = True
+    owner = run_dir.owner.to_labels() if run_dir.owner else {}
+    client = docker.from_env()
+    created = client.containers.create(
+        os.environ["DMR_TEST_IMAGE"], name=f"pytest-dmr-{run_dir.run_id}",
+        labels={labels.MANAGED: "true", labels.RUN: run_dir.run_id, **owner},
+    )
+    with open(os.environ["DMR_TEST_ORPHAN"], "w") as out:
+        out.write(created.id)
+    client.close()
+'''
+
+
+def test_a_container_left_by_a_worker_that_died_while_starting_it_is_replaced_not_the_mock(
+    pytester: pytest.Pytester, inner: Path, docker_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(CONFTEST + DEAD_WORKER_CONFTEST)
+    pytester.makepyfile(test_auto="import pytest\n\n@pytest.mark.parametrize('n', range(4))\ndef test_auto(n, record):\n    record()\n")
+    orphan_file = pytester.path / "orphan.txt"
+    monkeypatch.setenv("DMR_TEST_ORPHAN", str(orphan_file))
+    monkeypatch.setenv("DMR_TEST_IMAGE", docker_engine.image)
+    result = pytester.runpytest_subprocess("-n", "2", "--dmr=auto", *provision_args(docker_engine.image))
+    result.assert_outcomes(passed=4)
+    output = result.stdout.str() + result.stderr.str()
+    orphan = orphan_file.read_text()
+    records = read_records(inner)
+    assert {record["backend"] for record in records} == {"live"}, output
+    (container,) = {record["container"] for record in records}
+    assert container is not None and container != orphan
+    assert "409" not in output and "already in use" not in output and "ran on the mock" not in output
+    assert "dmr: replacing container pytest-dmr-" in output and "left by a worker of this run that died while starting it" in output
+    assert not leftovers(docker_engine)

@@ -15,6 +15,7 @@ from pytest_dmr.redaction import redact_headers, redact_text, redact_url
     ("http://127.0.0.1:12434/v1?api_key=k1&Access_Token=t&keep=1", "http://127.0.0.1:12434/v1?api_key=***&Access_Token=***&keep=1"),
     ("http://127.0.0.1:12434", "http://127.0.0.1:12434"),
     ("http://u:p%40ss@[::1", "http://u:***@[::1"),
+    ("unix:///var/run/docker.sock", "unix:///var/run/docker.sock"),  # nothing to hide: kept as given
 ])
 def test_urls(url: str, shown: str) -> None:
     assert redact_url(url) == shown

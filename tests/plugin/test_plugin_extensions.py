@@ -17,7 +17,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 
 def dmr_header(result: pytest.RunResult) -> str:
-    (line,) = [line for line in result.stdout.lines if line.startswith("dmr: ") and "tests run" not in line]
+    (line,) = [line for line in result.stdout.lines if line.startswith("dmr: ") and "tests run" not in line and "asked for a runner" not in line]
     return line
 
 
@@ -184,16 +184,24 @@ def test_an_explicit_url_wins_and_the_hook_is_not_asked(pytester: pytest.Pyteste
         assert dmr_header(result).endswith(f"(found: {source} {standin.url.removeprefix('http://')})")
 
 
-def test_a_dead_url_from_the_hook_does_what_a_dead_explicit_url_does(pytester: pytest.Pytester, refused_url: str) -> None:
+def test_a_dead_url_from_the_hook_does_what_a_dead_url_from_the_ini_does(pytester: pytest.Pytester, refused_url: str) -> None:
+    """The project's configuration (hook, ini) asked for a runner: the mock, with a warning (an error here,
+    under -W error). Typed on the command line, the URL stops the run instead (test_honest_runs.py)."""
     with_runner_url_hook(pytester, refused_url)
     from_hook = run(pytester, "-s")
-    from_hook.assert_outcomes(passed=1)
-    from_hook.stdout.fnmatch_lines(["*SOURCE mock no runner"])
-    explicit = run(pytester, "-s", f"--dmr-url={refused_url}")
-    assert dmr_header(from_hook) == dmr_header(explicit) == (
+    from_hook.assert_outcomes(errors=1)
+    from_hook.stdout.fnmatch_lines([f"*PytestWarning: pytest-dmr: asked for a runner at {refused_url} (from hook conftest.py) "
+                                    "but ran on the mock: no runner: * connection refused"])
+    with_runner_url_hook(pytester, "not a runner: the ini's URL wins", ini=f"dmr_url = {refused_url}")
+    from_ini = run(pytester, "-s")
+    from_ini.assert_outcomes(errors=1)
+    from_ini.stdout.fnmatch_lines([f"*PytestWarning: pytest-dmr: asked for a runner at {refused_url} (from dmr_url in the ini "
+                                   "file) but ran on the mock: no runner: * connection refused"])
+    assert dmr_header(from_hook) == dmr_header(from_ini) == (
         f"dmr: mock (no runner: {refused_url.removeprefix('http://')} connection refused)"
     )
     # Live mode: the same usage error before any test.
+    with_runner_url_hook(pytester, refused_url)
     from_hook = run(pytester, "--dmr=live")
     explicit = run(pytester, "--dmr=live", f"--dmr-url={refused_url}")
     assert from_hook.ret == explicit.ret == pytest.ExitCode.USAGE_ERROR

@@ -31,14 +31,16 @@ def test_xdist_workers_reuse_the_controllers_discovery(pytester: pytest.Pytester
     assert standin.count("POST", "/engines/v1/chat/completions") == 6
 
 
-def test_xdist_on_the_mock(pytester: pytest.Pytester, refused_url: str) -> None:
+def test_xdist_on_the_mock(pytester: pytest.Pytester, refused_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     make_ini(pytester)
     pytester.makepyfile(test_many=MANY)
     pytester.makepyfile(test_live="import pytest\n\n@pytest.mark.dmr_live\ndef test_live(dmr_runner):\n    pass\n")
-    result = pytester.runpytest_subprocess("-n", "2", f"--dmr-url={refused_url}", "-p", "no:cacheprovider")
+    monkeypatch.setenv("DMR_URL", refused_url)
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=6, skipped=1)
     result.stdout.fnmatch_lines(["dmr: mock (no runner: * connection refused)"])
     result.stdout.fnmatch_lines(["dmr: tests run 0 live, 6 on the mock, 1 skipped for want of a live runner"])
+    result.stdout.fnmatch_lines([f"dmr: asked for a runner at {refused_url} (from DMR_URL) but ran on the mock: * (6 tests)"])
 
 
 def test_disabled_with_p_no_dmr(pytester: pytest.Pytester) -> None:
@@ -61,9 +63,8 @@ def test_disabled_with_p_no_dmr(pytester: pytest.Pytester) -> None:
     assert "--dmr" not in pytester.runpytest_subprocess("-p", "no:dmr", "--help").stdout.str()
 
 
-def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, standin: StandIn) -> None:
+def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     make_ini(pytester)
-    monkeypatch.setenv("AI_RUNNER_URL", standin.url + "/engines/v1")
     monkeypatch.setenv("AI_RUNNER_MODEL", "ai/compose-model")
     monkeypatch.setenv("DMR_DISCOVERY", "compose")
     pytester.makepyfile(
@@ -73,7 +74,9 @@ def test_compose_variables_are_discovered(pytester: pytest.Pytester, monkeypatch
             assert dmr_adapter.model == "ai/compose-model"
         """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    with StandIn(models=("docker.io/ai/compose-model:latest",)) as standin:  # dmr_adapter's model is checked
+        monkeypatch.setenv("AI_RUNNER_URL", standin.url + "/engines/v1")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"dmr: live at {standin.url}/engines/v1, 1 model (found: AI_RUNNER_URL *)"])
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from plugin_helpers import make_ini
+from plugin_helpers import KEEP_WARNINGS, make_ini
 from plugin_standin import StandIn
 
 MARKED = """
@@ -42,9 +42,11 @@ def test_markers_are_registered(marked: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["@pytest.mark.dmr_live:*", "@pytest.mark.dmr_model(*names):*", "@pytest.mark.dmr_mock:*"])
 
 
-def test_on_the_mock_live_tests_skip_and_model_tests_run(marked: pytest.Pytester, refused_url: str) -> None:
-    result = marked.runpytest_inprocess(f"--dmr-url={refused_url}", "-rs")
-    result.assert_outcomes(passed=3, skipped=1)
+def test_on_the_mock_live_tests_skip_and_model_tests_run(marked: pytest.Pytester, refused_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMR_URL", refused_url)
+    result = marked.runpytest_inprocess("-rs", *KEEP_WARNINGS)
+    result.assert_outcomes(passed=3, skipped=1, warnings=1)
     result.stdout.fnmatch_lines([
         f"SKIPPED [[]1[]] test_marked.py:3: needs a live Docker Model Runner: no runner: "
         f"{refused_url.removeprefix('http://')} connection refused"
@@ -52,8 +54,11 @@ def test_on_the_mock_live_tests_skip_and_model_tests_run(marked: pytest.Pytester
     result.stdout.fnmatch_lines(["dmr: tests run 0 live, 3 on the mock, 1 skipped for want of a live runner"])
 
 
-def test_require_live_turns_those_skips_into_failures(marked: pytest.Pytester, refused_url: str) -> None:
-    result = marked.runpytest_inprocess(f"--dmr-url={refused_url}", "--dmr-require-live")
+def test_require_live_turns_those_skips_into_failures(marked: pytest.Pytester, refused_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """And the tests that would run on the mock for want of a runner: only dmr_mock's run there."""
+    monkeypatch.setenv("DMR_URL", refused_url)
+    result = marked.runpytest_inprocess("--dmr-require-live")
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines([
         f"*needs a live Docker Model Runner: no runner: {refused_url.removeprefix('http://')} connection refused "

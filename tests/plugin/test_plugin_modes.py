@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
-from plugin_helpers import make_ini
+from plugin_helpers import KEEP_WARNINGS, make_ini
 from plugin_standin import LIVE_ANSWER, StandIn
 
 BACKEND_SUITE = """
@@ -35,9 +35,11 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_auto_with_nothing_listening_is_mock_and_says_why(suite: pytest.Pytester, refused_url: str) -> None:
-    result = suite.runpytest_inprocess("-s", f"--dmr-url={refused_url}")
-    result.assert_outcomes(passed=4)
+def test_auto_with_nothing_listening_is_mock_and_says_why(suite: pytest.Pytester, refused_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DMR_URL", refused_url)  # from the environment: the mock, with a warning (see test_honest_runs.py)
+    result = suite.runpytest_inprocess("-s", *KEEP_WARNINGS)
+    result.assert_outcomes(passed=4, warnings=1)
     authority = refused_url.removeprefix("http://")
     result.stdout.fnmatch_lines([f"dmr: mock (no runner: {authority} connection refused)"])
     result.stdout.fnmatch_lines(["*BACKEND mock http://dmr-mock.invalid/engines/v1 no runner"])
@@ -59,7 +61,7 @@ def test_auto_with_a_runner_is_live(suite: pytest.Pytester, standin: StandIn) ->
 
 def test_header_counts_models_and_names_an_openai_only_server(suite: pytest.Pytester) -> None:
     with StandIn(openai_only=True, models=("a", "b")) as server:
-        result = suite.runpytest_inprocess(f"--dmr-url={server.url}/v1", "-k", "adapter")
+        result = suite.runpytest_inprocess(f"--dmr-url={server.url}/v1", "--dmr-model=a", "-k", "adapter")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([
         f"dmr: live at {server.url}/v1, 2 models, OpenAI-compatible server without model management "
@@ -147,12 +149,14 @@ def test_failed_provisioning_falls_back_to_the_mock_with_the_reason(suite: pytes
     monkeypatch.setattr(pytest_dmr.provision, "acquire_runner", no_docker)
     suite.makepyfile(test_model="import pytest\n\n@pytest.mark.dmr_model('ai/qwen3')\ndef test_m(dmr_runner):\n"
                                 "    print('REASON', dmr_runner.reason)\n")
-    result = suite.runpytest_inprocess("-s", f"--dmr-url={refused_url}", "--dmr-provision=testcontainers",
-                                       "-k", "runner or test_m")
-    result.assert_outcomes(passed=2)
+    monkeypatch.setenv("DMR_URL", refused_url)
+    result = suite.runpytest_inprocess("-s", "--dmr-provision=testcontainers", "-k", "runner or test_m", *KEEP_WARNINGS)
+    result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines(["dmr: auto, no runner found (*); a runner will be provisioned with testcontainers when a test needs one"])
     result.stdout.fnmatch_lines(["*BACKEND mock *"])
     result.stdout.fnmatch_lines(["*REASON no runner: * connection refused; provisioning failed: no Docker engine answered"])
+    result.stdout.fnmatch_lines([f"dmr: asked for a runner at {refused_url} (from DMR_URL) but ran on the mock: no runner: "
+                                 "* connection refused; provisioning failed: no Docker engine answered (2 tests)"])
     # Asked once per run, with the default model and every collected dmr_model model.
     assert asked == [["ai/qwen3", "ai/smollm2"]]
 
@@ -166,7 +170,8 @@ def test_a_provisioned_runner_is_live_and_pulls_by_default(suite: pytest.Pyteste
                         lambda settings, config, models, run_dir: addresses.parse_runner_url(standin.url))
     suite.makepyfile(test_model="import pytest\n\n@pytest.mark.dmr_model('ai/qwen3')\ndef test_m(dmr_runner):\n"
                                 "    assert dmr_runner.provisioned and dmr_runner.pull and dmr_runner.source == 'testcontainers'\n")
-    result = suite.runpytest_inprocess(f"--dmr-url={refused_url}", "--dmr-provision=testcontainers")
+    monkeypatch.setenv("DMR_URL", refused_url)
+    result = suite.runpytest_inprocess("--dmr-provision=testcontainers")
     result.assert_outcomes(passed=5)
     assert standin.count("POST", "/models/create") == 1
 
