@@ -568,6 +568,8 @@ def _check_default_model(request: pytest.FixtureRequest, session: DMRSession, ru
     ``--dmr-require-live``), instead of failing at its first request."""
     __tracebackhide__ = True
     config, settings = request.config, session.settings
+    if runner.kind != "dmr":  # an OpenAI-compatible server (a bare llama.cpp) serves its one model whatever the name
+        return
     if defaults.model_source == FROM_DMR_CONFIG or "dmr_adapter" in request.fixturenames:
         problem = session.check_model(config, runner, defaults.model)
         if problem is not None:
