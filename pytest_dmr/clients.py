@@ -128,7 +128,7 @@ def dmr_environment(request: pytest.FixtureRequest, backend: _TestBackend, monke
         root, openai_url, server = backend.runner.root_url, backend.runner.base_url, None
     else:
         server = _server(request.config)
-        server.transport = backend.transport()
+        server.transport, server.upstream = backend.transport(), backend.root_url
         root = server.url
         openai_url = root + routes.ENGINES_PREFIX
     variables = {"OPENAI_BASE_URL": openai_url, "ANTHROPIC_BASE_URL": root, "OLLAMA_HOST": root, "MODEL_RUNNER_URL": root}

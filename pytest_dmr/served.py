@@ -23,18 +23,24 @@ from typing import Any
 import httpx2
 
 from pytest_dmr import errors
+from pytest_dmr.protocol import addresses
 
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade",
+HOP_BY_HOP = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade",
                         "proxy-connection"})
 NO_TRANSPORT = "no test is using pytest-dmr's served runner now"
 
 
 class LoopbackServer:
     """Serves ``transport`` (an httpx2 ``BaseTransport``; ``None``: every request gets a 503) on
-    ``host``:``port`` (port 0: a free one) from a background thread, once :meth:`start` is called."""
+    ``host``:``port`` (port 0: a free one) from a background thread, once :meth:`start` is called.
 
-    def __init__(self, transport: httpx2.BaseTransport | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    ``upstream`` is the root URL the requests are addressed to when passed on: the live runner's
+    for a transport that sends them there (a recording one); any for the mock or a replay."""
+
+    def __init__(self, transport: httpx2.BaseTransport | None = None, *, upstream: str = addresses.MOCK_BASE_URL,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
         self.transport = transport
+        self.upstream = upstream
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -100,7 +106,7 @@ def _handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
                 self._plain(503, NO_TRANSPORT)
                 return
             headers = [(name, value) for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP]
-            request = httpx2.Request(self.command, server.url + self.path, headers=headers, content=body)
+            request = httpx2.Request(self.command, server.upstream.rstrip("/") + self.path, headers=headers, content=body)
             try:
                 response = transport.handle_request(request)
             except httpx2.TransportError:  # a dropped connection: drop this one too

@@ -50,7 +50,7 @@ def test_anthropic(scripted, dmr_anthropic):
 def test_ollama(scripted, dmr_ollama):
     answer = dmr_ollama.chat(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=False)
     assert answer.message.content == "Bonjour from the mock."
-    pieces = [part.message.content for part in dmr_ollama.chat(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}])]
+    pieces = [part.message.content for part in dmr_ollama.chat(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=True)]
     assert "".join(pieces) == "Bonjour from the mock."
     assert scripted.last_request.api == "ollama"
 
@@ -72,7 +72,7 @@ def test_each_sdk_fixture_talks_to_the_test_s_mock(pytester: pytest.Pytester) ->
     pytester.makepyfile(test_sdks=SDK_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock", "-W", "error")
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 5 on the mock"])
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 6 on the mock"])
 
 
 def test_the_sdk_fixtures_reach_the_live_runner(pytester: pytest.Pytester, standin: StandIn) -> None:
