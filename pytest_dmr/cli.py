@@ -1,4 +1,4 @@
-"""The ``pytest-dmr`` command: ``doctor``, ``models [--running]``, ``pull NAME``.
+"""The ``pytest-dmr`` command: ``doctor``, ``models [--running]``, ``pull NAME``, ``cassettes [--unused] [PATH]``.
 
 It finds the runner exactly as the plugin does (pytest's own configuration step reads the ini
 file and the environment, then the same discovery runs), so ``pytest-dmr doctor`` explains what a
@@ -8,12 +8,15 @@ test run in the current directory would see.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import importlib.util
 import os
 import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pytest_dmr import errors
@@ -262,6 +265,50 @@ def pull(settings: Settings, name: str, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def collected_cassettes(pytest_args: Sequence[str]) -> tuple[list[Path], Path]:
+    """The cassettes the tests pytest collects with ``pytest_args`` use (each test's own, or the one
+    its ``dmr_cassette`` marker names), and pytest's root directory: pytest's own collection, in
+    this process, its output kept quiet."""
+    import pytest
+
+    from pytest_dmr import recording
+
+    used: list[Path] = []
+    roots: list[Path] = []
+
+    class CassetteProbe:
+        def pytest_collection_finish(self, session: pytest.Session) -> None:
+            roots.append(session.config.rootpath)
+            used.extend(recording.cassette_of(item) for item in session.items if "::" in item.nodeid)
+
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *pytest_args], plugins=[CassetteProbe()])
+    if int(code) not in (0, 5) or not roots:  # 5: no tests collected
+        raise errors.ConfigurationError(
+            f"pytest could not collect the tests (exit code {int(code)}):\n{shown.getvalue().strip()}",
+            hint="Fix what pytest --collect-only reports, then list the cassettes again",
+        )
+    return used, roots[0]
+
+
+def cassettes(path: str | None, unused_only: bool, out: TextIO) -> int:
+    """``cassettes [--unused] [PATH]``: each cassette under PATH (default: pytest's root directory),
+    ``used`` or ``unused`` by the tests pytest collects there, and temporary files of interrupted
+    writes (``leftover``). With ``--unused``, only those two kinds, and exit 1 when there are any."""
+    from pytest_dmr.cassettes import list_cassettes
+
+    used, rootdir = collected_cassettes([path] if path else [])
+    root = Path(path) if path else rootdir
+    found = list_cassettes([root if root.is_dir() else root.parent], used)
+    lines = found.lines(unused_only=unused_only, relative_to=Path.cwd().resolve())
+    for line in lines:
+        print(line, file=out)
+    if not lines:
+        print("no unused cassettes" if unused_only else f"no cassettes under {root}", file=out)
+    return EXIT_FAILED if unused_only and lines else EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------------------------
@@ -297,11 +344,22 @@ def build_parser() -> argparse.ArgumentParser:
     models_parser.add_argument("--running", action="store_true", help="the models loaded now (DMR's /engines/ps)")
     pull_parser = commands.add_parser("pull", parents=[after], help="pull a model, with progress", epilog=EXIT_CODES_HELP)
     pull_parser.add_argument("name", help="a model reference, e.g. ai/smollm2 or smollm2:135M-Q4_0")
+    cassettes_parser = commands.add_parser(
+        "cassettes", help="the cassettes under PATH, used or unused by the tests collected there")
+    cassettes_parser.add_argument("--unused", action="store_true",
+                                  help="only cassettes no collected test uses (and leftovers); exit 1 if any")
+    cassettes_parser.add_argument("path", nargs="?", help="a test directory or file (default: pytest's root directory)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "cassettes":
+        try:
+            return cassettes(args.path, args.unused, sys.stdout)
+        except errors.DMRError as exc:
+            print(f"pytest-dmr: {exc}", file=sys.stderr)
+            return EXIT_FAILED
     try:
         settings = _settings(args)
     except errors.ConfigurationError as exc:

@@ -35,6 +35,7 @@ from pytest_dmr.session import LIVE as LIVE
 from pytest_dmr.session import LIVE_AND_MOCK as LIVE_AND_MOCK
 from pytest_dmr.session import MOCK as MOCK
 from pytest_dmr.session import MOCK_MARKER_OPTIONS as MOCK_MARKER_OPTIONS
+from pytest_dmr.session import REPLAY as REPLAY
 from pytest_dmr.session import NEEDS_LIVE as NEEDS_LIVE
 from pytest_dmr.session import RUN_DIRECTORY_KEY as RUN_DIRECTORY_KEY
 from pytest_dmr.session import SESSION_KEY as SESSION_KEY
@@ -45,6 +46,7 @@ from pytest_dmr.session import get_session as get_session
 from pytest_dmr.settings import Settings
 
 if TYPE_CHECKING:
+    from pytest_dmr.recording import ActiveCassette
     from pytest_dmr.adapter import DockerModelRunnerAdapter
     from pytest_dmr.client import ModelRunnerClient
     from pytest_dmr.discovery import Probe
@@ -90,6 +92,21 @@ class DMRRunner:
     @property
     def address(self) -> addresses.RunnerAddress:
         return addresses.parse_runner_url(self.base_url)
+
+    @property
+    def openai_base_url(self) -> str:
+        """The base URL an OpenAI client takes (``.../engines/v1``): :attr:`base_url`."""
+        return self.base_url
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """The base URL an Anthropic client takes: the root (the SDK appends ``/v1/messages``)."""
+        return self.root_url
+
+    @property
+    def ollama_base_url(self) -> str:
+        """The host an Ollama client takes: the root (the SDK appends ``/api/...``)."""
+        return self.root_url
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,14 +224,17 @@ def no_live_runner_message(settings: Settings, why: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _live_transport(runner: DMRRunner, *, asynchronous: bool) -> Any:
-    if runner.socket_path is None:
+def live_transport(runner: DMRRunner, stack: str = "httpx2", asynchronous: bool = False, *, always: bool = False) -> Any:
+    """A real transport of ``stack`` (``httpx2`` or ``httpx``) to the live runner, over Docker
+    Desktop's socket when it is reached so; ``None`` where the client's own default does (a TCP
+    runner), unless ``always``."""
+    if runner.socket_path is None and not always:
         return None
-    import httpx2
+    import importlib
 
-    if asynchronous:
-        return httpx2.AsyncHTTPTransport(uds=runner.socket_path)
-    return httpx2.HTTPTransport(uds=runner.socket_path)
+    module = importlib.import_module(stack)
+    options = {"uds": runner.socket_path} if runner.socket_path else {}
+    return module.AsyncHTTPTransport(**options) if asynchronous else module.HTTPTransport(**options)
 
 
 def _runner_has(client: ModelRunnerClient, runner: DMRRunner, name: str) -> bool:
@@ -227,7 +247,7 @@ def _ensure_model(config: pytest.Config, runner: DMRRunner, name: str) -> str | 
     from pytest_dmr.client import ModelRunnerClient
 
     session = get_session(config)
-    transport = _live_transport(runner, asynchronous=False)
+    transport = live_transport(runner)
     with ModelRunnerClient(runner.root_url, timeout=session.settings.timeout, transport=transport) as client:
         try:
             if _runner_has(client, runner, name):
@@ -340,11 +360,31 @@ def _pull_with_progress(config: pytest.Config, client: ModelRunnerClient, name: 
 
 @dataclass
 class _TestBackend:
-    """What the adapter and client fixtures of one test talk to."""
+    """What the adapter, client and SDK fixtures of one test talk to: the live runner, the test's
+    mock, or its cassette (replayed, or recorded from the live runner). On ``replay``, ``runner`` is
+    a runner-less stand-in (the mock's addresses: a cassette answers whatever the host)."""
 
     runner: DMRRunner
     backend: str
     mock: MockModelRunner | None = None
+    cassette: ActiveCassette | None = None
+
+    @property
+    def root_url(self) -> str:
+        return self.mock.base_url if self.mock is not None and self.cassette is None else self.runner.root_url
+
+    @property
+    def openai_url(self) -> str:
+        return self.mock.openai_base_url if self.mock is not None and self.cassette is None else self.runner.base_url
+
+    def transport(self, stack: str = "httpx2", *, asynchronous: bool = False) -> Any:
+        """A transport of ``stack`` (``httpx2`` or ``httpx``) for one client of the test: the mock, a
+        cassette's, or the live runner's (``None``: the client's default, a TCP connection)."""
+        if self.cassette is not None:
+            return self.cassette.transport(self.runner, self.mock, stack, asynchronous)
+        if self.mock is not None:
+            return self.mock
+        return live_transport(self.runner, stack, asynchronous)
 
 
 def _off_error(settings: Settings) -> None:
@@ -426,24 +466,37 @@ def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> I
         mock.assert_all_rules_used()
 
 
-def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_config: Mapping[str, Any]) -> _TestBackend:
-    """Decide, for this test, live or mock; on mock, the test's one mock."""
+def _test_mock(request: pytest.FixtureRequest, session: DMRSession, dmr_config: Mapping[str, Any]) -> MockModelRunner:
+    if "dmr_mock" in request.fixturenames:
+        return request.getfixturevalue("dmr_mock")  # type: ignore[no-any-return]  # the test's one mock, configured once
+    return new_mock(session.settings, request.node, config_options(dmr_config).get("model"))
+
+
+def _dmr_backend(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> _TestBackend:
+    """Decide, for this test, live, mock or its cassette; on mock, the test's one mock. A replayed
+    cassette needs no runner: the run's runner is acquired only for the other cases."""
+    from pytest_dmr import recording
+
     session = get_session(request.config)
     item = request.node
+    cassette = recording.active(item)
+    if cassette is not None:
+        runner = (mock_runner(session.settings, source="cassette", reason=f"replays {cassette.session.path}")
+                  if cassette.backend == REPLAY else dmr_runner(request.config))
+        mock = _test_mock(request, session, dmr_config) if cassette.replay_unmatched == MOCK else None
+        record_backend(item, cassette.backend)
+        return _TestBackend(runner, cassette.backend, mock, cassette)
+    runner = dmr_runner(request.config)
     forced_mock = "dmr_mock" in request.fixturenames or item.get_closest_marker("dmr_mock") is not None
-    if forced_mock or not dmr_runner.live:
+    if forced_mock or not runner.live:
         if not forced_mock and session.settings.mode != MOCK:  # for want of a runner (the per-test hooks did this already for most tests)
             if session.settings.require_live and recorded_backend(item) is None:
-                cannot_run_live(item, True, dmr_runner.reason)
-            record_fallback(item, session, dmr_runner.reason)
-        if "dmr_mock" in request.fixturenames:
-            mock = request.getfixturevalue("dmr_mock")  # the test's one mock, configured once
-        else:
-            mock = new_mock(session.settings, item, config_options(dmr_config).get("model"))
+                cannot_run_live(item, True, runner.reason)
+            record_fallback(item, session, runner.reason)
         record_backend(item, MOCK)
-        return _TestBackend(dmr_runner, MOCK, mock)
+        return _TestBackend(runner, MOCK, _test_mock(request, session, dmr_config))
     record_backend(item, LIVE)
-    return _TestBackend(dmr_runner, LIVE)
+    return _TestBackend(runner, LIVE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -550,15 +603,11 @@ def _make_adapter(
     request = {**default_request, **call_request}
     if request:
         constructor["default_options"] = request
-    if backend.mock is not None:
-        constructor.setdefault("transport", backend.mock)
-        base_url = backend.mock.base_url
-    else:
-        transport = _live_transport(backend.runner, asynchronous=True)
+    if "transport" not in constructor:
+        transport = backend.transport(asynchronous=True)
         if transport is not None:
-            constructor.setdefault("transport", transport)
-        base_url = backend.runner.base_url
-    return DockerModelRunnerAdapter(base_url, model or defaults.model, **constructor)
+            constructor["transport"] = transport
+    return DockerModelRunnerAdapter(backend.openai_url, model or defaults.model, **constructor)
 
 
 def _check_default_model(request: pytest.FixtureRequest, session: DMRSession, runner: DMRRunner,
@@ -612,12 +661,6 @@ def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> It
     from pytest_dmr.client import ModelRunnerClient
 
     settings = get_session(request.config).settings
-    if _dmr_backend.mock is not None:
-        client = ModelRunnerClient(_dmr_backend.mock.base_url, timeout=settings.timeout, transport=_dmr_backend.mock)
-    else:
-        runner = _dmr_backend.runner
-        client = ModelRunnerClient(
-            runner.root_url, timeout=settings.timeout, transport=_live_transport(runner, asynchronous=False)
-        )
+    client = ModelRunnerClient(_dmr_backend.root_url, timeout=settings.timeout, transport=_dmr_backend.transport())
     with client:
         yield client

@@ -15,6 +15,9 @@ PROVISIONERS = ("never", "testcontainers")
 DISCOVERY_GROUPS = ("url", "compose", "host", "container", "desktop")
 DEFAULT_COMPOSE_REFS = ("LLM", "AI_RUNNER")
 DEFAULT_TIMEOUT = 120.0
+RECORD_MODES = ("none", "once", "new", "all", "verify")
+"""``--dmr-record`` (the same tuple as ``pytest_dmr.cassettes.MODES``, kept here so the table stays import-free)."""
+REPLAY_UNMATCHED = ("fail", "mock")
 
 
 if TYPE_CHECKING:
@@ -101,6 +104,14 @@ OPTIONS: tuple[Option, ...] = (
         "help": "request timeout in seconds (120). [ini dmr_timeout, env DMR_TIMEOUT (s), LOCAL_MODEL_TIMEOUT (ms)]",
     },
     {
+        "setting": "record", "flag": "--dmr-record", "ini": "dmr_record", "env": ("DMR_RECORD",), "default": "none",
+        "metavar": "MODE",
+        "help": f"{', '.join(RECORD_MODES)}: cassettes of real answers, cassettes/<module>/<test>.json beside each test "
+        "module. none (default): a test with a cassette replays it, no runner needed; once: record the tests that have "
+        "none; new: add the requests a cassette lacks; all: record every cassette again; verify: run live and fail "
+        "tests whose answers drifted from their cassette. [ini dmr_record, env DMR_RECORD]",
+    },
+    {
         "setting": "compose_refs", "flag": None, "ini": "dmr_compose_refs", "env": (), "default": "LLM AI_RUNNER",
         "ini_type": "args", "ini_default": list(DEFAULT_COMPOSE_REFS),
         "ini_help": "pytest-dmr: compose model refs whose <REF>_URL / <REF>_MODEL variables point at a runner",
@@ -109,6 +120,11 @@ OPTIONS: tuple[Option, ...] = (
         "setting": "assert_all_rules_used", "flag": None, "ini": "dmr_assert_all_rules_used", "env": (), "default": "off",
         "ini_help": "pytest-dmr: a passing test errors at teardown when a rule it gave dmr_mock answered no request "
         "(default false; @pytest.mark.dmr_mock(assert_all_rules_used=...) wins)",
+    },
+    {
+        "setting": "replay_unmatched", "flag": None, "ini": "dmr_replay_unmatched", "env": (), "default": "fail",
+        "ini_help": "pytest-dmr: a request a replayed cassette lacks: fail (default: the test fails, naming the closest "
+        "recorded request and what differs) or mock (the test's mock answers it)",
     },
 )
 """Flags in the order ``--help`` shows them; each ini key once, at its first row."""
@@ -130,6 +146,8 @@ MARKERS = {
     "dmr_mock": "dmr_mock: the test always runs on the mock, even when a live runner is available. "
     "dmr_mock(assert_all_rules_used=True): also, once the test has passed, it errors at teardown when a rule it "
     "gave dmr_mock answered no request (default: ini dmr_assert_all_rules_used, false); the closest marker wins.",
+    "dmr_cassette": "dmr_cassette(name): the test replays (or records) the cassette cassettes/<module>/<name>.json "
+    "instead of its own cassettes/<module>/<test>.json; tests naming one cassette share it.",
 }
 """The markers and their ``pytest --markers`` lines (the plugin, or the shim when the plugin is disabled, registers them)."""
 

@@ -31,11 +31,13 @@ from pytest_dmr import options
 from pytest_dmr.session import (
     ASKED_KEY,
     BODY_PASSED_KEY,
+    CASSETTE_KEY,
     LIVE,
     LIVE_AND_MOCK,
     MOCK,
     MOCK_MARKER_OPTIONS,
     NEEDS_LIVE,
+    REPLAY,
     RUN_DIRECTORY_KEY,
     SESSION_KEY,
     WORKER_INPUT_KEY,
@@ -48,11 +50,15 @@ if TYPE_CHECKING:
 
     from pytest_dmr.adapter import DockerModelRunnerAdapter
     from pytest_dmr.client import ModelRunnerClient
+    from pytest_dmr.clients import DMREnvironment
     from pytest_dmr.fixtures import DMRRunner, _TestBackend
     from pytest_dmr.mock import MockModelRunner
     from pytest_dmr.settings import Settings
 
-__all__ = ["dmr_adapter", "dmr_adapter_factory", "dmr_client", "dmr_config", "dmr_mock", "dmr_runner", "_dmr_backend"]
+__all__ = [
+    "dmr_adapter", "dmr_adapter_factory", "dmr_anthropic", "dmr_async_openai", "dmr_client", "dmr_config",
+    "dmr_environment", "dmr_mock", "dmr_ollama", "dmr_openai", "dmr_runner", "_dmr_backend",
+]
 
 _FROM_FIXTURES = ("cannot_run_live", "no_live_runner_message")
 """Names this module has offered that live in ``fixtures.py``: loaded on first access."""
@@ -69,7 +75,8 @@ def __getattr__(name: str) -> Any:
 COUNTER_KEY = pytest.StashKey["BackendCounter"]()
 PER_TEST_KEY = pytest.StashKey["PerTestHooks"]()
 
-PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"})
+SDK_FIXTURES = frozenset({"dmr_openai", "dmr_async_openai", "dmr_anthropic", "dmr_ollama", "dmr_environment"})
+PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"}) | SDK_FIXTURES
 MARKERS = options.MARKERS
 DMR_MARKERS = frozenset(MARKERS)
 MOCK_MARKER_UNUSED = (
@@ -262,7 +269,13 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     dmr = config.stash.get(SESSION_KEY, None)
     if dmr is None:
         return None
-    return [header_line(dmr)]
+    line = header_line(dmr)
+    current = dmr.settings
+    if current.record != "none" and current.mode != "off":
+        line += f"; cassettes: record mode {current.record} ({current.record_source})"
+        if current.mode == MOCK:
+            line += ", replay only on the mock"
+    return [line]
 
 
 def header_line(dmr: DMRSession) -> str:
@@ -315,6 +328,12 @@ def marker_problem(item: pytest.Item) -> str | None:
             return _marker_message(
                 item, marker, 'one or more model names as strings, e.g. @pytest.mark.dmr_model("ai/smollm2")'
             )
+    if item.get_closest_marker("dmr_cassette"):
+        from pytest_dmr import recording
+
+        problem = recording.marker_problem(item)
+        if problem is not None:
+            return problem
     if item.get_closest_marker("dmr_live") and item.get_closest_marker("dmr_mock"):
         return f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
     if item.get_closest_marker("dmr_live") and "dmr_mock" in getattr(item, "fixturenames", ()):
@@ -440,6 +459,14 @@ class PerTestHooks:
         if forced_mock:
             record_backend(item, MOCK)
             return
+        if "_dmr_backend" in getattr(item, "fixturenames", ()):
+            from pytest_dmr import recording
+
+            strict = current.require_live and (wants_live or bool(models))
+            cassette = recording.prepare(item, dmr, wants_live=strict)
+            if cassette is not None and cassette.backend == REPLAY:
+                record_backend(item, REPLAY)
+                return
         if current.mode == MOCK and not (wants_live or (models and current.require_live)):
             record_backend(item, MOCK)
             return
@@ -462,12 +489,30 @@ class PerTestHooks:
         backends (no plugin fixture, not even one a fixture requested with ``request.getfixturevalue``)
         did nothing, so say so."""
         __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
+        if CASSETTE_KEY in item.stash:
+            from pytest_dmr import recording
+
+            try:
+                outcome = yield
+            except BaseException:
+                recording.finish(item, passed=False)
+                raise
+            recording.finish(item, passed=True)  # drift (verify), or a request the cassette lacked: a failure
+            return outcome
         result = yield
         marked = item in self.items and any(marker.name == "dmr_mock" for marker in item.own_markers)
         if marked and recorded_backend(item) is None:
             fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
             item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
         return result
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """A test whose body never ran (a fixture failed) still releases its cassette's lock."""
+        if CASSETTE_KEY in item.stash:
+            from pytest_dmr import recording
+
+            recording.finish(item, passed=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
@@ -526,7 +571,7 @@ def record_fallback(item: pytest.Item, dmr: DMRSession, reason: str) -> None:
 
 
 def recorded_backend(item: pytest.Item) -> str | None:
-    """``live`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
+    """``live``, ``replay`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
     return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
 
 
@@ -543,7 +588,8 @@ def _skip_reason(report: pytest.TestReport) -> str:
 
 
 class BackendCounter:
-    """Counts tests run live, run on the mock, and skipped (or failed) for want of a live runner.
+    """Counts tests run live, replayed from a cassette, run on the mock, and skipped (or failed) for want
+    of a live runner (``replayed`` is shown once there is one).
 
     Registered with the per-test hooks; on an xdist controller (at session start) it sees the
     workers' reports, whose ``dmr_backend`` user property travels with them, so the counts cover
@@ -551,7 +597,7 @@ class BackendCounter:
     """
 
     def __init__(self) -> None:
-        self.counts = {LIVE: 0, MOCK: 0, "skipped": 0, "failed": 0}
+        self.counts = {LIVE: 0, REPLAY: 0, MOCK: 0, "skipped": 0, "failed": 0}
         self.fallbacks: dict[str, int] = {}
         """``dmr_fallback`` messages, and how many tests each concerns."""
 
@@ -563,7 +609,7 @@ class BackendCounter:
         fallback = properties.get(FALLBACK_PROPERTY)
         if report.when == "setup" and fallback is not None:
             self.fallbacks[str(fallback)] = self.fallbacks.get(str(fallback), 0) + 1
-        if report.when == "call" and backend in (LIVE, MOCK):
+        if report.when == "call" and backend in (LIVE, REPLAY, MOCK):
             self.counts[backend] += 1
         elif report.when == "setup" and report.skipped and _skip_reason(report).startswith(NEEDS_LIVE):
             self.counts["skipped"] += 1
@@ -574,7 +620,10 @@ class BackendCounter:
         counts = self.counts
         if not any(counts.values()):
             return None
-        parts = [f"{counts[LIVE]} live", f"{counts[MOCK]} on the mock"]
+        parts = [f"{counts[LIVE]} live"]
+        if counts[REPLAY]:
+            parts.append(f"{counts[REPLAY]} replayed")
+        parts.append(f"{counts[MOCK]} on the mock")
         if counts["skipped"]:
             parts.append(f"{counts['skipped']} skipped for want of a live runner")
         if counts["failed"]:
@@ -630,11 +679,11 @@ def dmr_mock(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> I
 
 
 @pytest.fixture
-def _dmr_backend(request: pytest.FixtureRequest, dmr_runner: DMRRunner, dmr_config: Mapping[str, Any]) -> _TestBackend:
-    """Decide, for this test, live or mock; on mock, the test's one mock."""
+def _dmr_backend(request: pytest.FixtureRequest, dmr_config: Mapping[str, Any]) -> _TestBackend:
+    """Decide, for this test, live, mock or its cassette; on mock, the test's one mock."""
     from pytest_dmr import fixtures
 
-    return fixtures._dmr_backend(request, dmr_runner, dmr_config)
+    return fixtures._dmr_backend(request, dmr_config)
 
 
 @pytest.fixture
@@ -694,3 +743,56 @@ def dmr_client(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> It
     from pytest_dmr import fixtures
 
     yield from fixtures.dmr_client(request, _dmr_backend)
+
+
+# --------------------------------------------------------------------------------------------
+# SDK clients and the environment (clients.py; each SDK is imported on first use)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dmr_openai(_dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``openai.OpenAI`` client on this test's backend (``.../engines/v1``): the live runner, its
+    cassette, or its mock. Skips when the openai package is not installed."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_openai(_dmr_backend)
+
+
+@pytest.fixture
+def dmr_async_openai(_dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``openai.AsyncOpenAI`` client on this test's backend, as ``dmr_openai``."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_async_openai(_dmr_backend)
+
+
+@pytest.fixture
+def dmr_anthropic(_dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``anthropic.Anthropic`` client on this test's backend (DMR's root: ``/v1/messages``).
+    Skips when the anthropic package is not installed."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_anthropic(_dmr_backend)
+
+
+@pytest.fixture
+def dmr_ollama(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``ollama.Client`` on this test's backend (DMR's root: ``/api/...``). Skips when the ollama
+    package is not installed."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_ollama(request, _dmr_backend)
+
+
+@pytest.fixture
+def dmr_environment(
+    request: pytest.FixtureRequest, _dmr_backend: _TestBackend, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[DMREnvironment]:
+    """``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``, ``OLLAMA_HOST`` and ``MODEL_RUNNER_URL`` (and
+    placeholder API keys) set for this test, for code that builds its own client from the
+    environment: the live runner's URLs, or a server on 127.0.0.1 serving this test's mock (the one
+    ``dmr_mock`` controls) or cassette."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_environment(request, _dmr_backend, monkeypatch)

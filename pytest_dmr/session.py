@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_dmr.provision.coordination import RunDirectory
     from pytest_dmr.settings import Settings
 
-LIVE, MOCK = "live", "mock"
+LIVE, MOCK, REPLAY = "live", "mock", "replay"
 WORKER_INPUT_KEY = "dmr_discovery"
 ASKED_KEY = "dmr_asked"
 """``workerinput`` key of :meth:`DMRSession.asked_for_runner`'s answer (the controller asks the URL hook)."""
@@ -29,6 +29,8 @@ NEEDS_LIVE = "needs a live Docker Model Runner"
 LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
 MOCK_MARKER_OPTIONS = ("assert_all_rules_used",)
 """The keyword arguments ``@pytest.mark.dmr_mock`` takes (``plugin.py`` checks them at collection)."""
+CASSETTE_KEY = pytest.StashKey[Any]()
+"""A test's cassette (``recording.TestCassette``), set by the per-test hooks when the test has one to use."""
 BODY_PASSED_KEY = pytest.StashKey[bool]()
 """Set by ``plugin.py`` once the call phase of a test that uses ``dmr_mock`` is reported: whether the body passed."""
 

@@ -20,6 +20,8 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 | timeout      | ``--dmr-timeout`` (s)       | ``dmr_timeout`` (s) | ``DMR_TIMEOUT`` (s), ``LOCAL_MODEL_TIMEOUT`` (ms) | 120 s |
 | compose_refs | (none)                      | ``dmr_compose_refs`` | (none)                                     | ``LLM AI_RUNNER`` |
 | assert_all_rules_used | (none: the ``dmr_mock`` marker's keyword) | ``dmr_assert_all_rules_used`` | (none) | off |
+| record       | ``--dmr-record``            | ``dmr_record``     | ``DMR_RECORD``                               | ``none`` |
+| replay_unmatched | (none)                  | ``dmr_replay_unmatched`` | (none)                                 | ``fail`` |
 
 :func:`ineffective_settings` says which settings the user gave have no effect in this run (the
 plugin warns about them at configure time).
@@ -32,7 +34,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pytest_dmr import errors
-from pytest_dmr.options import DEFAULT_COMPOSE_REFS, DEFAULT_TIMEOUT, DISCOVERY_GROUPS, MODES, PROVISIONERS
+from pytest_dmr.options import (
+    DEFAULT_COMPOSE_REFS,
+    DEFAULT_TIMEOUT,
+    DISCOVERY_GROUPS,
+    MODES,
+    PROVISIONERS,
+    RECORD_MODES,
+    REPLAY_UNMATCHED,
+)
 from pytest_dmr.protocol import addresses
 
 _TRUE = ("1", "true", "yes", "on")
@@ -68,6 +78,11 @@ class Settings(NamedTuple):
     compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS
     assert_all_rules_used: bool = False
     """The ini's default for ``@pytest.mark.dmr_mock(assert_all_rules_used=...)``."""
+    record: str = "none"
+    """``--dmr-record``: what tests do with their cassettes (``pytest_dmr.cassettes.session``)."""
+    record_source: str = "default"
+    replay_unmatched: str = "fail"
+    """A request a replayed cassette lacks: ``fail`` the test, or let the test's ``mock`` answer it."""
 
     def pull_for(self, *, provisioned: bool) -> bool:
         """Whether to pull missing models: explicit choice, else only on a runner we provisioned."""
@@ -245,6 +260,14 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
     if source:
         values["assert_all_rules_used"] = _boolean(raw, source)
 
+    raw, source = pick("--dmr-record", "dmr_record", "DMR_RECORD")
+    if source:
+        values["record"], values["record_source"] = _choice(raw, RECORD_MODES, source), source
+
+    raw, source = pick(None, "dmr_replay_unmatched")
+    if source:
+        values["replay_unmatched"] = _choice(raw, REPLAY_UNMATCHED, source)
+
     raw, source = pick("--dmr-discovery", "dmr_discovery", "DMR_DISCOVERY")
     if source:
         values["discovery"] = _groups(raw, source)
@@ -284,6 +307,11 @@ MOOT_BECAUSE = {
 REQUIRE_LIVE_ON_THE_MOCK = (
     "pytest-dmr: --dmr-require-live with {mode} fails every dmr_live and dmr_model test, as no test runs live "
     "on the mock. Remove --dmr-require-live, or run with --dmr=auto (or --dmr=live) to use a runner."
+)
+RECORD_ON_THE_MOCK = (
+    "pytest-dmr: {setting} has no effect with {mode}: recording and verifying cassettes need a live runner, which "
+    "the mock never touches (tests with a cassette still replay it). Remove {setting}, or run with --dmr=auto "
+    "(or --dmr=live) to record."
 )
 
 
@@ -345,6 +373,11 @@ def ineffective_settings(settings: Settings) -> list[str]:
                 warnings.append(REQUIRE_LIVE_ON_THE_MOCK.format(mode=mode))
             else:
                 mooted.append(setting_text(settings.require_live_source, True))
+        if settings.record != "none" and _flag(settings.record_source):
+            if settings.mode == "mock":
+                warnings.append(RECORD_ON_THE_MOCK.format(mode=mode, setting=setting_text(settings.record_source, settings.record)))
+            else:
+                mooted.append(setting_text(settings.record_source, settings.record))
         if mooted:
             warnings.append(FLAGS_MOOT_IN_MODE.format(
                 flags=", ".join(mooted), verb="has" if len(mooted) == 1 else "have", mode=mode,
