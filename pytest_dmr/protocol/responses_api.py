@@ -232,14 +232,7 @@ _PART_FIELDS = {name: "string" for name in ("type", "text", "image_url", "file_i
 def _content(content: Any) -> Any:
     if content is None or isinstance(content, str):
         return content or ""
-    problem = None
-    if not isinstance(content, list):
-        problem = f"json: cannot unmarshal {_json_kind(content)} into Go value of type []responses.InputContentPart"
-    else:
-        for part in content:
-            problem = _element_problem(part, "responses.InputContentPart", _PART_FIELDS)
-            if problem:
-                break
+    problem = _list_problem(content, "responses.InputContentPart", _PART_FIELDS)
     if problem:
         raise ValueError(f"content must be string or array: {problem}")
     parts: list[dict[str, Any]] = []
@@ -256,8 +249,15 @@ def _json_kind(value: Any) -> str:
     return {str: "string", bool: "bool", dict: "object", list: "array"}.get(type(value), "number")
 
 
-def _element_problem(element: Any, struct: str, fields: Mapping[str, str]) -> str | None:
-    return decode_struct(json.dumps(element), struct, fields)[1]
+def _list_problem(value: Any, struct: str, fields: Mapping[str, str]) -> str | None:
+    """Go's error decoding ``value`` into ``[]struct``: not an array, or the first element that does not fit."""
+    if not isinstance(value, list):
+        return f"json: cannot unmarshal {_json_kind(value)} into Go value of type []{struct}"
+    for element in value:
+        problem = decode_struct(json.dumps(element), struct, fields)[1]
+        if problem:
+            return problem
+    return None
 
 
 def input_messages(input: Any) -> list[dict[str, Any]]:
@@ -271,14 +271,7 @@ def input_messages(input: Any) -> list[dict[str, Any]]:
         return [_message("user", "")]  # Go reads null into a string without complaint
     if isinstance(input, str):
         return [_message("user", input)]
-    problem = None
-    if not isinstance(input, list):
-        problem = f"json: cannot unmarshal {_json_kind(input)} into Go value of type []responses.InputItem"
-    else:
-        for item in input:
-            problem = _element_problem(item, "responses.InputItem", _ITEM_FIELDS)
-            if problem:
-                break
+    problem = _list_problem(input, "responses.InputItem", _ITEM_FIELDS)
     if problem:
         raise ValueError(f"input must be a string or array of items: {problem}")
     messages = []
