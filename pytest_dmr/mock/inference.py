@@ -27,7 +27,7 @@ import hashlib
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
@@ -40,12 +40,11 @@ from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
+from pytest_dmr.mock.state import MockState
 from pytest_dmr.mock.streams import Delivery
 from pytest_dmr.mock.conversation import Conversation
 from pytest_dmr.mock.tools import generated_calls, plan_calls, result_answer, scripted_calls
 
-if TYPE_CHECKING:
-    from pytest_dmr.mock.transport import MockModelRunner
 
 _LENGTH_AND_FRAMING_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
 """Request fields that cut or frame the answer but do not choose it: left out of the text's seed, so
@@ -143,7 +142,7 @@ def _response_schema(body: Mapping[str, Any], conversation: str) -> tuple[Any, s
     return None, conversation
 
 
-def _limit(runner: MockModelRunner, body: Mapping[str, Any], prompt: int) -> int:
+def _limit(runner: MockState, body: Mapping[str, Any], prompt: int) -> int:
     """How many tokens the answer may have: ``max_tokens`` (else the runner's default) within the
     context left after the prompt."""
     room = runner.context_size - prompt
@@ -170,7 +169,7 @@ def _conversation_text(body: Mapping[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-def _compose(runner: MockModelRunner, exchange: Exchange, seeds: _Seeds, prompt: int, *, chat: bool) -> _Answer:
+def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, *, chat: bool) -> _Answer:
     """What the model says: a rule's reply or tool call, a generated tool call, JSON, code, a list or prose."""
     body = exchange.body
     rule = exchange.rule
@@ -248,14 +247,14 @@ def prompt_tokens(messages: Any, model: str) -> int:
     return count_prompt_tokens(messages if isinstance(messages, list) else [], model)
 
 
-def _context_exceeded(prompt: int, runner: MockModelRunner) -> Answer:
+def _context_exceeded(prompt: int, runner: MockState) -> Answer:
     """llama.cpp's refusal of a prompt that leaves no room in the context."""
     return _bad_request(
         f"the request exceeds the available context size ({prompt} prompt tokens, context {runner.context_size}), try increasing it"
     )
 
 
-def chat_outcome(runner: MockModelRunner, exchange: Exchange) -> ChatOutcome:
+def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
     """The chat-completions core: what the model answers to ``exchange.body``, as structured data."""
     body = exchange.body
     messages = body.get("messages")
@@ -326,11 +325,11 @@ def openai_chat_answer(outcome: ChatOutcome) -> Answer:
     return answer
 
 
-def chat_completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
+def chat_completions(runner: MockState, exchange: Exchange) -> Answer:
     return openai_chat_answer(chat_outcome(runner, exchange))
 
 
-def completions(runner: MockModelRunner, exchange: Exchange) -> Answer:
+def completions(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
     if "prompt" not in body:
         return _bad_request('"prompt" must be provided')
@@ -404,7 +403,7 @@ def embedding_width(requested: Any, configured: int | None, model: str) -> int:
     return configured or tokens.embedding_width(model) or DEFAULT_EMBEDDING_WIDTH
 
 
-def embeddings(runner: MockModelRunner, exchange: Exchange) -> Answer:
+def embeddings(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
     texts = _embedding_inputs(body.get("input", body.get("content")))
     if texts is None:

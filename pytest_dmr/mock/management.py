@@ -10,11 +10,11 @@ from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.catalog import describe_model, model_size_bytes, pull_lines, stored_tag
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.rules import RecordedRequest
+from pytest_dmr.mock.state import MockState
 from pytest_dmr.mock.streams import Delivery
 
 if TYPE_CHECKING:
     from pytest_dmr.mock.stacks import AnyRequest
-    from pytest_dmr.mock.transport import MockModelRunner
 
 MOCK_VERSION = "v1.2.6"
 """The runner release whose behaviour the mock follows (DMR-PROTOCOL.md's snapshot)."""
@@ -37,12 +37,12 @@ def engines_status() -> Answer:
     return responses.raw(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
 
 
-def engines_ps(runner: MockModelRunner) -> Answer:
+def engines_ps(runner: MockState) -> Answer:
     """The mock has no clock: every runner shows the zero ``last_used``; ``keep_alive`` as configured."""
     entries = []
-    with runner._lock:
+    with runner.lock:
         for name, mode in runner.loaded_runners:
-            config = runner.runner_configs.get(runner._config_key(engines_api.LLAMACPP_BACKEND, name, mode))
+            config = runner.runner_configs.get(runner.config_key(engines_api.LLAMACPP_BACKEND, name, mode))
             keep_alive = config.keep_alive if config is not None else None
             entries.append(engines_api.ps_entry(
                 backend=engines_api.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=encoding.GO_ZERO_TIME,
@@ -51,12 +51,12 @@ def engines_ps(runner: MockModelRunner) -> Answer:
     return responses.management_json(entries)
 
 
-def engines_df(runner: MockModelRunner) -> Answer:
+def engines_df(runner: MockState) -> Answer:
     models = sum(model_size_bytes(model) for model in runner.models)
     return responses.management_json({"models_disk_usage": models, "default_backend_disk_usage": _DISK_USAGE_LLAMACPP})
 
 
-def engines_unload(runner: MockModelRunner, content: bytes) -> Answer:
+def engines_unload(runner: MockState, content: bytes) -> Answer:
     """All: every runner and every stored setting go. Models: their runners go when ``backend`` is empty
     or ``llama.cpp`` (the mock's only one); their settings only when ``backend`` matches exactly."""
     if len(content) > proxying.MAX_INFERENCE_BODY:
@@ -65,21 +65,21 @@ def engines_unload(runner: MockModelRunner, content: bytes) -> Answer:
         request = engines_api.parse_unload_request(content)
     except ValueError:
         return responses.plain_error(400, error_bodies.INVALID_REQUEST)
-    with runner._lock:
+    with runner.lock:
         count = 0
         if request.all:
             count = runner.unload_runners(lambda name, mode: True)
             runner.runner_configs.clear()
         else:
-            ids = {runner._resolve_id(name) for name in request.models}
+            ids = {runner.resolve_id(name) for name in request.models}
             for key in [key for key in runner.runner_configs if key[0] == request.backend and key[1] in ids]:
                 del runner.runner_configs[key]
             if request.backend in ("", engines_api.LLAMACPP_BACKEND):
-                count = runner.unload_runners(lambda name, mode: runner._resolve_id(name) in ids)
+                count = runner.unload_runners(lambda name, mode: runner.resolve_id(name) in ids)
     return responses.management_json({"unloaded_runners": count})
 
 
-def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> Answer:
+def configure(runner: MockState, backend: str | None, content: bytes) -> Answer:
     """``POST /engines[/{backend}]/_configure``: DMR's checks in its order, ``202``, then the preload.
 
     A runner of the model loaded with other settings is unloaded (the mock's runners are never busy
@@ -100,23 +100,23 @@ def configure(runner: MockModelRunner, backend: str | None, content: bytes) -> A
         mode, config = request.resolve()
     except ValueError as exc:
         return responses.plain_error(500, str(exc))
-    with runner._lock:
-        key = runner._config_key(backend, request.model, mode)
+    with runner.lock:
+        key = runner.config_key(backend, request.model, mode)
         if runner.runner_configs.get(key) != config:
             if backend == engines_api.LLAMACPP_BACKEND:
-                runner.unload_runners(lambda name, loaded: (runner._resolve_id(name), loaded) == (key[1], mode))
+                runner.unload_runners(lambda name, loaded: (runner.resolve_id(name), loaded) == (key[1], mode))
             runner.runner_configs[key] = config
         usable = runner.serve_any_model or runner.store.find(request.model) is not None
         if backend == engines_api.LLAMACPP_BACKEND and request.model and usable:
-            runner._mark_loaded(request.model, engines_api.COMPLETION_MODE)
+            runner.mark_loaded(request.model, engines_api.COMPLETION_MODE)
     return responses.empty(202)
 
 
-def configurations(runner: MockModelRunner, wanted: str) -> Answer:
+def configurations(runner: MockState, wanted: str) -> Answer:
     """``GET /engines/_configure[?model=]``: settings of stored models only, ``Model`` their first tag."""
-    wanted_id = runner._resolve_id(wanted) if wanted else None
+    wanted_id = runner.resolve_id(wanted) if wanted else None
     entries = []
-    with runner._lock:
+    with runner.lock:
         for (backend, model_id, mode), config in runner.runner_configs.items():
             model = runner.store.find(model_id)
             if model is None or (wanted_id is not None and model_id != wanted_id):
@@ -130,11 +130,11 @@ def metrics() -> Answer:
     return responses.raw(200, proxying.NO_ACTIVE_RUNNERS_BODY, proxying.METRICS_CONTENT_TYPE)
 
 
-def list_models(runner: MockModelRunner) -> Answer:
+def list_models(runner: MockState) -> Answer:
     return responses.management_json([model.to_json() for model in runner.models])
 
 
-def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> Answer:
+def inspect_model(runner: MockState, ref: str, *, remote: bool) -> Answer:
     if remote:  # the registry's answer (every model exists there): no tags, no partial matching
         body = (runner.store.find(ref) or describe_model(ref)).to_json()
         body.pop("tags", None)
@@ -145,30 +145,30 @@ def inspect_model(runner: MockModelRunner, ref: str, *, remote: bool) -> Answer:
     return responses.management_json(model.to_json())
 
 
-def openai_models(runner: MockModelRunner) -> Answer:
+def openai_models(runner: MockState) -> Answer:
     return responses.management_json(model_info.openai_model_list(runner.models))
 
 
-def openai_model(runner: MockModelRunner, name: str) -> Answer:
+def openai_model(runner: MockState, name: str) -> Answer:
     model = runner.store.find(name)
     if model is None:
         return responses.plain_error(404, error_bodies.model_not_found_message(name))
     return responses.management_json(model.to_openai())
 
 
-def delete_model(runner: MockModelRunner, ref: str, *, force: bool) -> Answer:
+def delete_model(runner: MockState, ref: str, *, force: bool) -> Answer:
     status, result = runner.store.delete(ref, force=force)
     if status != 200:
         return responses.plain_error(status, result)
     return responses.management_json(result)
 
 
-def purge(runner: MockModelRunner) -> Answer:
+def purge(runner: MockState) -> Answer:
     runner.store.models.clear()
     return responses.empty(200)
 
 
-def pull(runner: MockModelRunner, recorded: RecordedRequest, *, fault: Fault | None, delivery: Delivery) -> Answer:
+def pull(runner: MockState, recorded: RecordedRequest, *, fault: Fault | None, delivery: Delivery) -> Answer:
     """``POST /models/create``: progress lines and success, or one cached line, or a mid-stream error."""
     body = recorded.json
     source = body.get("from") if isinstance(body, dict) else None
@@ -187,7 +187,7 @@ def pull(runner: MockModelRunner, recorded: RecordedRequest, *, fault: Fault | N
 
 
 def pull_progress(
-    runner: MockModelRunner, normalized: str, *, fault: Fault | None, delivery: Delivery
+    runner: MockState, normalized: str, *, fault: Fault | None, delivery: Delivery
 ) -> tuple[list[pull_stream.PullProgress], str | None]:
     """A pull of a valid reference: its progress lines (every layer, or one cached line, or some then
     an error line), and the error a ``Fault.pull_error`` makes it fail with (``None``: success). The
@@ -206,7 +206,7 @@ def pull_progress(
     return pull_lines(info), None
 
 
-def requests_log(runner: MockModelRunner, request: AnyRequest) -> Answer:
+def requests_log(runner: MockState, request: AnyRequest) -> Answer:
     """``GET /engines/requests[?model=]``: the request log as JSON, or, for ``Accept:
     text/event-stream``, its event stream. The mock's stream is a snapshot: the stored records (with
     ``include_existing=true``) and ``connected``, then it ends, as no later request can reach a

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import httpx2
 
-from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, model_names, openai_api, proxying, request_log, routes
+from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, openai_api, request_log, routes
 from pytest_dmr.protocol.responses_api import ResponseStore
 from pytest_dmr.mock import frontends, inference, management, responses, stacks
-from pytest_dmr.mock.clock import MockClock
-from pytest_dmr.mock.frontends import Call, View
 from pytest_dmr.mock.catalog import ModelStore, describe_model
+from pytest_dmr.mock.clock import MockClock
 from pytest_dmr.mock.faults import Fault
+from pytest_dmr.mock.frontends import Call, View
 from pytest_dmr.mock.rules import RecordedRequest, Rule, Step, ToolCallSpec
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.stacks import Dropped
+from pytest_dmr.mock.state import MockState
 from pytest_dmr.mock.streams import AT_ONCE, Delivery, Pace
 from pytest_dmr.protocol.model_info import ModelInfo
+from pytest_dmr.protocol.request_log import RequestLog
 
 if TYPE_CHECKING:
     import httpx
@@ -42,12 +42,9 @@ else:  # at run time, httpx2's (its glue is the core dependency); httpx's client
 DEFAULT_CONTEXT_SIZE = 2048
 """The mock's context size: the emulator's (and the live tier's llama.cpp's) default."""
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
-_UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
-_DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
 _MODELS_PREFIX = routes.MANAGEMENT_MODELS_PATH + "/"
 _PRELOAD = routes.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
-_LOG_BACKLOG = 500
-"""Queued request-log changes made at once past this many (the log keeps 10 records per model)."""
+_T = TypeVar("_T")
 
 RULES_NOT_USED = "The mock's rules were not all used:\n{rules}\n\n{hint}"
 """What :meth:`MockModelRunner.assert_all_rules_used` raises: one ``- rule: how it fell short`` line per rule."""
@@ -55,6 +52,24 @@ RULES_NOT_USED_HINT = (
     "If a rule may go unused on purpose, add it in a pytest_dmr_configure_mock hook (or before "
     "mock.mark_background_rules()), or turn the check off with @pytest.mark.dmr_mock(assert_all_rules_used=False)."
 )
+
+
+class _InState(Generic[_T]):
+    """A runner attribute kept in its :class:`~pytest_dmr.mock.state.MockState`, where handlers read it."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, runner: None, owner: type) -> _InState[_T]: ...
+    @overload
+    def __get__(self, runner: MockModelRunner, owner: type) -> _T: ...
+
+    def __get__(self, runner: MockModelRunner | None, owner: type) -> _InState[_T] | _T:
+        return self if runner is None else getattr(runner.state, self.name)
+
+    def __set__(self, runner: MockModelRunner, value: _T) -> None:
+        setattr(runner.state, self.name, value)
 
 
 class MockModelRunner(_Transports):
@@ -89,6 +104,20 @@ class MockModelRunner(_Transports):
     """
 
     base_url: str = addresses.MOCK_BASE_URL
+    serve_any_model = _InState[bool]()
+    embedding_dimensions = _InState["int | None"]()
+    default_max_tokens = _InState["int | None"]()
+    context_size = _InState[int]()
+    pace = _InState["Pace | None"]()
+    origins = _InState["tuple[str, ...]"]()
+    store = _InState[ModelStore]()
+    rules = _InState["list[Rule]"]()
+    requests = _InState["list[RecordedRequest]"]()
+    loaded_runners = _InState["list[tuple[str, str]]"]()
+    runner_configs = _InState["dict[tuple[str, str, str], engines_api.RunnerConfig]"]()
+    clock = _InState[MockClock]()
+    response_store = _InState[ResponseStore]()
+    request_log = _InState[RequestLog]()
 
     def __init__(
         self,
@@ -104,26 +133,13 @@ class MockModelRunner(_Transports):
         for name, value in (("embedding_dimensions", embedding_dimensions), ("default_max_tokens", default_max_tokens), ("context_size", context_size)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value!r}")
-        self._initial_models = tuple(models)
-        self.serve_any_model = serve_any_model
-        self.embedding_dimensions = embedding_dimensions
-        self.default_max_tokens = default_max_tokens
-        self.context_size = context_size
-        self.pace = pace
         if isinstance(origins, str):
             raise TypeError(f"origins must be a list of origins, not the string {origins!r} (split it on commas)")
-        self.origins = tuple(origins)
-        self.store = ModelStore(self._initial_models)
-        self.rules: list[Rule] = []
-        self.requests: list[RecordedRequest] = []
-        self.loaded_runners: list[tuple[str, str]] = []
-        self.runner_configs: dict[tuple[str, str, str], engines_api.RunnerConfig] = {}
-        self._lock = threading.RLock()  # a `when` callable may call back into the mock
-        self.clock = MockClock()
-        self.response_store = ResponseStore(clock=self.clock.now)
-        self.request_log = request_log.RequestLog(self._resolve_id)
-        self._sequence = 0  # counts requests that need a fresh ID or time (Responses, request log)
-        self._log_changes: list[Callable[[], object]] = []
+        self.state = MockState(
+            models=models, serve_any_model=serve_any_model, embedding_dimensions=embedding_dimensions,
+            default_max_tokens=default_max_tokens, context_size=context_size, pace=pace, origins=origins,
+        )
+        """What the handlers read and change: the attributes above (``store``, ``rules``, ``requests``...) are kept there."""
 
     # -- the controller ---------------------------------------------------------------------------
 
@@ -145,7 +161,7 @@ class MockModelRunner(_Transports):
     @property
     def models(self) -> list[ModelInfo]:
         """The models the management API lists, in order."""
-        return list(self.store.models)
+        return self.state.models
 
     @property
     def last_request(self) -> RecordedRequest:
@@ -179,7 +195,7 @@ class MockModelRunner(_Transports):
             reply=reply, stream=stream, tool_call=tool_call, fault=fault, times=times,
             turn=turn, last_role=last_role, tool_result=tool_result, tool_called=tool_called, replies=replies,
         )
-        with self._lock:
+        with self.state.lock:
             self.rules.append(rule)
         return rule
 
@@ -195,7 +211,7 @@ class MockModelRunner(_Transports):
         """Make the rules added so far background: canned answers a suite sets up for every test (the
         plugin marks those of ``pytest_dmr_configure_mock`` so), which :meth:`assert_all_rules_used`
         does not expect a test to use."""
-        with self._lock:
+        with self.state.lock:
             for rule in self.rules:
                 rule.background = True
 
@@ -204,7 +220,7 @@ class MockModelRunner(_Transports):
         no request, or fewer than its ``times``: a rule nothing used means the code under test did not
         ask what the test scripted."""
         __tracebackhide__ = True
-        with self._lock:
+        with self.state.lock:
             short = [rule for rule in self.rules if not rule.background and not rule.used_as_expected]
             lines = [f"- {rule.describe()}: {_usage(rule)}" for rule in short]
         if lines:
@@ -213,17 +229,11 @@ class MockModelRunner(_Transports):
     def reset(self) -> None:
         """Forget rules, recorded requests, loaded runners and their settings, stored responses and the
         request log; restore the initial models; set the clock back."""
-        with self._lock:
-            self.rules.clear()
-            self.requests.clear()
-            self.loaded_runners.clear()
-            self.runner_configs.clear()
-            self.store = ModelStore(self._initial_models)
-            self.clock.reset()
-            self.response_store = ResponseStore(clock=self.clock.now)
-            self.request_log = request_log.RequestLog(self._resolve_id)
-            self._sequence = 0
-            self._log_changes.clear()
+        self.state.reset()
+
+    def flush_request_log(self) -> RequestLog:
+        """The request log (``GET /engines/requests``), every queued change made."""
+        return self.state.flush_request_log()
 
     def add_model(self, name: str, *, size: int | None = None, tags: Iterable[str] = ()) -> ModelInfo:
         """Put a model in the store (as if pulled); ``size`` in bytes, ``tags`` extra names for it."""
@@ -281,10 +291,10 @@ class MockModelRunner(_Transports):
                 body = json.loads(content)
             except ValueError:
                 invalid_json = True
-        front = frontends.view(self, method, path, body, content)
+        front = _front_end(self.state, method, path, body, content)
         route = None if front is not None else routes.match_inference_path(path)
         recorded = self._record(request, method, path, route, body, content, front[0] if front else None)
-        access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.origins)
+        access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.state.origins)
         if access.status == 403:
             return responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
         if access.status is not None:  # an allowed preflight
@@ -305,7 +315,7 @@ class MockModelRunner(_Transports):
     ) -> Answer:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
-        with self._lock:
+        with self.state.lock:
             rule = next(
                 (
                     rule
@@ -319,7 +329,7 @@ class MockModelRunner(_Transports):
                 rule = rule.answer_for(rule.calls)  # a replies= sequence answers with its next step
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer and (front is None or not front[0].upstream):
-            return self._fault_answer(fault, recorded)
+            return frontends.fault_answer(fault, recorded)
         delivery = AT_ONCE
         if fault is not None and fault.kind in ("slow_first_token", "cut_stream"):
             delivery = Delivery(
@@ -331,14 +341,15 @@ class MockModelRunner(_Transports):
         if front is not None:
             view, handler = front
             call = Call(request, recorded, view, rule, fault, delivery)
-            answer = handler(self, call)
+            answer = handler(self.state, call)
         elif route is not None:
             answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
         else:
             answer = self._management(request, recorded, fault, delivery)
         tokens = answer.tokens or (call.tokens if call is not None else 0)
-        if self.pace is not None and tokens and answer.status == 200:
-            paced = self.pace.applied(answer.delivery if answer.chunks is not None else delivery, streamed=answer.chunks is not None, tokens=tokens)
+        pace = self.state.pace
+        if pace is not None and tokens and answer.status == 200:
+            paced = pace.applied(answer.delivery if answer.chunks is not None else delivery, streamed=answer.chunks is not None, tokens=tokens)
             if answer.chunks is not None:
                 answer.delivery = paced
             delivery = paced
@@ -385,103 +396,9 @@ class MockModelRunner(_Transports):
             api=api,
             chat=chat if view is not None else None,
         )
-        with self._lock:
+        with self.state.lock:
             self.requests.append(recorded)
         return recorded
-
-    def _fault_answer(self, fault: Fault, recorded: RecordedRequest) -> Answer:
-        if fault.kind in ("timeout", "disconnect"):
-            raise Dropped(fault.kind)
-        body, content_type = fault.response_body(method=recorded.method, endpoint=recorded.endpoint, model=recorded.model)
-        return responses.raw(fault.status, body, content_type)
-
-    # -- the scheduler, for every front-end -----------------------------------------------------------
-
-    def admit(
-        self, call: Call, *, backend: str | None, endpoint: str, body: Any, size: int, mode: str | None = None
-    ) -> Answer | None:
-        """What DMR's scheduler does before the backend sees a front-end's request: the rule's fault
-        (it stands for the upstream's answer), then DMR's checks; ``None`` when the model is loaded."""
-        if call.fault is not None and call.fault.replaces_answer:
-            return self._fault_answer(call.fault, call.recorded)
-        refusal = self._checks(backend, body, size)
-        if refusal is not None:
-            return refusal
-        self._mark_loaded(body["model"], mode or engines_api.mode_for_endpoint(endpoint))
-        return None
-
-    def generate(self, call: Call, chat: dict[str, Any]) -> inference.ChatOutcome:
-        """The chat-completions core's answer to ``chat`` (the front-end's translated request)."""
-        exchange = inference.Exchange(
-            recorded=call.recorded, body=chat, endpoint=routes.CHAT_COMPLETIONS, rule=call.rule, delivery=call.delivery
-        )
-        outcome = inference.chat_outcome(self, exchange)
-        call.tokens = outcome.completion_tokens
-        return outcome
-
-    def log_exchange(
-        self, recorded: RecordedRequest, *, url: str, model: str, body: bytes | str, answer: Answer, origin: str | None = None,
-        user_agent: str | None = None,
-    ) -> None:  # fmt: skip
-        """Keep one request in the request log (``GET /engines/requests``), as DMR's recorder does once
-        the runner is loaded: ``url`` the scheduler's path, ``answer`` as the backend sent it. Its ID and
-        timestamp come from :attr:`clock`, a nanosecond later per record so that IDs stay unique."""
-        with self._lock:
-            self._sequence += 1
-            now_ns = int(self.clock.now()) * 1_000_000_000 + self._sequence
-        if origin is None:
-            origin = request_log.request_origin(url, recorded.headers.get(request_log.REQUEST_ORIGIN_HEADER.lower()))
-        response = answer.body if answer.chunks is None else b"".join(answer.chunks)
-        self._to_log(functools.partial(
-            self.request_log.record, model, url=url, body=body, now_ns=now_ns, status_code=answer.status,
-            response=response, user_agent=recorded.headers.get("user-agent", "") if user_agent is None else user_agent,
-            origin=origin,
-        ))  # fmt: skip
-
-    def _to_log(self, change: Callable[[], object]) -> None:
-        """Queue a change to the request log: it is made (JSON decoded and encoded again, streams
-        reassembled) only when the log is read, so requests no test looks at cost nothing."""
-        with self._lock:
-            self._log_changes.append(change)
-            if len(self._log_changes) > _LOG_BACKLOG:
-                self.flush_request_log()
-
-    def flush_request_log(self) -> request_log.RequestLog:
-        """The request log, every queued change made."""
-        with self._lock:
-            changes, self._log_changes = self._log_changes, []
-            for change in changes:
-                change()
-            return self.request_log
-
-    def next_sequence(self) -> int:
-        """A number no earlier request got: seeds IDs that must differ between identical requests."""
-        with self._lock:
-            self._sequence += 1
-            return self._sequence
-
-    def _checks(self, backend: str | None, body: Any, size: int, *, invalid_json: bool = False) -> Answer | None:
-        """DMR's order (DMR-PROTOCOL.md 3.3): backend name, body, model, lookup, backend install."""
-        backend = backend or engines_api.LLAMACPP_BACKEND
-        if backend != engines_api.LLAMACPP_BACKEND and backend not in engines_api.OTHER_BACKENDS_STATUS:
-            return responses.plain_error(404, error_bodies.BACKEND_NOT_FOUND)
-        if size > proxying.MAX_INFERENCE_BODY:
-            return responses.plain_error(400, error_bodies.REQUEST_TOO_LARGE)
-        model = body.get("model") if isinstance(body, dict) else None
-        if invalid_json or not isinstance(body, dict) or (model is not None and not isinstance(model, str)):
-            return responses.plain_error(400, error_bodies.INVALID_REQUEST)
-        if not model:  # missing, empty or null (Go decodes null into "")
-            return responses.plain_error(400, error_bodies.MODEL_REQUIRED)
-        if not self.knows_model(model):
-            return responses.plain_error(404, error_bodies.model_not_found_message(model))
-        if backend != engines_api.LLAMACPP_BACKEND:
-            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
-            return responses.plain_error(status, message)
-        return None
-
-    def knows_model(self, model: str) -> bool:
-        """Whether inference may use ``model``: stored, or any model under ``serve_any_model``."""
-        return self.serve_any_model or self.store.find(model) is not None
 
     def _inference(
         self,
@@ -498,61 +415,25 @@ class MockModelRunner(_Transports):
         endpoint = route.endpoint
         body = recorded.json
         if endpoint == routes.MODELS and method == "GET":
-            return management.openai_models(self)
+            return management.openai_models(self.state)
         if endpoint.startswith(_MODELS_PREFIX) and method == "GET":
-            return management.openai_model(self, endpoint[len(_MODELS_PREFIX) :])
+            return management.openai_model(self.state, endpoint[len(_MODELS_PREFIX) :])
         handler = inference.HANDLERS.get(endpoint)
         if handler is None or method != "POST":
             return responses.plain_error(404, error_bodies.NOT_FOUND)
-        refusal = self._checks(route.backend, body, len(recorded.content), invalid_json=invalid_json)
+        state = self.state
+        refusal = state.checks(route.backend, body, len(recorded.content), invalid_json=invalid_json)
         if refusal is not None:
             return refusal
-        self._mark_loaded(body["model"], engines_api.mode_for_endpoint(endpoint))
+        state.mark_loaded(body["model"], engines_api.mode_for_endpoint(endpoint))
         if preload:
             return responses.empty(200)  # loaded, no inference; reply rules were not used up
         exchange = inference.Exchange(
             recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
-        answer = handler(self, exchange)
-        self.log_exchange(recorded, url=engines_url(recorded.path), model=body["model"], body=recorded.content, answer=answer)
+        answer = handler(state, exchange)
+        state.log_exchange(recorded, url=engines_url(recorded.path), model=body["model"], body=recorded.content, answer=answer)
         return answer
-
-    def _resolve_id(self, name: str) -> str:
-        """DMR's ``ResolveID``: the stored model's ID; a model only ``serve_any_model`` knows is
-        identified by its canonical name (so ``qwen3`` and ``ai/qwen3`` are one model)."""
-        model = self.store.find(name)
-        return model.id if model is not None else model_names.canonical_model_name(name)
-
-    def _config_key(self, backend: str, name: str, mode: str) -> tuple[str, str, str]:
-        return (backend, self._resolve_id(name), mode)
-
-    def _mark_loaded(self, model: str, mode: str) -> None:
-        """One runner per model and mode (DMR keys runners by model ID), named as the request that
-        loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
-        with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
-        with self._lock:
-            if self.runner_configs:  # resolving the model's ID costs a store lookup: only when there are settings
-                config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode))
-                if config is not None and config.keep_alive == 0:
-                    return
-            if (model, mode) in self.loaded_runners:  # the usual case: the same name again
-                return
-            if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
-                self.loaded_runners.append((model, mode))
-                config = self.runner_configs.get(self._config_key(engines_api.LLAMACPP_BACKEND, model, mode)) if self.runner_configs else None
-                self._to_log(functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
-
-    def unload_runners(self, unload: Callable[[str, str], bool]) -> int:
-        """Stop the runners ``(name, mode)`` for which ``unload`` is true (DMR then forgets their
-        models' request records); returns how many stopped."""
-        with self._lock:
-            kept = [(name, mode) for name, mode in self.loaded_runners if not unload(name, mode)]
-            for name, mode in self.loaded_runners:
-                if (name, mode) not in kept:
-                    self._to_log(functools.partial(self.request_log.remove_model, name))
-            count = len(self.loaded_runners) - len(kept)
-            self.loaded_runners[:] = kept
-            return count
 
     def _management(
         self, request: AnyRequest, recorded: RecordedRequest, fault: Fault | None, delivery: Delivery
@@ -570,18 +451,18 @@ class MockModelRunner(_Transports):
             if method == "GET" and path == routes.ENGINES_STATUS_PATH:
                 return management.engines_status()
             if method == "GET" and path == routes.ENGINES_PS_PATH:
-                return management.engines_ps(self)
+                return management.engines_ps(self.state)
             if method == "GET" and path == routes.ENGINES_DF_PATH:
-                return management.engines_df(self)
+                return management.engines_df(self.state)
             if method == "GET" and path == request_log.REQUESTS_PATH:
-                return management.requests_log(self, request)
+                return management.requests_log(self.state, request)
             if method == "POST" and path == routes.ENGINES_UNLOAD_PATH:
-                return management.engines_unload(self, recorded.content)
+                return management.engines_unload(self.state, recorded.content)
             if method in ("GET", "HEAD") and path == routes.ENGINES_CONFIGURE_PATH:
-                return management.configurations(self, request.url.params.get("model", ""))
+                return management.configurations(self.state, request.url.params.get("model", ""))
             is_configure, backend = routes.match_configure_path(path)
             if method == "POST" and is_configure:
-                return management.configure(self, backend, recorded.content)
+                return management.configure(self.state, backend, recorded.content)
             return responses.plain_error(404, error_bodies.NOT_FOUND)
         return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
 
@@ -590,18 +471,31 @@ class MockModelRunner(_Transports):
     ) -> Answer:
         method, path = recorded.method, recorded.path
         if path == routes.MANAGEMENT_MODELS_PATH:
-            return management.list_models(self) if method == "GET" else responses.plain_error(404, error_bodies.NOT_FOUND)
+            return management.list_models(self.state) if method == "GET" else responses.plain_error(404, error_bodies.NOT_FOUND)
         if method == "POST" and path == routes.MODELS_CREATE_PATH:
-            return management.pull(self, recorded, fault=fault, delivery=delivery)
+            return management.pull(self.state, recorded, fault=fault, delivery=delivery)
         ref = path[len(_MODELS_PREFIX) :]
         params = request.url.params
         if method == "DELETE" and path == routes.MODELS_PURGE_PATH:
-            return management.purge(self)
+            return management.purge(self.state)
         if method == "DELETE":
-            return management.delete_model(self, ref, force="force" in params and params["force"] in _GO_TRUE)
+            return management.delete_model(self.state, ref, force="force" in params and params["force"] in _GO_TRUE)
         if method == "GET":
-            return management.inspect_model(self, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
+            return management.inspect_model(self.state, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
         return responses.plain_error(404, error_bodies.NOT_FOUND)
+
+
+def _front_end(state: MockState, method: str, path: str, body: Any, content: bytes) -> tuple[View, frontends.Handler] | None:
+    """The front-end that serves ``path``, and its view of the request; ``None`` for the OpenAI
+    routes and DMR's own."""
+    import pytest_dmr.mock.frontends.responses as responses_frontend
+    from pytest_dmr.mock.frontends import anthropic, ollama, rerank
+
+    for module in (responses_frontend, anthropic, ollama, rerank):
+        found = module.view(state, method, path, body, content)
+        if found is not None:
+            return found, module.answer
+    return None
 
 
 def engines_url(path: str) -> str:

@@ -2,7 +2,7 @@
 
 Each module reads its requests (:func:`view`: what the request is, and the chat request DMR would
 translate it into, so rules match whatever the format) and answers them (``answer``), calling the
-mock's scheduler (:meth:`MockModelRunner.admit`, then :meth:`MockModelRunner.generate`) for what
+mock's scheduler (:func:`admit`, then :func:`generate_chat`, over the mock's :class:`~pytest_dmr.mock.state.MockState`) for what
 DMR sends upstream. The translations are :mod:`pytest_dmr.protocol`'s, shared with the emulator.
 
 How a rule's :class:`~pytest_dmr.mock.Fault` shows in each format (it stands for the upstream's
@@ -31,15 +31,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pytest_dmr.protocol import engines_api, routes
+from pytest_dmr.mock import inference
 from pytest_dmr.mock.faults import Fault
-from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.inference import ChatOutcome
+from pytest_dmr.mock.responses import Answer, raw
 from pytest_dmr.mock.rules import RecordedRequest, Rule
+from pytest_dmr.mock.stacks import Dropped
+from pytest_dmr.mock.state import MockState
 from pytest_dmr.mock.streams import Delivery
 
 if TYPE_CHECKING:
-    from pytest_dmr.mock.inference import ChatOutcome
     from pytest_dmr.mock.stacks import AnyRequest
-    from pytest_dmr.mock.transport import MockModelRunner
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Call:
         return self.recorded.path
 
 
-Handler = Callable[["MockModelRunner", Call], Answer]
+Handler = Callable[[MockState, Call], Answer]
 
 
 def translated_stream(
@@ -93,13 +96,33 @@ def translated_stream(
     return events, outcome.cut_index(offsets)
 
 
-def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> tuple[View, Handler] | None:
-    """The front-end that serves ``path``, and its view of the request; ``None`` for the OpenAI
-    routes and DMR's own."""
-    from pytest_dmr.mock.frontends import anthropic, ollama, rerank, responses
+def fault_answer(fault: Fault, recorded: RecordedRequest) -> Answer:
+    """A fault that replaces the answer: its status and body, or a dropped connection."""
+    if fault.kind in ("timeout", "disconnect"):
+        raise Dropped(fault.kind)
+    body, content_type = fault.response_body(method=recorded.method, endpoint=recorded.endpoint, model=recorded.model)
+    return raw(fault.status, body, content_type)
 
-    for module in (responses, anthropic, ollama, rerank):
-        found = module.view(runner, method, path, body, content)
-        if found is not None:
-            return found, module.answer
+
+def admit(
+    runner: MockState, call: Call, *, backend: str | None, endpoint: str, body: Any, size: int, mode: str | None = None
+) -> Answer | None:
+    """What DMR's scheduler does before the backend sees a front-end's request: the rule's fault
+    (it stands for the upstream's answer), then DMR's checks; ``None`` when the model is loaded."""
+    if call.fault is not None and call.fault.replaces_answer:
+        return fault_answer(call.fault, call.recorded)
+    refusal = runner.checks(backend, body, size)
+    if refusal is not None:
+        return refusal
+    runner.mark_loaded(body["model"], mode or engines_api.mode_for_endpoint(endpoint))
     return None
+
+
+def generate_chat(runner: MockState, call: Call, chat: dict[str, Any]) -> ChatOutcome:
+    """The chat-completions core's answer to ``chat`` (the front-end's translated request)."""
+    exchange = inference.Exchange(
+        recorded=call.recorded, body=chat, endpoint=routes.CHAT_COMPLETIONS, rule=call.rule, delivery=call.delivery
+    )
+    outcome = inference.chat_outcome(runner, exchange)
+    call.tokens = outcome.completion_tokens
+    return outcome

@@ -8,24 +8,23 @@ translated request; ``output_tokens`` the answer's pieces.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dmr.protocol import anthropic_api as api
 from pytest_dmr.protocol import encoding, error_bodies, openai_api, request_log, routes
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
 from pytest_dmr.mock.inference import ChatOutcome, prompt_tokens
 from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.state import MockState
 
-if TYPE_CHECKING:
-    from pytest_dmr.mock.transport import MockModelRunner
 
 _MESSAGES = "/messages"
 _COUNT = "/messages/count_tokens"
 _ANTHROPIC_PREFIX = "/anthropic"
 
 
-def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+def view(runner: MockState, method: str, path: str, body: Any, content: bytes) -> View | None:
     if path.startswith(_ANTHROPIC_PREFIX + "/"):
         endpoint = path[len(_ANTHROPIC_PREFIX + routes.ALIAS_PREFIX) :] if path in api.ROUTES else path
         state: tuple[bool, str | None] = (True, None)
@@ -44,7 +43,7 @@ def view(runner: MockModelRunner, method: str, path: str, body: Any, content: by
     return View("anthropic", endpoint, model, chat, upstream=endpoint in (_MESSAGES, _COUNT), state=state)
 
 
-def answer(runner: MockModelRunner, call: Call) -> Answer:
+def answer(runner: MockState, call: Call) -> Answer:
     own_route, backend = call.view.state
     endpoint = call.view.endpoint
     origin = None
@@ -61,7 +60,7 @@ def answer(runner: MockModelRunner, call: Call) -> Answer:
     elif call.recorded.method != "POST":
         return responses.plain_error(404, error_bodies.NOT_FOUND)
     body = call.recorded.json
-    refusal = runner.admit(call, backend=backend, endpoint=routes.CHAT_COMPLETIONS, body=body, size=len(call.recorded.content))
+    refusal = admit(runner, call, backend=backend, endpoint=routes.CHAT_COMPLETIONS, body=body, size=len(call.recorded.content))
     if refusal is not None:
         return refusal
     found = _backend_answer(runner, call)
@@ -70,14 +69,14 @@ def answer(runner: MockModelRunner, call: Call) -> Answer:
     return found
 
 
-def _backend_answer(runner: MockModelRunner, call: Call) -> Answer:
+def _backend_answer(runner: MockState, call: Call) -> Answer:
     """llama.cpp's Messages endpoints, over the chat core."""
     chat = call.view.chat
     if chat is None:  # llama.cpp's conversion failed
         return responses.backend_json(openai_api.backend_error_body(500, "'messages' is required", "server_error"), 500)
     if call.view.endpoint == _COUNT:
         return responses.backend_json(api.count_tokens_body(prompt_tokens(chat.get("messages"), str(chat.get("model") or ""))))
-    outcome = runner.generate(call, chat)
+    outcome = generate_chat(runner, call, chat)
     if outcome.error is not None:
         return outcome.error
     if outcome.chunks is None:

@@ -8,17 +8,16 @@ the model store for tags, show, pull and delete, the loaded runners for ps.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dmr.protocol import encoding, error_bodies, model_names, request_log, routes
 from pytest_dmr.protocol import ollama_api as api
 from pytest_dmr.mock import management, responses
-from pytest_dmr.mock.frontends import Call, View, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
 from pytest_dmr.mock.inference import openai_chat_answer
 from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.state import MockState
 
-if TYPE_CHECKING:
-    from pytest_dmr.mock.transport import MockModelRunner
 
 _PREFIX = "/api/"
 _PATHS = {path: method for method, path in api.ROUTES}
@@ -27,7 +26,7 @@ _JSON = (("content-type", encoding.JSON_CONTENT_TYPE),)
 _SNIFFED = (("content-type", encoding.TEXT_PLAIN),)
 
 
-def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+def view(runner: MockState, method: str, path: str, body: Any, content: bytes) -> View | None:
     if not path.startswith(_PREFIX):
         return None
     model = api.model_name(body) or None if isinstance(body, dict) else None
@@ -47,7 +46,7 @@ def view(runner: MockModelRunner, method: str, path: str, body: Any, content: by
     return View("ollama", routes.CHAT_COMPLETIONS, plan.model, plan.chat_body, upstream=True, state=plan)
 
 
-def answer(runner: MockModelRunner, call: Call) -> Answer:
+def answer(runner: MockState, call: Call) -> Answer:
     path, method = call.path, call.recorded.method
     if path not in _PATHS:
         return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
@@ -81,18 +80,18 @@ def answer(runner: MockModelRunner, call: Call) -> Answer:
     return _delete(runner, name)
 
 
-def _running(runner: MockModelRunner) -> list[api.PsModel]:
+def _running(runner: MockState) -> list[api.PsModel]:
     """The loaded runners, named by their model's first tag; the mock never dates a last use, so
     none counts down to an unload (``expires_at`` is Go's zero time)."""
     models = []
-    with runner._lock:
+    with runner.lock:
         for name, _mode in runner.loaded_runners:
             info = runner.store.find(name)
             models.append(api.PsModel(info.tags[0] if info and info.tags else name, info.id if info else name))
     return models
 
 
-def _configure(runner: MockModelRunner, body: dict[str, Any] | None) -> None:
+def _configure(runner: MockState, body: dict[str, Any] | None) -> None:
     """DMR's ``configureModel``: errors ignored, a ``keep_alive`` it cannot parse dropped."""
     if body is None:
         return
@@ -100,14 +99,14 @@ def _configure(runner: MockModelRunner, body: dict[str, Any] | None) -> None:
         _configure(runner, {key: value for key, value in body.items() if key != "keep_alive"} if len(body) > 2 else None)
 
 
-def _chat(runner: MockModelRunner, call: Call, plan: api.ChatPlan, *, generate: bool) -> Answer:
+def _chat(runner: MockState, call: Call, plan: api.ChatPlan, *, generate: bool) -> Answer:
     _configure(runner, plan.configure)
     chat = plan.chat_body
     created_at = encoding.go_time(runner.clock.now())
-    refusal = runner.admit(call, backend=None, endpoint=routes.CHAT_COMPLETIONS, body=chat, size=len(encoding.dumps(chat)))
+    refusal = admit(runner, call, backend=None, endpoint=routes.CHAT_COMPLETIONS, body=chat, size=len(encoding.dumps(chat)))
     if refusal is not None:
         return _failed(refusal, stream=plan.stream)
-    outcome = runner.generate(call, chat)
+    outcome = generate_chat(runner, call, chat)
     runner.log_exchange(
         call.recorded, url=routes.ENGINES_PREFIX + routes.CHAT_COMPLETIONS, model=plan.model, body=encoding.dumps(chat),
         answer=openai_chat_answer(outcome), origin=request_log.ORIGIN_OLLAMA_COMPLETION,
@@ -140,7 +139,7 @@ def _failed(upstream: Answer, *, stream: bool) -> Answer:
     return Answer(upstream.status, _SNIFFED if body else (), body)
 
 
-def _preload_or_unload(runner: MockModelRunner, request: dict[str, Any]) -> Answer:
+def _preload_or_unload(runner: MockState, request: dict[str, Any]) -> Answer:
     name = api.model_name(request)
     if api.classify_generate(request) == "unload":
         unloaded = management.engines_unload(runner, encoding.dumps({"models": [name]}).encode())
@@ -149,7 +148,7 @@ def _preload_or_unload(runner: MockModelRunner, request: dict[str, Any]) -> Answ
     return Answer(200, _JSON, api.EMPTY_OBJECT)
 
 
-def _pull(runner: MockModelRunner, call: Call, name: str) -> Answer:
+def _pull(runner: MockState, call: Call, name: str) -> Answer:
     normalized = model_names.normalize_model_name(name)
     if not model_names.is_valid_reference(normalized):
         failure = {"error": f"Failed to pull model: {error_bodies.INVALID_MODEL_REFERENCE}"}
@@ -164,7 +163,7 @@ def _pull(runner: MockModelRunner, call: Call, name: str) -> Answer:
     return responses.line_stream(lines, content_type=api.PULL_CONTENT_TYPE, delivery=call.delivery)
 
 
-def _delete(runner: MockModelRunner, name: str) -> Answer:
+def _delete(runner: MockState, name: str) -> Answer:
     unloaded = management.engines_unload(runner, encoding.dumps({"models": [name]}).encode())
     if not 200 <= unloaded.status < 300:
         return responses.plain_error(unloaded.status, api.delete_failure_message(unload_status=unloaded.status))

@@ -4,18 +4,16 @@ overlap, SHA-256 tiebreaks: the same scores in every process)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dmr.protocol import error_bodies, rerank_api
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View
+from pytest_dmr.mock.frontends import Call, View, admit
 from pytest_dmr.mock.responses import Answer
-
-if TYPE_CHECKING:
-    from pytest_dmr.mock.transport import MockModelRunner
+from pytest_dmr.mock.state import MockState
 
 
-def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+def view(runner: MockState, method: str, path: str, body: Any, content: bytes) -> View | None:
     route = rerank_api.match_rerank_path(path)
     if route is None:
         return None
@@ -23,13 +21,13 @@ def view(runner: MockModelRunner, method: str, path: str, body: Any, content: by
     return View("rerank", "/" + route.endpoint, model, upstream=True, state=route)
 
 
-def answer(runner: MockModelRunner, call: Call) -> Answer:
+def answer(runner: MockState, call: Call) -> Answer:
     route: rerank_api.RerankRoute = call.view.state
     if call.recorded.method != "POST":
         return responses.plain_error(404, error_bodies.NOT_FOUND)
     body = call.recorded.json
-    refusal = runner.admit(
-        call, backend=route.backend, endpoint=call.view.endpoint, body=body, size=len(call.recorded.content),
+    refusal = admit(
+        runner, call, backend=route.backend, endpoint=call.view.endpoint, body=body, size=len(call.recorded.content),
         mode=rerank_api.RERANKING_MODE,
     )  # fmt: skip
     if refusal is not None:

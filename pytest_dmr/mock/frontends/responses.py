@@ -12,18 +12,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_dmr.protocol import encoding, routes
 from pytest_dmr.protocol import responses_api as api
 from pytest_dmr.protocol._regex import compiled
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
 from pytest_dmr.mock.inference import ChatOutcome, openai_chat_answer
 from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.state import MockState
 
-if TYPE_CHECKING:
-    from pytest_dmr.mock.transport import MockModelRunner
 
 _ROUTE = (
     r"^(?:/responses|/v1/responses|/engines/responses|/engines/v1/responses|/engines/(?P<backend>[^/]+)/v1/responses)"
@@ -32,7 +31,7 @@ _ROUTE = (
 _ID_LENGTH = 24
 
 
-def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+def view(runner: MockState, method: str, path: str, body: Any, content: bytes) -> View | None:
     found = compiled(_ROUTE).match(path)
     if found is None:
         return None
@@ -53,7 +52,7 @@ def _json(status: int, value: Any) -> Answer:
     return Answer(status, (("content-type", encoding.JSON_CONTENT_TYPE),), api.json_body(value))
 
 
-def answer(runner: MockModelRunner, call: Call) -> Answer:
+def answer(runner: MockState, call: Call) -> Answer:
     state = call.view.state
     if not isinstance(state, tuple):  # GET or DELETE by ID, or a method DMR does not route
         return _by_id(runner, call, state)
@@ -63,7 +62,7 @@ def answer(runner: MockModelRunner, call: Call) -> Answer:
     return _create(runner, call, found["backend"], parsed)
 
 
-def _by_id(runner: MockModelRunner, call: Call, found: Any) -> Answer:
+def _by_id(runner: MockState, call: Call, found: Any) -> Answer:
     method, id = call.recorded.method, found["id"]
     store = runner.response_store
     if id is None or (found["items"] is not None and method != "GET") or method not in ("GET", "DELETE"):
@@ -83,15 +82,15 @@ def _make_ids(seed: bytes) -> api.MakeId:
     return make_id
 
 
-def _create(runner: MockModelRunner, call: Call, backend: str | None, request: Mapping[str, Any]) -> Answer:
+def _create(runner: MockState, call: Call, backend: str | None, request: Mapping[str, Any]) -> Answer:
     chat = call.view.chat or {}
     make_id = _make_ids(f"{runner.next_sequence()}\0".encode() + call.recorded.content)
     base = api.new_response(request, id=make_id("resp_"), created_at=int(runner.clock.now()))
     store = request.get("store") is not False
     url = api.chat_path(backend)
-    upstream = runner.admit(call, backend=backend, endpoint=routes.CHAT_COMPLETIONS, body=chat, size=len(encoding.dumps(chat)))
+    upstream = admit(runner, call, backend=backend, endpoint=routes.CHAT_COMPLETIONS, body=chat, size=len(encoding.dumps(chat)))
     if upstream is None:
-        outcome = runner.generate(call, chat)
+        outcome = generate_chat(runner, call, chat)
         runner.log_exchange(
             call.recorded, url=url, model=chat["model"], body=encoding.dumps(chat), answer=openai_chat_answer(outcome),
             origin="", user_agent="",
@@ -102,18 +101,18 @@ def _create(runner: MockModelRunner, call: Call, backend: str | None, request: M
     return _failed(runner, call, upstream, base, make_id, store)
 
 
-def _save(runner: MockModelRunner, response: Mapping[str, Any], store: bool) -> None:
+def _save(runner: MockState, response: Mapping[str, Any], store: bool) -> None:
     if store:
         runner.response_store.save(response)
 
 
-def _plain(runner: MockModelRunner, outcome: ChatOutcome, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
+def _plain(runner: MockState, outcome: ChatOutcome, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
     response = api.completed_response(base, outcome.completion, make_id)
     _save(runner, response, store)
     return _json(200, response)
 
 
-def _stream(runner: MockModelRunner, outcome: ChatOutcome, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
+def _stream(runner: MockState, outcome: ChatOutcome, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
     writer = api.ResponseStream(base, make_id)
     events, delivery = translated_stream(
         outcome,
@@ -126,7 +125,7 @@ def _stream(runner: MockModelRunner, outcome: ChatOutcome, base: Mapping[str, An
     return Answer(200, [(name.lower(), value) for name, value in api.STREAM_HEADERS], chunks=events, delivery=delivery)
 
 
-def _failed(runner: MockModelRunner, call: Call, upstream: Answer, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
+def _failed(runner: MockState, call: Call, upstream: Answer, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
     """The upstream refused (a DMR check, llama.cpp, or a rule's fault): a ``failed`` Response with
     its status, or, streamed, ``error`` and ``response.failed`` events sent with status 200 and the
     upstream's headers (DMR writes them before the status)."""
