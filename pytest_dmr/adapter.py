@@ -38,6 +38,10 @@ CLOSE_TIMEOUT = 5.0
 Message = Mapping[str, Any]
 Sleep = Callable[[float], Awaitable[Any]]
 
+DMR_DEFAULT_CONTEXT_SIZE = 4096
+"""Tokens a model's context holds on DMR unless the model or ``docker model configure`` sets more
+(DMR's llama.cpp backend, ``pkg/inference/backends/llamacpp``: ``contextSize := 4096``)."""
+
 
 class LLMAdapter(abc.ABC):
     """Ultra's adapter interface: what application code calls, whatever serves the model."""
@@ -115,13 +119,22 @@ class DockerModelRunnerAdapter(LLMAdapter):
     are checked against the fields OpenAI and llama.cpp define: an unknown one, such as a misspelt
     ``max_retry``, raises :class:`~pytest_dmr.errors.UnknownOptionError` naming the closest match.
     ``extra_body={...}`` sends fields outside that list unchecked.
+
+    Ultra's calls work unchanged: ``DockerModelRunnerAdapter(api_key=None, model=..., base_url=...,
+    timeout=...)``, ``generate(prompt, system_message=...)``, Ultra's capability keys, and
+    :attr:`base_url` as given. An ``api_key`` goes out as ``Authorization: Bearer`` (DMR needs none;
+    a llama.cpp server started with ``--api-key``, or a proxy, may).
     """
+
+    name = "docker_modelrunner"
+    """Ultra's ``LLMAdapter.name`` for this adapter."""
 
     def __init__(
         self,
         base_url: str | None = None,
         model: str = addresses.DEFAULT_MODEL,
         *,
+        api_key: str | None = None,
         timeout: float = 120.0,
         max_retries: int = 4,
         backoff: float = 0.25,
@@ -131,8 +144,10 @@ class DockerModelRunnerAdapter(LLMAdapter):
         sleep: Sleep | None = None,
         max_line_bytes: int = _http.MAX_LINE_BYTES,
     ) -> None:
-        self.address: RunnerAddress = addresses.parse_runner_url(base_url or _http.default_base_url(transport))
+        self._base_url = base_url or _http.default_base_url(transport)
+        self.address: RunnerAddress = addresses.parse_runner_url(self._base_url)
         self.model = model
+        self.api_key = api_key
         self.timeout = _http.check_seconds(timeout, "timeout")
         self.max_line_bytes = _http.check_limit(max_line_bytes, "max_line_bytes")
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
@@ -144,6 +159,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self._headers = {
             "User-Agent": _http.user_agent(),
             "Content-Type": encoding.JSON_CONTENT_TYPE,
+            **({"Authorization": f"Bearer {api_key}"} if api_key else {}),
             **(headers or {}),
         }
         self._sleep: Sleep = sleep or asyncio.sleep
@@ -162,7 +178,13 @@ class DockerModelRunnerAdapter(LLMAdapter):
 
     @property
     def base_url(self) -> str:
-        """The OpenAI-compatible base URL requests go to (``.../engines/v1``)."""
+        """The runner URL as it was given (Ultra reads it back); without one, the URL the adapter chose.
+        Requests go to :attr:`openai_base_url`."""
+        return self._base_url
+
+    @property
+    def openai_base_url(self) -> str:
+        """The OpenAI-compatible base URL requests go to (``.../engines/v1``), normalised from :attr:`base_url`."""
         return self.address.openai_url
 
     # ---------------------------------------------------------------------------------------
@@ -174,12 +196,15 @@ class DockerModelRunnerAdapter(LLMAdapter):
         prompt: str,
         *,
         system: str | None = None,
+        system_message: str | None = None,
         model: str | None = None,
         messages: Sequence[Message] | None = None,
         **options: Any,
     ) -> str:
-        """The answer to ``prompt`` (after ``system`` and any earlier ``messages``), via chat completions."""
-        result = await self.chat(_conversation(prompt, system, messages), model=model, **options)
+        """The answer to ``prompt`` (after ``system`` and any earlier ``messages``), via chat completions.
+        ``system_message`` is Ultra's name for ``system``."""
+        conversation = _conversation(prompt, _system(system, system_message), messages)
+        result = await self.chat(conversation, model=model, **options)
         return result.text
 
     async def stream_generate(
@@ -187,12 +212,14 @@ class DockerModelRunnerAdapter(LLMAdapter):
         prompt: str,
         *,
         system: str | None = None,
+        system_message: str | None = None,
         model: str | None = None,
         messages: Sequence[Message] | None = None,
         **options: Any,
     ) -> AsyncIterator[str]:
-        """The answer to ``prompt`` piece by piece, as the runner streams it."""
-        async for piece in self.stream_chat(_conversation(prompt, system, messages), model=model, **options):
+        """The answer to ``prompt`` piece by piece, as the runner streams it (``system_message``: as in :meth:`generate`)."""
+        conversation = _conversation(prompt, _system(system, system_message), messages)
+        async for piece in self.stream_chat(conversation, model=model, **options):
             yield piece
 
     async def check_availability(self) -> bool:
@@ -205,7 +232,20 @@ class DockerModelRunnerAdapter(LLMAdapter):
         return response.status_code == 200
 
     def get_capabilities(self) -> dict[str, Any]:
+        """What the adapter does, in our keys and in Ultra's (``name``, ``supports_*``, ``max_tokens``).
+
+        Ultra's keys, as Ultra's own Docker Model Runner adapter fills them: ``name`` is
+        ``local-<model>``; ``max_tokens`` the tokens a context holds on DMR by default (4096; a model
+        or ``docker model configure`` may set more, which only the runner knows); ``supports_functions``
+        is ``tools``; ``supports_vision`` is false: Ultra's calls carry text only (images go through
+        :meth:`chat` content parts, to a model the runner serves with a projector).
+        """
         return {
+            "name": f"local-{self.model}",
+            "supports_streaming": True,
+            "max_tokens": DMR_DEFAULT_CONTEXT_SIZE,
+            "supports_functions": True,
+            "supports_vision": False,
             "provider": "docker-model-runner",
             "model": self.model,
             "backend": self.backend,
@@ -595,7 +635,7 @@ def _loop_running_in_this_thread() -> bool:
 
 
 _ADAPTER_ARGUMENTS = frozenset(inspect.signature(DockerModelRunnerAdapter.__init__).parameters) - {"self"}
-_CALL_ARGUMENTS = frozenset({"system", "messages", "prompt", "texts"})
+_CALL_ARGUMENTS = frozenset({"system", "system_message", "messages", "prompt", "texts"})
 
 
 def _check_options(options: Mapping[str, Any], where: str) -> None:
@@ -616,6 +656,16 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
             f"unknown {where} option {key!r}: it is neither an adapter argument nor a request field OpenAI or llama.cpp define",
             hint=f"{guess}To send a field the runner knows but pytest-dmr does not, pass extra_body={{{key!r}: ...}}",
         )
+
+
+def _system(system: str | None, system_message: str | None) -> str | None:
+    """``system``, or Ultra's ``system_message``; both, unless equal, is an error."""
+    if system is not None and system_message is not None and system != system_message:
+        raise errors.ConfigurationError(
+            "generate() got both system= and system_message= with different texts",
+            hint="Pass one: system_message is Ultra's name for system",
+        )
+    return system if system is not None else system_message
 
 
 def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:
@@ -679,9 +729,10 @@ def _env_url(environ: Mapping[str, str]) -> str | None:
 
 
 def create_modelrunner_adapter(
-    *, environ: Mapping[str, str] | None = None, use_mock: bool | None = None, **overrides: Any
+    model: str | None = None, *, environ: Mapping[str, str] | None = None, use_mock: bool | None = None, **overrides: Any
 ) -> DockerModelRunnerAdapter:
-    """An adapter configured from Ultra's environment; keyword arguments win over the environment.
+    """An adapter configured from Ultra's environment; arguments win over the environment
+    (``create_modelrunner_adapter("ai/smollm2")``, as Ultra calls it, or ``model=``).
 
     ``MODEL_RUNNER_URL`` (then ``MODEL_RUNNER_HOST``) is the runner, ``DEFAULT_LOCAL_MODEL`` the
     model, ``LOCAL_MODEL_TIMEOUT`` the timeout in milliseconds, and ``USE_MOCK`` (true/1/yes)
@@ -698,7 +749,7 @@ def create_modelrunner_adapter(
                 + "Request options go to the calls (generate(..., temperature=0)) or into default_options={...}",
             )
     options = dict(overrides)
-    options.setdefault("model", env.get("DEFAULT_LOCAL_MODEL", "").strip() or addresses.DEFAULT_MODEL)
+    options["model"] = model or env.get("DEFAULT_LOCAL_MODEL", "").strip() or addresses.DEFAULT_MODEL
     if "timeout" not in options:
         timeout = _env_timeout_ms(env, "LOCAL_MODEL_TIMEOUT")
         if timeout is not None:
@@ -709,7 +760,8 @@ def create_modelrunner_adapter(
 
         transport = MockModelRunner(models=(options["model"],))
         options["transport"] = transport
-        options.setdefault("base_url", transport.base_url)
-    if "base_url" not in options:
+        if options.get("base_url") is None:
+            options["base_url"] = transport.base_url
+    if options.get("base_url") is None:  # Ultra passes base_url=None for "the usual runner"
         options["base_url"] = _env_url(env)
     return DockerModelRunnerAdapter(**options)

@@ -43,7 +43,7 @@ HOW_TO_START = (
 """What the command line tells someone who has no runner (the plugin's advice names its own flags)."""
 
 _WITHOUT_RUNNER = {
-    "auto": "Tests will run on the mock (auto mode), and --dmr=live will refuse to start.",
+    "auto": "Tests will run on the mock (auto mode), and `pytest --dmr=live` will refuse to start.",
     "live": "The mode is live: pytest will refuse to start.",
     "mock": "The mode is mock: tests use the mock and never look for a runner.",
     "off": "The mode is off: the plugin's fixtures are unavailable.",
@@ -98,6 +98,13 @@ def _client(discovery: Discovery, settings: Settings) -> ModelRunnerClient:
 
         transport = httpx2.HTTPTransport(uds=discovery.socket_path)
     return ModelRunnerClient(discovery.address.root, timeout=settings.timeout, transport=transport)
+
+
+def _exit_code(exc: errors.DMRError) -> int:
+    """A runner that went away after discovery (refused, reset) is "no runner reachable", like none found;
+    a server that answers but is not a Docker Model Runner, or refuses the operation, is a failure."""
+    gone = isinstance(exc, errors.RunnerUnavailableError) and not isinstance(exc, errors.NotAModelRunnerError)
+    return EXIT_NO_RUNNER if gone else EXIT_FAILED
 
 
 def _find(settings: Settings, out: TextIO) -> Discovery | None:
@@ -259,7 +266,7 @@ def pull(settings: Settings, name: str, out: TextIO, err: TextIO) -> int:
     except errors.DMRError as exc:
         printer.finish()
         print(f"pull failed: {exc}", file=err)
-        return EXIT_FAILED
+        return _exit_code(exc)
     printer.finish()
     print(f"{model_names.normalize_model_name(name)}: {result.message}", file=out)
     return EXIT_OK
@@ -373,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return pull(settings, args.name, sys.stdout, sys.stderr)
     except errors.DMRError as exc:
         print(f"pytest-dmr: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _exit_code(exc)
 
 
 if __name__ == "__main__":

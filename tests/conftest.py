@@ -1,39 +1,22 @@
-"""Shared test helpers: tiers that need real parts, made mandatory in CI."""
+"""The tiers' fixtures: the real model and llama.cpp (live), the OpenAI SDK 2.x (openai2).
+
+Repository-wide settings (pytester, NO_PROXY) are in the root conftest.py; the tier helpers in
+tiers.py (re-exported here for code that imports them from this module).
+"""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest_plugins = ["pytester"]
+from tiers import require_tier, required_tiers
 
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Our tests talk to 127.0.0.1 only: a proxy from the environment must never carry that traffic
-    (the test helpers use plain httpx and urllib too, which honour ``NO_PROXY``)."""
-    for name in ("NO_PROXY", "no_proxy"):
-        present = [host for host in os.environ.get(name, "").split(",") if host.strip()]
-        os.environ[name] = ",".join(dict.fromkeys([*present, "127.0.0.1", "localhost"]))
-
+__all__ = ["SMOLLM2_SHA256", "require_tier", "required_tiers"]
 
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
-
-def required_tiers() -> set[str]:
-    """Tiers listed in PYTEST_DMR_REQUIRE_TIERS (CI sets ``live,container``) must not skip."""
-    return {tier.strip() for tier in os.environ.get("PYTEST_DMR_REQUIRE_TIERS", "").split(",") if tier.strip()}
-
-
-def require_tier(tier: str, reason: str) -> None:
-    """Skip with ``reason``, or fail with it when ``tier`` is mandatory for this run."""
-    __tracebackhide__ = True
-    if tier in required_tiers():
-        pytest.fail(f"[{tier} tier is mandatory here] {reason}", pytrace=False)
-    pytest.skip(f"[{tier} tier] {reason}")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import require_tier  # tests/conftest.py (tests/ is on sys.path: rootdir-relative, no __init__)
+from tiers import require_tier  # tests/tiers.py
 
 IMAGE_ENV = "PYTEST_DMR_RUNNER_IMAGE"
 BUILD_HINT = "build it with ci/docker-engine.sh && ci/build-runner-image.sh, then export PYTEST_DMR_RUNNER_IMAGE=pytest-dmr/runner:local"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_tier
+from tiers import require_tier
 
 pytestmark = pytest.mark.tier_container
 

@@ -535,6 +535,11 @@ async def test_check_availability_never_raises(answer: Answer, available: bool) 
 def test_capabilities_describe_the_adapter() -> None:
     adapter, _ = make(Script(), "http://127.0.0.1:12434/engines/llama.cpp/v1", timeout=9)
     assert adapter.get_capabilities() == {
+        "name": f"local-{MODEL}",  # Ultra's keys, as Ultra's own adapter fills them
+        "supports_streaming": True,
+        "max_tokens": 4096,
+        "supports_functions": True,
+        "supports_vision": False,
         "provider": "docker-model-runner",
         "model": MODEL,
         "backend": "live",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dmr import errors
+from pytest_dmr import MockModelRunner, errors
 from pytest_dmr.protocol import addresses
 from pytest_dmr.adapter import DockerModelRunnerAdapter, create_modelrunner_adapter
 
@@ -12,7 +12,8 @@ from pytest_dmr.adapter import DockerModelRunnerAdapter, create_modelrunner_adap
 def test_defaults_with_an_empty_environment() -> None:
     adapter = create_modelrunner_adapter(environ={})
     assert isinstance(adapter, DockerModelRunnerAdapter)
-    assert adapter.base_url == addresses.DEFAULT_HOST_URL + "/engines/v1"
+    assert adapter.base_url == addresses.DEFAULT_HOST_URL
+    assert adapter.openai_base_url == addresses.DEFAULT_HOST_URL + "/engines/v1"
     assert adapter.model == addresses.DEFAULT_MODEL
     assert adapter.timeout == 120.0
     assert adapter.backend == "live"
@@ -82,3 +83,51 @@ def test_bad_values_name_the_variable_and_what_is_allowed(environ: dict[str, str
 @pytest.mark.parametrize("value", ["false", "0", "no", "", "OFF"])
 def test_use_mock_false_values_keep_the_live_backend(value: str) -> None:
     assert create_modelrunner_adapter(environ={"USE_MOCK": value}).backend == "live"
+
+
+# -------------------------------------------------------------------------------------------
+# Ultra's own calls (examples/ultra_compat runs them whole; these pin the edges)
+# -------------------------------------------------------------------------------------------
+
+
+def test_the_model_may_be_positional_as_ultra_passes_it() -> None:
+    adapter = create_modelrunner_adapter("phi3:mini", environ={"DEFAULT_LOCAL_MODEL": "ai/other"})
+    assert adapter.model == "phi3:mini"
+
+
+def test_base_url_none_means_the_environments_runner() -> None:
+    adapter = create_modelrunner_adapter(base_url=None, environ={"MODEL_RUNNER_URL": "http://127.0.0.1:4321"})
+    assert adapter.base_url == "http://127.0.0.1:4321"
+
+
+@pytest.mark.parametrize("given", ["http://127.0.0.1:8080", "localhost:12434", "http://127.0.0.1:12434/engines/llama.cpp/v1/"])
+def test_base_url_comes_back_as_given_and_requests_use_the_normalised_one(given: str) -> None:
+    adapter = DockerModelRunnerAdapter(api_key=None, model="phi3:mini", base_url=given, timeout=30)
+    assert adapter.base_url == given
+    assert adapter.openai_base_url.endswith(("/engines/v1", "/engines/llama.cpp/v1"))
+    assert adapter.timeout == 30.0 and adapter.api_key is None
+
+
+def test_a_password_in_the_given_url_stays_out_of_repr_and_capabilities() -> None:
+    adapter = DockerModelRunnerAdapter(base_url="http://alice:s3cret@127.0.0.1:1")
+    assert adapter.base_url == "http://alice:s3cret@127.0.0.1:1"  # the caller's own string
+    shown = repr(adapter) + str(adapter.get_capabilities())
+    assert "s3cret" not in shown and "alice:***@" in shown
+
+
+@pytest.mark.asyncio
+async def test_an_api_key_is_sent_as_a_bearer_token_and_none_sends_no_header() -> None:
+    mock = MockModelRunner()
+    async with DockerModelRunnerAdapter(api_key="sk-local", transport=mock) as keyed:
+        await keyed.generate("hi")
+    async with DockerModelRunnerAdapter(api_key=None, transport=mock) as plain:
+        await plain.generate("hi")
+    assert [request.headers.get("authorization") for request in mock.requests] == ["Bearer sk-local", None]
+
+
+@pytest.mark.asyncio
+async def test_system_and_system_message_disagreeing_is_an_error_naming_both() -> None:
+    adapter = DockerModelRunnerAdapter(transport=MockModelRunner())
+    with pytest.raises(errors.ConfigurationError, match="both system= and system_message="):
+        await adapter.generate("hi", system="a", system_message="b")
+    await adapter.aclose()

@@ -131,3 +131,16 @@ def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "exit codes: 0 done; 1 a problem found" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("command", [["models"], ["models", "--running"], ["pull", "qwen3"]])
+def test_a_runner_gone_after_discovery_exits_3_as_no_runner(command: list[str], refused_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_dmr import cli
+    from pytest_dmr.discovery import Discovery
+    from pytest_dmr.protocol import addresses
+
+    gone = Discovery(address=addresses.parse_runner_url(refused_url), kind="dmr", source="--dmr-url")
+    monkeypatch.setattr(cli, "discover", lambda settings: gone)  # found, then stopped before the command's call
+    assert main(["--url", refused_url, *command]) == 3
+    assert "refused" in capsys.readouterr().err
