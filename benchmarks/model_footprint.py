@@ -72,13 +72,14 @@ USER = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"ty
 
 
 def capabilities(http: httpx.Client) -> str:
-    """One tool request and one JSON-schema request, temperature 0: what came back."""
-    base = {"model": MODEL, "temperature": 0, "seed": 1234, "max_tokens": 64}
+    """One tool request and one JSON-schema request, temperature 0, up to 256 tokens: what came back."""
+    base = {"model": MODEL, "temperature": 0, "seed": 1234, "max_tokens": 256}
     tool = http.post("/engines/v1/chat/completions", json={
         **base, "tools": [WEATHER], "messages": [{"role": "user", "content": "What is the weather in Paris?"}]}).json()
     choice = tool["choices"][0]
     calls = choice["message"].get("tool_calls") or []
-    called = ", ".join(f"{call['function']['name']}({call['function']['arguments']})" for call in calls) or "none"
+    called = ", ".join(f"{call['function']['name']}({call['function']['arguments']})" for call in calls)
+    called = called or f"none, text {str(choice['message'].get('content'))[:80]!r}"
     schema = http.post("/engines/v1/chat/completions", json={
         **base, "messages": [{"role": "user", "content": "Invent a user."}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "user", "schema": USER}}}).json()

@@ -1,6 +1,6 @@
 """MkDocs hook: the pages that are generated from the code at build time, so they cannot drift.
 
-* ``<!-- generated: options -->``: the configuration table, from ``pytest_dmr.options.OPTIONS``
+* ``<!-- generated: options -->``: a section per setting, from ``pytest_dmr.options.OPTIONS``
   (the rows ``plugin.py`` registers the flags and ini keys from);
 * ``<!-- generated: markers -->``: the markers, from ``pytest_dmr.options.MARKERS`` (the lines
   ``pytest --markers`` shows);
@@ -46,22 +46,27 @@ def _cell(text: str) -> str:
 
 
 def options_table() -> str:
-    """One row per setting: flags, ini key, environment variables, default, meaning."""
+    """One section per setting (headed by its ini key): flags, environment variables, default, meaning."""
     options = _options_module()
     rows: dict[str, dict[str, Any]] = {}
-    for row in options.OPTIONS:  # --dmr-pull and --dmr-no-pull share the ini key dmr_pull: one row
+    for row in options.OPTIONS:  # --dmr-pull and --dmr-no-pull share the ini key dmr_pull: one section
         merged = rows.setdefault(row["ini"], {"flags": [], "env": (), "default": "", "help": ""})
         if row.get("flag"):
             merged["flags"].append(row["flag"] + (f"={row['metavar']}" if row.get("metavar") else ""))
         merged["env"] = merged["env"] or _environment(row)
         merged["default"] = merged["default"] or row.get("default", "")
         merged["help"] = merged["help"] or _meaning(row)
-    lines = ["| flag | ini key | environment | default | meaning |", "|---|---|---|---|---|"]
+    sections = []
     for ini, row in rows.items():
-        flags = ", ".join(f"`{flag}`" for flag in row["flags"]) or "(ini only)"
-        env = row["env"] or "-"
-        lines.append(f"| {flags} | `{ini}` | {env} | {_cell(row['default'])} | {_cell(row['help'])} |")
-    return "\n".join(lines)
+        flags = ", ".join(f"`{flag}`" for flag in row["flags"]) or "none (ini only)"
+        facts = [f"**Flag:** {flags}", f"**Environment:** {row['env'] or 'none'}", f"**Default:** {_cell(row['default'])}"]
+        sections.append(f"### `{ini}`\n\n" + " · ".join(facts) + f"\n\n{_cell(_sentence(row['help']))}")
+    return "\n\n".join(sections)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text + ("" if text.endswith(".") else ".")
 
 
 def _environment(row: dict[str, Any]) -> str:
