@@ -122,7 +122,7 @@ def cli_help() -> str:
 
     from pytest_dmr.cli import build_parser
 
-    os.environ["COLUMNS"] = "100"  # argparse wraps at the terminal's width: the same page on every machine
+    os.environ["COLUMNS"] = "84"  # argparse wraps at the terminal's width: the same page on every machine
     parser = build_parser()
     blocks = [("pytest-dmr --help", parser.format_help())]
     for action in parser._actions:
