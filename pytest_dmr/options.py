@@ -89,7 +89,8 @@ OPTIONS: tuple[Option, ...] = (
     {
         "setting": "require_live", "flag": "--dmr-require-live", "ini": "dmr_require_live", "env": ("DMR_REQUIRE_LIVE",),
         "default": "off", "action": "store_true",
-        "help": "a dmr_live or dmr_model test that cannot run live fails instead of skipping. "
+        "help": "a test that cannot run live fails: a dmr_live or dmr_model test instead of skipping, any other "
+        "(dmr_mock tests aside) instead of running on the mock. "
         "[ini dmr_require_live, env DMR_REQUIRE_LIVE]",
     },
     {
