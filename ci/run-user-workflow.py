@@ -65,6 +65,7 @@ DROPPED = {"PYTEST_ADDOPTS", "PYTEST_PLUGINS", "DEFAULT_LOCAL_MODEL", "LOCAL_MOD
 SKIPPED_ACTIONS = {
     "actions/checkout": "the job runs in a copy of the suite",
     "actions/setup-python": "a new virtual environment of this Python",
+    "actions/upload-artifact": "nothing is uploaded from here",
 }
 CONDITIONS = {None: "success", "success()": "success", "failure()": "failure", "always()": "always", "!cancelled()": "always"}
 
@@ -265,11 +266,11 @@ def run_job(name: str, workflow: dict[str, Any], suite: Path, keep: bool) -> Job
                 print(f"-- ok: {step.title} ({seconds:.1f} s)", flush=True)
     finally:
         end_process_groups(groups)
-        result.seconds = time.monotonic() - started
         if keep:
             print(f"   kept {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+        result.seconds = time.monotonic() - started
     return result
 
 

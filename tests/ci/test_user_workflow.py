@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 from typing import Any
 
 import pytest
@@ -87,9 +88,10 @@ def test_the_jobs_and_the_install_source() -> None:
 HONESTY = {
     # Never a runner, even one listening on DMR's port.
     "mock": ({"--dmr=mock"}, {"--dmr-url", "--dmr-provision", "--dmr-record"}),
-    # A missing or broken emulator fails the tests instead of the mock answering them.
-    "live": ({"--dmr-require-live", "--dmr-url"}, {"--dmr=mock", "--dmr-provision"}),
-    "container": ({"--dmr-require-live", "--dmr-provision=testcontainers"}, {"--dmr=mock", "--dmr-url"}),
+    # A missing or broken emulator fails the tests instead of the mock answering them, and tests
+    # with a cassette run live too (record=all: a replayed cassette would not test the runner).
+    "live": ({"--dmr-require-live", "--dmr-url", "--dmr-record=all"}, {"--dmr=mock", "--dmr-provision"}),
+    "container": ({"--dmr-require-live", "--dmr-provision=testcontainers", "--dmr-record=all"}, {"--dmr=mock", "--dmr-url"}),
     # Replay only: never records, never looks for a runner.
     "replay": ({"--dmr-record=none", "--dmr=mock"}, {"--dmr-url", "--dmr-provision", "--dmr-require-live"}),
 }
@@ -129,6 +131,28 @@ def test_the_container_job_provisions_the_real_runner_image() -> None:
 def test_the_replay_job_fails_on_stale_or_unused_cassettes() -> None:
     runs = commands(load()["jobs"]["replay"])
     assert ["pytest-dmr", "cassettes", "--unused"] in runs
+
+
+def test_the_committed_cassettes_replay_with_no_runner(tmp_path: Path) -> None:
+    """What the replay job checks, on this venv's pytest-dmr: every cassette of examples/ultra is
+    used by a test, and those tests replay them (real llama.cpp answers) with no runner at all."""
+    suite = ROOT / "examples" / "ultra"
+    cassettes = sorted(path.relative_to(suite / "tests" / "cassettes") for path in (suite / "tests" / "cassettes").rglob("*.json"))
+    assert len(cassettes) >= 4
+    env = {**os.environ, "DMR_DISCOVERY": "url"}  # and --dmr=mock below: no runner is looked for
+    unused = subprocess.run([Path(sys.executable).parent / "pytest-dmr", "cassettes", "--unused"], cwd=suite, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (unused.returncode, unused.stdout.strip()) == (0, "no unused cassettes"), unused.stderr
+    report = tmp_path / "replay.xml"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--dmr=mock", "--dmr-record=none", f"--junitxml={report}"]
+    run = subprocess.run(command, cwd=suite, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:]
+    replayed = set()
+    for case in ElementTree.parse(report).iter("testcase"):
+        properties = {prop.get("name"): prop.get("value") for prop in case.iter("property")}
+        if properties.get("dmr_backend") == "replay":
+            replayed.add(Path(case.get("classname", "").split(".")[-1]) / f"{case.get('name')}.json")
+    assert replayed == set(cassettes)
 
 
 # --------------------------------------------------------------------------------------------
