@@ -289,8 +289,11 @@ def collected_cassettes(pytest_args: Sequence[str]) -> tuple[list[Path], Path]:
             used.extend(recording.cassette_of(item) for item in session.items if "::" in item.nodeid)
 
     shown = io.StringIO()
+    # --assert=plain: pytest_dmr is imported already, so an installed (not editable) pytest-dmr would get
+    # "Module already imported so cannot be rewritten", an error in a suite with filterwarnings = error.
     with contextlib.redirect_stdout(shown):
-        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *pytest_args], plugins=[CassetteProbe()])
+        code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "--assert=plain", *pytest_args],
+                           plugins=[CassetteProbe()])
     if int(code) not in (0, 5) or not roots:  # 5: no tests collected
         raise errors.ConfigurationError(
             f"pytest could not collect the tests (exit code {int(code)}):\n{shown.getvalue().strip()}",
