@@ -21,7 +21,8 @@ import pytest
 LIVE_ANSWER = {LIVE_ANSWER!r}
 
 
-def test_chat(dmr_adapter, dmr_openai, dmr_client):
+def test_chat(request, dmr_adapter, dmr_openai, dmr_client):
+    assert dmr_adapter.backend == dict(request.node.user_properties)["dmr_backend"]  # live, then replay
     assert asyncio.run(dmr_adapter.generate("Say hi", temperature=0)) == LIVE_ANSWER
     answer = dmr_openai.chat.completions.create(model="ai/smollm2", messages=[{{"role": "user", "content": "Hello"}}])
     assert answer.choices[0].message.content == LIVE_ANSWER
