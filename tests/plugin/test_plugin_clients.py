@@ -162,6 +162,41 @@ def test_replayed(dmr_async_anthropic, dmr_async_ollama, dmr_runner, request):
     result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
 
 
+def test_dmr_environment_replays_a_cassette_to_app_clients(pytester: pytest.Pytester) -> None:
+    """App code building its own OpenAI and Ollama clients from the environment gets the test's
+    cassette through the served runner: the recorded answers, streamed, with no runner anywhere."""
+    openai, ollama = pytest.importorskip("openai"), pytest.importorskip("ollama")
+    mock = MockModelRunner()
+    mock.reply("Served from the cassette.")
+    cassette = Cassette(path=pytester.path / "cassettes" / "test_app" / "test_app_clients.json")
+    messages = [{"role": "user", "content": "Hi"}]
+    http = httpx2.Client(transport=RecordingTransport(mock, cassette))
+    with openai.OpenAI(base_url=mock.openai_base_url, api_key="k", http_client=http) as chat:
+        list(chat.chat.completions.create(model="ai/smollm2", messages=messages, stream=True))
+    client = ollama.Client(host=mock.base_url, transport=RecordingTransport(mock, cassette))
+    list(client.chat(model="ai/smollm2", messages=messages, stream=True))
+    client._client.close()
+    save(cassette)
+    make_ini(pytester)
+    pytester.makepyfile(test_app="""
+import ollama
+import openai
+
+
+def test_app_clients(dmr_environment):
+    messages = [{"role": "user", "content": "Hi"}]
+    with openai.OpenAI() as chat:  # OPENAI_BASE_URL, OPENAI_API_KEY
+        stream = chat.chat.completions.create(model="ai/smollm2", messages=messages, stream=True)
+        pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    local = [part.message.content for part in ollama.Client().chat(model="ai/smollm2", messages=messages, stream=True)]  # OLLAMA_HOST
+    assert "".join(pieces) == "".join(local) == "Served from the cassette." and len(pieces) > 1 and len(local) > 1
+    assert dmr_environment.backend == "replay" and dmr_environment.root_url.startswith("http://127.0.0.1:")
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr-discovery=url", "-W", "error")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
+
+
 def test_a_missing_sdk_skips_naming_the_package(pytester: pytest.Pytester) -> None:
     make_ini(pytester)
     pytester.makeconftest("import sys\nsys.modules['anthropic'] = None\nsys.modules['ollama'] = None\n")
