@@ -6,6 +6,11 @@ A request the cassette lacks goes to ``fallback`` when there is one (the mock, o
 it is counted (:attr:`ReplayTransport.replayed`, :attr:`ReplayTransport.passed_on`) and a mismatch
 is kept in :attr:`ReplayTransport.mismatches`, so a caller whose client wraps transport errors
 (the OpenAI SDK retries them, then raises its own ``APIConnectionError``) can still report it.
+
+What a replayed call costs: a lookup of the request as sent (see :meth:`Index.key
+<pytest_dmr.cassettes.matching.Index.key>`), and a response built from a :class:`Ready` answer
+(headers, bytes and chunks made once per exchange). With ``pace``, streams keep their recorded
+gaps (``--dmr-replay-pacing``).
 """
 
 from __future__ import annotations
