@@ -24,6 +24,7 @@ above the floor (the replay itself: what the tools do differently). vcrpy patche
 there is no httpx2 comparison.
 
     python benchmarks/replay_overhead.py [--calls 1000] [--rounds 5] [--bound 10]
+    python benchmarks/replay_overhead.py --only pytest-dmr:async-stream --calls 400   # under cachegrind
 
 Target (issue 11): pytest-dmr at most 0.3x vcrpy's time per call, measured on what each tool adds
 above the client's own cost (the exit status); the whole-call ratio is printed beside it.
@@ -157,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=1000, help="calls per round and side (default 1000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds, interleaved (default 5)")
     parser.add_argument("--bound", type=float, default=10.0, help="seconds vcrpy's first replay of a call may take (default 10)")
+    parser.add_argument("--only", metavar="SIDE:KIND", help="run one side's call --calls times, untimed, and print nothing "
+                        "(for instruction counts: cachegrind at --calls N and 0, the difference over N; e.g. vcrpy:plain)")
     args = parser.parse_args(argv)
     logging.getLogger("vcr").setLevel(logging.WARNING)
 
@@ -172,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
                 async_client = httpx.AsyncClient(transport=transport) if transport is not None else httpx.AsyncClient()
                 clients += [sync_client, async_client]
                 sides[name] = {"plain": plain(sync_client), "stream": stream(sync_client), "async stream": async_stream(async_client)}
+
+            if args.only:
+                side, kind = args.only.split(":")
+                call = sides[side][kind.replace("-", " ")]
+                for _ in range(args.calls + 1):  # one more: the first call's one-off costs are in the 0-call run too
+                    call()
+                return 0
 
             report: dict[str, str] = {}
             timed: dict[str, list[str]] = {}
