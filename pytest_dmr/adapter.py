@@ -91,11 +91,16 @@ class ChatResult:
             ) from None
 
 
-def _is_mock_transport(transport: object | None) -> bool:
-    # The mock module is imported by whoever built a MockModelRunner, so no import is needed here.
-    mock_module = sys.modules.get("pytest_dmr.mock")
-    mock_class = getattr(mock_module, "MockModelRunner", None)
-    return mock_class is not None and isinstance(transport, mock_class)
+def _backend_of(transport: object | None) -> str:
+    """``mock`` for the mock, a cassette's replay its own ``backend`` (``replay``), else ``live``."""
+    # Their modules are imported by whoever built the transport, so no import is needed here.
+    mock_class = getattr(sys.modules.get("pytest_dmr.mock"), "MockModelRunner", None)
+    if mock_class is not None and isinstance(transport, mock_class):
+        return "mock"
+    replay_class = getattr(sys.modules.get("pytest_dmr.cassettes.replay"), "ReplayTransport", None)
+    if replay_class is not None and isinstance(transport, replay_class):
+        return str(transport.backend)
+    return "live"
 
 
 class DockerModelRunnerAdapter(LLMAdapter):
@@ -151,7 +156,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self.timeout = _http.check_seconds(timeout, "timeout")
         self.max_line_bytes = _http.check_limit(max_line_bytes, "max_line_bytes")
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
-        self.backend = "mock" if _is_mock_transport(transport) else "live"
+        self.backend = _backend_of(transport)
         self.default_options = dict(default_options or {})
         _check_options(self.default_options, "default_options")
         self._transport = transport

@@ -7,8 +7,10 @@ requests work whatever format a request came in):
 
 - ``dmr_openai`` / ``dmr_async_openai``: ``openai.OpenAI`` / ``openai.AsyncOpenAI`` on
   ``.../engines/v1`` (chat completions, completions, embeddings, Responses);
-- ``dmr_anthropic``: ``anthropic.Anthropic`` on the root (Messages, ``count_tokens``);
-- ``dmr_ollama``: ``ollama.Client`` on the root (``/api/chat``, ``/api/generate``, ...);
+- ``dmr_anthropic`` / ``dmr_async_anthropic``: ``anthropic.Anthropic`` / ``anthropic.AsyncAnthropic``
+  on the root (Messages, ``count_tokens``);
+- ``dmr_ollama`` / ``dmr_async_ollama``: ``ollama.Client`` / ``ollama.AsyncClient`` on the root
+  (``/api/chat``, ``/api/generate``, ...);
 - ``dmr_environment``: ``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``, ``OLLAMA_HOST`` and Ultra's
   ``MODEL_RUNNER_URL`` set for the test (``OPENAI_API_KEY`` and ``ANTHROPIC_API_KEY`` too: the SDKs
   refuse to start without one, DMR ignores it, and a real key of yours stays out of the test), and
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -68,14 +70,22 @@ def dmr_openai(backend: _TestBackend) -> Iterator[Any]:
         yield client
 
 
+def _async_client(sdk: ModuleType, backend: _TestBackend) -> Any:
+    stack = _http_stack(sdk)
+    return stack.AsyncClient(transport=backend.transport(stack.__name__, asynchronous=True))
+
+
+def _close_async(close: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Close an async client after its test (the test's event loop has ended: a new one closes it)."""
+    with contextlib.suppress(RuntimeError):  # its connections belong to a loop that has ended: closed with it
+        asyncio.run(close())
+
+
 def dmr_async_openai(backend: _TestBackend) -> Iterator[Any]:
     openai = import_sdk("openai", "dmr_async_openai")
-    stack = _http_stack(openai)
-    http = stack.AsyncClient(transport=backend.transport(stack.__name__, asynchronous=True))
-    client = openai.AsyncOpenAI(base_url=backend.openai_url, api_key=API_KEY, http_client=http)
+    client = openai.AsyncOpenAI(base_url=backend.openai_url, api_key=API_KEY, http_client=_async_client(openai, backend))
     yield client
-    with contextlib.suppress(RuntimeError):  # its connections belong to a loop that has ended: closed with it
-        asyncio.run(client.close())
+    _close_async(client.close)
 
 
 def dmr_anthropic(backend: _TestBackend) -> Iterator[Any]:
@@ -85,12 +95,27 @@ def dmr_anthropic(backend: _TestBackend) -> Iterator[Any]:
         yield client
 
 
+def dmr_async_anthropic(backend: _TestBackend) -> Iterator[Any]:
+    anthropic = import_sdk("anthropic", "dmr_async_anthropic")
+    client = anthropic.AsyncAnthropic(base_url=backend.root_url, api_key=API_KEY, http_client=_async_client(anthropic, backend))
+    yield client
+    _close_async(client.close)
+
+
 def dmr_ollama(request: pytest.FixtureRequest, backend: _TestBackend) -> Iterator[Any]:
     ollama = import_sdk("ollama", "dmr_ollama")
     timeout = get_session(request.config).settings.timeout
     client = ollama.Client(host=backend.root_url, transport=backend.transport("httpx"), timeout=timeout)
     yield client
     client._client.close()  # ollama.Client keeps its httpx.Client there and has no close() of its own
+
+
+def dmr_async_ollama(request: pytest.FixtureRequest, backend: _TestBackend) -> Iterator[Any]:
+    ollama = import_sdk("ollama", "dmr_async_ollama")
+    timeout = get_session(request.config).settings.timeout
+    client = ollama.AsyncClient(host=backend.root_url, transport=backend.transport("httpx", asynchronous=True), timeout=timeout)
+    yield client
+    _close_async(client._client.aclose)  # its httpx.AsyncClient (ollama's own close() is only in newer releases)
 
 
 # --------------------------------------------------------------------------------------------

@@ -113,6 +113,12 @@ OPTIONS: tuple[Option, ...] = (
         "tests whose answers drifted from their cassette. [ini dmr_record, env DMR_RECORD]",
     },
     {
+        "setting": "replay_pacing", "flag": "--dmr-replay-pacing", "ini": "dmr_replay_pacing", "env": ("DMR_REPLAY_PACING",),
+        "default": "off", "action": "store_true",
+        "help": "replay cassette streams with their recorded pacing (the recorded gap before each chunk; default: "
+        "every chunk at once). [ini dmr_replay_pacing, env DMR_REPLAY_PACING]",
+    },
+    {
         "setting": "compose_refs", "flag": None, "ini": "dmr_compose_refs", "env": (), "default": "LLM AI_RUNNER",
         "ini_type": "args", "ini_default": list(DEFAULT_COMPOSE_REFS),
         "ini_help": "pytest-dmr: compose model refs whose <REF>_URL / <REF>_MODEL variables point at a runner",

@@ -777,12 +777,28 @@ def dmr_anthropic(_dmr_backend: _TestBackend) -> Iterator[Any]:
 
 
 @pytest.fixture
+def dmr_async_anthropic(_dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``anthropic.AsyncAnthropic`` client on this test's backend, as ``dmr_anthropic``."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_async_anthropic(_dmr_backend)
+
+
+@pytest.fixture
 def dmr_ollama(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[Any]:
     """An ``ollama.Client`` on this test's backend (DMR's root: ``/api/...``). Skips when the ollama
     package is not installed."""
     from pytest_dmr import clients
 
     yield from clients.dmr_ollama(request, _dmr_backend)
+
+
+@pytest.fixture
+def dmr_async_ollama(request: pytest.FixtureRequest, _dmr_backend: _TestBackend) -> Iterator[Any]:
+    """An ``ollama.AsyncClient`` on this test's backend, as ``dmr_ollama``."""
+    from pytest_dmr import clients
+
+    yield from clients.dmr_async_ollama(request, _dmr_backend)
 
 
 @pytest.fixture

@@ -106,7 +106,7 @@ def prepare(item: pytest.Item, dmr: DMRSession, *, wants_live: bool) -> ActiveCa
     path = cassette_of(item)
     writing = mode != "none"
     session = CassetteSession(
-        path, mode,
+        path, mode, pace=settings.replay_pacing,
         run_id=dmr.run_directory.run_id if writing else None,
         lock_dir=dmr.run_directory.path / "cassette-locks" if writing else None,
     )

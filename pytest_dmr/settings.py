@@ -21,6 +21,7 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 | compose_refs | (none)                      | ``dmr_compose_refs`` | (none)                                     | ``LLM AI_RUNNER`` |
 | assert_all_rules_used | (none: the ``dmr_mock`` marker's keyword) | ``dmr_assert_all_rules_used`` | (none) | off |
 | record       | ``--dmr-record``            | ``dmr_record``     | ``DMR_RECORD``                               | ``none`` |
+| replay_pacing | ``--dmr-replay-pacing``    | ``dmr_replay_pacing`` | ``DMR_REPLAY_PACING``                     | off |
 | replay_unmatched | (none)                  | ``dmr_replay_unmatched`` | (none)                                 | ``fail`` |
 
 :func:`ineffective_settings` says which settings the user gave have no effect in this run (the
@@ -83,6 +84,9 @@ class Settings(NamedTuple):
     record_source: str = "default"
     replay_unmatched: str = "fail"
     """A request a replayed cassette lacks: ``fail`` the test, or let the test's ``mock`` answer it."""
+    replay_pacing: bool = False
+    """``--dmr-replay-pacing``: replayed streams keep their recorded gaps between chunks."""
+    replay_pacing_source: str = "default"
 
     def pull_for(self, *, provisioned: bool) -> bool:
         """Whether to pull missing models: explicit choice, else only on a runner we provisioned."""
@@ -251,6 +255,7 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
         ("pull", "--dmr-pull", "dmr_pull", "DMR_PULL"),
         ("reuse", "--dmr-reuse", "dmr_reuse", "DMR_REUSE"),
         ("require_live", "--dmr-require-live", "dmr_require_live", "DMR_REQUIRE_LIVE"),
+        ("replay_pacing", "--dmr-replay-pacing", "dmr_replay_pacing", "DMR_REPLAY_PACING"),
     ):
         raw, source = pick(flag, ini_name, env_name)
         if source:

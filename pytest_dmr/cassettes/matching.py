@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -62,6 +63,7 @@ def capture(method: str, path: str, query: str, headers: Iterable[tuple[str, str
     return RecordedRequest(method.upper(), path, pairs, kept, body)
 
 
+@lru_cache(maxsize=512)  # a pure function of few distinct values: each replayed call would redo it
 def normalize_path(method: str, path: str) -> str:
     """The route DMR would take: see the module docstring."""
     path = routes.clean_path(path)
@@ -78,14 +80,16 @@ def normalize_path(method: str, path: str) -> str:
     return path
 
 
-def _canonical_numbers(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _canonical_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_canonical_numbers(item) for item in value]
-    return value
+def _number(text: str) -> float | int:
+    """A JSON number with a fraction or exponent: ``1.0`` as ``1`` (the same value to DMR)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+_DECODER = json.JSONDecoder(parse_float=_number)
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)  # made once: json.dumps(sort_keys=...) makes one per call
+canonical_model = lru_cache(maxsize=512)(model_names.canonical_model_name)
+""":func:`~pytest_dmr.protocol.model_names.canonical_model_name`, remembered (a run names few models)."""
 
 
 def _drop(value: Any, dotted: str) -> None:
@@ -101,17 +105,17 @@ def normalize_body(body: bytes, ignore: Iterable[str] = ()) -> Any:
     if not body:
         return None
     try:
-        value = json.loads(body)
+        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, RecursionError):
         try:
             return {"<text>": body.decode("utf-8")}
         except UnicodeDecodeError:
             return {"<bytes>": body.hex()}
-    value = _canonical_numbers(value)
     if isinstance(value, dict):
         for name in MODEL_FIELDS:
-            if isinstance(value.get(name), str):
-                value[name] = model_names.canonical_model_name(value[name])
+            model = value.get(name)
+            if isinstance(model, str):
+                value[name] = canonical_model(model)
         for dotted in ignore:
             _drop(value, dotted)
     return value
@@ -150,16 +154,40 @@ def _flatten(value: Any, prefix: str, into: dict[str, Any]) -> None:
         into[prefix] = value
 
 
+def _parts(method: str, path: str, query: Iterable[tuple[str, str]], header: Callable[[str], str | None], body: bytes,
+           ignore: Iterable[str]) -> tuple[str, str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], Any, str]:
+    method = method.upper()
+    path = normalize_path(method, path)
+    pairs = tuple(sorted((name, MASK if is_secret_parameter(name) else value) for name, value in query))
+    headers = tuple((name, value) for name in MATCHED_HEADERS if (value := header(name) or ("*/*" if name == "accept" else "")))
+    value = normalize_body(body, ignore)
+    key = _KEY_ENCODER.encode([method, path, pairs, headers, value])
+    return method, path, pairs, headers, value, key
+
+
 def normalize(request: RecordedRequest, ignore: Iterable[str] = ()) -> Normalized:
     """``request`` as matching sees it (see the module docstring)."""
-    method = request.method.upper()
-    path = normalize_path(method, request.path)
-    query = tuple(sorted((name, MASK if is_secret_parameter(name) else value) for name, value in request.query))
-    headers = tuple((name, request.headers.get(name, "*/*" if name == "accept" else "")) for name in MATCHED_HEADERS)
-    headers = tuple(pair for pair in headers if pair[1])
-    body = normalize_body(request.body, ignore)
-    key = json.dumps([method, path, query, headers, body], sort_keys=True, ensure_ascii=False)
-    return Normalized(method, path, query, headers, body, key)
+    return Normalized(*_parts(request.method, request.path, request.query, request.headers.get, request.body, ignore))
+
+
+_MATCHED_RAW = {name.encode(): name for name in MATCHED_HEADERS}
+
+
+def _text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+def sent_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The :data:`MATCHED_HEADERS` among a stack's ``headers.raw`` (repeated ones joined, as ``Headers.get`` does)."""
+    headers: dict[str, str] = {}
+    for name, value in raw_headers:
+        matched = _MATCHED_RAW.get(name.lower())
+        if matched is not None:
+            headers[matched] = f"{headers[matched]}, {_text(value)}" if matched in headers else _text(value)
+    return headers
 
 
 _ABSENT = object()
@@ -193,6 +221,7 @@ class Index:
         self.ignore = tuple(ignore)
         self._entries: list[tuple[Normalized, Exchange]] = []
         self._by_key: dict[str, list[Exchange]] = {}
+        self._by_sent: dict[tuple[Any, ...], str] = {}
         self._next: dict[str, int] = {}
         self.used: set[int] = set()
         self._lock = threading.Lock()
@@ -203,18 +232,32 @@ class Index:
         normalized = normalize(exchange.request, self.ignore)
         self._entries.append((normalized, exchange))
         self._by_key.setdefault(normalized.key, []).append(exchange)
+        request = exchange.request
+        sent = (request.method, request.path, tuple(request.query), tuple(map(request.headers.get, MATCHED_HEADERS)), request.body)
+        self._by_sent.setdefault(sent, normalized.key)
+
+    def key(self, method: str, path: str, query: str, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes) -> str:
+        """The :attr:`Normalized.key` of a request as a client sends it (``raw_headers``: its stack's
+        ``headers.raw``), what a replayed call pays: looked up when the request is byte for byte a
+        recorded one (a cassette's JSON bodies are compact, as the SDKs and httpx send them), else
+        normalised without first building its :class:`RecordedRequest`."""
+        pairs = tuple(parse_qsl(query, keep_blank_values=True)) if query else ()
+        headers = sent_headers(raw_headers)
+        key = self._by_sent.get((method, path, pairs, tuple(map(headers.get, MATCHED_HEADERS)), body))
+        return key if key is not None else _parts(method, path, pairs, headers.get, body, self.ignore)[-1]
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def answer(self, request: Normalized) -> Exchange | None:
-        """The next recorded exchange for ``request`` (the last one again once all are used), or ``None``."""
-        candidates = self._by_key.get(request.key)
+    def answer(self, request: Normalized | str) -> Exchange | None:
+        """The next recorded exchange for ``request`` (or its key: the last one again once all are used), or ``None``."""
+        key = request if isinstance(request, str) else request.key
+        candidates = self._by_key.get(key)
         if not candidates:
             return None
         with self._lock:
-            position = self._next.get(request.key, 0)
-            self._next[request.key] = position + 1
+            position = self._next.get(key, 0)
+            self._next[key] = position + 1
             exchange = candidates[min(position, len(candidates) - 1)]
             self.used.add(id(exchange))
         return exchange

@@ -3,6 +3,7 @@ for a request the cassette lacks (the closest recorded request, field by field).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,8 @@ import httpx2
 import openai
 import pytest
 
-from pytest_dmr.cassettes import Cassette, RecordingTransport, ReplayTransport
+from pytest_dmr.cassettes import Cassette, RecordingTransport, ReplayTransport, save
+from pytest_dmr.cassettes.matching import Index, capture, normalize
 from pytest_dmr.errors import CassetteMismatchError, DMRError
 from pytest_dmr.mock import MockModelRunner
 
@@ -160,3 +162,34 @@ def test_management_paths_compare_model_references_as_dmr_does() -> None:
         assert client.get("/models/smollm2:latest").json() == inspected
         with pytest.raises(CassetteMismatchError, match="/models/ai/qwen3"):
             client.get("/models/ai/qwen3")
+
+
+
+COMPACT = b'{"model":"ai/smollm2","messages":[{"role":"user","content":"Say hi"}],"temperature":0.5,"seed":7}'
+SENT_FORMS = {  # body, query, raw headers, whether the recorded exchange answers it
+    "byte for byte as recorded": (COMPACT, "", [], True),
+    "spaced JSON, keys reordered": (b'{"seed": 7.0, "temperature": 0.5, "messages": [{"content": "Say hi", "role": "user"}], '
+                                    b'"model": "smollm2"}', "", [], True),
+    "matched headers in any case, repeated": (COMPACT, "", [(b"ACCEPT", b"text/event-stream"), (b"accept", b"application/json"),
+                                                            (b"Origin", b"http://a"), (b"X-Other", b"1")], False),
+    "a query with a key": (COMPACT, "api_key=secret&b=2", [], False),
+}
+
+
+@pytest.mark.parametrize(("body", "query", "headers", "answered"), list(SENT_FORMS.values()), ids=list(SENT_FORMS))
+def test_the_key_of_a_sent_request_is_the_key_of_its_recorded_form(tmp_path: Path, body: bytes, query: str,
+                                                                    headers: list[tuple[bytes, bytes]], answered: bool) -> None:
+    """A replayed call's key (looked up when the request is byte for byte a recorded one, else
+    normalised from the raw request) is the key of the request as a cassette keeps it."""
+    cassette = recorded(BODY)
+    cassette.path = tmp_path / "c.json"
+    save(cassette)
+    index = Index(Cassette.load(cassette.path).exchanges)
+    as_kept = capture("POST", CHAT, query, [(name.decode(), value.decode()) for name, value in headers], body)
+    for name in ("accept", "origin"):  # several values of one header: joined, as the stacks' Headers.get does
+        values = [value.decode() for key, value in headers if key.lower() == name.encode()]
+        if values:
+            as_kept.headers[name] = ", ".join(values)
+    key = index.key("POST", CHAT, query, headers, body)
+    assert key == normalize(as_kept).key
+    assert (index.answer(key) is not None) is answered

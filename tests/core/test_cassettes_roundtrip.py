@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import httpx2
@@ -173,14 +174,54 @@ def test_paced_async_replay_waits_without_blocking_the_event_loop(monkeypatch: p
     assert ticks > 1  # the loop ran other tasks during the recorded gaps
 
 
-def test_paced_sync_replay_sleeps_the_recorded_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+PACED = [Chunk(b"data: 1\n\n", 0), Chunk(b"data: 2\n\n", 7), Chunk(b"data: [DONE]\n\n", 3)]
+
+
+async def _never(seconds: float) -> None:
+    raise AssertionError("an async sleep in a sync client")
+
+
+@pytest.mark.parametrize("stack", [httpx2, httpx], ids=["httpx2", "httpx"])
+def test_paced_sync_replay_sleeps_the_recorded_gaps(stack: Any) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(replay.time, "sleep", slept.append)
-    cassette = _streamed([Chunk(b"data: 1\n\n", 0), Chunk(b"data: 2\n\n", 7), Chunk(b"data: [DONE]\n\n", 3)])
-    with httpx.Client(transport=ReplayTransport(cassette, pace=True), base_url="http://x") as client:
+    cassette = _streamed(PACED)
+    with stack.Client(transport=ReplayTransport(cassette, pace=True, sleep=slept.append, async_sleep=_never),
+                      base_url="http://x") as client:
         with client.stream("POST", "/v1/chat/completions", json=BODY) as response:
-            assert list(response.iter_raw()) == [chunk.data for chunk in cassette.exchanges[0].response.chunks or []]
+            assert list(response.iter_raw()) == [chunk.data for chunk in PACED]
     assert slept == [0.007, 0.003]
+
+
+@pytest.mark.parametrize("stack", [httpx2, httpx], ids=["httpx2", "httpx"])
+def test_paced_async_replay_awaits_the_recorded_gaps(stack: Any) -> None:
+    waited: list[float] = []
+    pieces: list[bytes] = []
+
+    async def async_sleep(seconds: float) -> None:
+        waited.append(seconds)
+        await asyncio.sleep(0)
+
+    def blocking(seconds: float) -> None:
+        raise AssertionError("a blocking sleep in an async client")
+
+    async def scenario() -> None:
+        transport = ReplayTransport(_streamed(PACED), pace=True, sleep=blocking, async_sleep=async_sleep)
+        async with stack.AsyncClient(transport=transport, base_url="http://x") as client:
+            async with client.stream("POST", "/v1/chat/completions", json=BODY) as response:
+                pieces.extend([piece async for piece in response.aiter_raw()])
+
+    asyncio.run(scenario())
+    assert pieces == [chunk.data for chunk in PACED] and waited == [0.007, 0.003]
+
+
+@pytest.mark.parametrize("stack", [httpx2, httpx], ids=["httpx2", "httpx"])
+def test_unpaced_replay_never_waits(stack: Any) -> None:
+    def sleep(seconds: float) -> None:
+        raise AssertionError("waited without pace")
+
+    with stack.Client(transport=ReplayTransport(_streamed(PACED), sleep=sleep), base_url="http://x") as client:
+        with client.stream("POST", "/v1/chat/completions", json=BODY) as response:
+            assert list(response.iter_raw()) == [chunk.data for chunk in PACED]
 
 
 @pytest.mark.parametrize("pace", [False, True], ids=["at-once", "paced"])

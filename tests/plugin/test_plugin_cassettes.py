@@ -21,7 +21,8 @@ import pytest
 LIVE_ANSWER = {LIVE_ANSWER!r}
 
 
-def test_chat(dmr_adapter, dmr_openai, dmr_client):
+def test_chat(request, dmr_adapter, dmr_openai, dmr_client):
+    assert dmr_adapter.backend == dict(request.node.user_properties)["dmr_backend"]  # live, then replay
     assert asyncio.run(dmr_adapter.generate("Say hi", temperature=0)) == LIVE_ANSWER
     answer = dmr_openai.chat.completions.create(model="ai/smollm2", messages=[{{"role": "user", "content": "Hello"}}])
     assert answer.choices[0].message.content == LIVE_ANSWER
@@ -38,6 +39,12 @@ def test_on_the_mock(dmr_mock, dmr_adapter):
     dmr_mock.reply("scripted")
     assert asyncio.run(dmr_adapter.generate("anything")) == "scripted"
 """
+
+
+def httpx2_client(transport: object) -> object:
+    import httpx2
+
+    return httpx2.Client(transport=transport)  # type: ignore[arg-type]
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -220,3 +227,56 @@ def test_the_cassettes_command_lists_used_and_unused(suite: pytest.Pytester, sta
                      "unused   cassettes/test_suite/test_live_only.json"]
     assert cli.main(["cassettes", "--unused", "."]) == cli.EXIT_FAILED
     assert capsys.readouterr().out.splitlines() == lines[:1] + lines[2:]
+
+
+PACED = """
+import time
+
+
+def test_paced(dmr_openai, monkeypatch):
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)  # the replay waits with time.sleep: record, do not wait
+    stream = dmr_openai.chat.completions.create(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=True)
+    pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    assert "".join(pieces) == "Paced."
+    print("SLEPT", slept)
+"""
+
+
+def test_replay_pacing_is_opt_in_by_flag_environment_or_ini(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A recorded stream replays at once, or with --dmr-replay-pacing (DMR_REPLAY_PACING, ini
+    dmr_replay_pacing) each chunk after its recorded gap: the requested waits are the recorded ones."""
+    import openai
+
+    from pytest_dmr.cassettes import Cassette, RecordingTransport, save
+    from pytest_dmr.mock import MockModelRunner
+
+    mock = MockModelRunner()
+    mock.reply("Paced.")
+    cassette = Cassette(path=pytester.path / "cassettes" / "test_paced" / "test_paced.json")
+    http = httpx2_client(RecordingTransport(mock, cassette))
+    with openai.OpenAI(base_url=mock.openai_base_url, api_key="k", http_client=http) as client:
+        list(client.chat.completions.create(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=True))
+    chunks = cassette.exchanges[0].response.chunks or []
+    for number, chunk in enumerate(chunks):  # gaps of 1, 2, 3... ms, as if recorded so
+        chunks[number] = type(chunk)(chunk.data, number + 1)
+    save(cassette)
+    gaps = [(number + 1) / 1000 for number in range(len(chunks))]
+    make_ini(pytester)
+    pytester.makepyfile(test_paced=PACED)
+
+    def slept(*args: str, env: str | None = None) -> list[float]:
+        if env is not None:
+            monkeypatch.setenv("DMR_REPLAY_PACING", env)
+        result = run(pytester, "--dmr-discovery=url", "-s", "-W", "error", *args)
+        monkeypatch.delenv("DMR_REPLAY_PACING", raising=False)
+        result.assert_outcomes(passed=1)
+        line = next(line for line in result.outlines if "SLEPT " in line)
+        return list(json.loads(line.split("SLEPT ", 1)[1]))
+
+    assert len(gaps) > 2
+    assert slept() == []
+    assert slept("--dmr-replay-pacing") == gaps
+    assert slept(env="1") == gaps
+    assert slept("-o", "dmr_replay_pacing=true") == gaps
+    assert slept("-o", "dmr_replay_pacing=true", env="0") == []  # the environment wins over the ini

@@ -3,9 +3,15 @@ dmr_mock controls), the live stand-in, and a replayed cassette; dmr_runner's bas
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx2
 import pytest
 from plugin_helpers import make_ini
 from plugin_standin import LIVE_ANSWER, StandIn
+
+from pytest_dmr.cassettes import Cassette, RecordingTransport, save
+from pytest_dmr.mock import MockModelRunner
 
 SDK_TESTS = """
 import asyncio
@@ -55,6 +61,31 @@ def test_ollama(scripted, dmr_ollama):
     assert scripted.last_request.api == "ollama"
 
 
+def test_async_anthropic(scripted, dmr_async_anthropic):
+    async def ask():
+        message = await dmr_async_anthropic.messages.create(model="ai/smollm2", max_tokens=32,
+                                                            messages=[{"role": "user", "content": "Hi"}])
+        async with dmr_async_anthropic.messages.stream(model="ai/smollm2", max_tokens=32,
+                                                       messages=[{"role": "user", "content": "Hi"}]) as stream:
+            pieces = [text async for text in stream.text_stream]
+        return message.content[0].text, pieces
+
+    text, pieces = asyncio.run(ask())
+    assert text == "".join(pieces) == "Bonjour from the mock." and len(pieces) > 1
+    assert [request.api for request in scripted.requests] == ["anthropic", "anthropic"]
+
+
+def test_async_ollama(scripted, dmr_async_ollama):
+    async def ask():
+        answer = await dmr_async_ollama.chat(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=False)
+        stream = await dmr_async_ollama.chat(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}], stream=True)
+        return answer.message.content, [part.message.content async for part in stream]
+
+    text, pieces = asyncio.run(ask())
+    assert text == "".join(pieces) == "Bonjour from the mock." and len(pieces) > 1
+    assert [request.api for request in scripted.requests] == ["ollama", "ollama"]
+
+
 def test_without_dmr_mock_the_clients_get_the_run_s_backend(dmr_openai, dmr_runner):
     assert str(dmr_openai.base_url).rstrip("/") == dmr_runner.openai_base_url
     chat = dmr_openai.chat.completions.create(model="ai/smollm2", messages=[{"role": "user", "content": "Hi"}])
@@ -71,8 +102,8 @@ def test_each_sdk_fixture_talks_to_the_test_s_mock(pytester: pytest.Pytester) ->
     make_ini(pytester)
     pytester.makepyfile(test_sdks=SDK_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock", "-W", "error")
-    result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 6 on the mock"])
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 8 on the mock"])
 
 
 def test_the_sdk_fixtures_reach_the_live_runner(pytester: pytest.Pytester, standin: StandIn) -> None:
@@ -86,6 +117,84 @@ def test_openai(dmr_openai, dmr_runner):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--dmr-url={standin.url}", "-W", "error")
     result.assert_outcomes(passed=1)
     assert standin.count("POST", "/engines/v1/chat/completions") == 1
+
+
+def test_the_async_sdk_fixtures_replay_a_cassette(pytester: pytest.Pytester) -> None:
+    """A cassette recorded (here, from a mock) with the async Anthropic and Ollama SDKs replays through
+    their fixtures with no runner: the recorded answers, chunk for chunk, backend replay."""
+    anthropic, ollama = pytest.importorskip("anthropic"), pytest.importorskip("ollama")
+    mock = MockModelRunner()
+    mock.reply("A recorded answer.")
+    cassette = Cassette(path=pytester.path / "cassettes" / "test_async_sdks" / "test_replayed.json")
+    messages = [{"role": "user", "content": "Hi"}]
+
+    async def record() -> None:
+        transport = RecordingTransport(mock, cassette)
+        async with anthropic.AsyncAnthropic(base_url=mock.base_url, api_key="k", http_client=httpx2.AsyncClient(transport=transport)) as claude:
+            async with claude.messages.stream(model="ai/smollm2", max_tokens=32, messages=messages) as stream:
+                assert "".join([text async for text in stream.text_stream]) == "A recorded answer."
+        client = ollama.AsyncClient(host=mock.base_url, transport=RecordingTransport(mock, cassette))
+        assert "".join([part.message.content async for part in await client.chat(model="ai/smollm2", messages=messages, stream=True)])
+        await client._client.aclose()
+
+    asyncio.run(record())
+    save(cassette)
+    make_ini(pytester)
+    pytester.makepyfile(test_async_sdks="""
+import asyncio
+
+
+def test_replayed(dmr_async_anthropic, dmr_async_ollama, dmr_runner, request):
+    messages = [{"role": "user", "content": "Hi"}]
+
+    async def ask():
+        async with dmr_async_anthropic.messages.stream(model="ai/smollm2", max_tokens=32, messages=messages) as stream:
+            claude = [text async for text in stream.text_stream]
+        llama = [part.message.content async for part in await dmr_async_ollama.chat(model="ai/smollm2", messages=messages, stream=True)]
+        return claude, llama
+
+    claude, llama = asyncio.run(ask())
+    assert "".join(claude) == "".join(llama) == "A recorded answer." and len(claude) > 1 and len(llama) > 1
+    assert not dmr_runner.live and dict(request.node.user_properties)["dmr_backend"] == "replay"
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr-discovery=url", "-W", "error")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
+
+
+def test_dmr_environment_replays_a_cassette_to_app_clients(pytester: pytest.Pytester) -> None:
+    """App code building its own OpenAI and Ollama clients from the environment gets the test's
+    cassette through the served runner: the recorded answers, streamed, with no runner anywhere."""
+    openai, ollama = pytest.importorskip("openai"), pytest.importorskip("ollama")
+    mock = MockModelRunner()
+    mock.reply("Served from the cassette.")
+    cassette = Cassette(path=pytester.path / "cassettes" / "test_app" / "test_app_clients.json")
+    messages = [{"role": "user", "content": "Hi"}]
+    http = httpx2.Client(transport=RecordingTransport(mock, cassette))
+    with openai.OpenAI(base_url=mock.openai_base_url, api_key="k", http_client=http) as chat:
+        list(chat.chat.completions.create(model="ai/smollm2", messages=messages, stream=True))
+    client = ollama.Client(host=mock.base_url, transport=RecordingTransport(mock, cassette))
+    list(client.chat(model="ai/smollm2", messages=messages, stream=True))
+    client._client.close()
+    save(cassette)
+    make_ini(pytester)
+    pytester.makepyfile(test_app="""
+import ollama
+import openai
+
+
+def test_app_clients(dmr_environment):
+    messages = [{"role": "user", "content": "Hi"}]
+    with openai.OpenAI() as chat:  # OPENAI_BASE_URL, OPENAI_API_KEY
+        stream = chat.chat.completions.create(model="ai/smollm2", messages=messages, stream=True)
+        pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    local = [part.message.content for part in ollama.Client().chat(model="ai/smollm2", messages=messages, stream=True)]  # OLLAMA_HOST
+    assert "".join(pieces) == "".join(local) == "Served from the cassette." and len(pieces) > 1 and len(local) > 1
+    assert dmr_environment.backend == "replay" and dmr_environment.root_url.startswith("http://127.0.0.1:")
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr-discovery=url", "-W", "error")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
 
 
 def test_a_missing_sdk_skips_naming_the_package(pytester: pytest.Pytester) -> None:

@@ -20,6 +20,7 @@ STRING_SETTINGS = [
     ("pull", "--dmr-pull", "dmr_pull", ("DMR_PULL",), True, "false", True),
     ("reuse", "--dmr-reuse", "dmr_reuse", ("DMR_REUSE",), True, "no", True),
     ("require_live", "--dmr-require-live", "dmr_require_live", ("DMR_REQUIRE_LIVE",), True, "0", True),
+    ("replay_pacing", "--dmr-replay-pacing", "dmr_replay_pacing", ("DMR_REPLAY_PACING",), True, "no", True),
     ("discovery", "--dmr-discovery", "dmr_discovery", ("DMR_DISCOVERY",), "host,url", "desktop", ("host", "url")),
     ("timeout", "--dmr-timeout", "dmr_timeout", ("DMR_TIMEOUT",), "7.5", "9", 7.5),
 ]
