@@ -28,11 +28,12 @@ replaces the answer as on DMR's own routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from pytest_dmr.protocol import routes
 from pytest_dmr.mock.faults import Fault
-from pytest_dmr.mock.responses import Answer
+from pytest_dmr.mock.responses import Answer, plain_error
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.streams import Delivery
 
@@ -77,6 +78,20 @@ class Call:
 Handler = Callable[["MockModelRunner", Call], Answer]
 
 
+def preload_only(call: Call) -> bool:
+    """Whether the request carries ``X-Preload-Only: true``: the scheduler loads the model and
+    answers nothing (no body, no inference, no log record) where the front-end forwards the client's
+    headers (Messages, Ollama); the Responses front-end builds a new request without it."""
+    return call.recorded.headers.get(routes.PRELOAD_HEADER.lower()) == "true"
+
+
+def method_not_allowed(allowed: str) -> Answer:
+    """Go's ``ServeMux`` for a path registered for other methods: ``405`` and ``Allow``
+    (``GET`` patterns allow ``HEAD`` too)."""
+    refused = plain_error(405, "Method Not Allowed")
+    return replace(refused, headers=(*refused.headers, ("allow", allowed)))
+
+
 def translated_stream(
     outcome: ChatOutcome, head: list[bytes], feed: Callable[[Mapping[str, Any]], list[bytes]], tail: Callable[[], list[bytes]]
 ) -> tuple[list[bytes], Delivery]:
@@ -101,5 +116,15 @@ def view(runner: MockModelRunner, method: str, path: str, body: Any, content: by
     for module in (responses, anthropic, ollama, rerank):
         found = module.view(runner, method, path, body, content)
         if found is not None:
-            return found, module.answer
+            return found, (_headless(module.answer) if method == "HEAD" else module.answer)
     return None
+
+
+def _headless(handler: Handler) -> Handler:
+    """``HEAD`` on a ``GET`` route: Go's server writes the headers and drops the body."""
+
+    def answer(runner: MockModelRunner, call: Call) -> Answer:
+        whole = handler(runner, call)
+        return replace(whole, body=b"", chunks=None)
+
+    return answer
