@@ -1,8 +1,11 @@
-"""The mock and the emulator answer DMR's CORS and ``_configure`` requests the same way.
+"""The mock and the emulator answer the same requests the same way.
 
 Both are stand-ins for one server, written separately; the same requests go to the mock (an httpx
-transport) and to an emulator on the mock engine (HTTP on 127.0.0.1, a tiny fake GGUF: no real part
-needed), and their answers are compared: status, body, and the headers CORS and errors set.
+transport) and to an emulator, and their answers are compared: status, the headers that matter
+(content type, ``Allow``, CORS) and the body. DMR's CORS and ``_configure`` answers, and tool calls,
+use an emulator on the mock engine (a tiny fake GGUF); every other front-end route (Responses,
+Anthropic Messages, Ollama, reranking, the request log) uses the session's emulator on real
+llama.cpp and SmolLM2, where generated text differs, so successful bodies compare by shape.
 """
 
 from __future__ import annotations
@@ -92,12 +95,16 @@ TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "objec
 
 
 def shape(value: Any) -> Any:
-    """What a JSON value looks like, whatever the words in it."""
+    """What a JSON value looks like, whatever the words in it (and whatever layer a pull line names)."""
     if isinstance(value, dict):
-        return tuple((key, value[key] if key in KIND_KEYS and not isinstance(value[key], (dict, list)) else shape(value[key])) for key in value)
+        return tuple((key, kind(value[key]) if key in KIND_KEYS and not isinstance(value[key], (dict, list)) else shape(value[key])) for key in value)
     if isinstance(value, list):
         return tuple(merged([shape(item) for item in value]))
     return "null" if value is None else "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def kind(value: Any) -> Any:
+    return "pulling <layer>" if isinstance(value, str) and value.startswith("pulling ") and value != "pulling manifest" else value
 
 
 def merged(items: list[Any]) -> list[Any]:
@@ -276,3 +283,44 @@ CORS_PATHS = [("OPTIONS", "/v1/responses"), ("OPTIONS", "/anthropic/v1/messages"
 @pytest.mark.parametrize(("method", "path"), CORS_PATHS)
 def test_frontend_cors_agrees(live_pair: tuple[httpx.Client, httpx.Client], method: str, path: str, origin: str) -> None:
     agree(live_pair, method, path, None, Origin=origin, **{"Access-Control-Request-Method": "POST"})
+
+
+WEATHER = [{"role": "user", "content": "Weather in Paris?"}]
+CHAT_TOOL = {"type": "function", "function": {"name": TOOL["name"], "description": "", "parameters": TOOL["parameters"]}}
+CLAUDE_TOOL = {"name": TOOL["name"], "description": "", "input_schema": TOOL["parameters"]}
+TOOL_CALLS = [
+    ("/v1/responses", {"model": MODEL, "input": "Weather in Paris?", "tools": [TOOL], "tool_choice": "required"}),
+    ("/v1/responses", {"model": MODEL, "input": "Weather in Paris?", "tools": [TOOL], "tool_choice": "required", "stream": True}),
+    ("/anthropic/v1/messages", {"model": MODEL, "max_tokens": 64, "messages": HI, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}}),
+    ("/v1/messages", {"model": MODEL, "max_tokens": 64, "messages": HI, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}, "stream": True}),
+    ("/api/chat", {"model": MODEL, "messages": WEATHER, "tools": [CHAT_TOOL], "stream": False}),
+    ("/api/chat", {"model": MODEL, "messages": WEATHER, "tools": [CHAT_TOOL]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), TOOL_CALLS, ids=[f"{path} {i}" for i, (path, _) in enumerate(TOOL_CALLS)])
+def test_tool_calls_agree_on_the_mock_engine(both: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """Tool calls in every format, on the emulator over the mock engine (SmolLM2 on this llama.cpp
+    answers tools with text): the same items, blocks and NDJSON lines, streamed chunk by chunk as
+    DMR translates them (an Ollama stream carries the arguments as string pieces)."""
+    mock, emulator = agree(both, "POST", path, body)
+    assert "get_weather" in mock.text
+
+
+def test_ollama_pull_then_delete_agree(fresh_emulator: EmulatorServer) -> None:
+    """On an empty store: pull (NDJSON progress), list, delete, delete again (the unload is fine,
+    the store refuses), list again."""
+    mock = MockModelRunner(models=(), serve_any_model=False, origins=fresh_emulator.origins)
+    with httpx.Client(transport=mock, base_url=mock.base_url, timeout=300) as to_mock, httpx.Client(base_url=fresh_emulator.url, timeout=300) as to_emulator:
+        pair = (to_mock, to_emulator)
+        agree(pair, "GET", "/api/tags")
+        agree(pair, "POST", "/api/pull", {"model": MODEL})
+        listed, _ = agree(pair, "GET", "/api/tags")
+        assert listed.json()["models"]
+        agree(pair, "POST", "/api/show", {"name": MODEL})
+        deleted, _ = agree(pair, "DELETE", "/api/delete", {"model": MODEL})
+        assert deleted.text == "{}"
+        again, _ = agree(pair, "DELETE", "/api/delete", {"model": MODEL})
+        assert again.status_code == 500 and again.text.startswith("Failed to delete model: ")
+        emptied, _ = agree(pair, "GET", "/api/tags")
+        assert emptied.json() == {"models": []}
