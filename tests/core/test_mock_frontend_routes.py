@@ -51,8 +51,10 @@ def test_head_on_get_routes_answers_headers_only(http: httpx.Client) -> None:
 
 def test_preload_only_loads_without_answering_where_dmr_forwards_the_header(mock: MockModelRunner, http: httpx.Client) -> None:
     message = {"model": MODEL, "max_tokens": 4, "messages": HI}
-    for path in ("/anthropic/v1/messages", "/v1/messages", "/engines/llama.cpp/v1/messages"):
-        answer = http.post(path, json=message, headers=PRELOAD)
+    documents = {"model": MODEL, "query": "x", "documents": ["a"]}
+    for path, body in (("/anthropic/v1/messages", message), ("/v1/messages", message), ("/engines/llama.cpp/v1/messages", message),
+                       ("/rerank", documents), ("/engines/score", documents)):  # fmt: skip
+        answer = http.post(path, json=body, headers=PRELOAD)
         assert (answer.status_code, answer.content, answer.headers.get("content-type")) == (200, b"", None), path
     streamed = http.post("/api/chat", json={"model": MODEL, "messages": HI}, headers=PRELOAD)
     assert (streamed.status_code, streamed.content, streamed.headers.get("content-type")) == (200, b"", None)
@@ -60,7 +62,7 @@ def test_preload_only_loads_without_answering_where_dmr_forwards_the_header(mock
         whole = http.post(path, json={"model": MODEL, "stream": False} | body, headers=PRELOAD)
         assert (whole.status_code, whole.text) == (500, "Failed to parse response\n"), path  # DMR cannot parse the empty body
     assert [entry["records"] for entry in http.get("/engines/requests").json()] == [[]]  # loaded, nothing recorded
-    assert [entry["model_name"] for entry in http.get("/engines/ps").json()] == [MODEL]
+    assert sorted((entry["model_name"], entry["mode"]) for entry in http.get("/engines/ps").json()) == [(MODEL, "completion"), (MODEL, "reranking")]
     response = http.post("/v1/responses", json={"model": MODEL, "input": "hi"}, headers=PRELOAD)
     assert response.json()["status"] == "completed"  # the Responses front-end builds a new request without the header
 
@@ -73,3 +75,10 @@ def test_pull_of_an_unparsable_name_is_the_registry_clients_error(http: httpx.Cl
         '{"error":"Failed to pull model: error while pulling model: reading model from registry: '
         f'invalid model reference {quoted}: invalid reference {quoted}: invalid reference format"}}\n'
     )
+
+
+def test_the_v1_alias_makes_v1_the_backend_of_a_rerank_path(http: httpx.Client) -> None:
+    """``/v1/score`` is ``/engines/v1/score`` to DMR's alias: the scheduler's ``{backend}`` is ``v1``."""
+    for path in ("/v1/score", "/v1/rerank"):
+        answer = http.post(path, json={"model": MODEL, "query": "x", "documents": ["a"]})
+        assert (answer.status_code, answer.text) == (404, "backend not found\n"), path

@@ -192,6 +192,7 @@ ROUTES_THAT_AGREE = [
     ("POST", "/engines/nothing/rerank", {}), ("POST", "/engines/llama.cpp/rerank", {}), ("GET", "/rerank", None), ("GET", "/rerank/x", None),
     ("POST", "/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
     ("POST", "/engines/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
+    ("POST", "/v1/rerank", {"model": MODEL, "query": "x", "documents": ["a"]}), ("POST", "/v1/score", {}),
     ("GET", "/engines/requests?model=ai/absent", None), ("POST", "/engines/requests", None),
 ]  # fmt: skip
 
@@ -205,7 +206,8 @@ PRELOADS = [
     ("/anthropic/v1/messages", SHORT_MESSAGE), ("/v1/messages", SHORT_MESSAGE), ("/engines/v1/messages", SHORT_MESSAGE),
     ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}),
     ("/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 4}}),
-    ("/v1/responses", SHORT_RESPONSE),
+    ("/v1/responses", SHORT_RESPONSE), ("/anthropic/v1/messages/count_tokens", {"model": MODEL, "messages": HI}),
+    ("/rerank", {"model": MODEL, "query": "x", "documents": ["a"]}), ("/v1/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
 ]  # fmt: skip
 
 

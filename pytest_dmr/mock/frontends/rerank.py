@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_dmr.protocol import error_bodies, rerank_api
+from pytest_dmr.protocol import error_bodies, rerank_api, routes
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View
+from pytest_dmr.mock.frontends import Call, View, preload_only
 from pytest_dmr.mock.responses import Answer
 
 if TYPE_CHECKING:
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 
 def view(runner: MockModelRunner, method: str, path: str, body: Any, content: bytes) -> View | None:
+    if path.startswith(routes.ALIAS_PREFIX + "/"):  # DMR's /v1/ alias: /v1/score is /engines/v1/score, backend "v1"
+        path = "/engines" + path
     route = rerank_api.match_rerank_path(path)
     if route is None:
         return None
@@ -34,6 +36,8 @@ def answer(runner: MockModelRunner, call: Call) -> Answer:
     )  # fmt: skip
     if refusal is not None:
         return refusal
+    if preload_only(call):
+        return responses.empty(200)
     status, value = rerank_api.answer(route.endpoint, body, model_name=body["model"])
     found = responses.backend_json(value, status)
     url = f"/engines/{route.backend}/{route.endpoint}" if route.backend else f"/engines/{route.endpoint}"
