@@ -42,8 +42,6 @@ else:  # at run time, httpx2's (its glue is the core dependency); httpx's client
 DEFAULT_CONTEXT_SIZE = 2048
 """The mock's context size: the emulator's (and the live tier's llama.cpp's) default."""
 _GO_TRUE = frozenset({"", "1", "t", "T", "TRUE", "true", "True"})
-_UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
-_DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
 _MODELS_PREFIX = routes.MANAGEMENT_MODELS_PATH + "/"
 _PRELOAD = routes.PRELOAD_HEADER.lower()  # recorded headers have lowercase names
 _LOG_BACKLOG = 500
@@ -475,7 +473,7 @@ class MockModelRunner(_Transports):
         if not self.knows_model(model):
             return responses.plain_error(404, error_bodies.model_not_found_message(model))
         if backend != engines_api.LLAMACPP_BACKEND:
-            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
+            status, message = engines_api.unavailable_backend(backend)
             return responses.plain_error(status, message)
         return None
 
