@@ -151,7 +151,7 @@ class Inference:
     def serve(self, path: str, body: bytes | None, headers: Headers, *, query: str = "") -> Answer:
         """Answer a POST to the scheduler's ``path`` (already rewritten: :func:`scheduler_path`)."""
         backend = _backend(path)
-        if backend not in (None, engines_api.LLAMACPP_BACKEND):
+        if backend is not None and backend not in engines_api.KNOWN_BACKENDS:
             return plain_error(404, error_bodies.BACKEND_NOT_FOUND)
         if body is None:
             return plain_error(400, error_bodies.REQUEST_TOO_LARGE)
@@ -168,6 +168,8 @@ class Inference:
         model = emulator.store.find(model_name)
         if model is None:
             return plain_error(404, error_bodies.model_not_found_message(model_name))
+        if backend not in (None, engines_api.LLAMACPP_BACKEND):  # registered, not installed here
+            return plain_error(*engines_api.unavailable_backend(backend))
         header = _header(headers)
         preload = header(routes.PRELOAD_HEADER) == "true"
         from pytest_dmr.emulator.engines import LoadError, StillLoading

@@ -168,13 +168,19 @@ class OllamaFrontend:
         reply: Reply, answer: Answer, model: str, line: Callable[..., dict[str, Any]], done: Callable[..., dict[str, Any]]
     ) -> None:
         """DMR's streaming writers: an error status passes with the upstream's headers and no body;
-        a 200 becomes ``application/json`` NDJSON, one line per ``data:`` chunk, flushed per upstream write."""
+        a 200 becomes ``application/json`` NDJSON, one line per ``data:`` chunk, flushed per upstream
+        write; an upstream that writes nothing (``X-Preload-Only``) gets an empty 200."""
         if answer.status != 200:
             reply.send_head(answer.status, [*answer.headers, ("Content-Length", "0")])
             return
-        reply.start_chunks(200, with_headers(answer.headers, [("Content-Type", ollama_api.CHAT_STREAM_CONTENT_TYPE)]))
+        started = False
         pending = b""
         for data in answer:
+            if not data:
+                continue
+            if not started:  # Go's writer sets its headers at the upstream's first write
+                reply.start_chunks(200, with_headers(answer.headers, [("Content-Type", ollama_api.CHAT_STREAM_CONTENT_TYPE)]))
+                started = True
             lines = (pending + data).split(b"\n")
             pending = lines.pop()
             out = []
@@ -194,7 +200,10 @@ class OllamaFrontend:
                     out.append(ollama_api.json_bytes(line(chunk, model=model, created_at=_now())))
             if out:
                 reply.chunk(b"".join(out))
-        reply.end_chunks()
+        if started:
+            reply.end_chunks()
+        else:  # the upstream wrote nothing (X-Preload-Only): nor does DMR
+            reply.send_head(200, [*answer.headers, ("Content-Length", "0")])
 
     # ------------------------------------------------------------------ pull and delete
 
@@ -208,7 +217,12 @@ class OllamaFrontend:
         try:
             tag, description = store.check_pull(name)
         except PullRefused as refused:
-            failure = ollama_api.pull_failure_line(_distribution_error(name, refused.status))
+            normalized = model_names.normalize_model_name(name)
+            failure = (
+                ollama_api.pull_reference_failure(normalized)
+                if refused.status == 400
+                else ollama_api.pull_failure_line(f"failed to pull model {encoding.go_quote(normalized)}: MANIFEST_UNKNOWN - Model not found")
+            )
             reply.send_body(500, ollama_api.json_body(failure), JSON, failure_headers)
             return
         lines = store.pull(tag, description)
@@ -245,10 +259,3 @@ class OllamaFrontend:
             return
         reply.send_body(200, ollama_api.EMPTY_OBJECT, JSON)
 
-
-def _distribution_error(name: str, status: int) -> str:
-    """The distribution client's error for a pull refused before any byte (its registry's wording)."""
-    normalized = model_names.normalize_model_name(name)
-    if status == 400:
-        return f"invalid model reference {encoding.go_quote(normalized)}: could not parse reference: {normalized}"
-    return f"failed to pull model {encoding.go_quote(normalized)}: MANIFEST_UNKNOWN - Model not found"

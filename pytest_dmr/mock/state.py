@@ -23,8 +23,6 @@ from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.streams import Pace
 
-_UNAVAILABLE_BACKENDS = {"vllm": (412, "vLLM binary not found")}
-_DEFAULT_UNAVAILABLE = (503, "backend installation failed: platform not supported")
 _LOG_BACKLOG = 500
 """Queued request-log changes made at once past this many (the log keeps 10 records per model)."""
 
@@ -118,7 +116,7 @@ class MockState:
         if not self.knows_model(model):
             return responses.plain_error(404, error_bodies.model_not_found_message(model))
         if backend != engines_api.LLAMACPP_BACKEND:
-            status, message = _UNAVAILABLE_BACKENDS.get(backend, _DEFAULT_UNAVAILABLE)
+            status, message = engines_api.unavailable_backend(backend)
             return responses.plain_error(status, message)
         return None
 

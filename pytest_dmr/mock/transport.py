@@ -494,7 +494,7 @@ def _front_end(state: MockState, method: str, path: str, body: Any, content: byt
     for module in (responses_frontend, anthropic, ollama, rerank):
         found = module.view(state, method, path, body, content)
         if found is not None:
-            return found, module.answer
+            return found, (frontends.headless(module.answer) if method == "HEAD" else module.answer)
     return None
 
 

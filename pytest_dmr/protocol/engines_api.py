@@ -68,6 +68,12 @@ def ps_entry(
 
 KNOWN_BACKENDS = (LLAMACPP_BACKEND, *sorted(OTHER_BACKENDS_STATUS))
 """Every backend DMR registers (installed or not): ``_configure`` answers ``404 backend not found`` for others."""
+
+
+def unavailable_backend(backend: str) -> tuple[int, str]:
+    """The status and plain-text error of an inference request (its model found) for a registered
+    backend other than llama.cpp on a Linux runner without it: the installer's wait fails."""
+    return (412, "vLLM binary not found") if backend == "vllm" else (503, "backend installation failed: platform not supported")
 BACKEND_MODES = (COMPLETION_MODE, EMBEDDING_MODE, "reranking", "image-generation")
 RUNNER_ALREADY_ACTIVE = "runner already active"
 """The ``409`` of ``_configure`` when a runner with the old settings is handling a request."""

@@ -45,6 +45,7 @@ __all__ = [
     "ps_body",
     "pull_failure_line",
     "pull_line",
+    "pull_reference_failure",
     "show_body",
     "show_not_found_message",
     "tags_body",
@@ -466,6 +467,13 @@ def pull_failure_line(error: str) -> dict[str, str]:
     """What DMR adds when the pull fails (``error``: the distribution error's text): the whole
     body (500, ``application/json``, trailing newline) before any progress, else one more line."""
     return {"error": f"Failed to pull model: error while pulling model: {error}"}
+
+
+def pull_reference_failure(normalized: str) -> dict[str, str]:
+    """``/api/pull`` of a name the registry client cannot parse (``registry.Client.Model``: a
+    ``ReferenceError`` around ``reference.ParseReference``'s error), the whole 500 body."""
+    quoted = encoding.go_quote(normalized)
+    return pull_failure_line(f"reading model from registry: invalid model reference {quoted}: invalid reference {quoted}: invalid reference format")
 
 
 def delete_failure_message(*, unload_status: int | None = None, error: str | None = None) -> str:

@@ -89,7 +89,8 @@ def test_anthropic_prefix_checks(emulator: EmulatorServer, body: bytes, status: 
 @pytest.mark.parametrize(
     ("method", "path", "status", "body"),
     [("GET", "/anthropic/v1/messages", 405, "Method Not Allowed\n"), ("POST", "/anthropic/v1/other", 404, "404 page not found\n"),
-     ("GET", "/v1/messages", 404, "not found\n"), ("POST", "/engines/vllm/v1/messages", 404, "backend not found\n")],
+     ("GET", "/v1/messages", 404, "not found\n"), ("POST", "/engines/nothing/v1/messages", 404, "backend not found\n"),
+     ("POST", "/engines/vllm/v1/messages", 412, "vLLM binary not found\n")],
 )  # fmt: skip
 def test_routes(emulator: EmulatorServer, method: str, path: str, status: int, body: str) -> None:
     response = httpx.request(method, emulator.url + path, json={"model": MODEL})

@@ -35,7 +35,7 @@ def test_rerank_starts_a_reranking_runner_and_answers_jina_shapes(emulator: Emul
 def test_rerank_checks(emulator: EmulatorServer) -> None:
     url = emulator.url
     assert httpx.post(url + "/rerank", json={"model": MODEL, "documents": DOCS}, timeout=300).json()["error"]["message"] == '"query" must be provided'
-    assert (httpx.post(url + "/rerank", json={"query": "x"}).text, httpx.post(url + "/engines/vllm/rerank", json={}).text) == (
+    assert (httpx.post(url + "/rerank", json={"query": "x"}).text, httpx.post(url + "/engines/nothing/rerank", json={}).text) == (
         "model is required\n", "backend not found\n",
     )  # fmt: skip
     assert (httpx.get(url + "/rerank").status_code, httpx.get(url + "/rerank").text) == (404, "not found\n")

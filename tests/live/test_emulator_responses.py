@@ -173,8 +173,10 @@ def test_routes_as_dmr_muxes_answer(
 def test_backend_named_in_the_path(emulator: EmulatorServer) -> None:
     ok = httpx.post(emulator.url + "/engines/llama.cpp/v1/responses", json={"model": MODEL, "input": "hi", "max_output_tokens": 2}, timeout=300)
     assert ok.json()["status"] == "completed"
-    other = httpx.post(emulator.url + "/engines/vllm/v1/responses", json={"model": MODEL, "input": "hi"})
+    other = httpx.post(emulator.url + "/engines/nothing/v1/responses", json={"model": MODEL, "input": "hi"})
     assert other.status_code == 404 and other.json()["error"]["message"] == "backend not found\n"
+    absent = httpx.post(emulator.url + "/engines/vllm/v1/responses", json={"model": MODEL, "input": "hi"})  # registered, not installed
+    assert absent.status_code == 412 and absent.json()["error"]["message"] == "vLLM binary not found\n"
 
 
 def test_seed_is_not_a_responses_field_but_temperature_zero_is_enough(sdk: openai.OpenAI) -> None:

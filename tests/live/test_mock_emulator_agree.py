@@ -1,12 +1,17 @@
-"""The mock and the emulator answer DMR's CORS and ``_configure`` requests the same way.
+"""The mock and the emulator answer the same requests the same way.
 
 Both are stand-ins for one server, written separately; the same requests go to the mock (an httpx
-transport) and to an emulator on the mock engine (HTTP on 127.0.0.1, a tiny fake GGUF: no real part
-needed), and their answers are compared: status, body, and the headers CORS and errors set.
+transport) and to an emulator, and their answers are compared: status, the headers that matter
+(content type, ``Allow``, CORS) and the body. DMR's CORS and ``_configure`` answers, and tool calls,
+use an emulator on the mock engine (a tiny fake GGUF); every other front-end route (Responses,
+Anthropic Messages, Ollama, reranking, the request log) uses the session's emulator on real
+llama.cpp and SmolLM2, where generated text differs, so successful bodies compare by shape.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +21,7 @@ import pytest
 from pytest_dmr.emulator import EmulatorServer
 from pytest_dmr.mock import MockModelRunner
 
-from .conftest import fake_gguf
+from .conftest import MODEL, fake_gguf
 
 COMPARED_HEADERS = ("content-type", "x-content-type-options", "vary", "access-control-allow-origin",
                     "access-control-allow-credentials", "access-control-allow-methods", "access-control-allow-headers")  # fmt: skip
@@ -74,3 +79,257 @@ def test_configure_answers_and_stored_settings_agree(both: tuple[httpx.Client, h
          {"context-size": 1024, "runtime-flags": ["--threads", "2"], "keep_alive": "2s"}),
         ("llama.cpp", "docker.io/ai/smollm2:latest", "embedding", {"keep_alive": "-1"}),
     ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------
+# Every front-end DMR serves: the mock against the emulator on real llama.cpp and SmolLM2.
+# Generated text and ids differ, so successful bodies compare by shape (keys in order, value types,
+# and the values that name a kind: ``type``, ``object``, ``role``, ``status``...); errors and every
+# non-JSON body compare byte for byte; streams as their sequence of event shapes, repeats merged.
+# ------------------------------------------------------------------------------------------------
+
+FRONTEND_HEADERS = ("content-type", "allow", "access-control-allow-origin", "access-control-allow-credentials",
+                    "access-control-allow-methods", "access-control-allow-headers")  # fmt: skip
+KIND_KEYS = frozenset({"type", "object", "role", "status", "event", "done", "stop_reason", "finish_reason", "code"})
+HI = [{"role": "user", "content": "Say hello."}]
+TOOL = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+
+
+def shape(value: Any) -> Any:
+    """What a JSON value looks like, whatever the words in it (and whatever layer a pull line names)."""
+    if isinstance(value, dict):
+        return tuple((key, kind(value[key]) if key in KIND_KEYS and not isinstance(value[key], (dict, list)) else shape(value[key])) for key in value)
+    if isinstance(value, list):
+        return tuple(merged([shape(item) for item in value]))
+    return "null" if value is None else "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+
+
+def kind(value: Any) -> Any:
+    return "pulling <layer>" if isinstance(value, str) and value.startswith("pulling ") and value != "pulling manifest" else value
+
+
+def merged(items: list[Any]) -> list[Any]:
+    return [item for position, item in enumerate(items) if position == 0 or item != items[position - 1]]
+
+
+def observe(response: httpx.Response) -> tuple[Any, ...]:
+    """Status, the headers that matter, and the body: exact when it is an error or not JSON, else its shape."""
+    content_type = response.headers.get("content-type", "")
+    text = re.sub(r'"(resp_|msg_)[0-9a-z]+"', r'"\1<id>"', re.sub(r'"created_at":\d+', '"created_at":0', response.text))
+    body: Any = text
+    if content_type.startswith("text/event-stream"):
+        events = []
+        for block in text.split("\n\n"):
+            if block.strip():
+                fields = dict(line.split(": ", 1) for line in block.split("\n"))
+                data = fields.get("data", "")
+                events.append((fields.get("event"), data if data == "[DONE]" else shape(json.loads(data))))
+        body = merged(events)
+    elif response.status_code < 300 and text.strip():
+        try:
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except ValueError:
+            pass
+        else:
+            body = merged([shape(line) for line in lines])
+    return response.status_code, {name: response.headers.get(name) for name in FRONTEND_HEADERS}, body
+
+
+@pytest.fixture(scope="module")
+def live_pair(emulator: EmulatorServer) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """The mock (over its transport) and the session's emulator on real llama.cpp."""
+    mock = MockModelRunner(models=(MODEL,), serve_any_model=False, origins=emulator.origins)
+    with httpx.Client(transport=mock, base_url=mock.base_url, timeout=300) as to_mock, httpx.Client(base_url=emulator.url, timeout=300) as to_emulator:
+        yield to_mock, to_emulator
+
+
+def agree(pair: tuple[httpx.Client, httpx.Client], method: str, path: str, body: Any = None, **headers: str) -> tuple[httpx.Response, httpx.Response]:
+    """Send one request to both; assert they agree; return both answers."""
+    content = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    answers = tuple(client.request(method, path, content=content, headers=headers) for client in pair)
+    assert observe(answers[0]) == observe(answers[1]), (method, path, body)
+    return answers  # type: ignore[return-value]
+
+
+SHORT_RESPONSE = {"model": MODEL, "input": "Say hello.", "max_output_tokens": 4, "temperature": 0}
+SHORT_MESSAGE = {"model": MODEL, "max_tokens": 4, "messages": HI, "temperature": 0}
+SHORT_OLLAMA = {"model": MODEL, "messages": HI, "options": {"num_predict": 4, "temperature": 0}}
+ROUTES_THAT_AGREE = [
+    # Responses: plain and streamed; DMR's 400 for each unsupported field; methods and unknown paths
+    ("POST", "/v1/responses", SHORT_RESPONSE), ("POST", "/responses", SHORT_RESPONSE | {"stream": True}),
+    ("POST", "/engines/v1/responses", SHORT_RESPONSE | {"store": False}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"include": ["reasoning.encrypted_content"]}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"background": True}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"truncation": "auto"}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"conversation": "conv_1"}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"tools": [{"type": "web_search"}]}),
+    ("POST", "/v1/responses", SHORT_RESPONSE | {"previous_response_id": "resp_nothing"}),
+    ("POST", "/v1/responses", b"{"), ("POST", "/v1/responses", {"input": "hi"}),
+    ("GET", "/v1/responses", None), ("GET", "/responses", None), ("PUT", "/v1/responses/resp_x", None),
+    ("GET", "/v1/responses/resp_nothing", None), ("DELETE", "/v1/responses/resp_nothing", None),
+    ("GET", "/v1/responses/resp_nothing/input_items", None), ("GET", "/responses/a/b/c", None),
+    # Anthropic: llama.cpp's Messages API under /anthropic (JSON errors) and /v1, /engines (plain text)
+    ("POST", "/anthropic/v1/messages", SHORT_MESSAGE), ("POST", "/v1/messages", SHORT_MESSAGE | {"stream": True}),
+    ("POST", "/engines/v1/messages", SHORT_MESSAGE), ("POST", "/engines/llama.cpp/v1/messages", SHORT_MESSAGE),
+    ("POST", "/anthropic/v1/messages/count_tokens", {"model": MODEL, "messages": HI}),
+    ("POST", "/v1/messages/count_tokens", {"model": MODEL, "messages": HI}),
+    ("POST", "/anthropic/v1/messages", {"model": "ai/absent", "max_tokens": 4, "messages": HI}),
+    ("POST", "/v1/messages", {"model": "ai/absent", "max_tokens": 4, "messages": HI}),
+    ("POST", "/anthropic/v1/messages", b"{"), ("POST", "/v1/messages", b"{"),
+    ("GET", "/anthropic/v1/messages", None), ("GET", "/anthropic/v1/nothing", None), ("GET", "/anthropic/", None),
+    # Ollama: every route, NDJSON streams, preload and unload through /api/generate
+    ("GET", "/api/version", None), ("GET", "/api/tags", None), ("HEAD", "/api/tags", None), ("POST", "/api/tags", None),
+    ("POST", "/api/show", {"model": MODEL}), ("POST", "/api/show", {"model": "ai/absent"}), ("GET", "/api/show", None),
+    ("POST", "/api/chat", SHORT_OLLAMA | {"stream": False}), ("POST", "/api/chat", SHORT_OLLAMA),
+    ("POST", "/api/generate", {"model": MODEL, "prompt": "Say hello.", "options": {"num_predict": 4, "temperature": 0}}),
+    ("POST", "/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 4}}),
+    ("POST", "/api/generate", {"model": MODEL}), ("POST", "/api/chat", {"model": "ai/absent", "messages": HI, "stream": False}),
+    ("POST", "/api/chat", {"model": "ai/absent", "messages": HI}), ("POST", "/api/chat", b""), ("POST", "/api/chat", b"[]"),
+    ("POST", "/api/pull", {"model": "ai/smollm2"}), ("POST", "/api/pull", {"model": "ai/Bad Name"}),
+    ("DELETE", "/api/delete", {"model": "ai/absent"}), ("GET", "/api/delete", None), ("GET", "/api/nothing", None),
+    ("GET", "/api", None),
+    # Reranking and its /score, /engines forms; the request log
+    ("POST", "/rerank", {"model": MODEL, "documents": ["a"]}), ("POST", "/rerank", {"query": "x"}),
+    ("POST", "/engines/nothing/rerank", {}), ("POST", "/engines/llama.cpp/rerank", {}), ("POST", "/engines/vllm/rerank", {}),
+    # Backends DMR registers but this runner lacks: the installer's answer once the model is found
+    ("POST", "/engines/vllm/rerank", {"model": MODEL, "query": "x", "documents": ["a"]}),
+    ("POST", "/engines/mlx/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
+    ("POST", "/engines/vllm/v1/messages", SHORT_MESSAGE), ("POST", "/engines/sglang/v1/messages/count_tokens", {"model": MODEL, "messages": HI}),
+    ("POST", "/engines/vllm/v1/responses", SHORT_RESPONSE), ("POST", "/engines/diffusers/v1/responses", SHORT_RESPONSE | {"stream": True}),
+    ("POST", "/engines/vllm/v1/chat/completions", {"model": MODEL, "messages": HI}), ("GET", "/rerank", None), ("GET", "/rerank/x", None),
+    ("POST", "/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
+    ("POST", "/engines/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
+    ("POST", "/v1/rerank", {"model": MODEL, "query": "x", "documents": ["a"]}), ("POST", "/v1/score", {}),
+    ("GET", "/engines/requests?model=ai/absent", None), ("POST", "/engines/requests", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ROUTES_THAT_AGREE, ids=[f"{m} {p} {i}" for i, (m, p, _) in enumerate(ROUTES_THAT_AGREE)])
+def test_frontend_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], method: str, path: str, body: Any) -> None:
+    agree(live_pair, method, path, body)
+
+
+PRELOADS = [
+    ("/anthropic/v1/messages", SHORT_MESSAGE), ("/v1/messages", SHORT_MESSAGE), ("/engines/v1/messages", SHORT_MESSAGE),
+    ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}),
+    ("/api/generate", {"model": MODEL, "prompt": "Say hello.", "stream": False, "options": {"num_predict": 4}}),
+    ("/v1/responses", SHORT_RESPONSE), ("/anthropic/v1/messages/count_tokens", {"model": MODEL, "messages": HI}),
+    ("/rerank", {"model": MODEL, "query": "x", "documents": ["a"]}), ("/v1/score", {"model": MODEL, "query": "x", "documents": ["a"]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), PRELOADS, ids=[f"{path} {i}" for i, (path, _) in enumerate(PRELOADS)])
+def test_preload_only_agrees(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """``X-Preload-Only`` reaches the scheduler where DMR's front-end clones the request (Messages,
+    Ollama), and not where it builds a new one (Responses)."""
+    agree(live_pair, "POST", path, body, **{"X-Preload-Only": "true"})
+
+
+def test_responses_store_flow_agrees(live_pair: tuple[httpx.Client, httpx.Client]) -> None:
+    """Create, read back, list input items, continue, delete, and read the deleted one, on each side."""
+    seen = []
+    for client in live_pair:
+        steps = []
+        created = client.post("/v1/responses", json=SHORT_RESPONSE)
+        id = created.json()["id"]
+        steps.append(created)
+        for method, path in (("GET", f"/v1/responses/{id}"), ("HEAD", f"/responses/{id}"), ("GET", f"/engines/v1/responses/{id}/input_items"),
+                             ("POST", f"/engines/llama.cpp/v1/responses/{id}"), ("PATCH", f"/v1/responses/{id}/input_items")):  # fmt: skip
+            steps.append(client.request(method, path))
+        follow = SHORT_RESPONSE | {"previous_response_id": id, "input": "Now tell me a long story.", "stream": True}
+        steps.append(client.post("/responses", json=follow))
+        steps += [client.delete(f"/v1/responses/{id}"), client.get(f"/v1/responses/{id}"), client.delete(f"/v1/responses/{id}")]
+        unstored = client.post("/v1/responses", json=SHORT_RESPONSE | {"store": False}).json()["id"]
+        steps.append(client.get(f"/v1/responses/{unstored}"))
+        seen.append([observe(step) for step in steps])
+    mock, emulator = seen
+    for position, (one, other) in enumerate(zip(mock, emulator, strict=True)):
+        if position in (8, 9, 10):  # the error names the id, which differs
+            assert (one[0], one[1]) == (other[0], other[1]) and "not found" in one[2] and "not found" in other[2]
+        else:
+            assert one == other, position
+
+
+def test_ollama_load_and_unload_agree(live_pair: tuple[httpx.Client, httpx.Client]) -> None:
+    """Preload and unload through ``/api/generate``, and what ``/api/ps`` shows in between."""
+    for body in ({"model": MODEL, "keep_alive": "5m"}, {"model": MODEL, "keep_alive": 0}, {"model": MODEL, "keep_alive": "0s"}):
+        agree(live_pair, "POST", "/api/generate", body)
+    agree(live_pair, "POST", "/api/chat", SHORT_OLLAMA | {"stream": False})
+    agree(live_pair, "GET", "/api/ps")
+    agree(live_pair, "POST", "/api/generate", {"model": MODEL, "keep_alive": 0})
+    mock, emulator = agree(live_pair, "GET", "/api/ps")
+    assert mock.json() == emulator.json() == {"models": []}
+
+
+def test_request_log_agrees(live_pair: tuple[httpx.Client, httpx.Client]) -> None:
+    """The log's JSON and its event stream, after one request through each front-end."""
+    agree(live_pair, "POST", "/anthropic/v1/messages", SHORT_MESSAGE)
+    agree(live_pair, "POST", "/api/chat", SHORT_OLLAMA | {"stream": False})
+    agree(live_pair, "POST", "/v1/responses", SHORT_RESPONSE)
+    mock, emulator = (client.get(f"/engines/requests?model={MODEL}") for client in live_pair)
+    assert observe(mock)[:2] == observe(emulator)[:2]
+    # ``config`` is the runner's: the model's own context size on llama.cpp, unknown to the mock
+    without_config = [[shape({key: value for key, value in entry.items() if key != "config"}) for entry in answer.json()] for answer in (mock, emulator)]
+    assert without_config[0] == without_config[1] and len(mock.json()[0]["records"]) >= 3
+    streams = []
+    for client in live_pair:  # the emulator's stream stays open: compare its head and first event
+        with client.stream("GET", "/engines/requests?model=ai/absent", headers={"Accept": "text/event-stream"}) as response:
+            lines: list[str] = []
+            for line in response.iter_lines():
+                if not line and lines:
+                    break
+                lines.append(line)
+            streams.append((response.status_code, {name: response.headers.get(name) for name in FRONTEND_HEADERS}, lines))
+    assert streams[0] == streams[1] == (200, streams[0][1], ["event: connected", 'data: {"status": "connected"}'])
+    assert streams[0][1]["content-type"] == "text/event-stream"
+
+
+CORS_PATHS = [("OPTIONS", "/v1/responses"), ("OPTIONS", "/anthropic/v1/messages"), ("OPTIONS", "/api/chat"), ("OPTIONS", "/rerank"),
+              ("OPTIONS", "/score"), ("GET", "/api/version"), ("GET", "/v1/responses/resp_x"), ("POST", "/anthropic/v1/nothing")]  # fmt: skip
+
+
+@pytest.mark.parametrize("origin", ["http://localhost", "http://evil.example"])
+@pytest.mark.parametrize(("method", "path"), CORS_PATHS)
+def test_frontend_cors_agrees(live_pair: tuple[httpx.Client, httpx.Client], method: str, path: str, origin: str) -> None:
+    agree(live_pair, method, path, None, Origin=origin, **{"Access-Control-Request-Method": "POST"})
+
+
+WEATHER = [{"role": "user", "content": "Weather in Paris?"}]
+CHAT_TOOL = {"type": "function", "function": {"name": TOOL["name"], "description": "", "parameters": TOOL["parameters"]}}
+CLAUDE_TOOL = {"name": TOOL["name"], "description": "", "input_schema": TOOL["parameters"]}
+TOOL_CALLS = [
+    ("/v1/responses", {"model": MODEL, "input": "Weather in Paris?", "tools": [TOOL], "tool_choice": "required"}),
+    ("/v1/responses", {"model": MODEL, "input": "Weather in Paris?", "tools": [TOOL], "tool_choice": "required", "stream": True}),
+    ("/anthropic/v1/messages", {"model": MODEL, "max_tokens": 64, "messages": HI, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}}),
+    ("/v1/messages", {"model": MODEL, "max_tokens": 64, "messages": HI, "tools": [CLAUDE_TOOL], "tool_choice": {"type": "any"}, "stream": True}),
+    ("/api/chat", {"model": MODEL, "messages": WEATHER, "tools": [CHAT_TOOL], "stream": False}),
+    ("/api/chat", {"model": MODEL, "messages": WEATHER, "tools": [CHAT_TOOL]}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), TOOL_CALLS, ids=[f"{path} {i}" for i, (path, _) in enumerate(TOOL_CALLS)])
+def test_tool_calls_agree_on_the_mock_engine(both: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """Tool calls in every format, on the emulator over the mock engine (SmolLM2 on this llama.cpp
+    answers tools with text): the same items, blocks and NDJSON lines, streamed chunk by chunk as
+    DMR translates them (an Ollama stream carries the arguments as string pieces)."""
+    mock, emulator = agree(both, "POST", path, body)
+    assert "get_weather" in mock.text
+
+
+def test_ollama_pull_then_delete_agree(fresh_emulator: EmulatorServer) -> None:
+    """On an empty store: pull (NDJSON progress), list, delete, delete again (the unload is fine,
+    the store refuses), list again."""
+    mock = MockModelRunner(models=(), serve_any_model=False, origins=fresh_emulator.origins)
+    with httpx.Client(transport=mock, base_url=mock.base_url, timeout=300) as to_mock, httpx.Client(base_url=fresh_emulator.url, timeout=300) as to_emulator:
+        pair = (to_mock, to_emulator)
+        agree(pair, "GET", "/api/tags")
+        agree(pair, "POST", "/api/pull", {"model": MODEL})
+        listed, _ = agree(pair, "GET", "/api/tags")
+        assert listed.json()["models"]
+        agree(pair, "POST", "/api/show", {"name": MODEL})
+        deleted, _ = agree(pair, "DELETE", "/api/delete", {"model": MODEL})
+        assert deleted.text == "{}"
+        again, _ = agree(pair, "DELETE", "/api/delete", {"model": MODEL})
+        assert again.status_code == 500 and again.text.startswith("Failed to delete model: ")
+        emptied, _ = agree(pair, "GET", "/api/tags")
+        assert emptied.json() == {"models": []}

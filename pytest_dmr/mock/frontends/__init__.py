@@ -28,14 +28,14 @@ replaces the answer as on DMR's own routes.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pytest_dmr.protocol import engines_api, routes
 from pytest_dmr.mock import inference
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.inference import ChatOutcome
-from pytest_dmr.mock.responses import Answer, raw
+from pytest_dmr.mock.responses import Answer, plain_error, raw
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.stacks import Dropped
 from pytest_dmr.mock.state import MockState
@@ -78,6 +78,20 @@ class Call:
 
 
 Handler = Callable[[MockState, Call], Answer]
+
+
+def preload_only(call: Call) -> bool:
+    """Whether the request carries ``X-Preload-Only: true``: the scheduler loads the model and
+    answers nothing (no body, no inference, no log record) where the front-end forwards the client's
+    headers (Messages, Ollama); the Responses front-end builds a new request without it."""
+    return call.recorded.headers.get(routes.PRELOAD_HEADER.lower()) == "true"
+
+
+def method_not_allowed(allowed: str) -> Answer:
+    """Go's ``ServeMux`` for a path registered for other methods: ``405`` and ``Allow``
+    (``GET`` patterns allow ``HEAD`` too)."""
+    refused = plain_error(405, "Method Not Allowed")
+    return replace(refused, headers=(*refused.headers, ("allow", allowed)))
 
 
 def translated_stream(
@@ -126,3 +140,13 @@ def generate_chat(runner: MockState, call: Call, chat: dict[str, Any]) -> ChatOu
     outcome = inference.chat_outcome(runner, exchange)
     call.tokens = outcome.completion_tokens
     return outcome
+
+
+def headless(handler: Handler) -> Handler:
+    """``HEAD`` on a ``GET`` route: Go's server writes the headers and drops the body."""
+
+    def answer(runner: MockState, call: Call) -> Answer:
+        whole = handler(runner, call)
+        return replace(whole, body=b"", chunks=None)
+
+    return answer

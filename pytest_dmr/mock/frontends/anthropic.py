@@ -13,7 +13,7 @@ from typing import Any
 from pytest_dmr.protocol import anthropic_api as api
 from pytest_dmr.protocol import encoding, error_bodies, openai_api, request_log, routes
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, method_not_allowed, preload_only, translated_stream
 from pytest_dmr.mock.inference import ChatOutcome, prompt_tokens
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.state import MockState
@@ -51,7 +51,7 @@ def answer(runner: MockState, call: Call) -> Answer:
         if endpoint not in (_MESSAGES, _COUNT):
             return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
         if call.recorded.method != "POST":
-            return responses.plain_error(405, "Method Not Allowed")
+            return method_not_allowed("POST")
         try:
             api.check_request(call.recorded.content, model_exists=runner.knows_model)
         except api.AnthropicError as error:
@@ -63,6 +63,8 @@ def answer(runner: MockState, call: Call) -> Answer:
     refusal = admit(runner, call, backend=backend, endpoint=routes.CHAT_COMPLETIONS, body=body, size=len(call.recorded.content))
     if refusal is not None:
         return refusal
+    if preload_only(call):
+        return responses.empty(200)
     found = _backend_answer(runner, call)
     url = f"/engines/{backend}/v1{endpoint}" if backend else routes.ENGINES_PREFIX + endpoint
     runner.log_exchange(call.recorded, url=url, model=body["model"], body=call.recorded.content, answer=found, origin=origin)

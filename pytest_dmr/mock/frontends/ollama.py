@@ -13,7 +13,7 @@ from typing import Any
 from pytest_dmr.protocol import encoding, error_bodies, model_names, request_log, routes
 from pytest_dmr.protocol import ollama_api as api
 from pytest_dmr.mock import management, responses
-from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, method_not_allowed, preload_only, translated_stream
 from pytest_dmr.mock.inference import openai_chat_answer
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.state import MockState
@@ -50,8 +50,8 @@ def answer(runner: MockState, call: Call) -> Answer:
     path, method = call.path, call.recorded.method
     if path not in _PATHS:
         return responses.plain_error(404, error_bodies.PAGE_NOT_FOUND)
-    if method != _PATHS[path]:
-        return responses.plain_error(405, "Method Not Allowed")
+    if method != _PATHS[path] and (method, _PATHS[path]) != ("HEAD", "GET"):
+        return method_not_allowed("GET, HEAD" if _PATHS[path] == "GET" else _PATHS[path])
     state = call.view.state
     if isinstance(state, api.OllamaRequestError):
         return responses.plain_error(400, state.message)
@@ -106,6 +106,8 @@ def _chat(runner: MockState, call: Call, plan: api.ChatPlan, *, generate: bool) 
     refusal = admit(runner, call, backend=None, endpoint=routes.CHAT_COMPLETIONS, body=chat, size=len(encoding.dumps(chat)))
     if refusal is not None:
         return _failed(refusal, stream=plan.stream)
+    if preload_only(call):  # the scheduler wrote nothing: an empty stream, or a body DMR cannot parse
+        return responses.empty(200) if plan.stream else responses.plain_error(500, "Failed to parse response")
     outcome = generate_chat(runner, call, chat)
     runner.log_exchange(
         call.recorded, url=routes.ENGINES_PREFIX + routes.CHAT_COMPLETIONS, model=plan.model, body=encoding.dumps(chat),
@@ -151,8 +153,7 @@ def _preload_or_unload(runner: MockState, request: dict[str, Any]) -> Answer:
 def _pull(runner: MockState, call: Call, name: str) -> Answer:
     normalized = model_names.normalize_model_name(name)
     if not model_names.is_valid_reference(normalized):
-        failure = {"error": f"Failed to pull model: {error_bodies.INVALID_MODEL_REFERENCE}"}
-        return Answer(500, _JSON, api.json_body(failure))
+        return Answer(500, _JSON, api.json_body(api.pull_reference_failure(normalized)))
     progress, failure_text = management.pull_progress(runner, normalized, fault=call.fault, delivery=call.delivery)
     lines = []
     for item in progress:

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_dmr.protocol import error_bodies, rerank_api
+from pytest_dmr.protocol import error_bodies, rerank_api, routes
 from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View, admit
+from pytest_dmr.mock.frontends import Call, View, admit, preload_only
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.state import MockState
 
 
 def view(runner: MockState, method: str, path: str, body: Any, content: bytes) -> View | None:
+    if path.startswith(routes.ALIAS_PREFIX + "/"):  # DMR's /v1/ alias: /v1/score is /engines/v1/score, backend "v1"
+        path = "/engines" + path
     route = rerank_api.match_rerank_path(path)
     if route is None:
         return None
@@ -32,6 +34,8 @@ def answer(runner: MockState, call: Call) -> Answer:
     )  # fmt: skip
     if refusal is not None:
         return refusal
+    if preload_only(call):
+        return responses.empty(200)
     status, value = rerank_api.answer(route.endpoint, body, model_name=body["model"])
     found = responses.backend_json(value, status)
     url = f"/engines/{route.backend}/{route.endpoint}" if route.backend else f"/engines/{route.endpoint}"

@@ -17,8 +17,7 @@ from typing import Any
 from pytest_dmr.protocol import encoding, routes
 from pytest_dmr.protocol import responses_api as api
 from pytest_dmr.protocol._regex import compiled
-from pytest_dmr.mock import responses
-from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, translated_stream
+from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, method_not_allowed, translated_stream
 from pytest_dmr.mock.inference import ChatOutcome, openai_chat_answer
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.state import MockState
@@ -65,11 +64,13 @@ def answer(runner: MockState, call: Call) -> Answer:
 def _by_id(runner: MockState, call: Call, found: Any) -> Answer:
     method, id = call.recorded.method, found["id"]
     store = runner.response_store
-    if id is None or (found["items"] is not None and method != "GET") or method not in ("GET", "DELETE"):
-        return responses.plain_error(405, "Method Not Allowed")
+    if id is None:
+        return method_not_allowed("POST")
     if found["items"] is not None:
-        return _json(*store.input_items(id))
-    return _json(*(store.get_body(id) if method == "GET" else store.delete_body(id)))
+        return _json(*store.input_items(id)) if method in ("GET", "HEAD") else method_not_allowed("GET, HEAD")
+    if method not in ("GET", "HEAD", "DELETE"):
+        return method_not_allowed("DELETE, GET, HEAD")
+    return _json(*(store.delete_body(id) if method == "DELETE" else store.get_body(id)))
 
 
 def _make_ids(seed: bytes) -> api.MakeId:
