@@ -17,7 +17,8 @@ Fitted to SmolLM2-135M-Instruct (the live tier's model) as llama.cpp serves it, 
 * **Completion tokens** count the end-of-turn token when the answer ends by itself (``stop``).
 * **Natural length.** At temperature 0 most answers end by themselves after a few dozen to a few
   hundred tokens, and some never do (they repeat until the context is full). :func:`natural_length`
-  draws one the way SmolLM2's are distributed; :func:`completion_length` caps it.
+  draws one the way SmolLM2's are distributed for the request's length class (a short message or a
+  request for a word or a sentence; other prose; code and lists); :func:`completion_length` caps it.
 
 Pure and deterministic: no clock, no :mod:`random`, no :func:`hash`.
 """
