@@ -196,7 +196,7 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
         pieces, finish = _sized(split_into_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"), values))), limit)
     else:
         request = read_request(exchange.recorded.last_user_message)
-        natural = tokens.natural_length(draws.fork("length"))
+        natural = tokens.natural_length(draws.fork("length"), request.kind)
         wanted = natural - 1 if natural is not None else limit  # the end-of-turn token is not text
         text = answer_text(request, draws, wanted, natural=natural is not None, leading_space=not chat)
         pieces, finish = _sized(split_into_pieces(text), limit) if natural is not None else (split_into_pieces(text)[:limit], "length")

@@ -11,6 +11,9 @@ Answers are drawn by a :class:`~pytest_dmr.mock.seeded.SeededDraws` and sized in
 * **List** (the request asks to list, name, give or suggest some things, or for steps, tips, ideas):
   a sentence ending in a colon, then that many items (the count asked for, else three to seven),
   numbered, or bulleted when the request says so; then prose.
+* **Short** (a message of four words or fewer, a greeting, or a request for a word, a sentence or
+  a yes or no, or to translate, spell, rewrite, extract or classify something): prose, whose length
+  :func:`~pytest_dmr.mock.tokens.natural_length` draws from the spread of such answers.
 
 :func:`answer_text` writes an answer of a given length, or as long as asked for an answer that runs
 on; a longer answer of the same request starts with the shorter one (whole sentences are added
@@ -76,6 +79,11 @@ _LIST_REQUEST = re.compile(
     r"\b(?:list|bullet(?:ed)?|numbered|enumerate|name|suggest|give me (?:a |some |\w+ )?\w+|steps|tips|ideas|ways|examples|pros and cons)\b",
     re.IGNORECASE,
 )
+_SHORT_REQUEST = re.compile(
+    r"\b(?:one|two|a|single)[- ](?:word|sentence)s?\b|\byes or no\b|\b(?:translate|spell|rewrite|synonym|extract|classify)\b"
+    r"|^\W*(?:hi|hello|hey|thanks|thank you|good (?:morning|afternoon|evening))\b",
+    re.IGNORECASE,
+)
 _CODE_NOUN = re.compile(
     r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b",
     re.IGNORECASE,
@@ -103,7 +111,7 @@ _STOP_WORDS = frozenset(
 
 @dataclass(frozen=True)
 class Request:
-    """What the request asks for: ``kind`` ``prose``, ``code`` or ``list``; the language of code;
+    """What the request asks for: ``kind`` ``prose``, ``code``, ``list`` or ``short``; the language of code;
     how many items and whether numbered, for a list; the words a name is made of."""
 
     kind: str = "prose"
@@ -120,6 +128,8 @@ def read_request(text: str) -> Request:
     words = tuple(word for word in re.findall(r"[a-z]+", lowered) if word not in _STOP_WORDS and len(word) > 2)
     if _CODE_NOUN.search(text) or (language is not None and re.search(r"\bhow (?:do i|to)\b", lowered)):
         return Request("code", language or "python", words=words)
+    if _SHORT_REQUEST.search(text) or len(text.split()) <= 4:
+        return Request("short", words=words)
     if _LIST_REQUEST.search(text):
         match = _COUNT.search(text)
         count = None

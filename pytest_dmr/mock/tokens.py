@@ -17,7 +17,8 @@ Fitted to SmolLM2-135M-Instruct (the live tier's model) as llama.cpp serves it, 
 * **Completion tokens** count the end-of-turn token when the answer ends by itself (``stop``).
 * **Natural length.** At temperature 0 most answers end by themselves after a few dozen to a few
   hundred tokens, and some never do (they repeat until the context is full). :func:`natural_length`
-  draws one the way SmolLM2's are distributed; :func:`completion_length` caps it.
+  draws one the way SmolLM2's are distributed for the request's length class (a short message or a
+  request for a word or a sentence; other prose; code and lists); :func:`completion_length` caps it.
 
 Pure and deterministic: no clock, no :mod:`random`, no :func:`hash`.
 """
@@ -145,32 +146,88 @@ def count_prompt_tokens(messages: Sequence[Any], model: str) -> int:
     return total
 
 
-# Natural lengths at temperature 0 (completion tokens, end-of-turn token included) as quantiles:
-# (share of answers, tokens), linear in between. Answers past the last share never end by themselves:
-# they repeat until cut. Fitted to SmolLM2 over the 100 prompts of benchmarks/realism.py (its cache):
-# 9% end within 16 tokens, 11% within 22, 16% within 35, 22% within 64 (measured). PROVISIONAL past 64 tokens, until the
-# cache has max_tokens 256 and unset: the median, the share within 256 and the share that never
-# ends (19%) come from issue 10's first measurement; `benchmarks/realism.py --fit` prints the table
-# from the cache.
-_NATURAL_QUANTILES: tuple[tuple[float, int], ...] = (
-    (0.0, 4),
-    (0.09, 16),
-    (0.11, 22),
-    (0.16, 35),
-    (0.22, 64),
-    (0.50, 160),
-    (0.75, 400),
-    (0.81, 900),
-)
-RUNS_ON_SHARE = 1.0 - _NATURAL_QUANTILES[-1][0]
-"""The share of answers that never end by themselves at temperature 0."""
+# Natural lengths at temperature 0 (completion tokens, end-of-turn token included) by length class,
+# as quantiles: (share of the class's answers, tokens), linear in between; answers past the last
+# share never end by themselves (they repeat until max_tokens or the context cuts them). Fitted to
+# SmolLM2-135M through llama.cpp over the 100 prompts of benchmarks/realism.py at max_tokens unset
+# (its cache), grouped by what prose.read_request reads each prompt as asking for;
+# `benchmarks/realism.py --fit` prints this table. SmolLM2 answers a greeting or a request for a
+# word or a sentence in a few dozen tokens (but not always), other questions in one to a few hundred
+# or never ends, and code and lists in 55 tokens or more.
+_NATURAL_QUANTILES: Mapping[str, tuple[tuple[float, int], ...]] = {
+    "short": (  # 21 prompts, 17 end by themselves
+        (0.000, 4),
+        (0.048, 7),
+        (0.095, 10),
+        (0.143, 11),
+        (0.190, 12),
+        (0.238, 13),
+        (0.286, 14),
+        (0.333, 22),
+        (0.381, 26),
+        (0.429, 27),
+        (0.476, 30),
+        (0.524, 35),
+        (0.571, 45),
+        (0.619, 49),
+        (0.667, 78),
+        (0.714, 79),
+        (0.810, 129),
+    ),
+    "prose": (  # 46 prompts, 25 end by themselves
+        (0.000, 13),
+        (0.043, 21),
+        (0.087, 40),
+        (0.130, 67),
+        (0.174, 98),
+        (0.217, 118),
+        (0.261, 131),
+        (0.304, 193),
+        (0.348, 209),
+        (0.391, 217),
+        (0.435, 256),
+        (0.478, 304),
+        (0.543, 500),
+    ),
+    "block": (  # 33 prompts, 27 end by themselves
+        (0.000, 55),
+        (0.061, 73),
+        (0.121, 105),
+        (0.182, 108),
+        (0.242, 133),
+        (0.303, 138),
+        (0.364, 155),
+        (0.424, 185),
+        (0.485, 228),
+        (0.545, 237),
+        (0.606, 269),
+        (0.667, 281),
+        (0.727, 411),
+        (0.818, 656),
+    ),
+}
+_LENGTH_CLASSES = {"code": "block", "list": "block"}
 
 
-def natural_length(draws: SeededDraws) -> int | None:
-    """Completion tokens of an answer left to end by itself, drawn like SmolLM2's at temperature 0
-    (end-of-turn token included); ``None`` for an answer that would run until it is cut."""
+def length_class(kind: str) -> str:
+    """The natural-length class of a request kind (:class:`~pytest_dmr.mock.prose.Request`'s
+    ``kind``): ``short``, ``prose`` or ``block`` (code and lists); an unknown kind is ``prose``."""
+    name = _LENGTH_CLASSES.get(kind, kind)
+    return name if name in _NATURAL_QUANTILES else "prose"
+
+
+def runs_on_share(kind: str = "prose") -> float:
+    """The share of answers of ``kind`` that never end by themselves at temperature 0."""
+    return 1.0 - _NATURAL_QUANTILES[length_class(kind)][-1][0]
+
+
+def natural_length(draws: SeededDraws, kind: str = "prose") -> int | None:
+    """Completion tokens of an answer to a request of ``kind`` left to end by itself, drawn like
+    SmolLM2's at temperature 0 (end-of-turn token included); ``None`` for an answer that would run
+    until it is cut."""
+    table = _NATURAL_QUANTILES[length_class(kind)]
     share = draws.unit()
-    for (low_share, low), (high_share, high) in zip(_NATURAL_QUANTILES, _NATURAL_QUANTILES[1:]):
+    for (low_share, low), (high_share, high) in zip(table, table[1:]):
         if share < high_share:
             return low + round((high - low) * (share - low_share) / (high_share - low_share))
     return None

@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from pytest_dmr.mock import MockModelRunner, Pace, tokens
+from pytest_dmr.mock.prose import read_request
 
 MODEL = "ai/smollm2"
 CHAT = "/engines/v1/chat/completions"
@@ -64,6 +65,34 @@ def test_natural_lengths_vary_and_max_tokens_sets_finish_reason(client: httpx.Cl
         else:
             assert used <= 64  # 63 pieces and the end-of-turn token
     assert len({answer["usage"]["completion_tokens"] for answer in answers}) > 5
+
+
+@pytest.mark.parametrize(
+    ("prompt", "kind"),
+    [
+        ("Hi!", "short"),
+        ("Good morning, how are you today?", "short"),
+        ("Give me a one-word synonym for \"happy\".", "short"),
+        ("Translate \"good night\" into French.", "short"),
+        ("Yes or no: is the sun a star?", "short"),
+        ("Write a one-sentence Python function that adds two numbers.", "code"),
+        ("List five fruits that are high in vitamin C.", "list"),
+        ("Tell me about topic number 3.", "prose"),
+    ],
+)
+def test_what_a_request_asks_for_sets_its_kind(prompt: str, kind: str) -> None:
+    assert read_request(prompt).kind == kind
+
+
+def test_short_requests_get_short_answers_and_code_longer_ones(client: httpx.Client) -> None:
+    def median(prompts: list[str]) -> int:
+        lengths = sorted(ask(client, prompt, temperature=0, max_tokens=400)["usage"]["completion_tokens"] for prompt in prompts)
+        return lengths[len(lengths) // 2]  # type: ignore[no-any-return]
+
+    short = median([f"Answer in one word: what is item {index}?" for index in range(15)])
+    code = median([f"Write a Python function for task {index}." for index in range(15)])
+    prose = median(PROMPTS[:15])
+    assert short < 50 < code and short < prose
 
 
 def test_usage_counts_the_streamed_pieces_and_the_end_of_turn_token(client: httpx.Client) -> None:

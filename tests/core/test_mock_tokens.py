@@ -91,16 +91,34 @@ def test_an_assistant_turn_costs_its_role_and_content() -> None:
     assert tokens.count_prompt_tokens(two, MODEL) - tokens.count_prompt_tokens(one, MODEL) == 8 + 6
 
 
-def test_natural_lengths_are_spread_like_the_real_models() -> None:
+@pytest.mark.parametrize("kind", ["short", "prose", "code", "list"])
+def test_natural_lengths_are_spread_like_the_real_models(kind: str) -> None:
+    table = tokens._NATURAL_QUANTILES[tokens.length_class(kind)]
     draws = 4000
     lengths = sorted(
-        (tokens.natural_length(SeededDraws.from_text(f"request {index}")) for index in range(draws)),
+        (tokens.natural_length(SeededDraws.from_text(f"request {index}"), kind) for index in range(draws)),
         key=lambda length: float("inf") if length is None else length,
     )
-    assert abs(lengths.count(None) / draws - tokens.RUNS_ON_SHARE) < 0.02
-    for share, expected in tokens._NATURAL_QUANTILES[1:-1]:
+    assert abs(lengths.count(None) / draws - tokens.runs_on_share(kind)) < 0.02
+    for share, expected in table[1:-1]:
         drawn = lengths[int(share * draws)]
         assert drawn is not None and abs(drawn - expected) <= 0.1 * expected + 2, (share, drawn, expected)
+
+
+def test_length_classes_follow_what_smollm2_does() -> None:
+    """Measured over benchmarks/realism.py's prompts: a short message or a request for a word or a
+    sentence mostly ends within 50 tokens; code and lists take 55 tokens or more and end more often
+    than other prose does."""
+
+    def drawn(kind: str) -> list[float]:
+        lengths = (tokens.natural_length(SeededDraws.from_text(f"request {index}"), kind) for index in range(2000))
+        return sorted(float("inf") if length is None else length for length in lengths)
+
+    short, prose, code, listed = drawn("short"), drawn("prose"), drawn("code"), drawn("list")
+    assert short[1000] < 50 < code[1000] < prose[1000]
+    assert code == listed and code[0] >= 55 > short[0]
+    assert code.count(float("inf")) < short.count(float("inf")) < prose.count(float("inf"))
+    assert drawn("unknown") == prose
 
 
 def test_completion_length_is_capped_by_max_tokens_and_the_context() -> None:
