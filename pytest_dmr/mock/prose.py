@@ -95,6 +95,11 @@ _LANGUAGES: tuple[tuple[str, str], ...] = (
     ("bash", r"\bbash\b|\bshell\b|\bcommand\b"),
     ("python", r"\bpython\b"),
 )
+_LANGUAGE_PATTERNS = tuple((tag, re.compile(named)) for tag, named in _LANGUAGES)
+_ANY_LANGUAGE = re.compile("|".join(named for _, named in _LANGUAGES))
+"""Whether a request names any language at all (most do not): one search before the ordered ones."""
+_HOW_TO = re.compile(r"\bhow (?:do i|to)\b")
+_WORD = re.compile(r"[a-z]+")
 _STOP_WORDS = frozenset(
     "a an the that which to of in on for with and or is are be it its from by as at this these write "
     "me please can you how do i function script program code class method whether into all".split()
@@ -116,9 +121,9 @@ class Request:
 def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for."""
     lowered = text.lower()
-    language = next((tag for tag, named in _LANGUAGES if re.search(named, lowered)), None)
-    words = tuple(word for word in re.findall(r"[a-z]+", lowered) if word not in _STOP_WORDS and len(word) > 2)
-    if _CODE_NOUN.search(text) or (language is not None and re.search(r"\bhow (?:do i|to)\b", lowered)):
+    language = next((tag for tag, named in _LANGUAGE_PATTERNS if named.search(lowered)), None) if _ANY_LANGUAGE.search(lowered) else None
+    words = tuple(word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2)
+    if _CODE_NOUN.search(text) or (language is not None and _HOW_TO.search(lowered)):
         return Request("code", language or "python", words=words)
     if _LIST_REQUEST.search(text):
         match = _COUNT.search(text)
@@ -244,15 +249,19 @@ def _trimmed(sentence: str, tokens: int) -> str:
     return "".join(pieces).rstrip(",") + "." if pieces else ""
 
 
-def answer_text(request: Request, draws: SeededDraws, tokens: int, *, natural: bool, leading_space: bool = False) -> str:
+def answer_text(
+    request: Request, draws: SeededDraws, tokens: int, *, natural: bool, leading_space: bool = False, enough: int | None = None
+) -> str:
     """An answer to ``request`` of about ``tokens`` tokens when ``natural`` (it ends there: its last
     sentence is cut to fit, but a code or list answer is never shorter than its block), else at
     least ``tokens`` tokens of an answer that runs on. ``leading_space`` starts it with a space (a
-    completion continues its prompt)."""
+    completion continues its prompt). ``enough``: stop at the first sentence end past that many
+    tokens (for a caller that keeps only those: they are the whole answer's first tokens)."""
     text = _head(request, draws.fork("head"))
     count = count_tokens(text)
+    stop_at = tokens if enough is None else min(tokens, enough)
     for index, sentence in enumerate(_prose(draws.fork("prose"))):
-        if count >= tokens:
+        if count >= stop_at:
             break
         if index == 0:
             sentence = "\n\n" + sentence[1:] if text else sentence[1:]
