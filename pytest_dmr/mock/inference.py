@@ -35,7 +35,7 @@ from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
 from pytest_dmr.mock import tokens
 from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
-from pytest_dmr.mock.prose import answer_text, cut_at_stop, read_request
+from pytest_dmr.mock.prose import answer_pieces, cut_at_stop, read_request
 from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
@@ -198,8 +198,8 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
         request = read_request(exchange.recorded.last_user_message)
         natural = tokens.natural_length(draws.fork("length"))
         wanted = natural - 1 if natural is not None else limit  # the end-of-turn token is not text
-        text = answer_text(request, draws, wanted, natural=natural is not None, leading_space=not chat, enough=limit)
-        pieces, finish = _sized(split_into_pieces(text), limit) if natural is not None else (split_into_pieces(text)[:limit], "length")
+        text = answer_pieces(request, draws, wanted, natural=natural is not None, leading_space=not chat, enough=limit)
+        pieces, finish = _sized(text, limit) if natural is not None else (text[:limit], "length")
     pieces, stopped = cut_at_stop(pieces, _stops(body))
     return _Answer(pieces, "stop" if stopped else finish)
 
