@@ -81,22 +81,22 @@ _CODE_NOUN = re.compile(
     r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b",
     re.IGNORECASE,
 )
-_LANGUAGES: tuple[tuple[str, str], ...] = (
-    # (fence tag, how a request names it)
-    ("typescript", r"typescript|\bts\b"),
-    ("javascript", r"javascript|\bjs\b|node\.?js"),
-    ("cpp", r"c\+\+|\bcpp\b"),
-    ("csharp", r"c#|c sharp"),
-    ("c", r"\bin c\b|\bc function\b|\bc program\b"),
-    ("java", r"\bjava\b"),
-    ("go", r"\bgolang\b|\bin go\b"),
-    ("rust", r"\brust\b"),
-    ("ruby", r"\bruby\b"),
-    ("sql", r"\bsql\b|\bquery\b"),
-    ("bash", r"\bbash\b|\bshell\b|\bcommand\b"),
-    ("python", r"\bpython\b"),
+_LANGUAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # (fence tag, how a request names it, words one of which each way of naming it contains: a quick test first)
+    ("typescript", r"typescript|\bts\b", ("typescript", "ts")),
+    ("javascript", r"javascript|\bjs\b|node\.?js", ("js", "javascript")),
+    ("cpp", r"c\+\+|\bcpp\b", ("c++", "cpp")),
+    ("csharp", r"c#|c sharp", ("c#", "c sharp")),
+    ("c", r"\bin c\b|\bc function\b|\bc program\b", ("c ", "in c")),
+    ("java", r"\bjava\b", ("java",)),
+    ("go", r"\bgolang\b|\bin go\b", ("golang", "in go")),
+    ("rust", r"\brust\b", ("rust",)),
+    ("ruby", r"\bruby\b", ("ruby",)),
+    ("sql", r"\bsql\b|\bquery\b", ("sql", "query")),
+    ("bash", r"\bbash\b|\bshell\b|\bcommand\b", ("bash", "shell", "command")),
+    ("python", r"\bpython\b", ("python",)),
 )
-_LANGUAGE_PATTERNS = tuple((tag, re.compile(named)) for tag, named in _LANGUAGES)
+_LANGUAGE_PATTERNS = tuple((tag, re.compile(named), words) for tag, named, words in _LANGUAGES)
 _HOW_TO = re.compile(r"\bhow (?:do i|to)\b")
 _WORD = re.compile(r"[a-z]+")
 _STOP_WORDS = frozenset(
@@ -120,7 +120,9 @@ class Request:
 def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for."""
     lowered = text.lower()
-    language = next((tag for tag, named in _LANGUAGE_PATTERNS if named.search(lowered)), None)
+    language = next(
+        (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
+    )
     words = tuple(word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2)
     if _CODE_NOUN.search(text) or (language is not None and _HOW_TO.search(lowered)):
         return Request("code", language or "python", words=words)
