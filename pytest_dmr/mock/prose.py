@@ -97,6 +97,7 @@ _LANGUAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("python", r"\bpython\b", ("python",)),
 )
 _LANGUAGE_PATTERNS = tuple((tag, re.compile(named), words) for tag, named, words in _LANGUAGES)
+_LANGUAGE_WORDS = tuple(dict.fromkeys(word for _, _, words in _LANGUAGES for word in words))
 _HOW_TO = re.compile(r"\bhow (?:do i|to)\b")
 _WORD = re.compile(r"[a-z]+")
 _STOP_WORDS = frozenset(
@@ -120,9 +121,11 @@ class Request:
 def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for."""
     lowered = text.lower()
-    language = next(
-        (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
-    )
+    language = None
+    if any(word in lowered for word in _LANGUAGE_WORDS):  # most prompts name no language
+        language = next(
+            (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
+        )
     words = tuple(word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2)
     if _CODE_NOUN.search(text) or (language is not None and _HOW_TO.search(lowered)):
         return Request("code", language or "python", words=words)
@@ -276,7 +279,7 @@ def answer_pieces(
         opening = index == 0 and not head  # the sentence the text starts with
         if index == 0:
             words[0] = ("\n\n" if head else "") + words[0][1:]
-        size = sum(len(_word_tokens(word)) for word in words)
+        size = sum(map(len, map(_word_tokens, words)))
         if natural and count + size > tokens:
             if tokens - count >= 4 or opening:
                 trimmed = _trimmed("".join(words), tokens - count)
