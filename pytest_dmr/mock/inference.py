@@ -35,7 +35,7 @@ from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
 from pytest_dmr.mock import tokens
 from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
-from pytest_dmr.mock.prose import answer_text, cut_at_stop, read_request
+from pytest_dmr.mock.prose import answer_pieces, cut_at_stop, read_request
 from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
 from pytest_dmr.mock.rules import RecordedRequest, Rule
 from pytest_dmr.mock.schema import SchemaError, value_for_schema
@@ -180,26 +180,26 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
         return _Answer(list(rule.stream) if rule.stream is not None else split_into_pieces(rule.reply_text), "stop")
     draws = SeededDraws(seeds.content)
     schema, prompt_text = _response_schema(body, _conversation_text(body))
-    values = PromptValues(prompt_text)
     limit = _limit(runner, body, prompt)
     if chat:  # tools (pytest_dmr.mock.tools): calls the request asks for, else a text that uses their results
         conversation = Conversation.of(body)
         planned = plan_calls(body, conversation)
         if planned:
-            return _Answer.calling(generated_calls(planned, draws, call_id, values))
+            return _Answer.calling(generated_calls(planned, draws, call_id, PromptValues(prompt_text)))
         told = result_answer(conversation, draws.fork("results")) if schema is None else None
         if told is not None:
             pieces, finish = _sized(split_into_pieces(told), limit)
             pieces, stopped = cut_at_stop(pieces, _stops(body))
             return _Answer(pieces, "stop" if stopped else finish)
     if schema is not None:
-        pieces, finish = _sized(split_into_pieces(encoding.dumps(value_for_schema(schema, draws.fork("json"), values))), limit)
+        value = value_for_schema(schema, draws.fork("json"), PromptValues(prompt_text))
+        pieces, finish = _sized(split_into_pieces(encoding.dumps(value)), limit)
     else:
         request = read_request(exchange.recorded.last_user_message)
         natural = tokens.natural_length(draws.fork("length"), request.kind)
         wanted = natural - 1 if natural is not None else limit  # the end-of-turn token is not text
-        text = answer_text(request, draws, wanted, natural=natural is not None, leading_space=not chat)
-        pieces, finish = _sized(split_into_pieces(text), limit) if natural is not None else (split_into_pieces(text)[:limit], "length")
+        text = answer_pieces(request, draws, wanted, natural=natural is not None, leading_space=not chat, enough=limit)
+        pieces, finish = _sized(text, limit) if natural is not None else (text[:limit], "length")
     pieces, stopped = cut_at_stop(pieces, _stops(body))
     return _Answer(pieces, "stop" if stopped else finish)
 

@@ -15,13 +15,14 @@ Answers are drawn by a :class:`~pytest_dmr.mock.seeded.SeededDraws` and sized in
   a yes or no, or to translate, spell, rewrite, extract or classify something): prose, whose length
   :func:`~pytest_dmr.mock.tokens.natural_length` draws from the spread of such answers.
 
-:func:`answer_text` writes an answer of a given length, or as long as asked for an answer that runs
+:func:`answer_pieces` writes an answer (as its tokens) of a given length, or as long as asked for an answer that runs
 on; a longer answer of the same request starts with the shorter one (whole sentences are added
 from the same stream), so a smaller ``max_tokens`` gives a prefix of the same answer.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -88,21 +89,25 @@ _CODE_NOUN = re.compile(
     r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b",
     re.IGNORECASE,
 )
-_LANGUAGES: tuple[tuple[str, str], ...] = (
-    # (fence tag, how a request names it)
-    ("typescript", r"typescript|\bts\b"),
-    ("javascript", r"javascript|\bjs\b|node\.?js"),
-    ("cpp", r"c\+\+|\bcpp\b"),
-    ("csharp", r"c#|c sharp"),
-    ("c", r"\bin c\b|\bc function\b|\bc program\b"),
-    ("java", r"\bjava\b"),
-    ("go", r"\bgolang\b|\bin go\b"),
-    ("rust", r"\brust\b"),
-    ("ruby", r"\bruby\b"),
-    ("sql", r"\bsql\b|\bquery\b"),
-    ("bash", r"\bbash\b|\bshell\b|\bcommand\b"),
-    ("python", r"\bpython\b"),
+_LANGUAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # (fence tag, how a request names it, words one of which each way of naming it contains: a quick test first)
+    ("typescript", r"typescript|\bts\b", ("typescript", "ts")),
+    ("javascript", r"javascript|\bjs\b|node\.?js", ("js", "javascript")),
+    ("cpp", r"c\+\+|\bcpp\b", ("c++", "cpp")),
+    ("csharp", r"c#|c sharp", ("c#", "c sharp")),
+    ("c", r"\bin c\b|\bc function\b|\bc program\b", ("c ", "in c")),
+    ("java", r"\bjava\b", ("java",)),
+    ("go", r"\bgolang\b|\bin go\b", ("golang", "in go")),
+    ("rust", r"\brust\b", ("rust",)),
+    ("ruby", r"\bruby\b", ("ruby",)),
+    ("sql", r"\bsql\b|\bquery\b", ("sql", "query")),
+    ("bash", r"\bbash\b|\bshell\b|\bcommand\b", ("bash", "shell", "command")),
+    ("python", r"\bpython\b", ("python",)),
 )
+_LANGUAGE_PATTERNS = tuple((tag, re.compile(named), words) for tag, named, words in _LANGUAGES)
+_LANGUAGE_WORDS = tuple(dict.fromkeys(word for _, _, words in _LANGUAGES for word in words))
+_HOW_TO = re.compile(r"\bhow (?:do i|to)\b")
+_WORD = re.compile(r"[a-z]+")
 _STOP_WORDS = frozenset(
     "a an the that which to of in on for with and or is are be it its from by as at this these write "
     "me please can you how do i function script program code class method whether into all".split()
@@ -124,9 +129,13 @@ class Request:
 def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for."""
     lowered = text.lower()
-    language = next((tag for tag, named in _LANGUAGES if re.search(named, lowered)), None)
-    words = tuple(word for word in re.findall(r"[a-z]+", lowered) if word not in _STOP_WORDS and len(word) > 2)
-    if _CODE_NOUN.search(text) or (language is not None and re.search(r"\bhow (?:do i|to)\b", lowered)):
+    language = None
+    if any(word in lowered for word in _LANGUAGE_WORDS):  # most prompts name no language
+        language = next(
+            (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
+        )
+    words = tuple(word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2)
+    if _CODE_NOUN.search(text) or (language is not None and _HOW_TO.search(lowered)):
         return Request("code", language or "python", words=words)
     if _SHORT_REQUEST.search(text) or len(text.split()) <= 4:
         return Request("short", words=words)
@@ -164,19 +173,26 @@ def sentence_words(draws: SeededDraws) -> list[str]:
     return [piece[1:] for piece in sentence_pieces(draws)]
 
 
-def _prose(draws: SeededDraws) -> Iterator[str]:
-    """Sentences without end, in paragraphs of two to four; each but the first starts with its separator."""
+def _prose(draws: SeededDraws) -> Iterator[list[str]]:
+    """Sentences (as words) without end, in paragraphs of two to four; each but the first starts with its separator."""
     in_paragraph, paragraph = 0, 2 + draws.below(3)
     first = True
     while True:
-        text = "".join(sentence_pieces(draws))
+        words = sentence_pieces(draws)
         if first:
             first = False
         elif in_paragraph >= paragraph:
-            text = "\n\n" + text[1:]
+            words[0] = "\n\n" + words[0][1:]
             in_paragraph, paragraph = 0, 2 + draws.below(3)
         in_paragraph += 1
-        yield text
+        yield words
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _word_tokens(word: str) -> tuple[str, ...]:
+    """A word's tokens. The tokenizer never joins the end of one word (a letter or punctuation) with
+    the space or newline that starts the next, so a text's tokens are its words' tokens one after another."""
+    return tuple(split_into_pieces(word))
 
 
 def _identifier(words: Sequence[str], draws: SeededDraws) -> str:
@@ -254,25 +270,36 @@ def _trimmed(sentence: str, tokens: int) -> str:
     return "".join(pieces).rstrip(",") + "." if pieces else ""
 
 
-def answer_text(request: Request, draws: SeededDraws, tokens: int, *, natural: bool, leading_space: bool = False) -> str:
-    """An answer to ``request`` of about ``tokens`` tokens when ``natural`` (it ends there: its last
-    sentence is cut to fit, but a code or list answer is never shorter than its block), else at
-    least ``tokens`` tokens of an answer that runs on. ``leading_space`` starts it with a space (a
-    completion continues its prompt)."""
-    text = _head(request, draws.fork("head"))
-    count = count_tokens(text)
-    for index, sentence in enumerate(_prose(draws.fork("prose"))):
-        if count >= tokens:
+def answer_pieces(
+    request: Request, draws: SeededDraws, tokens: int, *, natural: bool, leading_space: bool = False, enough: int | None = None
+) -> list[str]:
+    """An answer to ``request``, as its tokens, of about ``tokens`` tokens when ``natural`` (it ends
+    there: its last sentence is cut to fit, but a code or list answer is never shorter than its
+    block), else at least ``tokens`` tokens of an answer that runs on. ``leading_space`` starts it
+    with a space (a completion continues its prompt; the sizes leave that space out). ``enough``: stop
+    at the first sentence end past that many tokens (for a caller that keeps only those: they are
+    the whole answer's first tokens)."""
+    head = _head(request, draws.fork("head"))
+    count = count_tokens(head)
+    pieces = split_into_pieces(" " + head if leading_space else head) if head else []
+    stop_at = tokens if enough is None else min(tokens, enough)
+    for index, words in enumerate(_prose(draws.fork("prose"))):
+        if count >= stop_at:
             break
+        opening = index == 0 and not head  # the sentence the text starts with
         if index == 0:
-            sentence = "\n\n" + sentence[1:] if text else sentence[1:]
-        size = count_tokens(sentence)
+            words[0] = ("\n\n" if head else "") + words[0][1:]
+        size = sum(map(len, map(_word_tokens, words)))
         if natural and count + size > tokens:
-            text += _trimmed(sentence, tokens - count) if tokens - count >= 4 or not text else ""
+            if tokens - count >= 4 or opening:
+                trimmed = _trimmed("".join(words), tokens - count)
+                pieces += split_into_pieces(" " + trimmed if opening and leading_space else trimmed)
             break
-        text += sentence
+        if opening and leading_space:
+            words[0] = " " + words[0]
+        pieces += [piece for word in words for piece in _word_tokens(word)]
         count += size
-    return " " + text if leading_space else text
+    return pieces if pieces or not leading_space else [" "]
 
 
 def cut_at_stop(pieces: list[str], stops: Sequence[str]) -> tuple[list[str], bool]:

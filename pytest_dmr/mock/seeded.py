@@ -79,7 +79,13 @@ class SeededDraws:
 
     def choice(self, options: Sequence[T]) -> T:
         count = len(options)
-        return options[self.next16() % count if count <= 0x10000 else self.below(count)]
+        if count > 0x10000:
+            return options[self.below(count)]
+        index = self._index
+        if index == 16:  # next16() inlined: the prose draws thousands of words
+            return options[self.next16() % count]
+        self._index = index + 1
+        return options[self._pool[index] % count]
 
     def hex(self, length: int) -> str:
         """``length`` hex characters."""

@@ -25,6 +25,8 @@ from pytest_dmr.mock.streams import Pace
 
 _LOG_BACKLOG = 500
 """Queued request-log changes made at once past this many (the log keeps 10 records per model)."""
+LogChange = tuple[str, str, Callable[[], object]]
+"""A queued change to the request log: its kind (``record``, ``config``, ``remove``), the model name, the change."""
 
 
 class MockState:
@@ -58,7 +60,7 @@ class MockState:
         self.response_store = ResponseStore(clock=self.clock.now)
         self.request_log = request_log.RequestLog(self.resolve_id)
         self.sequence = 0  # counts requests that need a fresh ID or time (Responses, request log)
-        self.log_changes: list[Callable[[], object]] = []
+        self.log_changes: list[LogChange] = []
 
     def reset(self) -> None:
         """Forget rules, recorded requests, loaded runners and their settings, stored responses and the
@@ -134,7 +136,7 @@ class MockState:
             if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
                 self.loaded_runners.append((model, mode))
                 config = self.runner_configs.get(self.config_key(engines_api.LLAMACPP_BACKEND, model, mode)) if self.runner_configs else None
-                self.to_log(functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
+                self.to_log("config", model, functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
 
     def unload_runners(self, unload: Callable[[str, str], bool]) -> int:
         """Stop the runners ``(name, mode)`` for which ``unload`` is true (DMR then forgets their
@@ -143,7 +145,7 @@ class MockState:
             kept = [(name, mode) for name, mode in self.loaded_runners if not unload(name, mode)]
             for name, mode in self.loaded_runners:
                 if (name, mode) not in kept:
-                    self.to_log(functools.partial(self.request_log.remove_model, name))
+                    self.to_log("remove", name, functools.partial(self.request_log.remove_model, name))
             count = len(self.loaded_runners) - len(kept)
             self.loaded_runners[:] = kept
             return count
@@ -163,24 +165,48 @@ class MockState:
         if origin is None:
             origin = request_log.request_origin(url, recorded.headers.get(request_log.REQUEST_ORIGIN_HEADER.lower()))
         response = answer.body if answer.chunks is None else b"".join(answer.chunks)
-        self.to_log(functools.partial(
+        self.to_log("record", model, functools.partial(
             self.request_log.record, model, url=url, body=body, now_ns=now_ns, status_code=answer.status,
             response=response, user_agent=recorded.headers.get("user-agent", "") if user_agent is None else user_agent,
             origin=origin,
         ))  # fmt: skip
 
-    def to_log(self, change: Callable[[], object]) -> None:
+    def to_log(self, kind: str, model: str, change: Callable[[], object]) -> None:
         """Queue a change to the request log: it is made (JSON decoded and encoded again, streams
         reassembled) only when the log is read, so requests no test looks at cost nothing."""
         with self.lock:
-            self.log_changes.append(change)
+            self.log_changes.append((kind, model, change))
             if len(self.log_changes) > _LOG_BACKLOG:
                 self.flush_request_log()
 
     def flush_request_log(self) -> request_log.RequestLog:
-        """The request log, every queued change made."""
+        """The request log, every queued change that leaves a trace made (see :func:`lasting_changes`)."""
         with self.lock:
             changes, self.log_changes = self.log_changes, []
-            for change in changes:
+            for change in lasting_changes(changes, self.resolve_id):
                 change()
             return self.request_log
+
+
+def lasting_changes(changes: Sequence[LogChange], resolve_id: Callable[[str], str]) -> list[Callable[[], object]]:
+    """The changes whose effect outlasts the queue, in order: a record followed by
+    :data:`~pytest_dmr.protocol.request_log.MAX_RECORDS_PER_MODEL` newer records of its model, or by
+    the model's removal, would be gone from the log by the end, so it is not made (the mock's log has
+    no subscribers to tell)."""
+    ids: dict[str, str] = {}
+    newer: dict[str, int] = {}
+    removed: set[str] = set()
+    kept = []
+    for kind, model, change in reversed(changes):
+        model_id = ids.get(model)
+        if model_id is None:
+            model_id = ids[model] = resolve_id(model)
+        if kind == "record":
+            if model_id in removed or newer.get(model_id, 0) >= request_log.MAX_RECORDS_PER_MODEL:
+                continue
+            newer[model_id] = newer.get(model_id, 0) + 1
+        elif kind == "remove":
+            removed.add(model_id)
+        kept.append(change)
+    kept.reverse()
+    return kept

@@ -110,12 +110,19 @@ def pre_tokens(text: str) -> list[str]:
 def split_into_pieces(text: str) -> list[str]:
     """``text`` as a tokenizer cuts it (sub-words, punctuation, whitespace; leading spaces on the
     word after them); the pieces join back to exactly ``text``."""
-    return [piece for run in pre_tokens(text) for piece in _cut(run, _token_count(run))]
+    pieces: list[str] = []
+    for run in _PRE_TOKEN.findall(text):
+        count = _token_count(run)
+        if count == 1:  # most runs: no list to build
+            pieces.append(run)
+        else:
+            pieces += _cut(run, count)
+    return pieces
 
 
 def count_tokens(text: str) -> int:
     """How many tokens ``text`` is (``len(split_into_pieces(text))``, without building the pieces)."""
-    return sum(_token_count(run) for run in pre_tokens(text))
+    return sum(map(_token_count, _PRE_TOKEN.findall(text)))
 
 
 def model_family(model: str) -> str:

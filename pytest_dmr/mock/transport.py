@@ -291,8 +291,11 @@ class MockModelRunner(_Transports):
                 body = json.loads(content)
             except ValueError:
                 invalid_json = True
-        front = _front_end(self.state, method, path, body, content)
-        route = None if front is not None else routes.match_inference_path(path)
+        route = routes.match_inference_path(path)
+        # the OpenAI inference endpoints are no front-end's: the usual request skips their look-ups
+        front = None if route is not None and route.endpoint in inference.HANDLERS else _front_end(self.state, method, path, body, content)
+        if front is not None:
+            route = None
         recorded = self._record(request, method, path, route, body, content, front[0] if front else None)
         access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.state.origins)
         if access.status == 403:

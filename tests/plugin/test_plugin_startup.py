@@ -77,6 +77,6 @@ def test_the_option_table_names_every_setting_and_its_defaults() -> None:
         name for name in settings.Settings._fields if name.endswith("_source")
     }
     flags = [row["flag"] for row in rows if row.get("flag")]
-    assert len(flags) == len(set(flags)) == 12
+    assert len(flags) == len(set(flags)) == 13
     assert options.INI_KEYS == tuple(dict.fromkeys(row["ini"] for row in rows))
     assert set(options.FLAG_DESTS) == set(flags) - {"--dmr-no-pull"}
