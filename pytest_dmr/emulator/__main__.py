@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loading-503", action="store_true",
                         help="answer 503 'Loading model' while a model loads, as older runners did "
                         "(default: hold the request until the model is loaded, as current DMR does)")
-    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads per model (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads per model (default 1: spinning threads stall on a busy machine; raise it on an idle one)")
     parser.add_argument("--ctx-size", type=int, default=2048, help="llama.cpp context size (default 2048)")
     parser.add_argument("--slots", type=int, default=None, help="most models loaded at once (default min(CPUs, 8))")
     parser.add_argument("--connection-idle-timeout", type=float, default=DEFAULT_CONNECTION_IDLE_TIMEOUT, metavar="S",

@@ -140,7 +140,7 @@ class LlamaEngine:
     def __init__(
         self,
         *,
-        threads: int = 2,
+        threads: int = 1,
         ctx_size: int = 2048,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT,
         log_dir: str | os.PathLike[str] | None = None,
@@ -240,7 +240,7 @@ class MockEngine:
 
 
 def make_engine(
-    kind: str, *, threads: int = 2, ctx_size: int = 2048, load_timeout: float = DEFAULT_LOAD_TIMEOUT,
+    kind: str, *, threads: int = 1, ctx_size: int = 2048, load_timeout: float = DEFAULT_LOAD_TIMEOUT,
     log_dir: str | os.PathLike[str] | None = None,
 ) -> Engine:  # fmt: skip
     """``auto`` (llama.cpp when xllamacpp is installed, else the mock), ``llama`` or ``mock``."""

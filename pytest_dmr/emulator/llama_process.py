@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alias", required=True, help="the model name the server reports")
     parser.add_argument("--embedding", action="store_true", help="serve /v1/embeddings")
     parser.add_argument("--reranking", action="store_true", help="serve /rerank (rank pooling), as DMR's reranking mode")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ctx-size", type=int, default=2048)
     parser.add_argument("--parallel", type=int, default=1)
     args = parser.parse_args(argv)

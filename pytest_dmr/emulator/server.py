@@ -86,7 +86,7 @@ class EmulatorServer:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         load_timeout: float = DEFAULT_LOAD_TIMEOUT,
         loading_503: bool = False,
-        threads: int = 2,
+        threads: int = 1,
         ctx_size: int = 2048,
         slots: int | None = None,
         log_requests: bool = False,

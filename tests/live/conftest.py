@@ -58,7 +58,7 @@ def live_catalog(tmp_path_factory: pytest.TempPathFactory, llama_model_path: Pat
 @pytest.fixture(scope="session")
 def emulator(live_catalog: Path) -> Iterator[EmulatorServer]:
     """The session's emulator on real llama.cpp, with ``ai/smollm2`` pulled. Do not delete its model."""
-    with EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=2048) as server:
+    with EmulatorServer(live_catalog, engine="llama", threads=1, ctx_size=2048) as server:
         server.pull(MODEL)
         yield server
 
@@ -70,7 +70,7 @@ def fresh_emulator(live_catalog: Path) -> Iterator[EmulatorServer]:
     The default idle timeout: a test that looks at ``/engines/ps`` after a request must not race
     the idle unloader on a busy machine.
     """
-    with EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=2048) as server:
+    with EmulatorServer(live_catalog, engine="llama", threads=1, ctx_size=2048) as server:
         yield server
 
 
@@ -90,8 +90,8 @@ def start_llama_server(model_file: Path, *, api_prefix: str = "", embedding: boo
     params.port = 0
     params.n_ctx = 2048
     params.n_parallel = 1
-    params.cpuparams.n_threads = 2
-    params.cpuparams_batch.n_threads = 2
+    params.cpuparams.n_threads = 1
+    params.cpuparams_batch.n_threads = 1
     params.verbosity = -1
     if api_prefix:
         params.api_prefix = api_prefix

@@ -308,7 +308,7 @@ def test_preload_loads_without_inferring_and_ps_shows_the_runner(fresh_emulator:
 
 
 def test_idle_runners_are_unloaded(live_catalog) -> None:  # noqa: ANN001
-    with EmulatorServer(live_catalog, engine="llama", threads=2, idle_timeout=2.0) as server:
+    with EmulatorServer(live_catalog, engine="llama", threads=1, idle_timeout=2.0) as server:
         server.pull("ai/smollm2")
         with httpx.Client(base_url=server.url, timeout=60) as http:
             http.post("/engines/v1/embeddings", json={"model": MODEL, "input": "x"}, headers={"X-Preload-Only": "true"})

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.tier_live
 @pytest.fixture
 def emulator_process(live_catalog: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     command = [sys.executable, "-m", "pytest_dmr.emulator", "--port", "0", "--catalog", str(live_catalog),
-               "--store", str(tmp_path / "store"), "--engine", "llama", "--threads", "2"]  # fmt: skip
+               "--store", str(tmp_path / "store"), "--engine", "llama", "--threads", "1"]  # fmt: skip
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:  # closes the pipe, waits
         try:
             banner = process.stderr.readline()  # type: ignore[union-attr]

@@ -277,7 +277,7 @@ def test_keep_alive_zero_stops_llama_cpp_as_soon_as_the_request_is_done(fresh_em
 
 
 def test_keep_alive_forever_outlives_the_idle_timeout(live_catalog: Path) -> None:
-    with EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=2048, idle_timeout=0.5) as server:
+    with EmulatorServer(live_catalog, engine="llama", threads=1, ctx_size=2048, idle_timeout=0.5) as server:
         server.pull(MODEL)
         with httpx.Client(base_url=server.url, timeout=120) as http:
             configured = http.post("/engines/_configure", json={"model": MODEL, "keep_alive": "-1", "context-size": 1024})
@@ -298,7 +298,7 @@ def test_keep_alive_forever_outlives_the_idle_timeout(live_catalog: Path) -> Non
 
 def test_stop_right_after_configure_leaves_no_llama_cpp_process(live_catalog: Path) -> None:
     """``_configure``'s background preload may still be starting llama.cpp: ``stop()`` waits for it and stops it."""
-    server = EmulatorServer(live_catalog, engine="llama", threads=2, ctx_size=1024).start()
+    server = EmulatorServer(live_catalog, engine="llama", threads=1, ctx_size=1024).start()
     try:
         server.pull(MODEL)
         assert httpx.post(server.url + "/engines/_configure", json={"model": MODEL, "keep_alive": "1m"}).status_code == 202
