@@ -16,26 +16,27 @@ API). Nothing here imports pytest or httpx, and a :class:`Discovery` survives JS
 it to workers).
 
 The header of every run in auto mode needs discovery, so this module is cheap to import: its
-records are named tuples (a dataclass costs a millisecond to define), and what only a listening
-candidate needs (the HTTP exchange, the protocol's addresses, routes and model listings, the
-redaction of URLs in details) loads when one listens, or when a URL is given.
+records are plain classes (:class:`Record`: defining a named tuple or a dataclass compiles code
+at import), and what only a listening candidate needs (the HTTP exchange, the protocol's addresses,
+routes and model listings, the redaction of URLs in details) loads when one listens, or when a
+URL is given.
 """
 
-# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
-# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
+from __future__ import annotations
+
 import os
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pytest_dmr.settings import Settings, compose_variables
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from pytest_dmr.protocol.addresses import RunnerAddress
-else:
-    RunnerAddress = tuple  # at run time only the records' annotations name it (a RunnerAddress is a tuple)
 
 CONNECT_TIMEOUT = 0.5
 """Seconds for the TCP connect of one probe."""
@@ -57,32 +58,57 @@ HOW_TO_START = (
 FOUND, REFUSED, TIMEOUT, NOT_DMR, SKIPPED, ERROR = "found", "refused", "timeout", "not-dmr", "skipped", "error"
 KIND_DMR, KIND_OPENAI = "dmr", "openai"
 
+# DMR's addresses and paths as protocol.addresses and protocol.routes define them (a test checks that they
+# agree): what discovery needs before it knows a runner is there. So a run where nothing listens, or only a
+# Docker API socket without the model runner, plans and probes with no protocol module loaded.
 HOST_IP, HOST_PORT = "127.0.0.1", 12434
-"""The ``host`` candidate: ``protocol.addresses.DEFAULT_HOST_URL``'s address (a test checks they agree).
-The built-in candidates are spelled here so that planning them, and a refused connect, load no
-protocol module: that is every run where nothing listens."""
-ENGINES_PREFIX = "/engines/v1"
-"""``protocol.routes.ENGINES_PREFIX``: the OpenAI prefix of the built-in candidates."""
+"""The ``host`` candidate (``addresses.DEFAULT_HOST_URL``)."""
 DESKTOP_SOCKET_ROOT = "http://localhost/exp/vDD4.40"
-"""The root of a runner behind Docker Desktop's API socket (``protocol.addresses.DESKTOP_SOCKET_PREFIX``)."""
+"""The root of a runner behind Docker Desktop's API socket (``addresses.DESKTOP_SOCKET_PREFIX``)."""
+ROOT_BANNER = "Docker Model Runner is running"
+"""What ``GET /`` answers on a Docker Model Runner (``addresses.ROOT_BANNER``)."""
+ROOT_PATH, MANAGEMENT_MODELS_PATH = "/", "/models"
+ENGINES_PREFIX, ALIAS_PREFIX, MODELS = "/engines/v1", "/v1", "/models"
+"""The OpenAI prefixes (``routes.ENGINES_PREFIX``, the built-in candidates' prefix, and ``routes.ALIAS_PREFIX``)
+and the OpenAI model list under them (``routes.MODELS``)."""
 
 
-class Target(NamedTuple):
-    """One candidate to probe: where to connect, and the runner address it would give (``root``
-    and ``api_prefix``: ``Target(group, label, *runner_address, ...)``)."""
+class Record:
+    """Named fields (the class's ``__slots__``), compared field by field, with a named tuple's ``_asdict``
+    and ``_replace``. Discovery's records are these, not named tuples: defining a named tuple compiles
+    its constructor from source at import, and the header of every run in auto mode loads this module.
+    Read-only by convention; ``_replace`` makes a changed copy."""
 
-    group: str
-    label: str
-    """How messages name it: ``127.0.0.1:12434``, ``unix:///var/run/docker.sock``."""
-    root: str
-    api_prefix: str
-    host: str = ""
-    port: int = 0
-    socket_path: str | None = None
-    origin: str | None = None
-    """Where the URL came from (``--dmr-url``, ``LLM_URL``), for url and compose targets."""
-    skip: str | None = None
-    """Why this target is not probed at all (a docker-internal name seen from the host)."""
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
+
+    def _asdict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def _replace(self, **changes: Any) -> Self:
+        return type(self)(**(self._asdict() | changes))
+
+
+class Target(Record):
+    """One candidate to probe: where to connect (``host`` and ``port``, or ``socket_path``), and the runner
+    address it would give (``root`` and ``api_prefix``: ``Target(group, label, *runner_address, ...)``).
+    ``label``: how messages name it (``127.0.0.1:12434``, ``unix:///var/run/docker.sock``); ``origin``:
+    where the URL came from (``--dmr-url``, ``LLM_URL``), for url and compose targets; ``skip``: why it is
+    not probed at all (a docker-internal name seen from the host)."""
+
+    __slots__ = ("group", "label", "root", "api_prefix", "host", "port", "socket_path", "origin", "skip")
+
+    def __init__(
+        self, group: str, label: str, root: str, api_prefix: str, host: str = "", port: int = 0,
+        socket_path: str | None = None, origin: str | None = None, skip: str | None = None,
+    ) -> None:
+        self.group, self.label, self.root, self.api_prefix = group, label, root, api_prefix
+        self.host, self.port, self.socket_path, self.origin, self.skip = host, port, socket_path, origin, skip
 
     @property
     def address(self) -> RunnerAddress:
@@ -91,36 +117,33 @@ class Target(NamedTuple):
         return RunnerAddress(self.root, self.api_prefix)
 
 
-class Probe(NamedTuple):
-    """The outcome of probing one target."""
+class Probe(Record):
+    """The outcome of probing one target: ``result`` is found, refused, timeout, not-dmr, skipped or
+    error; ``elapsed`` in seconds; ``kind`` dmr or openai, when found."""
 
-    target: str
-    group: str
-    result: str
-    """found | refused | timeout | not-dmr | skipped | error"""
-    detail: str
-    elapsed: float
-    """Seconds."""
-    kind: str | None = None
-    """dmr | openai, when found."""
+    __slots__ = ("target", "group", "result", "detail", "elapsed", "kind")
+
+    def __init__(self, target: str, group: str, result: str, detail: str, elapsed: float, kind: str | None = None) -> None:
+        self.target, self.group, self.result, self.detail, self.elapsed, self.kind = target, group, result, detail, elapsed, kind
 
     def describe(self) -> str:
         return f"{self.target} {self.detail}"
 
 
-class Discovery(NamedTuple):
-    """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered)."""
+class Discovery(Record):
+    """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered). ``source``:
+    what found it, for messages (``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``); ``notes``: groups left
+    out and why (``container: not inside a container``)."""
 
-    probes: tuple[Probe, ...] = ()
-    address: RunnerAddress | None = None
-    kind: str | None = None
-    source: str | None = None
-    """What found it, for messages: ``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``."""
-    socket_path: str | None = None
-    models: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    """Groups left out and why (``container: not inside a container``)."""
-    elapsed: float = 0.0
+    __slots__ = ("probes", "address", "kind", "source", "socket_path", "models", "notes", "elapsed")
+
+    def __init__(
+        self, probes: tuple[Probe, ...] = (), address: RunnerAddress | None = None, kind: str | None = None,
+        source: str | None = None, socket_path: str | None = None, models: tuple[str, ...] = (),
+        notes: tuple[str, ...] = (), elapsed: float = 0.0,
+    ) -> None:
+        self.probes, self.address, self.kind, self.source = probes, address, kind, source
+        self.socket_path, self.models, self.notes, self.elapsed = socket_path, models, notes, elapsed
 
     @property
     def found(self) -> bool:
@@ -144,7 +167,7 @@ class Discovery(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Discovery":
+    def from_json(cls, data: Mapping[str, Any]) -> Discovery:
         address = None
         if data.get("address"):  # a runner was found: its address needs the protocol module
             from pytest_dmr.protocol.addresses import RunnerAddress
@@ -342,10 +365,11 @@ def _resolve(target: Target) -> str:
     return str(infos[0][4][0])
 
 
-class _Result(NamedTuple):
-    probe: Probe
-    address: RunnerAddress | None = None
-    models: tuple[str, ...] = ()
+class _Result(Record):
+    __slots__ = ("probe", "address", "models")
+
+    def __init__(self, probe: Probe, address: RunnerAddress | None = None, models: tuple[str, ...] = ()) -> None:
+        self.probe, self.address, self.models = probe, address, models
 
 
 def probe(target: Target) -> _Result:

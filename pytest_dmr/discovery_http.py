@@ -2,19 +2,37 @@
 
 ``discovery.py`` loads this module once a candidate accepts a TCP (or unix socket) connection: a
 plain ``GET`` on the socket, then the banner, the model list or an OpenAI ``/models`` list, read
-with the protocol's layers. A run where nothing listens never loads it.
+with the protocol's layers. A run where nothing listens never loads it; one where only a server
+of another kind listens (a Docker API socket without the model runner) loads no protocol module.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_dmr import discovery
-from pytest_dmr.discovery import ERROR, KIND_DMR, KIND_OPENAI, NOT_DMR, TIMEOUT, Target, _open, _Outcome
-from pytest_dmr.protocol import addresses, routes
+from pytest_dmr.discovery import (
+    ALIAS_PREFIX,
+    ENGINES_PREFIX,
+    ERROR,
+    KIND_DMR,
+    KIND_OPENAI,
+    MANAGEMENT_MODELS_PATH,
+    MODELS,
+    NOT_DMR,
+    ROOT_BANNER,
+    ROOT_PATH,
+    TIMEOUT,
+    Target,
+    _open,
+    _Outcome,
+)
+
+if TYPE_CHECKING:
+    from pytest_dmr.protocol.addresses import RunnerAddress
 
 MAX_BODY = 1_000_000
 """Bytes of a probe's answer read at most (a model list; the banner is 30)."""
@@ -103,29 +121,29 @@ def _listed(read: Callable[[], Sequence[str]]) -> tuple[str, ...]:
         return ()
 
 
-def identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tuple[str, ...]]:
+def identify(target: Target, ip: str) -> tuple[RunnerAddress, str, tuple[str, ...]]:
     """Ask what listens: Docker Model Runner, an OpenAI-compatible server, or something else (an
     ``_Outcome`` then says what it answered)."""
     root_path = urlsplit(target.root).path.rstrip("/")
-    status, body = _get(target, ip, root_path + routes.ROOT_PATH)
-    if status == 200 and body.decode(errors="replace").strip().startswith(addresses.ROOT_BANNER):
-        from pytest_dmr.protocol import model_info  # only for a model list
+    status, body = _get(target, ip, root_path + ROOT_PATH)
+    if status == 200 and body.decode(errors="replace").strip().startswith(ROOT_BANNER):
+        from pytest_dmr.protocol import model_info  # only for a runner found
 
         models: tuple[str, ...] = ()
-        status, listing = _get(target, ip, root_path + routes.MANAGEMENT_MODELS_PATH)
+        status, listing = _get(target, ip, root_path + MANAGEMENT_MODELS_PATH)
         data = _json(listing) if status == 200 else None
         if isinstance(data, list):
             entries: list[Any] = data
             models = _listed(lambda: [model_info.ModelInfo.from_json(item).name for item in entries if isinstance(item, Mapping)])
         return target.address, KIND_DMR, models
     answers = [f"/ {status}"]
-    for prefix in dict.fromkeys((target.api_prefix, routes.ENGINES_PREFIX, routes.ALIAS_PREFIX)):
-        status, listing = _get(target, ip, root_path + prefix + routes.MODELS)
+    for prefix in dict.fromkeys((target.api_prefix, ENGINES_PREFIX, ALIAS_PREFIX)):
+        status, listing = _get(target, ip, root_path + prefix + MODELS)
         data = _json(listing) if status == 200 else None
         if isinstance(data, Mapping) and isinstance(data.get("data"), list):
-            from pytest_dmr.protocol import model_info  # only for a model list
+            from pytest_dmr.protocol import addresses, model_info  # only for a runner found
 
             address = addresses.RunnerAddress(target.root, prefix)
             return address, KIND_OPENAI, _listed(lambda: model_info.model_ids_from_openai_list(data))
-        answers.append(f"{prefix}{routes.MODELS} {status}")
+        answers.append(f"{prefix}{MODELS} {status}")
     raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
