@@ -8,6 +8,14 @@ the machine disturb it less than wall time) and in wall time, and the ratio of t
 (on a busy machine, the least disturbed). Target: a median ratio of at most 1.01. Then the
 ``-X importtime`` totals of ``import pytest_dmr.plugin``, in a process that has imported pytest.
 
+Then the same ratio in instructions, which a loaded machine does not disturb: ``--instructions``
+pairs (default 3) under valgrind's cachegrind (``PYTHONHASHSEED=0``, byte code cached), each pair
+with the environment padded by a different length: a run's count moves by about 0.1% with where
+the garbage collector happens to run, which such small differences shift, so the pairs sample it
+(their spread is printed). The plugin's run blocks a plugin that does not exist (``-p
+no:dmr_absent``), so both command lines have the same shape (pytest's own count depends on it by
+as much). ``--instructions 0`` skips them; without valgrind they are skipped with a note.
+
 By default the package is seen as a user sees an installed wheel: a throwaway environment whose
 site directory holds a copy of ``pytest_dmr`` with its entry point and RECORD, and reaches this
 environment's packages through a path file. So setuptools' editable finder (which an editable
@@ -16,13 +24,19 @@ package for assertion rewriting as it does an installed plugin (an editable inst
 names no module of the package, so there its modules load without pytest's import hook).
 ``--view editable`` runs this environment as it is instead.
 
-    python benchmarks/startup.py [--pairs 21] [--view installed|editable]
+    python benchmarks/startup.py [--pairs 21] [--instructions 3] [--view installed|editable]
+                                 [--discovery url,compose,host,desktop]
+
+A Docker API socket that answers (a Docker Engine without the model runner) is a candidate that
+listens: the header then says that it answered, but not as a model runner, and the run pays for
+asking it; ``--discovery url,compose,host`` leaves it out.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import socket
@@ -37,6 +51,9 @@ from pathlib import Path
 TESTS = 200
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_dmr"
 WITH, WITHOUT = "with pytest-dmr (auto)", "-p no:dmr"
+KINDS = {WITH: ["-p", "no:dmr_absent"], WITHOUT: ["-p", "no:dmr"]}
+"""The two runs' extra arguments: the same shape, only the second blocks pytest-dmr."""
+PAD = "STARTUP_BENCHMARK_PAD"
 
 
 def write_suite(folder: Path) -> None:
@@ -75,8 +92,32 @@ def run_once(python: str, folder: Path, extra: list[str], environ: dict[str, str
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0 or f"{TESTS} passed" not in result.stdout:
-        raise SystemExit(f"the run failed ({' '.join(extra) or 'with pytest-dmr'}):\n{result.stdout}\n{result.stderr}")
+        raise SystemExit(f"the run failed ({' '.join(extra)}):\n{result.stdout}\n{result.stderr}")
     return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
+
+
+def count_once(python: str, folder: Path, extra: list[str], environ: dict[str, str]) -> int:
+    """One pytest process under cachegrind: the instructions it executed (all its threads)."""
+    command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+               python, "-m", "pytest", "-p", "no:cacheprovider", *extra]
+    result = subprocess.run(command, cwd=folder, env=environ, capture_output=True, text=True)
+    if result.returncode != 0 or f"{TESTS} passed" not in result.stdout:
+        raise SystemExit(f"the run under valgrind failed ({' '.join(extra)}):\n{result.stdout}\n{result.stderr}")
+    found = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
+    if found is None:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{result.stderr}")
+    return int(found.group(1).replace(",", ""))
+
+
+def instruction_pairs(python: str, folder: Path, environ: dict[str, str], pairs: int) -> dict[str, list[int]]:
+    """``pairs`` pairs of counted runs, the order alternating, each pair with its own padding."""
+    counted = {**environ, "PYTHONHASHSEED": "0"}
+    counts: dict[str, list[int]] = {name: [] for name in KINDS}
+    for pair in range(pairs):
+        padded = {**counted, PAD: "x" * pair}
+        for name in (list(KINDS) if pair % 2 == 0 else list(KINDS)[::-1]):
+            counts[name].append(count_once(python, folder, KINDS[name], padded))
+    return counts
 
 
 def check_header(python: str, folder: Path, environ: dict[str, str]) -> str:
@@ -127,16 +168,21 @@ def nothing_listens() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=21, help="pairs of runs (default 21)")
+    parser.add_argument("--instructions", type=int, default=3, metavar="PAIRS",
+                        help="pairs of runs counted under valgrind (default 3; 0: none)")
     parser.add_argument("--view", choices=("installed", "editable"), default="installed",
                         help="how the package is seen (default: installed, as from a wheel)")
+    parser.add_argument("--discovery", default="url,compose,host,desktop",
+                        help="DMR_DISCOVERY of the runs (default url,compose,host,desktop)")
     args = parser.parse_args()
     nothing_listens()
+    counting = args.instructions > 0 and shutil.which("valgrind") is not None
     environ = {key: value for key, value in os.environ.items() if not key.startswith(("DMR_", "MODEL_RUNNER_"))}
-    environ["DMR_DISCOVERY"] = "url,compose,host,desktop"
+    environ["DMR_DISCOVERY"] = args.discovery
     environ.pop("PYTHONDONTWRITEBYTECODE", None)  # as on a user's machine: byte code is cached
     environ.pop("PYTEST_ADDOPTS", None)
     environ.pop("PYTHONPATH", None)
-    kinds = {WITH: [], WITHOUT: ["-p", "no:dmr"]}
+    kinds = KINDS
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp) / "suite"
         folder.mkdir()
@@ -151,7 +197,9 @@ def main() -> None:
             for name in order:
                 runs[name].append(run_once(python, folder, kinds[name], environ))
         cumulative, own = import_times(python, folder, environ)
-    print(f"{TESTS} trivial tests, {args.pairs} pairs of runs (order alternating), package view: {args.view}")
+        counts = instruction_pairs(python, folder, environ, args.instructions) if counting else {}
+    print(f"{TESTS} trivial tests, {args.pairs} pairs of runs (order alternating), package view: {args.view}, "
+          f"DMR_DISCOVERY={args.discovery}")
     print(header)
     for index, measure in enumerate(("CPU time (user+system)", "wall time")):
         with_plugin = [run[index] for run in runs[WITH]]
@@ -166,6 +214,15 @@ def main() -> None:
     print(f"import pytest_dmr.plugin after import pytest (-X importtime, median of 7): {cumulative:.2f} ms; "
           "the modules it loads (self ms):")
     print("  " + ", ".join(f"{name} {took:.2f}" for name, took in own))
+    if counts:
+        with_plugin, without = counts[WITH], counts[WITHOUT]
+        ratios = sorted(a / b for a, b in zip(with_plugin, without))
+        print(f"instructions (cachegrind, {args.instructions} pairs): median {statistics.median(with_plugin) / 1e6:.1f} M with "
+              f"pytest-dmr, {statistics.median(without) / 1e6:.1f} M with -p no:dmr, median difference "
+              f"{statistics.median(a - b for a, b in zip(with_plugin, without)) / 1e6:.1f} M")
+        print(f"  per-pair ratio: median {statistics.median(ratios):.4f} (target <= 1.01), range {ratios[0]:.4f}-{ratios[-1]:.4f}")
+    elif args.instructions > 0:
+        print("instructions: not counted (valgrind is not installed)")
 
 
 if __name__ == "__main__":

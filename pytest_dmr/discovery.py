@@ -9,31 +9,34 @@ Candidates, in priority order (the first that answers wins, whatever answers fir
 5. ``desktop``: Docker Desktop's API socket with the ``/exp/vDD4.40`` prefix, where a socket exists.
 
 A probe first opens a plain TCP connection (a refusal costs microseconds and needs no HTTP
-library); only when something listens does it speak HTTP (a plain ``GET`` on a socket): ``GET /``
-answering the banner is a Docker Model Runner; otherwise an OpenAI ``/models`` list under
-``/engines/v1`` or ``/v1`` is an OpenAI-compatible server (no management API). Nothing here
-imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands it to workers).
+library); only when something listens does it speak HTTP (``discovery_http.py``: a plain ``GET``
+on a socket): ``GET /`` answering the banner is a Docker Model Runner; otherwise an OpenAI
+``/models`` list under ``/engines/v1`` or ``/v1`` is an OpenAI-compatible server (no management
+API). Nothing here imports pytest or httpx, and a :class:`Discovery` survives JSON (xdist hands
+it to workers).
 
 The header of every run in auto mode needs discovery, so this module is cheap to import: its
-records are named tuples (a dataclass costs a millisecond to define), and the model listing's
-parser loads only when something answers.
+records are plain classes (:class:`Record`: defining a named tuple or a dataclass compiles code
+at import), and what only a listening candidate needs (the HTTP exchange, the protocol's addresses,
+routes and model listings, the redaction of URLs in details) loads when one listens, or when a
+URL is given.
 """
 
-# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
-# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
-import ipaddress
+from __future__ import annotations
+
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from pytest_dmr.protocol import addresses, routes
-from pytest_dmr.redaction import redact_text
 from pytest_dmr.settings import Settings, compose_variables
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pytest_dmr.protocol.addresses import RunnerAddress
 
 CONNECT_TIMEOUT = 0.5
 """Seconds for the TCP connect of one probe."""
@@ -55,53 +58,92 @@ HOW_TO_START = (
 FOUND, REFUSED, TIMEOUT, NOT_DMR, SKIPPED, ERROR = "found", "refused", "timeout", "not-dmr", "skipped", "error"
 KIND_DMR, KIND_OPENAI = "dmr", "openai"
 
-
-class Target(NamedTuple):
-    """One candidate to probe: where to connect, and the runner address it would give."""
-
-    group: str
-    label: str
-    """How messages name it: ``127.0.0.1:12434``, ``unix:///var/run/docker.sock``."""
-    address: addresses.RunnerAddress
-    host: str = ""
-    port: int = 0
-    socket_path: str | None = None
-    origin: str | None = None
-    """Where the URL came from (``--dmr-url``, ``LLM_URL``), for url and compose targets."""
-    skip: str | None = None
-    """Why this target is not probed at all (a docker-internal name seen from the host)."""
+# DMR's addresses and paths as protocol.addresses and protocol.routes define them (a test checks that they
+# agree): what discovery needs before it knows a runner is there. So a run where nothing listens, or only a
+# Docker API socket without the model runner, plans and probes with no protocol module loaded.
+HOST_IP, HOST_PORT = "127.0.0.1", 12434
+"""The ``host`` candidate (``addresses.DEFAULT_HOST_URL``)."""
+DESKTOP_SOCKET_ROOT = "http://localhost/exp/vDD4.40"
+"""The root of a runner behind Docker Desktop's API socket (``addresses.DESKTOP_SOCKET_PREFIX``)."""
+ROOT_BANNER = "Docker Model Runner is running"
+"""What ``GET /`` answers on a Docker Model Runner (``addresses.ROOT_BANNER``)."""
+ROOT_PATH, MANAGEMENT_MODELS_PATH = "/", "/models"
+ENGINES_PREFIX, ALIAS_PREFIX, MODELS = "/engines/v1", "/v1", "/models"
+"""The OpenAI prefixes (``routes.ENGINES_PREFIX``, the built-in candidates' prefix, and ``routes.ALIAS_PREFIX``)
+and the OpenAI model list under them (``routes.MODELS``)."""
 
 
-class Probe(NamedTuple):
-    """The outcome of probing one target."""
+class Record:
+    """Named fields (the class's ``__slots__``), compared field by field, with a named tuple's ``_asdict``
+    and ``_replace``. Discovery's records are these, not named tuples: defining a named tuple compiles
+    its constructor from source at import, and the header of every run in auto mode loads this module.
+    Read-only by convention; ``_replace`` makes a changed copy."""
 
-    target: str
-    group: str
-    result: str
-    """found | refused | timeout | not-dmr | skipped | error"""
-    detail: str
-    elapsed: float
-    """Seconds."""
-    kind: str | None = None
-    """dmr | openai, when found."""
+    __slots__: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
+
+    def _asdict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def _replace(self, **changes: Any) -> Self:
+        return type(self)(**(self._asdict() | changes))
+
+
+class Target(Record):
+    """One candidate to probe: where to connect (``host`` and ``port``, or ``socket_path``), and the runner
+    address it would give (``root`` and ``api_prefix``: ``Target(group, label, *runner_address, ...)``).
+    ``label``: how messages name it (``127.0.0.1:12434``, ``unix:///var/run/docker.sock``); ``origin``:
+    where the URL came from (``--dmr-url``, ``LLM_URL``), for url and compose targets; ``skip``: why it is
+    not probed at all (a docker-internal name seen from the host)."""
+
+    __slots__ = ("group", "label", "root", "api_prefix", "host", "port", "socket_path", "origin", "skip")
+
+    def __init__(
+        self, group: str, label: str, root: str, api_prefix: str, host: str = "", port: int = 0,
+        socket_path: str | None = None, origin: str | None = None, skip: str | None = None,
+    ) -> None:
+        self.group, self.label, self.root, self.api_prefix = group, label, root, api_prefix
+        self.host, self.port, self.socket_path, self.origin, self.skip = host, port, socket_path, origin, skip
+
+    @property
+    def address(self) -> RunnerAddress:
+        from pytest_dmr.protocol.addresses import RunnerAddress
+
+        return RunnerAddress(self.root, self.api_prefix)
+
+
+class Probe(Record):
+    """The outcome of probing one target: ``result`` is found, refused, timeout, not-dmr, skipped or
+    error; ``elapsed`` in seconds; ``kind`` dmr or openai, when found."""
+
+    __slots__ = ("target", "group", "result", "detail", "elapsed", "kind")
+
+    def __init__(self, target: str, group: str, result: str, detail: str, elapsed: float, kind: str | None = None) -> None:
+        self.target, self.group, self.result, self.detail, self.elapsed, self.kind = target, group, result, detail, elapsed, kind
 
     def describe(self) -> str:
         return f"{self.target} {self.detail}"
 
 
-class Discovery(NamedTuple):
-    """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered)."""
+class Discovery(Record):
+    """Every probe's outcome and the winner (``address`` is ``None`` when nothing answered). ``source``:
+    what found it, for messages (``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``); ``notes``: groups left
+    out and why (``container: not inside a container``)."""
 
-    probes: tuple[Probe, ...] = ()
-    address: addresses.RunnerAddress | None = None
-    kind: str | None = None
-    source: str | None = None
-    """What found it, for messages: ``127.0.0.1:12434``, ``--dmr-url``, ``LLM_URL``."""
-    socket_path: str | None = None
-    models: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-    """Groups left out and why (``container: not inside a container``)."""
-    elapsed: float = 0.0
+    __slots__ = ("probes", "address", "kind", "source", "socket_path", "models", "notes", "elapsed")
+
+    def __init__(
+        self, probes: tuple[Probe, ...] = (), address: RunnerAddress | None = None, kind: str | None = None,
+        source: str | None = None, socket_path: str | None = None, models: tuple[str, ...] = (),
+        notes: tuple[str, ...] = (), elapsed: float = 0.0,
+    ) -> None:
+        self.probes, self.address, self.kind, self.source = probes, address, kind, source
+        self.socket_path, self.models, self.notes, self.elapsed = socket_path, models, notes, elapsed
 
     @property
     def found(self) -> bool:
@@ -125,11 +167,15 @@ class Discovery(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Discovery":
-        address = data.get("address")
+    def from_json(cls, data: Mapping[str, Any]) -> Discovery:
+        address = None
+        if data.get("address"):  # a runner was found: its address needs the protocol module
+            from pytest_dmr.protocol.addresses import RunnerAddress
+
+            address = RunnerAddress(*data["address"])
         return cls(
             probes=tuple(Probe(**probe) for probe in data.get("probes", ())),
-            address=addresses.RunnerAddress(*address) if address else None,
+            address=address,
             kind=data.get("kind"),
             source=data.get("source"),
             socket_path=data.get("socket_path"),
@@ -169,6 +215,8 @@ def default_gateway() -> str:
 
 
 def _is_ip_literal(host: str) -> bool:
+    import ipaddress
+
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -189,6 +237,10 @@ def _only_resolves_inside_containers(host: str) -> bool:
 
 
 def _url_target(group: str, url: str, origin: str, *, inside: bool) -> Target:
+    from urllib.parse import urlsplit
+
+    from pytest_dmr.protocol import addresses
+
     address = addresses.parse_runner_url(url)
     parts = urlsplit(address.root)
     host = parts.hostname or ""
@@ -202,7 +254,7 @@ def _url_target(group: str, url: str, origin: str, *, inside: bool) -> Target:
         address = addresses.RunnerAddress(address.root.replace(parts.netloc, netloc, 1), address.api_prefix)
         host = "127.0.0.1"
     label = f"{host}:{port}" if parts.path in ("", "/") else f"{host}:{port}{parts.path}"
-    return Target(group, label, address, host=host, port=port, origin=origin, skip=skip)
+    return Target(group, label, *address, host=host, port=port, origin=origin, skip=skip)
 
 
 def plan(
@@ -229,10 +281,12 @@ def plan(
         for ref, url, _model in compose_variables(settings.compose_refs, environ):
             targets.append(_url_target("compose", url, f"{ref}_URL", inside=inside))
     if "host" in groups:
-        address = addresses.RunnerAddress(addresses.DEFAULT_HOST_URL, routes.ENGINES_PREFIX)  # parsed, without a regex
-        targets.append(Target("host", f"127.0.0.1:{addresses.DEFAULT_PORT}", address, "127.0.0.1", addresses.DEFAULT_PORT))
+        label = f"{HOST_IP}:{HOST_PORT}"
+        targets.append(Target("host", label, f"http://{label}", ENGINES_PREFIX, HOST_IP, HOST_PORT))
     if "container" in groups:
         if inside:
+            from pytest_dmr.protocol import addresses
+
             desktop = _url_target("container", addresses.CONTAINER_DESKTOP_URL, "container", inside=True)
             gateway_host = gateway or default_gateway()
             engine = _url_target(
@@ -251,8 +305,7 @@ def plan(
             if os.path.exists(path):
                 existing.append(path)
         for path in existing:
-            address = addresses.RunnerAddress(f"http://localhost{addresses.DESKTOP_SOCKET_PREFIX}", routes.ENGINES_PREFIX)
-            targets.append(Target("desktop", f"unix://{path}", address, socket_path=path))
+            targets.append(Target("desktop", f"unix://{path}", DESKTOP_SOCKET_ROOT, ENGINES_PREFIX, socket_path=path))
         if not existing:
             notes.append("desktop: no Docker API socket found")
     return targets, notes
@@ -312,122 +365,11 @@ def _resolve(target: Target) -> str:
     return str(infos[0][4][0])
 
 
-MAX_BODY = 1_000_000
-"""Bytes of a probe's answer read at most (a model list; the banner is 30)."""
+class _Result(Record):
+    __slots__ = ("probe", "address", "models")
 
-
-def _get(target: Target, ip: str, path: str) -> tuple[int, bytes]:
-    """One ``GET``: the status and the body.
-
-    Plain HTTP/1.0 on a socket, a few lines that cover what a probe needs (a status and a small
-    body, ``Connection: close``): importing ``http.client`` (which brings ``ssl`` and ``email``)
-    would cost a run more than the probe itself. Only an ``https`` URL, which a user must give
-    explicitly, goes through ``http.client``.
-    """
-    host_header = urlsplit(target.address.root).netloc or "localhost"
-    try:
-        if urlsplit(target.address.root).scheme == "https":
-            return _get_https(target, path, host_header)
-        with _open(target, ip, HTTP_TIMEOUT) as sock:
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\nConnection: close\r\n\r\n".encode())
-            received = bytearray()
-            while len(received) <= MAX_BODY:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                received += data
-        return _parse_response(bytes(received))
-    except (socket.timeout, TimeoutError):
-        raise _Outcome(TIMEOUT, f"no HTTP answer to GET {path} within {HTTP_TIMEOUT:g}s") from None
-    except (OSError, ValueError) as exc:
-        raise _Outcome(ERROR, f"HTTP failed on GET {path}: {exc.__class__.__name__}") from None
-
-
-def _parse_response(raw: bytes) -> tuple[int, bytes]:
-    """``(status, body)`` of a whole HTTP/1.x response; a chunked body is decoded. ``ValueError`` if malformed."""
-    head, separator, body = raw.partition(b"\r\n\r\n")
-    if not separator:
-        raise ValueError("no end of headers")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, status, *_ = status_line.split(" ", 2)
-    if not version.startswith("HTTP/"):
-        raise ValueError(f"not an HTTP status line: {status_line[:40]!r}")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        decoded = bytearray()
-        while body:
-            size_line, _, rest = body.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            decoded += rest[:size]
-            body = rest[size + 2 :]
-        body = bytes(decoded)
-    return int(status), body[:MAX_BODY]
-
-
-def _get_https(target: Target, path: str, host_header: str) -> tuple[int, bytes]:
-    import http.client
-
-    connection = http.client.HTTPSConnection(target.host, target.port, timeout=HTTP_TIMEOUT)
-    try:
-        connection.request("GET", path, headers={"Host": host_header})
-        response = connection.getresponse()
-        return response.status, response.read(MAX_BODY)
-    except http.client.HTTPException as exc:
-        raise ValueError(str(exc)) from exc
-    finally:
-        connection.close()
-
-
-def _json(body: bytes) -> Any:
-    from pytest_dmr.protocol import encoding  # only when something answers
-
-    try:
-        return encoding.loads(body)
-    except ValueError:
-        return None
-
-
-def _listed(read: Callable[[], Sequence[str]]) -> tuple[str, ...]:
-    """The model names of a listing, or none when the listing cannot be read: the runner still answered."""
-    from pytest_dmr import errors
-
-    try:
-        return tuple(read())
-    except errors.MalformedResponseError:
-        return ()
-
-
-def _identify(target: Target, ip: str) -> tuple[addresses.RunnerAddress, str, tuple[str, ...]]:
-    """Ask what listens: Docker Model Runner, an OpenAI-compatible server, or something else."""
-    root_path = urlsplit(target.address.root).path.rstrip("/")
-    status, body = _get(target, ip, root_path + routes.ROOT_PATH)
-    from pytest_dmr.protocol import model_info  # only when something answers
-
-    if status == 200 and body.decode(errors="replace").strip().startswith(addresses.ROOT_BANNER):
-        models: tuple[str, ...] = ()
-        status, listing = _get(target, ip, root_path + routes.MANAGEMENT_MODELS_PATH)
-        data = _json(listing) if status == 200 else None
-        if isinstance(data, list):
-            entries: list[Any] = data
-            models = _listed(lambda: [model_info.ModelInfo.from_json(item).name for item in entries if isinstance(item, Mapping)])
-        return target.address, KIND_DMR, models
-    answers = [f"/ {status}"]
-    for prefix in dict.fromkeys((target.address.api_prefix, routes.ENGINES_PREFIX, routes.ALIAS_PREFIX)):
-        status, listing = _get(target, ip, root_path + prefix + routes.MODELS)
-        data = _json(listing) if status == 200 else None
-        if isinstance(data, Mapping) and isinstance(data.get("data"), list):
-            address = addresses.RunnerAddress(target.address.root, prefix)
-            return address, KIND_OPENAI, _listed(lambda: model_info.model_ids_from_openai_list(data))
-        answers.append(f"{prefix}{routes.MODELS} {status}")
-    raise _Outcome(NOT_DMR, "answered, but not as a model runner (HTTP " + ", ".join(answers) + ")")
-
-
-class _Result(NamedTuple):
-    probe: Probe
-    address: addresses.RunnerAddress | None = None
-    models: tuple[str, ...] = ()
+    def __init__(self, probe: Probe, address: RunnerAddress | None = None, models: tuple[str, ...] = ()) -> None:
+        self.probe, self.address, self.models = probe, address, models
 
 
 def probe(target: Target) -> _Result:
@@ -435,7 +377,10 @@ def probe(target: Target) -> _Result:
     started = time.perf_counter()
 
     def done(result: str, detail: str, kind: str | None = None) -> Probe:
-        detail = redact_text(detail)  # an error may quote the URL, password and all
+        if "://" in detail:  # an error may quote the URL, password and all
+            from pytest_dmr.redaction import redact_text
+
+            detail = redact_text(detail)
         return Probe(target.label, target.group, result, detail, round(time.perf_counter() - started, 6), kind)
 
     if target.skip:
@@ -443,7 +388,9 @@ def probe(target: Target) -> _Result:
     try:
         ip = _resolve(target)
         _connect(target, ip)
-        address, kind, models = _identify(target, ip)
+        from pytest_dmr.discovery_http import identify  # something listens: ask what it is
+
+        address, kind, models = identify(target, ip)
     except _Outcome as outcome:
         return _Result(done(outcome.result, outcome.detail))
     except Exception as exc:  # a probe must never break the run
@@ -458,6 +405,8 @@ def probe_all(targets: Sequence[Target], *, deadline: float = DEADLINE) -> list[
     if len(targets) == 1:
         results[0] = probe(targets[0])
     else:
+        import threading
+
 
         def run(index: int) -> None:
             results[index] = probe(targets[index])

@@ -26,8 +26,6 @@ Every error says what went wrong, on which runner and for which model, and what 
 
 from __future__ import annotations
 
-from pytest_dmr.redaction import redact_text, redact_url
-
 __all__ = [
     "BackendUnavailableError",
     "BadRequestError",
@@ -67,6 +65,8 @@ class DMRError(Exception):
         model: str | None = None,
         hint: str | None = None,
     ) -> None:
+        from pytest_dmr.redaction import redact_text, redact_url  # when an error is made, not when this module loads
+
         self.message = redact_text(message)
         self.runner_url = redact_url(runner_url) if runner_url else runner_url
         self.model = model

@@ -27,9 +27,9 @@ from pytest_dmr import errors, hooks
 from pytest_dmr.protocol import addresses, model_names, pull_stream
 from pytest_dmr.discovery import HOW_TO_START
 from pytest_dmr.redaction import redact_text, redact_url
-from pytest_dmr.plugin import record_backend as record_backend
-from pytest_dmr.plugin import record_fallback as record_fallback
-from pytest_dmr.plugin import recorded_backend as recorded_backend
+from pytest_dmr.per_test import record_backend as record_backend
+from pytest_dmr.per_test import record_fallback as record_fallback
+from pytest_dmr.per_test import recorded_backend as recorded_backend
 from pytest_dmr.session import BODY_PASSED_KEY as BODY_PASSED_KEY
 from pytest_dmr.session import LIVE as LIVE
 from pytest_dmr.session import LIVE_AND_MOCK as LIVE_AND_MOCK

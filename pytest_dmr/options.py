@@ -15,6 +15,11 @@ PROVISIONERS = ("never", "testcontainers")
 DISCOVERY_GROUPS = ("url", "compose", "host", "container", "desktop")
 DEFAULT_COMPOSE_REFS = ("LLM", "AI_RUNNER")
 DEFAULT_TIMEOUT = 120.0
+DEFAULT_MODEL = "ai/smollm2"
+"""The run's default model (``protocol.addresses.DEFAULT_MODEL``, the mock's and the adapter's, is the same:
+kept here too so that resolving the settings loads no protocol module)."""
+DEFAULT_IMAGE = "docker/model-runner:latest"
+"""The image of a provisioned runner (as ``protocol.addresses.DEFAULT_IMAGE``)."""
 RECORD_MODES = ("none", "once", "new", "all", "verify")
 """``--dmr-record`` (the same tuple as ``pytest_dmr.cassettes.MODES``, kept here so the table stays import-free)."""
 REPLAY_UNMATCHED = ("fail", "mock")
@@ -57,8 +62,8 @@ OPTIONS: tuple[Option, ...] = (
     },
     {
         "setting": "model", "flag": "--dmr-model", "ini": "dmr_model", "env": ("DMR_MODEL", "DEFAULT_LOCAL_MODEL"),
-        "default": "ai/smollm2 (or a compose ref's <REF>_MODEL)", "metavar": "NAME",
-        "help": "default model (ai/smollm2). [ini dmr_model, env DMR_MODEL, DEFAULT_LOCAL_MODEL]",
+        "default": f"{DEFAULT_MODEL} (or a compose ref's <REF>_MODEL)", "metavar": "NAME",
+        "help": f"default model ({DEFAULT_MODEL}). [ini dmr_model, env DMR_MODEL, DEFAULT_LOCAL_MODEL]",
     },
     {
         "setting": "provision", "flag": "--dmr-provision", "ini": "dmr_provision", "env": ("DMR_PROVISION",),
@@ -68,8 +73,8 @@ OPTIONS: tuple[Option, ...] = (
     },
     {
         "setting": "image", "flag": "--dmr-image", "ini": "dmr_image", "env": ("DMR_IMAGE",),
-        "default": "docker/model-runner:latest", "metavar": "REF",
-        "help": "image of a provisioned runner (docker/model-runner:latest). [ini dmr_image, env DMR_IMAGE]",
+        "default": DEFAULT_IMAGE, "metavar": "REF",
+        "help": f"image of a provisioned runner ({DEFAULT_IMAGE}). [ini dmr_image, env DMR_IMAGE]",
     },
     {
         "setting": "pull", "flag": "--dmr-pull", "ini": "dmr_pull", "env": ("DMR_PULL",),

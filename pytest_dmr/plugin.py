@@ -3,49 +3,36 @@
 This module is imported on every pytest run, so it imports only what registering the options,
 hooks, fixtures and markers needs: ``options.py`` (a table) and ``session.py`` (the run's state).
 The settings load at configure time; discovery when the header (or a test) needs the runner;
-the fixtures' machinery (``fixtures.py``, and through it httpx, the mock, the adapter) when a
-test first requests a fixture: the fixtures at the end of this module are thin wrappers.
+what the plugin does for the tests that concern it (``per_test.py``) once a collected test
+requests a plugin fixture or carries a dmr marker; the fixtures' machinery (``fixtures.py``, and
+through it httpx, the mock, the adapter) when a test first requests a fixture: the fixtures at
+the end of this module are thin wrappers. Hence the few names at module level: pytest and
+pluggy look at each of them when they register the plugin.
 
 A test that concerns no part of the plugin costs next to nothing: the per-test hooks
-(:class:`PerTestHooks`: live-only tests, models, the body's outcome for ``dmr_mock``) and the
-summary's :class:`BackendCounter` are registered only once a collected test requests a plugin
+(``per_test.PerTestHooks``: live-only tests, models, the body's outcome for ``dmr_mock``) and the
+summary's ``per_test.BackendCounter`` are registered only once a collected test requests a plugin
 fixture or carries a dmr marker (or a plugin fixture is set up), and act on those tests only.
 Markers are validated per collected module or class, looking only at tests that carry one.
 
 Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
 settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
 mode's check), report header, collection (marker validation, the tests that concern the
-plugin), the per-test hooks, reporting (user property, terminal summary), the fixtures.
+plugin), the terminal summary, the fixtures.
 """
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_dmr import options
-from pytest_dmr.session import (
-    ASKED_KEY,
-    BODY_PASSED_KEY,
-    CASSETTE_KEY,
-    LIVE,
-    LIVE_AND_MOCK,
-    MOCK,
-    MOCK_MARKER_OPTIONS,
-    NEEDS_LIVE,
-    REPLAY,
-    RUN_DIRECTORY_KEY,
-    SESSION_KEY,
-    WORKER_INPUT_KEY,
-    DMRSession,
-    _mode_reason,
-)
+from pytest_dmr.session import COUNTER_KEY, LIVE, MOCK, PLUGIN_FIXTURES, SESSION_KEY, DMRSession
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterator, Mapping
+
     from _pytest.nodes import Node
 
     from pytest_dmr.adapter import DockerModelRunnerAdapter
@@ -60,36 +47,25 @@ __all__ = [
     "dmr_environment", "dmr_mock", "dmr_ollama", "dmr_openai", "dmr_runner", "_dmr_backend",
 ]
 
-_FROM_FIXTURES = ("cannot_run_live", "no_live_runner_message")
-"""Names this module has offered that live in ``fixtures.py``: loaded on first access."""
+_ELSEWHERE = {
+    "cannot_run_live": "fixtures", "no_live_runner_message": "fixtures",
+    "record_backend": "per_test", "record_fallback": "per_test", "recorded_backend": "per_test", "watch": "per_test",
+    "per_test_hooks": "per_test", "PerTestHooks": "per_test", "BackendCounter": "per_test",
+    "marker_problem": "per_test", "marked_models": "per_test",
+}
+"""Names this module has offered that live in ``fixtures.py`` or ``per_test.py``: loaded on first access."""
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_FIXTURES:
-        from pytest_dmr import fixtures
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_dmr.plugin' has no attribute {name!r}")
+    import importlib
 
-        return getattr(fixtures, name)
-    raise AttributeError(f"module 'pytest_dmr.plugin' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"pytest_dmr.{module}"), name)
 
 
-COUNTER_KEY = pytest.StashKey["BackendCounter"]()
-PER_TEST_KEY = pytest.StashKey["PerTestHooks"]()
-
-SDK_FIXTURES = frozenset({"dmr_openai", "dmr_async_openai", "dmr_anthropic", "dmr_ollama", "dmr_environment"})
-PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"}) | SDK_FIXTURES
-MARKERS = options.MARKERS
-DMR_MARKERS = frozenset(MARKERS)
-MOCK_MARKER_UNUSED = (
-    "{nodeid} is marked dmr_mock but requests none of pytest-dmr's fixtures ({fixtures}), so the marker has no "
-    "effect: the test talks to no runner or mock of the plugin's. Request dmr_adapter, dmr_adapter_factory, "
-    "dmr_client or dmr_mock to run the test on the mock, or remove the marker."
-)
-"""Warned (``PytestWarning``) once such a test's body has run (a fixture may request the plugin's with
-``request.getfixturevalue``); only for a marker on the test itself, not one a module's ``pytestmark``
-or a class gives a group of tests, some of which may not use the plugin."""
-FALLBACK_PROPERTY = "dmr_fallback"
-"""User property (so JUnit XML carries it) of a test run on the mock although the run asked for a runner."""
-ASKED_BUT_MOCK = "asked for a runner {asked} but ran on the mock: {reason}"
+DMR_MARKERS = frozenset(options.MARKERS)
 TYPED_URL_UNUSABLE = (
     "pytest-dmr: --dmr-url={url} names a runner, and none could be used there: {why}\n"
     "Start that runner or correct the URL; to run on the mock, drop --dmr-url (or add --dmr=mock)."
@@ -104,11 +80,6 @@ BAD_HOOK_URL = (
     "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
     "http://host:12434/engines/v1), or None to leave it to discovery"
 )
-
-FLAG_DESTS = options.FLAG_DESTS
-"""Flag spellings, as settings.resolve() names them, and their argparse destinations."""
-INI_KEYS = options.INI_KEYS
-"""Each flag's destination is also its ini key; two keys have no flag."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,18 +112,24 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def resolve_settings(config: pytest.Config) -> Settings:
     """The run's settings from flags, ini and environment; a bad value is a ``pytest.UsageError``."""
-    from pytest_dmr import errors, settings
+    from os import environ
 
-    flags = {flag: config.getoption(dest) for flag, dest in FLAG_DESTS.items()}
-    ini = {key: config.getini(key) for key in INI_KEYS}
+    from pytest_dmr import settings
+
+    flags = {flag: config.getoption(dest) for flag, dest in options.FLAG_DESTS.items()}
+    ini = {key: config.getini(key) for key in options.INI_KEYS}
     try:
-        return settings.resolve(flags, ini, os.environ)
-    except errors.ConfigurationError as exc:
-        raise pytest.UsageError(f"pytest-dmr: {exc}") from None
+        return settings.resolve(flags, ini, environ)
+    except Exception as exc:
+        from pytest_dmr.errors import ConfigurationError  # loaded by then: only a bad value raises one
+
+        if isinstance(exc, ConfigurationError):
+            raise pytest.UsageError(f"pytest-dmr: {exc}") from None
+        raise
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS.values():
+    for line in options.MARKERS.values():
         config.addinivalue_line("markers", line)
     worker_input = getattr(config, "workerinput", None)
     settings = resolve_settings(config)
@@ -162,7 +139,7 @@ def pytest_configure(config: pytest.Config) -> None:
         for message in ineffective_settings(settings):
             config_warning(config, message)
     # The controller (or the single process) asks pytest_dmr_runner_url; workers are handed discovery's result.
-    url_hook = None if worker_input is not None else functools.partial(runner_url_from_hook, config)
+    url_hook = None if worker_input is not None else (lambda: runner_url_from_hook(config))
     dmr = DMRSession(settings, worker_input=worker_input, runner_url_hook=url_hook)
     config.stash[SESSION_KEY] = dmr
     if settings.provision == "testcontainers" and settings.mode in ("auto", LIVE):
@@ -197,8 +174,7 @@ def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
     """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
     origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
     runner URL is a ``pytest.UsageError`` naming the implementation."""
-    from pytest_dmr import errors, hooks
-    from pytest_dmr.protocol import addresses
+    from pytest_dmr import hooks
 
     answer, who = hooks.first_runner_url(config)
     if answer is None:
@@ -207,6 +183,9 @@ def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
     if not isinstance(answer, str) or not answer.strip():
         raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
     url = answer.strip()
+    from pytest_dmr import errors
+    from pytest_dmr.protocol import addresses
+
     try:
         addresses.parse_runner_url(url)
     except errors.ConfigurationError as exc:
@@ -218,6 +197,8 @@ def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: hand each worker the run's shared directory (id, path, owner; created
     later by whichever process needs it first) and discovery's result, so workers never probe."""
+    from pytest_dmr.session import ASKED_KEY, RUN_DIRECTORY_KEY, WORKER_INPUT_KEY
+
     session = node.config.stash.get(SESSION_KEY, None)
     if session is None:
         return
@@ -244,6 +225,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if dmr is None or dmr.is_worker:
         return
     if dmr.settings.mode != "off" and session.config.pluginmanager.has_plugin("dsession"):
+        from pytest_dmr.per_test import per_test_hooks
+
         per_test_hooks(session.config)  # an xdist controller: the summary counts the workers' reports
     dmr.url_from_hook()  # now, so a bad answer is a usage error before any test
     current = dmr.settings
@@ -283,6 +266,8 @@ def header_line(dmr: DMRSession) -> str:
     if current.mode == "off":
         return "dmr: off"
     if current.mode == MOCK:
+        from pytest_dmr.session import _mode_reason
+
         return f"dmr: mock ({_mode_reason(current)})"
     discovery = dmr.discovery()
     if discovery.address is not None:
@@ -306,46 +291,6 @@ def header_line(dmr: DMRSession) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _marker_message(item: pytest.Item, marker: pytest.Mark, takes: str) -> str:
-    return f"@pytest.mark.{marker.name} takes {takes}; {item.nodeid} got args={marker.args!r}, kwargs={marker.kwargs!r}"
-
-
-MOCK_MARKER_TAKES = "no positional arguments and one keyword argument, assert_all_rules_used=True or False"
-
-
-def marker_problem(item: pytest.Item) -> str | None:
-    """What is wrong with the item's dmr markers (naming the marker and what it got), or ``None``."""
-    for marker in item.iter_markers("dmr_live"):
-        if marker.args or marker.kwargs:
-            return _marker_message(item, marker, "no arguments")
-    for marker in item.iter_markers("dmr_mock"):
-        if marker.args or set(marker.kwargs) - set(MOCK_MARKER_OPTIONS) or not all(
-            isinstance(value, bool) for value in marker.kwargs.values()
-        ):
-            return _marker_message(item, marker, MOCK_MARKER_TAKES)
-    for marker in item.iter_markers("dmr_model"):
-        if not marker.args or marker.kwargs or not all(isinstance(arg, str) and arg.strip() for arg in marker.args):
-            return _marker_message(
-                item, marker, 'one or more model names as strings, e.g. @pytest.mark.dmr_model("ai/smollm2")'
-            )
-    if item.get_closest_marker("dmr_cassette"):
-        from pytest_dmr import recording
-
-        problem = recording.marker_problem(item)
-        if problem is not None:
-            return problem
-    if item.get_closest_marker("dmr_live") and item.get_closest_marker("dmr_mock"):
-        return f"{item.nodeid} is marked both dmr_live (needs a live runner) and dmr_mock (always the mock): keep one"
-    if item.get_closest_marker("dmr_live") and "dmr_mock" in getattr(item, "fixturenames", ()):
-        return LIVE_AND_MOCK.format(nodeid=item.nodeid)
-    return None
-
-
-def marked_models(item: pytest.Item) -> list[str]:
-    """The models the item's (valid) ``dmr_model`` markers name."""
-    return [arg.strip() for marker in item.iter_markers("dmr_model") for arg in marker.args]
-
-
 def _markers_apply(config: pytest.Config) -> bool:
     dmr = config.stash.get(SESSION_KEY, None)
     return dmr is not None and dmr.settings.mode != "off"
@@ -357,7 +302,7 @@ def _chain_marked(node: Node) -> bool:
 
 
 def _own_marked(item: pytest.Item) -> bool:
-    return any(mark.name in DMR_MARKERS for mark in item.own_markers)
+    return bool(item.own_markers) and any(mark.name in DMR_MARKERS for mark in item.own_markers)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -372,8 +317,11 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
     if not report.passed or not isinstance(collector, (pytest.Module, pytest.Class)) or not _markers_apply(collector.config):
         return report
     chain = _chain_marked(collector)
-    for made in report.result:
-        if isinstance(made, pytest.Function) and (chain or _own_marked(made)):
+    marked = [made for made in report.result if isinstance(made, pytest.Function) and (chain or _own_marked(made))]
+    if marked:
+        from pytest_dmr.per_test import marker_problem
+
+        for made in marked:
             problem = marker_problem(made)
             if problem is not None:
                 return pytest.CollectReport(report.nodeid, "failed", problem, None)
@@ -382,197 +330,27 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
 
 @pytest.hookimpl(trylast=True)  # after other plugins changed the items or their markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Note the tests that concern the plugin (a plugin fixture, a dmr marker) and the models they
-    name; if there are any, register the per-test hooks. Items other than test functions (a
-    plugin's own, a unittest method) get their markers checked here: a bad one errors at setup."""
+    """Note the tests that concern the plugin (a plugin fixture, a dmr marker): if there are any,
+    ``per_test.concern`` checks their markers, notes the models they name and registers the
+    per-test hooks. Items other than test functions (a plugin's own, a unittest method) get their
+    markers checked there: a bad one errors at setup."""
     dmr = config.stash.get(SESSION_KEY, None)
     if dmr is None or dmr.settings.mode == "off":
         return
     chains: dict[Node | None, bool] = {}
-    concerned: list[pytest.Item] = []
-    problems: dict[pytest.Item, str] = {}
+    concerned: list[tuple[pytest.Item, bool]] = []
     for item in items:
         parent = item.parent
         chain = chains.get(parent)
         if chain is None:
             chain = chains[parent] = parent is not None and _chain_marked(parent)
         marked = chain or _own_marked(item)
-        if not marked and PLUGIN_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
-            continue
-        concerned.append(item)
-        if marked:
-            problem = marker_problem(item)
-            if problem is not None:
-                problems[item] = problem
-                continue
-            dmr.models_needed.update(marked_models(item))
+        if marked or not PLUGIN_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            concerned.append((item, marked))
     if concerned:
-        hooks = per_test_hooks(config)
-        hooks.items.update(concerned)
-        hooks.problems.update(problems)
+        from pytest_dmr import per_test
 
-
-# --------------------------------------------------------------------------------------------
-# Per test: live-only tests, the models they need, the body's outcome
-# --------------------------------------------------------------------------------------------
-
-
-def _uses_plugin(item: pytest.Item) -> bool:
-    """A plugin fixture, or a marker that does something without one (dmr_live and dmr_model skip)."""
-    return bool(set(getattr(item, "fixturenames", ())) & PLUGIN_FIXTURES) or any(
-        item.get_closest_marker(name) for name in ("dmr_live", "dmr_model")
-    )
-
-
-class PerTestHooks:
-    """The hooks that act on each test, for the tests that concern the plugin (:attr:`items`) only.
-
-    Registered (as ``dmr-per-test``) by :func:`per_test_hooks` once there is such a test: a run
-    whose tests use nothing of the plugin's never calls them.
-    """
-
-    def __init__(self, dmr: DMRSession) -> None:
-        self.dmr = dmr
-        self.items: set[pytest.Item] = set()
-        """Tests with a plugin fixture or a dmr marker, and tests a plugin fixture was set up for."""
-        self.problems: dict[pytest.Item, str] = {}
-        """Bad markers of items no Python collector made: each errors at its setup."""
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        """Live-only tests and the models they need: skip (or fail) where they cannot run live."""
-        __tracebackhide__ = True
-        if item not in self.items:
-            return
-        problem = self.problems.get(item)
-        if problem is not None:
-            pytest.fail(problem, pytrace=False)
-        if not _uses_plugin(item):
-            return
-        from pytest_dmr.fixtures import cannot_run_live
-
-        dmr = self.dmr
-        current = dmr.settings
-        wants_live = item.get_closest_marker("dmr_live") is not None
-        models = marked_models(item)
-        forced_mock = item.get_closest_marker("dmr_mock") is not None or "dmr_mock" in getattr(item, "fixturenames", ())
-        if forced_mock:
-            record_backend(item, MOCK)
-            return
-        if "_dmr_backend" in getattr(item, "fixturenames", ()):
-            from pytest_dmr import recording
-
-            strict = current.require_live and (wants_live or bool(models))
-            cassette = recording.prepare(item, dmr, wants_live=strict)
-            if cassette is not None and cassette.backend == REPLAY:
-                record_backend(item, REPLAY)
-                return
-        if current.mode == MOCK and not (wants_live or (models and current.require_live)):
-            record_backend(item, MOCK)
-            return
-        runner = dmr.runner(item.config)
-        if not runner.live:
-            if wants_live or current.require_live:
-                cannot_run_live(item, current.require_live, runner.reason)
-            record_fallback(item, dmr, runner.reason)
-            return
-        for name in models:
-            problem = dmr.check_model(item.config, runner, name)
-            if problem is not None:
-                cannot_run_live(item, current.require_live, problem)
-        # The adapter's model (dmr_config's, or the run's default) is checked by dmr_adapter_factory.
-        record_backend(item, LIVE)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        """Once the test's body has passed: a ``dmr_mock`` marker on a test that ran on none of the plugin's
-        backends (no plugin fixture, not even one a fixture requested with ``request.getfixturevalue``)
-        did nothing, so say so."""
-        __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
-        if CASSETTE_KEY in item.stash:
-            from pytest_dmr import recording
-
-            try:
-                outcome = yield
-            except BaseException:
-                recording.finish(item, passed=False)
-                raise
-            recording.finish(item, passed=True)  # drift (verify), or a request the cassette lacked: a failure
-            return outcome
-        result = yield
-        marked = item in self.items and any(marker.name == "dmr_mock" for marker in item.own_markers)
-        if marked and recorded_backend(item) is None:
-            fixtures = ", ".join(sorted(PLUGIN_FIXTURES))
-            item.warn(pytest.PytestWarning(MOCK_MARKER_UNUSED.format(nodeid=item.nodeid, fixtures=fixtures)))
-        return result
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        """A test whose body never ran (a fixture failed) still releases its cassette's lock."""
-        if CASSETTE_KEY in item.stash:
-            from pytest_dmr import recording
-
-            recording.finish(item, passed=False)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """Note whether the test's body passed: ``dmr_mock``'s teardown checks its rules only then (a
-        failing test already says what went wrong; its unused rules would only repeat it)."""
-        report = yield
-        if report.when == "call" and item in self.items:
-            item.stash[BODY_PASSED_KEY] = report.passed
-        return report
-
-
-def per_test_hooks(config: pytest.Config) -> PerTestHooks:
-    """The run's :class:`PerTestHooks`, and its :class:`BackendCounter`: registered on the first call."""
-    hooks = config.stash.get(PER_TEST_KEY, None)
-    if hooks is None:
-        hooks = config.stash[PER_TEST_KEY] = PerTestHooks(config.stash[SESSION_KEY])
-        config.pluginmanager.register(hooks, "dmr-per-test")
-        counter = config.stash[COUNTER_KEY] = BackendCounter()
-        config.pluginmanager.register(counter, "dmr-backend-counter")
-    return hooks
-
-
-def watch(item: pytest.Item) -> None:
-    """From now on the per-test hooks and the summary look at this test (a plugin fixture was set up for it)."""
-    if SESSION_KEY in item.config.stash:
-        per_test_hooks(item.config).items.add(item)
-
-
-def record_backend(item: pytest.Item, backend: str) -> None:
-    """Mark the test as run on ``backend``: a ``dmr_backend`` user property (JUnit XML carries it)."""
-    watch(item)
-    if recorded_backend(item) is None:
-        item.user_properties.append(("dmr_backend", backend))
-
-
-def record_fallback(item: pytest.Item, dmr: DMRSession, reason: str) -> None:
-    """The test runs on the mock for want of a runner. If the run asked for one (a URL from the environment,
-    the ini file or the hook; provisioning), say so: a ``dmr_fallback`` user property (JUnit XML), a
-    ``PytestWarning`` once per process (an error under ``-W error``), and the summary's line."""
-    __tracebackhide__ = True  # under -W error the warning is the test's error: show it, not this code
-    if recorded_backend(item) is not None:
-        return
-    record_backend(item, MOCK)
-    asked = dmr.asked_for_runner()
-    if asked is None:
-        return
-    from pytest_dmr.redaction import redact_text
-
-    message = ASKED_BUT_MOCK.format(asked=asked, reason=redact_text(reason))
-    item.user_properties.append((FALLBACK_PROPERTY, message))
-    if not dmr.fallback_warned:
-        dmr.fallback_warned = True
-        item.warn(pytest.PytestWarning(f"pytest-dmr: {message}"))
-
-
-def recorded_backend(item: pytest.Item) -> str | None:
-    """``live``, ``replay`` or ``mock`` once the plugin has decided where the test runs, else ``None``."""
-    return next((str(value) for name, value in item.user_properties if name == "dmr_backend"), None)
+        per_test.concern(config, dmr, concerned)
 
 
 # --------------------------------------------------------------------------------------------
@@ -580,69 +358,16 @@ def recorded_backend(item: pytest.Item) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _skip_reason(report: pytest.TestReport) -> str:
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        return str(longrepr[2]).removeprefix("Skipped: ")
-    return str(longrepr or "")
-
-
-class BackendCounter:
-    """Counts tests run live, replayed from a cassette, run on the mock, and skipped (or failed) for want
-    of a live runner (``replayed`` is shown once there is one).
-
-    Registered with the per-test hooks; on an xdist controller (at session start) it sees the
-    workers' reports, whose ``dmr_backend`` user property travels with them, so the counts cover
-    the whole run.
-    """
-
-    def __init__(self) -> None:
-        self.counts = {LIVE: 0, REPLAY: 0, MOCK: 0, "skipped": 0, "failed": 0}
-        self.fallbacks: dict[str, int] = {}
-        """``dmr_fallback`` messages, and how many tests each concerns."""
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.passed and not report.user_properties:
-            return  # most reports: nothing to count
-        properties = dict(report.user_properties)
-        backend = properties.get("dmr_backend")
-        fallback = properties.get(FALLBACK_PROPERTY)
-        if report.when == "setup" and fallback is not None:
-            self.fallbacks[str(fallback)] = self.fallbacks.get(str(fallback), 0) + 1
-        if report.when == "call" and backend in (LIVE, REPLAY, MOCK):
-            self.counts[backend] += 1
-        elif report.when == "setup" and report.skipped and _skip_reason(report).startswith(NEEDS_LIVE):
-            self.counts["skipped"] += 1
-        elif report.when == "setup" and report.failed and NEEDS_LIVE in report.longreprtext:
-            self.counts["failed"] += 1
-
-    def summary(self) -> str | None:
-        counts = self.counts
-        if not any(counts.values()):
-            return None
-        parts = [f"{counts[LIVE]} live"]
-        if counts[REPLAY]:
-            parts.append(f"{counts[REPLAY]} replayed")
-        parts.append(f"{counts[MOCK]} on the mock")
-        if counts["skipped"]:
-            parts.append(f"{counts['skipped']} skipped for want of a live runner")
-        if counts["failed"]:
-            parts.append(f"{counts['failed']} failed for want of a live runner")
-        return "dmr: tests run " + ", ".join(parts)
-
-    def fallback_lines(self) -> list[str]:
-        """One line per way the run asked for a runner and got the mock: CI logs show it next to the counts."""
-        return [
-            f"dmr: {message} ({count} test{'' if count == 1 else 's'})" for message, count in self.fallbacks.items()
-        ]
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The backend counts, and how the run asked for a runner but got the mock (``per_test.BackendCounter``,
+    registered once a test concerns the plugin)."""
     counter = config.stash.get(COUNTER_KEY, None)
-    line = counter.summary() if counter is not None else None
+    if counter is None:
+        return
+    line = counter.summary()
     if line:
         terminalreporter.write_line(line)
-    for fallback in counter.fallback_lines() if counter is not None else ():
+    for fallback in counter.fallback_lines():
         terminalreporter.write_line(fallback, yellow=True, bold=True)
 
 

@@ -15,6 +15,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_dmr.discovery import Discovery
     from pytest_dmr.fixtures import DMRRunner
+    from pytest_dmr.per_test import BackendCounter, PerTestHooks
     from pytest_dmr.provision.coordination import RunDirectory
     from pytest_dmr.settings import Settings
 
@@ -29,10 +30,18 @@ NEEDS_LIVE = "needs a live Docker Model Runner"
 LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
 MOCK_MARKER_OPTIONS = ("assert_all_rules_used",)
 """The keyword arguments ``@pytest.mark.dmr_mock`` takes (``plugin.py`` checks them at collection)."""
-CASSETTE_KEY = pytest.StashKey[Any]()
-"""A test's cassette (``recording.TestCassette``), set by the per-test hooks when the test has one to use."""
-BODY_PASSED_KEY = pytest.StashKey[bool]()
-"""Set by ``plugin.py`` once the call phase of a test that uses ``dmr_mock`` is reported: whether the body passed."""
+SDK_FIXTURES = frozenset({"dmr_openai", "dmr_async_openai", "dmr_anthropic", "dmr_ollama", "dmr_environment"})
+PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"}) | SDK_FIXTURES
+"""A test requesting one of these concerns the plugin (the per-test hooks look at it)."""
+
+# The stash keys are typed by annotation, not by subscription (``StashKey[bool]()``): a subscription
+# builds a typing alias at import, and this module is imported on every run.
+CASSETTE_KEY: pytest.StashKey[Any] = pytest.StashKey()
+"""A test's cassette (``recording.ActiveCassette``), set by the per-test hooks when the test has one to use."""
+BODY_PASSED_KEY: pytest.StashKey[bool] = pytest.StashKey()
+"""Set by the per-test hooks once the call phase of a test that uses ``dmr_mock`` is reported: whether the body passed."""
+PER_TEST_KEY: pytest.StashKey[PerTestHooks] = pytest.StashKey()
+COUNTER_KEY: pytest.StashKey[BackendCounter] = pytest.StashKey()
 
 
 class DMRSession:
@@ -151,7 +160,7 @@ class DMRSession:
         return self._model_checks[key]
 
 
-SESSION_KEY = pytest.StashKey[DMRSession]()
+SESSION_KEY: pytest.StashKey[DMRSession] = pytest.StashKey()
 """Where ``plugin.py``'s ``pytest_configure`` keeps the run's :class:`DMRSession`."""
 
 

@@ -32,11 +32,12 @@ plugin warns about them at configure time).
 # typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pytest_dmr import errors
 from pytest_dmr.options import (
     DEFAULT_COMPOSE_REFS,
+    DEFAULT_IMAGE,
+    DEFAULT_MODEL,
     DEFAULT_TIMEOUT,
     DISCOVERY_GROUPS,
     MODES,
@@ -44,7 +45,9 @@ from pytest_dmr.options import (
     RECORD_MODES,
     REPLAY_UNMATCHED,
 )
-from pytest_dmr.protocol import addresses
+
+if TYPE_CHECKING:
+    from pytest_dmr.errors import ConfigurationError
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -60,11 +63,11 @@ class Settings(NamedTuple):
     mode_source: str = "default"
     url: str | None = None
     url_source: str | None = None
-    model: str = addresses.DEFAULT_MODEL
+    model: str = DEFAULT_MODEL
     model_source: str = "default"
     provision: str = "never"
     provision_source: str = "default"
-    image: str = addresses.DEFAULT_IMAGE
+    image: str = DEFAULT_IMAGE
     image_source: str = "default"
     pull: bool | None = None
     """``None``: decided by who owns the runner (see :meth:`pull_for`)."""
@@ -103,6 +106,13 @@ class Settings(NamedTuple):
         return cls(**values)
 
 
+def _error(message: str, *, hint: str | None) -> "ConfigurationError":
+    """A bad value's error (``errors.py`` loads then: a run whose settings are fine never needs it)."""
+    from pytest_dmr.errors import ConfigurationError
+
+    return ConfigurationError(message, hint=hint)
+
+
 def _present(value: Any) -> bool:
     if value is None:
         return False
@@ -139,7 +149,7 @@ def _text(value: Any) -> str:
 def _choice(value: Any, allowed: Sequence[str], source: str) -> str:
     text = _text(value).lower()
     if text not in allowed:
-        raise errors.ConfigurationError(
+        raise _error(
             f"{source}={_text(value)!r} is not valid",
             hint=f"Use one of: {', '.join(allowed)}",
         )
@@ -154,7 +164,7 @@ def _boolean(value: Any, source: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise errors.ConfigurationError(
+    raise _error(
         f"{source}={_text(value)!r} is not a yes/no value",
         hint=f"Use one of: {', '.join(_TRUE)} (on) or {', '.join(_FALSE)} (off)",
     )
@@ -167,7 +177,7 @@ def _number(value: Any, source: str, *, scale: float = 1.0) -> float:
         number = math.nan
     if not math.isfinite(number) or number <= 0:
         unit, example = ("milliseconds", "30000") if scale != 1.0 else ("seconds", "30 or 2.5")
-        raise errors.ConfigurationError(
+        raise _error(
             f"{source}={_text(value)!r} is not a positive number of {unit}",
             hint=f"Give a timeout such as {example}",
         )
@@ -179,7 +189,7 @@ def _groups(value: Any, source: str) -> tuple[str, ...]:
     groups = tuple(dict.fromkeys(item.strip().lower() for item in items if item.strip()))
     wrong = [group for group in groups if group not in DISCOVERY_GROUPS]
     if wrong or not groups:
-        raise errors.ConfigurationError(
+        raise _error(
             f"{source}={_text(value)!r} names no valid discovery group"
             if not groups
             else f"{source}={_text(value)!r}: unknown discovery group {', '.join(map(repr, wrong))}",
@@ -226,10 +236,13 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
     raw, source = pick("--dmr-url", "dmr_url", "DMR_URL", "MODEL_RUNNER_URL", "MODEL_RUNNER_HOST")
     if source:
         url = _text(raw)
+        from pytest_dmr.errors import ConfigurationError
+        from pytest_dmr.protocol import addresses  # only for a URL given: most runs discover
+
         try:
             addresses.parse_runner_url(url)
-        except errors.ConfigurationError as exc:
-            raise errors.ConfigurationError(f"{source}: {exc.message}", hint=exc.hint) from None
+        except ConfigurationError as exc:
+            raise _error(f"{source}: {exc.message}", hint=exc.hint) from None
         values["url"], values["url_source"] = url, source
 
     raw, source = pick("--dmr-model", "dmr_model", "DMR_MODEL", "DEFAULT_LOCAL_MODEL")

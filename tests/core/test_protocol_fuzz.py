@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_dmr import errors
-from pytest_dmr.discovery import _json as probe_json, _parse_response
+from pytest_dmr.discovery_http import _json as probe_json, _parse_response
 from pytest_dmr.emulator import gguf
 from pytest_dmr.protocol import (
     addresses,

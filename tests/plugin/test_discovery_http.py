@@ -9,7 +9,8 @@ import warnings
 
 import pytest
 
-from pytest_dmr.discovery import MAX_BODY, Target, _parse_response, probe
+from pytest_dmr.discovery import Target, probe
+from pytest_dmr.discovery_http import MAX_BODY, _parse_response
 from pytest_dmr.protocol.addresses import parse_runner_url
 
 
@@ -63,8 +64,8 @@ def test_probes_leave_no_socket_open() -> None:
 
         closed = _closed_port()
         targets = [
-            Target("host", "refused", parse_runner_url(f"http://127.0.0.1:{closed}"), "127.0.0.1", closed),
-            Target("host", "answers", parse_runner_url(f"http://127.0.0.1:{port}"), "127.0.0.1", port),
+            Target("host", "refused", *parse_runner_url(f"http://127.0.0.1:{closed}"), "127.0.0.1", closed),
+            Target("host", "answers", *parse_runner_url(f"http://127.0.0.1:{port}"), "127.0.0.1", port),
         ]
         threading.Thread(target=lambda: [answer_once() for _ in range(4)], daemon=True).start()
         with warnings.catch_warnings(record=True) as caught:

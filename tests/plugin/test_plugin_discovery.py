@@ -28,7 +28,7 @@ def settings_for(environ: dict[str, str] | None = None, **options: str):
 def target_at(url: str, group: str = "host") -> Target:
     address = addresses.parse_runner_url(url)
     host, port = address.root.removeprefix("http://").split(":")
-    return Target(group, f"{host}:{port}", address, host=host, port=int(port))
+    return Target(group, f"{host}:{port}", *address, host=host, port=int(port))
 
 
 class NotARunner(BaseHTTPRequestHandler):

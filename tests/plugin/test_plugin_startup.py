@@ -11,13 +11,49 @@ from pathlib import Path
 import pytest
 from plugin_helpers import make_ini
 
-from pytest_dmr import options, settings
+from pytest_dmr import discovery, options, settings
+from pytest_dmr.protocol import addresses, routes
 
 
 def test_the_plugin_import_loads_only_its_table_and_state(tmp_path: Path) -> None:
     code = "import sys, pytest, pytest_dmr.plugin; print(sorted(m for m in sys.modules if m.startswith('pytest_dmr')))"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert output.strip() == str(sorted(["pytest_dmr", "pytest_dmr.options", "pytest_dmr.plugin", "pytest_dmr.session"]))
+
+
+NOTHING_LISTENS = """
+import sys
+
+def test_one():
+    loaded = sorted(m for m in sys.modules if m.startswith("pytest_dmr"))
+    assert loaded == ["pytest_dmr", "pytest_dmr.discovery", "pytest_dmr.hooks", "pytest_dmr.options",
+                      "pytest_dmr.plugin", "pytest_dmr.session", "pytest_dmr.settings", "pytest_dmr.shim"], loaded
+"""
+
+
+def test_a_run_where_nothing_listens_loads_discovery_but_no_protocol_module(pytester: pytest.Pytester, refused_url: str) -> None:
+    """Auto mode, the host probe refused: the header says so, and the run loaded neither the protocol
+    package, nor the errors, nor the HTTP part of discovery, nor what tests of the plugin need."""
+    port = refused_url.rsplit(":", 1)[1]
+    make_ini(pytester)
+    pytester.makeconftest(f"from pytest_dmr import discovery\ndiscovery.HOST_PORT = {port}\n")
+    pytester.makepyfile(test_plain=NOTHING_LISTENS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=auto", "--dmr-discovery=host")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"dmr: mock (no runner: 127.0.0.1:{port} connection refused)"])
+
+
+def test_the_spelled_out_defaults_agree_with_the_protocol() -> None:
+    """options.py and discovery.py spell a few of the protocol's values so that a run where nothing
+    listens loads no protocol module: they must stay the protocol's."""
+    assert (options.DEFAULT_MODEL, options.DEFAULT_IMAGE) == (addresses.DEFAULT_MODEL, addresses.DEFAULT_IMAGE)
+    assert f"http://{discovery.HOST_IP}:{discovery.HOST_PORT}" == addresses.DEFAULT_HOST_URL
+    assert discovery.HOST_PORT == addresses.DEFAULT_PORT
+    assert discovery.DESKTOP_SOCKET_ROOT == "http://localhost" + addresses.DESKTOP_SOCKET_PREFIX
+    assert discovery.ROOT_BANNER == addresses.ROOT_BANNER
+    assert (discovery.ROOT_PATH, discovery.MANAGEMENT_MODELS_PATH) == (routes.ROOT_PATH, routes.MANAGEMENT_MODELS_PATH)
+    assert (discovery.ENGINES_PREFIX, discovery.ALIAS_PREFIX, discovery.MODELS) == (
+        routes.ENGINES_PREFIX, routes.ALIAS_PREFIX, routes.MODELS)
 
 
 PLAIN_TESTS = """
