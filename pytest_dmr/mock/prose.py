@@ -262,9 +262,9 @@ def _head(request: Request, draws: SeededDraws) -> str:
     return ""
 
 
-def _trimmed(sentence: str, tokens: int) -> str:
-    """The first words of ``sentence`` within ``tokens`` tokens, ending in a period ("" when no word fits)."""
-    pieces = split_into_pieces(sentence)[: max(1, tokens - 1)]
+def _trimmed(words: list[str], tokens: int) -> str:
+    """The first words of a sentence within ``tokens`` tokens, ending in a period ("" when no word fits)."""
+    pieces = [piece for word in words for piece in _word_tokens(word)][: max(1, tokens - 1)]
     while pieces and not any(char.isalnum() for char in pieces[-1]):
         pieces.pop()
     return "".join(pieces).rstrip(",") + "." if pieces else ""
@@ -292,7 +292,7 @@ def answer_pieces(
         size = sum(map(len, map(_word_tokens, words)))
         if natural and count + size > tokens:
             if tokens - count >= 4 or opening:
-                trimmed = _trimmed("".join(words), tokens - count)
+                trimmed = _trimmed(words, tokens - count)
                 pieces += split_into_pieces(" " + trimmed if opening and leading_space else trimmed)
             break
         if opening and leading_space:
