@@ -130,7 +130,7 @@ def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for."""
     lowered = text.lower()
     language = None
-    if any(word in lowered for word in _LANGUAGE_WORDS):  # most prompts name no language
+    if any(map(lowered.__contains__, _LANGUAGE_WORDS)):  # most prompts name no language
         language = next(
             (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
         )
@@ -254,7 +254,11 @@ def _list_items(request: Request, draws: SeededDraws) -> str:
 
 
 def _head(request: Request, draws: SeededDraws) -> str:
-    """The part of a code or list answer that comes before its prose ("" for prose)."""
+    """The part of a code or list answer that comes before its prose ("" for prose), drawn from
+    ``draws``' ``head`` fork."""
+    if request.kind not in ("code", "list"):
+        return ""
+    draws = draws.fork("head")
     if request.kind == "code":
         return f"Here is one way to do it:\n\n{code_block(request, draws)}\n\nThis{''.join(draws.choice(_VERBS))} the input."
     if request.kind == "list":
@@ -279,7 +283,7 @@ def answer_pieces(
     with a space (a completion continues its prompt; the sizes leave that space out). ``enough``: stop
     at the first sentence end past that many tokens (for a caller that keeps only those: they are
     the whole answer's first tokens)."""
-    head = _head(request, draws.fork("head"))
+    head = _head(request, draws)
     count = count_tokens(head)
     pieces = split_into_pieces(" " + head if leading_space else head) if head else []
     stop_at = tokens if enough is None else min(tokens, enough)
