@@ -75,20 +75,34 @@ _NUMBER_WORDS = {
     "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "a few": 3, "several": 4,
 }
-_COUNT = re.compile(r"\b(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[a-z-]+\s+){0,2}?[a-z-]+s\b", re.IGNORECASE)
-_LIST_REQUEST = re.compile(
-    r"\b(?:list|bullet(?:ed)?|numbered|enumerate|name|suggest|give me (?:a |some |\w+ )?\w+|steps|tips|ideas|ways|examples|pros and cons)\b",
-    re.IGNORECASE,
+_COUNT = r"\b(\d{1,2}|" + "|".join(_NUMBER_WORDS) + r")\s+(?:[a-z-]+\s+){0,2}?[a-z-]+s\b"
+_LIST_REQUEST = (
+    r"\b(?:list|bullet(?:ed)?|numbered|enumerate|name|suggest|give me (?:a |some |\w+ )?\w+|steps|tips|ideas|ways|examples|pros and cons)\b"
 )
-_SHORT_REQUEST = re.compile(
+_SHORT_REQUEST = (
     r"\b(?:one|two|a|single)[- ](?:word|sentence)s?\b|\byes or no\b|\b(?:translate|spell|rewrite|synonym|extract|classify)\b"
-    r"|^\W*(?:hi|hello|hey|thanks|thank you|good (?:morning|afternoon|evening))\b",
-    re.IGNORECASE,
+    r"|^\W*(?:hi|hello|hey|thanks|thank you|good (?:morning|afternoon|evening))\b"
 )
-_CODE_NOUN = re.compile(
-    r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b",
-    re.IGNORECASE,
+_CODE_NOUN = (
+    r"\b(?:code|function|script|class|method|program|snippet|implementation|implement|regex|regular expression|query|command|one-liner)\b"
 )
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    code: re.Pattern[str]
+    short: re.Pattern[str]
+    list: re.Pattern[str]
+    count: re.Pattern[str]
+
+    @classmethod
+    def compiled(cls, flags: int) -> _Patterns:
+        return cls(*(re.compile(pattern, flags) for pattern in (_CODE_NOUN, _SHORT_REQUEST, _LIST_REQUEST, _COUNT)))
+
+
+_FOLDED = _Patterns.compiled(re.IGNORECASE)
+_LOWERCASE = _Patterns.compiled(0)
+"""For ASCII text, lowercased: the same matches as :data:`_FOLDED` on the text, at a third of the cost."""
 _LANGUAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     # (fence tag, how a request names it, words one of which each way of naming it contains: a quick test first)
     ("typescript", r"typescript|\bts\b", ("typescript", "ts")),
@@ -134,13 +148,14 @@ def read_request(text: str) -> Request:
         language = next(
             (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
         )
-    words = tuple(word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2)
-    if _CODE_NOUN.search(text) or (language is not None and _HOW_TO.search(lowered)):
+    words = tuple([word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2])
+    patterns, subject = (_LOWERCASE, lowered) if text.isascii() else (_FOLDED, text)
+    if patterns.code.search(subject) or (language is not None and _HOW_TO.search(lowered)):
         return Request("code", language or "python", words=words)
-    if _SHORT_REQUEST.search(text) or len(text.split()) <= 4:
+    if patterns.short.search(subject) or len(text.split()) <= 4:
         return Request("short", words=words)
-    if _LIST_REQUEST.search(text):
-        match = _COUNT.search(text)
+    if patterns.list.search(subject):
+        match = patterns.count.search(subject)
         count = None
         if match:
             number = match.group(1).lower()
