@@ -97,16 +97,9 @@ class _Seeds:
                 content.pop("seed", None)
         self.content = hashlib.sha256(f"{endpoint}\x00{canonical_json(content)}".encode()).digest()
         framing = {key: body[key] for key in _LENGTH_AND_FRAMING_FIELDS if key in body}
-        whole = hashlib.sha256(self.content + _framing_json(framing).encode()).digest()
+        whole = hashlib.sha256(self.content + canonical_json(framing).encode()).digest()
         self.id_hex = whole.hex()
         self.created = _CREATED_BASE + int.from_bytes(whole[:4], "big") % _CREATED_SPAN
-
-
-def _framing_json(framing: dict[str, Any]) -> str:
-    """``canonical_json(framing)``, written directly when every value is an int (``max_tokens`` alone, most often)."""
-    if all(type(value) is int for value in framing.values()):
-        return "{" + ",".join(f'"{key}":{framing[key]}' for key in sorted(framing)) + "}"
-    return canonical_json(framing)
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:
