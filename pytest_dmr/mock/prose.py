@@ -281,9 +281,9 @@ def _head(request: Request, draws: SeededDraws) -> str:
     return ""
 
 
-def _trimmed(words: list[str], tokens: int) -> str:
-    """The first words of a sentence within ``tokens`` tokens, ending in a period ("" when no word fits)."""
-    pieces = [piece for word in words for piece in _word_tokens(word)][: max(1, tokens - 1)]
+def _trimmed(sentence: list[str], tokens: int) -> str:
+    """The first words of a sentence (its tokens) within ``tokens`` tokens, ending in a period ("" when no word fits)."""
+    pieces = sentence[: max(1, tokens - 1)]
     while pieces and not any(char.isalnum() for char in pieces[-1]):
         pieces.pop()
     return "".join(pieces).rstrip(",") + "." if pieces else ""
@@ -308,15 +308,16 @@ def answer_pieces(
         opening = index == 0 and not head  # the sentence the text starts with
         if index == 0:
             words[0] = ("\n\n" if head else "") + words[0][1:]
-        size = sum(map(len, map(_word_tokens, words)))
+        sentence = [piece for word in words for piece in _word_tokens(word)]
+        size = len(sentence)
         if natural and count + size > tokens:
             if tokens - count >= 4 or opening:
-                trimmed = _trimmed(words, tokens - count)
+                trimmed = _trimmed(sentence, tokens - count)
                 pieces += split_into_pieces(" " + trimmed if opening and leading_space else trimmed)
             break
-        if opening and leading_space:
-            words[0] = " " + words[0]
-        pieces += [piece for word in words for piece in _word_tokens(word)]
+        if opening and leading_space:  # the sizes leave that space out
+            sentence = [*_word_tokens(" " + words[0]), *sentence[len(_word_tokens(words[0])) :]]
+        pieces += sentence
         count += size
     return pieces if pieces or not leading_space else [" "]
 
