@@ -72,9 +72,12 @@ class Conversation:
     def tool_results(self, *, since_user: bool = False) -> list[ToolResult]:
         """The ``tool`` messages, oldest first (only those after the last user message with ``since_user``)."""
         start = self._last_user_index() + 1 if since_user else 0
+        tail = self.messages[start:]
+        if not any(message.get("role") == "tool" for message in tail):  # most requests: no call to look up
+            return []
         by_id = {call_id: (name, arguments) for call_id, name, arguments in self.calls()}
         results = []
-        for message in self.messages[start:]:
+        for message in tail:
             if message.get("role") != "tool":
                 continue
             name, arguments = by_id.get(str(message.get("tool_call_id") or ""), ("", ""))

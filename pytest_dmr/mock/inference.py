@@ -186,7 +186,7 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
         planned = plan_calls(body, conversation)
         if planned:
             return _Answer.calling(generated_calls(planned, draws, call_id, PromptValues(prompt_text)))
-        told = result_answer(conversation, draws.fork("results")) if schema is None else None
+        told = result_answer(conversation, draws) if schema is None else None
         if told is not None:
             pieces, finish = _sized(split_into_pieces(told), limit)
             pieces, stopped = cut_at_stop(pieces, _stops(body))

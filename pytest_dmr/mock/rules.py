@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -16,6 +16,42 @@ ToolCallSpec = Union[Mapping[str, Any], Sequence[Mapping[str, Any]]]
 """A scripted tool call (``{"name": ..., "arguments": {...}}``), or a list of them: one answer calling several tools."""
 Step = Union[str, ToolCallSpec, Fault]
 """One answer of a ``replies=`` sequence: a text, a tool call (or a list of them), or a :class:`Fault`."""
+
+
+class Headers(Mapping[str, str]):
+    """A request's headers as a dict with lowercase names (repeated ones joined), built when first
+    read: most requests' are never read whole. ``get`` of a lowercase name asks the request itself."""
+
+    __slots__ = ("_source", "_dict")
+
+    def __init__(self, source: Any) -> None:
+        self._source = source  # an httpx2 or httpx ``Headers``
+        self._dict: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._dict is None:
+            self._dict = dict(self._source.items())  # items() joins repeated headers, in one pass
+        return self._dict
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._dict is None and name.islower():
+            try:
+                return self._source[name]
+            except KeyError:
+                return default
+        return self._built().get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._built()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ LogChange = tuple[str, str, Callable[[], object]]
 """A queued change to the request log: its kind (``record``, ``config``, ``remove``), the model name, the change."""
 
 
+_ORIGIN = request_log.REQUEST_ORIGIN_HEADER.lower()  # recorded headers have lowercase names
+
+
 class MockState:
     """Everything a mock runner knows, and DMR's scheduler's bookkeeping over it (see the module)."""
 
@@ -162,14 +165,23 @@ class MockState:
         with self.lock:
             self.sequence += 1
             now_ns = int(self.clock.now()) * 1_000_000_000 + self.sequence
-        if origin is None:
-            origin = request_log.request_origin(url, recorded.headers.get(request_log.REQUEST_ORIGIN_HEADER.lower()))
-        response = answer.body if answer.chunks is None else b"".join(answer.chunks)
+        chunks = answer.chunks
         self.to_log("record", model, functools.partial(
-            self.request_log.record, model, url=url, body=body, now_ns=now_ns, status_code=answer.status,
-            response=response, user_agent=recorded.headers.get("user-agent", "") if user_agent is None else user_agent,
-            origin=origin,
+            self._record, model, recorded, url, body, now_ns, answer.status, answer.body if chunks is None else chunks, origin, user_agent,
         ))  # fmt: skip
+
+    def _record(
+        self, model: str, recorded: RecordedRequest, url: str, body: bytes | str, now_ns: int, status: int,
+        response: bytes | Sequence[bytes], origin: str | None, user_agent: str | None,
+    ) -> None:  # fmt: skip
+        """Make a record queued by :meth:`log_exchange`: what it reads of the request is read only now."""
+        if origin is None:
+            origin = request_log.request_origin(url, recorded.headers.get(_ORIGIN))
+        self.request_log.record(
+            model, url=url, body=body, now_ns=now_ns, status_code=status,
+            response=response if isinstance(response, bytes) else b"".join(response),
+            user_agent=recorded.headers.get("user-agent", "") if user_agent is None else user_agent, origin=origin,
+        )  # fmt: skip
 
     def to_log(self, kind: str, model: str, change: Callable[[], object]) -> None:
         """Queue a change to the request log: it is made (JSON decoded and encoded again, streams

@@ -25,6 +25,7 @@ Pure and deterministic: no clock, no :mod:`random`, no :func:`hash`.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import re
@@ -125,6 +126,7 @@ def count_tokens(text: str) -> int:
     return sum(map(_token_count, _PRE_TOKEN.findall(text)))
 
 
+@functools.lru_cache(maxsize=1 << 8)
 def model_family(model: str) -> str:
     """The family part of a model name: ``ai/smollm2:360M-Q4_K_M`` -> ``smollm2``."""
     name = model.rsplit("/", 1)[-1].split(":", 1)[0].lower()
@@ -214,6 +216,8 @@ _NATURAL_QUANTILES: Mapping[str, tuple[tuple[float, int], ...]] = {
     ),
 }
 _LENGTH_CLASSES = {"code": "block", "list": "block"}
+_UPPER_SHARES = {name: [share for share, _ in table[1:]] for name, table in _NATURAL_QUANTILES.items()}
+"""Each table's shares but the first, to find a drawn share's interval by bisection."""
 
 
 def length_class(kind: str) -> str:
@@ -232,12 +236,14 @@ def natural_length(draws: SeededDraws, kind: str = "prose") -> int | None:
     """Completion tokens of an answer to a request of ``kind`` left to end by itself, drawn like
     SmolLM2's at temperature 0 (end-of-turn token included); ``None`` for an answer that would run
     until it is cut."""
-    table = _NATURAL_QUANTILES[length_class(kind)]
+    name = length_class(kind)
+    table = _NATURAL_QUANTILES[name]
     share = draws.unit()
-    for (low_share, low), (high_share, high) in zip(table, table[1:]):
-        if share < high_share:
-            return low + round((high - low) * (share - low_share) / (high_share - low_share))
-    return None
+    index = bisect.bisect_right(_UPPER_SHARES[name], share)  # the first quantile above the share
+    if index == len(table) - 1:
+        return None
+    (low_share, low), (high_share, high) = table[index], table[index + 1]
+    return low + round((high - low) * (share - low_share) / (high_share - low_share))
 
 
 def completion_length(natural: int | None, max_tokens: int | None, room: int) -> tuple[int, str]:

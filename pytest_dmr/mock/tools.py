@@ -334,10 +334,11 @@ def _result_text(result: ToolResult) -> str:
 
 def result_answer(conversation: Conversation, draws: SeededDraws) -> str | None:
     """The text the model answers with once tool results are in (those since the last user message),
-    quoting each; ``None`` when there are none."""
+    quoting each, drawn from ``draws``' ``results`` fork; ``None`` when there are none."""
     results = conversation.tool_results(since_user=True)
     if not results:
         return None
+    draws = draws.fork("results")
     lines = []
     for result in results:
         tool = result.name or "the tool"

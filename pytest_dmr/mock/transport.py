@@ -16,7 +16,7 @@ from pytest_dmr.mock.catalog import ModelStore, describe_model
 from pytest_dmr.mock.clock import MockClock
 from pytest_dmr.mock.faults import Fault
 from pytest_dmr.mock.frontends import Call, View
-from pytest_dmr.mock.rules import RecordedRequest, Rule, Step, ToolCallSpec
+from pytest_dmr.mock.rules import Headers, RecordedRequest, Rule, Step, ToolCallSpec
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.stacks import Dropped
 from pytest_dmr.mock.state import MockState
@@ -389,7 +389,7 @@ class MockModelRunner(_Transports):
         recorded = RecordedRequest(
             method=method,
             path=path,
-            headers=dict(request.headers.items()),  # items() joins repeated headers, in one pass
+            headers=Headers(request.headers),
             json=body,
             model=model,
             endpoint=endpoint,
