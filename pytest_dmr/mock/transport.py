@@ -389,7 +389,7 @@ class MockModelRunner(_Transports):
         recorded = RecordedRequest(
             method=method,
             path=path,
-            headers=Headers(request.headers),
+            headers=Headers(request.headers.copy()),  # a copy (a list copy, no parsing): a request sent again may be changed
             json=body,
             model=model,
             endpoint=endpoint,

@@ -193,6 +193,19 @@ def test_every_request_is_recorded(client: httpx.Client, mock: MockModelRunner) 
     assert mock.last_request is root
 
 
+def test_a_recorded_request_keeps_the_headers_it_was_sent_with(client: httpx.Client, mock: MockModelRunner) -> None:
+    """Its headers are read lazily, but from a copy: a request object changed and sent again (as
+    httpx's digest auth does) leaves the earlier record as it was."""
+    request = client.build_request("POST", CHAT, json={"model": "ai/smollm2", "messages": [{"role": "user", "content": "hi"}]},
+                                   headers={"X-Trace": "first"})
+    client.send(request)
+    request.headers["X-Trace"] = "second"
+    client.send(request)
+    first, second = mock.requests
+    assert (first.headers.get("x-trace"), second.headers.get("x-trace")) == ("first", "second")
+    assert (first.headers["x-trace"], dict(second.headers)["x-trace"]) == ("first", "second")
+
+
 def test_reset_forgets_rules_requests_and_store_changes(client: httpx.Client, mock: MockModelRunner) -> None:
     mock.reply("scripted")
     client.post("/models/create", json={"from": "ai/qwen3"})
