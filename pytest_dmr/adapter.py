@@ -152,7 +152,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self._base_url = base_url or _http.default_base_url(transport)
         self.address: RunnerAddress = addresses.parse_runner_url(self._base_url)
         self.model = model
-        self.api_key = api_key
+        self.api_key = _check_api_key(api_key)
         self.timeout = _http.check_seconds(timeout, "timeout")
         self.max_line_bytes = _http.check_limit(max_line_bytes, "max_line_bytes")
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
@@ -661,6 +661,19 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
             f"unknown {where} option {key!r}: it is neither an adapter argument nor a request field OpenAI or llama.cpp define",
             hint=f"{guess}To send a field the runner knows but pytest-dmr does not, pass extra_body={{{key!r}: ...}}",
         )
+
+
+def _check_api_key(api_key: object) -> str | None:
+    """``api_key`` if it can go out in an ``Authorization`` header (visible ASCII), else
+    :class:`~pytest_dmr.errors.ConfigurationError`, which does not show the key."""
+    if api_key is None or (isinstance(api_key, str) and all("!" <= char <= "~" for char in api_key)):
+        return api_key
+    what = f"a {type(api_key).__name__}" if not isinstance(api_key, str) else "a space, a control or a non-ASCII character"
+    raise errors.ConfigurationError(
+        f"api_key cannot be sent as a bearer token: it holds {what}" if isinstance(api_key, str)
+        else f"api_key must be a string or None, got {what}",
+        hint="Pass the key as given by the server (a stray newline from a file or an environment variable?)",
+    )
 
 
 def _system(system: str | None, system_message: str | None) -> str | None:

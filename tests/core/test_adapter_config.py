@@ -125,6 +125,13 @@ async def test_an_api_key_is_sent_as_a_bearer_token_and_none_sends_no_header() -
     assert [request.headers.get("authorization") for request in mock.requests] == ["Bearer sk-local", None]
 
 
+@pytest.mark.parametrize("api_key", ["sk-1\n", "clé-secrète", "sk 1", 42])
+def test_an_api_key_that_cannot_be_a_header_is_refused_when_made_without_showing_it(api_key: object) -> None:
+    with pytest.raises(errors.ConfigurationError, match="api_key") as raised:
+        DockerModelRunnerAdapter(api_key=api_key, transport=MockModelRunner())  # type: ignore[arg-type]
+    assert "secrète" not in str(raised.value) and "sk-1" not in str(raised.value)
+
+
 @pytest.mark.asyncio
 async def test_system_and_system_message_disagreeing_is_an_error_naming_both() -> None:
     adapter = DockerModelRunnerAdapter(transport=MockModelRunner())
