@@ -181,12 +181,13 @@ def _text(value: bytes) -> str:
 
 
 def sent_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The :data:`MATCHED_HEADERS` among a stack's ``headers.raw`` (repeated ones joined, as ``Headers.get`` does)."""
+    """The :data:`MATCHED_HEADERS` among a stack's ``headers.raw``; of a repeated one, the last
+    value, as :func:`capture` keeps it in a cassette (so a request replays as it was recorded)."""
     headers: dict[str, str] = {}
     for name, value in raw_headers:
         matched = _MATCHED_RAW.get(name.lower())
         if matched is not None:
-            headers[matched] = f"{headers[matched]}, {_text(value)}" if matched in headers else _text(value)
+            headers[matched] = _text(value)
     return headers
 
 
