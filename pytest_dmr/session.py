@@ -30,7 +30,9 @@ NEEDS_LIVE = "needs a live Docker Model Runner"
 LIVE_AND_MOCK = "{nodeid} is marked dmr_live but requests dmr_mock, which forces the mock: drop one of them"
 MOCK_MARKER_OPTIONS = ("assert_all_rules_used",)
 """The keyword arguments ``@pytest.mark.dmr_mock`` takes (``plugin.py`` checks them at collection)."""
-SDK_FIXTURES = frozenset({"dmr_openai", "dmr_async_openai", "dmr_anthropic", "dmr_ollama", "dmr_environment"})
+SDK_FIXTURES = frozenset(
+    {"dmr_openai", "dmr_async_openai", "dmr_anthropic", "dmr_async_anthropic", "dmr_ollama", "dmr_async_ollama", "dmr_environment"}
+)
 PLUGIN_FIXTURES = frozenset({"dmr_runner", "dmr_adapter", "dmr_adapter_factory", "dmr_mock", "dmr_client"}) | SDK_FIXTURES
 """A test requesting one of these concerns the plugin (the per-test hooks look at it)."""
 

@@ -162,6 +162,49 @@ def test_replayed(dmr_async_anthropic, dmr_async_ollama, dmr_runner, request):
     result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
 
 
+@pytest.mark.parametrize("fixture", ["dmr_async_anthropic", "dmr_async_ollama"])
+def test_a_test_using_only_an_async_sdk_fixture_replays_its_cassette(pytester: pytest.Pytester, fixture: str) -> None:
+    """The async fixtures concern the plugin as the others do: a test requesting nothing else gets
+    its cassette (the per-test hooks prepare it), not the mock."""
+    anthropic, ollama = pytest.importorskip("anthropic"), pytest.importorskip("ollama")
+    mock = MockModelRunner()
+    mock.reply("A recorded answer.")
+    cassette = Cassette(path=pytester.path / "cassettes" / "test_only" / "test_replayed.json")
+    messages = [{"role": "user", "content": "Hi"}]
+
+    async def record() -> None:
+        transport = RecordingTransport(mock, cassette)
+        if fixture == "dmr_async_anthropic":
+            async with anthropic.AsyncAnthropic(base_url=mock.base_url, api_key="k", http_client=httpx2.AsyncClient(transport=transport)) as claude:
+                await claude.messages.create(model="ai/smollm2", max_tokens=32, messages=messages)
+        else:
+            client = ollama.AsyncClient(host=mock.base_url, transport=transport)
+            await client.chat(model="ai/smollm2", messages=messages)
+            await client._client.aclose()
+
+    asyncio.run(record())
+    save(cassette)
+    make_ini(pytester)
+    ask = ('(await sdk.messages.create(model="ai/smollm2", max_tokens=32, messages=messages)).content[0].text'
+           if fixture == "dmr_async_anthropic" else '(await sdk.chat(model="ai/smollm2", messages=messages)).message.content')
+    pytester.makepyfile(test_only=f"""
+import asyncio
+
+
+def test_replayed({fixture}, request):
+    sdk, messages = {fixture}, [{{"role": "user", "content": "Hi"}}]
+
+    async def ask():
+        return {ask}
+
+    assert asyncio.run(ask()) == "A recorded answer."
+    assert dict(request.node.user_properties)["dmr_backend"] == "replay"
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr-discovery=url", "-W", "error")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["dmr: tests run 0 live, 1 replayed, 0 on the mock"])
+
+
 def test_dmr_environment_replays_a_cassette_to_app_clients(pytester: pytest.Pytester) -> None:
     """App code building its own OpenAI and Ollama clients from the environment gets the test's
     cassette through the served runner: the recorded answers, streamed, with no runner anywhere."""

@@ -477,8 +477,8 @@ def test_plain_in_a_mock_module():
 """
 UNUSED_MARKER_WARNING = (
     "*PytestWarning: test_marked.py::test_marked_without_fixtures is marked dmr_mock but requests none of "
-    "pytest-dmr's fixtures (dmr_adapter, dmr_adapter_factory, dmr_anthropic, dmr_async_openai, dmr_client, "
-    "dmr_environment, dmr_mock, dmr_ollama, dmr_openai, dmr_runner), so the marker has "
+    "pytest-dmr's fixtures (dmr_adapter, dmr_adapter_factory, dmr_anthropic, dmr_async_anthropic, dmr_async_ollama, "
+    "dmr_async_openai, dmr_client, dmr_environment, dmr_mock, dmr_ollama, dmr_openai, dmr_runner), so the marker has "
     "no effect: the test talks to no runner or mock of the plugin's. Request dmr_adapter, dmr_adapter_factory, "
     "dmr_client or dmr_mock to run the test on the mock, or remove the marker."
 )
