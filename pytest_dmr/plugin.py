@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from pytest_dmr.settings import Settings
 
 __all__ = [
-    "dmr_adapter", "dmr_adapter_factory", "dmr_anthropic", "dmr_async_openai", "dmr_client", "dmr_config",
-    "dmr_environment", "dmr_mock", "dmr_ollama", "dmr_openai", "dmr_runner", "_dmr_backend",
+    "dmr_adapter", "dmr_adapter_factory", "dmr_anthropic", "dmr_async_anthropic", "dmr_async_ollama", "dmr_async_openai",
+    "dmr_client", "dmr_config", "dmr_environment", "dmr_mock", "dmr_ollama", "dmr_openai", "dmr_runner", "_dmr_backend",
 ]
 
 _ELSEWHERE = {
