@@ -84,6 +84,9 @@ class Record:
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
+    def __hash__(self) -> int:  # hashable as the named tuples they replaced (fields of lists are not)
+        return hash((type(self).__name__, *(getattr(self, name) for name in self.__slots__)))
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
 

@@ -271,3 +271,11 @@ def test_a_hung_probe_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPatch, re
         released.set()
     assert [r.probe.result for r in results] == ["timeout", "refused"]
     assert results[0].probe.detail == "no answer within 0.2s"
+
+
+def test_discovery_records_hash_and_compare_as_the_named_tuples_they_replaced() -> None:
+    first, same = target_at("http://127.0.0.1:12434"), target_at("http://127.0.0.1:12434")
+    other = target_at("http://127.0.0.1:12435")
+    assert first == same and hash(first) == hash(same)
+    assert first != other
+    assert len({first, same, other}) == 2
