@@ -208,7 +208,7 @@ class Inference:
         ]
         request = client.build_request("POST", upstream_path, headers=forwarded, content=body)
         try:
-            response = client.send(request, stream=True)
+            response = self._send(client, request)
         except httpx2.HTTPError:
             return self._failed(runner, finish)
         passed = passed_headers(response.headers.multi_items())
@@ -233,6 +233,15 @@ class Inference:
             finish(answer)
 
         return Answer(response.status_code, passed, chunks(), on_close=close)
+
+    @staticmethod
+    def _send(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:
+        """Send once more, on a new connection, when llama.cpp closed a kept-alive one just as it was
+        reused (nothing was answered): the race a pool cannot see, not a runner failure."""
+        try:
+            return client.send(request, stream=True)
+        except httpx2.RemoteProtocolError:
+            return client.send(request, stream=True)
 
     def _failed(self, runner: Runner, finish: Callable[[Answer], None]) -> Answer:
         error = self.emulator.scheduler.crashed(runner, wait=CRASH_EXIT_WAIT)
