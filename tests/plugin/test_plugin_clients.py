@@ -98,6 +98,14 @@ def test_runner_base_urls(dmr_runner):
 """
 
 
+def mock_and_cassette(pytester: pytest.Pytester, name: str, answer: str) -> tuple[MockModelRunner, Cassette]:
+    """A mock that replies ``answer``, and the cassette ``cassettes/<name>.json`` of the pytester suite
+    (where a test recorded through the mock finds it)."""
+    mock = MockModelRunner()
+    mock.reply(answer)
+    return mock, Cassette(path=pytester.path / "cassettes" / f"{name}.json")
+
+
 def test_each_sdk_fixture_talks_to_the_test_s_mock(pytester: pytest.Pytester) -> None:
     make_ini(pytester)
     pytester.makepyfile(test_sdks=SDK_TESTS)
@@ -123,9 +131,7 @@ def test_the_async_sdk_fixtures_replay_a_cassette(pytester: pytest.Pytester) -> 
     """A cassette recorded (here, from a mock) with the async Anthropic and Ollama SDKs replays through
     their fixtures with no runner: the recorded answers, chunk for chunk, backend replay."""
     anthropic, ollama = pytest.importorskip("anthropic"), pytest.importorskip("ollama")
-    mock = MockModelRunner()
-    mock.reply("A recorded answer.")
-    cassette = Cassette(path=pytester.path / "cassettes" / "test_async_sdks" / "test_replayed.json")
+    mock, cassette = mock_and_cassette(pytester, "test_async_sdks/test_replayed", "A recorded answer.")
     messages = [{"role": "user", "content": "Hi"}]
 
     async def record() -> None:
@@ -167,9 +173,7 @@ def test_a_test_using_only_an_async_sdk_fixture_replays_its_cassette(pytester: p
     """The async fixtures concern the plugin as the others do: a test requesting nothing else gets
     its cassette (the per-test hooks prepare it), not the mock."""
     anthropic, ollama = pytest.importorskip("anthropic"), pytest.importorskip("ollama")
-    mock = MockModelRunner()
-    mock.reply("A recorded answer.")
-    cassette = Cassette(path=pytester.path / "cassettes" / "test_only" / "test_replayed.json")
+    mock, cassette = mock_and_cassette(pytester, "test_only/test_replayed", "A recorded answer.")
     messages = [{"role": "user", "content": "Hi"}]
 
     async def record() -> None:
@@ -209,9 +213,7 @@ def test_dmr_environment_replays_a_cassette_to_app_clients(pytester: pytest.Pyte
     """App code building its own OpenAI and Ollama clients from the environment gets the test's
     cassette through the served runner: the recorded answers, streamed, with no runner anywhere."""
     openai, ollama = pytest.importorskip("openai"), pytest.importorskip("ollama")
-    mock = MockModelRunner()
-    mock.reply("Served from the cassette.")
-    cassette = Cassette(path=pytester.path / "cassettes" / "test_app" / "test_app_clients.json")
+    mock, cassette = mock_and_cassette(pytester, "test_app/test_app_clients", "Served from the cassette.")
     messages = [{"role": "user", "content": "Hi"}]
     http = httpx2.Client(transport=RecordingTransport(mock, cassette))
     with openai.OpenAI(base_url=mock.openai_base_url, api_key="k", http_client=http) as chat:
