@@ -33,8 +33,8 @@ class Conversation:
 
     @classmethod
     def of(cls, body: Any) -> Conversation:
-        messages = body.get("messages") if isinstance(body, Mapping) else None
-        return cls([m for m in messages if isinstance(m, Mapping)] if isinstance(messages, list) else [])
+        messages = body.get("messages") if isinstance(body, (dict, Mapping)) else None
+        return cls([m for m in messages if isinstance(m, (dict, Mapping))] if isinstance(messages, list) else [])
 
     @property
     def turn(self) -> int:
@@ -62,8 +62,8 @@ class Conversation:
             if message.get("role") != "assistant":
                 continue
             for call in message.get("tool_calls") or ():
-                function = call.get("function") if isinstance(call, Mapping) else None
-                if isinstance(function, Mapping):
+                function = call.get("function") if isinstance(call, (dict, Mapping)) else None
+                if isinstance(function, (dict, Mapping)):
                     arguments = function.get("arguments")
                     text = arguments if isinstance(arguments, str) else encoding.dumps(arguments) if arguments is not None else ""
                     found.append((str(call.get("id") or ""), str(function.get("name") or ""), text))

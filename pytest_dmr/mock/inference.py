@@ -125,14 +125,14 @@ def _response_schema(body: Mapping[str, Any], conversation: str) -> tuple[Any, s
     messages (instructor's JSON mode, pydantic-ai's ``PromptedOutput``) is followed; so is one in the
     messages of a request without ``response_format`` or tools that asks for JSON."""
     response_format = body.get("response_format")
-    if not isinstance(response_format, Mapping):
+    if not isinstance(response_format, (dict, Mapping)):
         if "json" in conversation.lower() and not body.get("tools"):
             return schema_in_text(conversation)
         return None, conversation
     kind = response_format.get("type")
     if kind == "json_schema":
         wrapper = response_format.get("json_schema")
-        schema = wrapper.get("schema") if isinstance(wrapper, Mapping) else None
+        schema = wrapper.get("schema") if isinstance(wrapper, (dict, Mapping)) else None
         return (schema if schema is not None else response_format.get("schema", {"type": "object"})), conversation
     if kind == "json_object":
         if response_format.get("schema"):
@@ -162,11 +162,21 @@ def _conversation_text(body: Mapping[str, Any]) -> str:
     the system messages last, so that the values the user gives come first."""
     messages = body.get("messages")
     if isinstance(messages, list):
-        entries = [message for message in messages if isinstance(message, Mapping)]
+        if len(messages) == 1 and isinstance(messages[0], (dict, Mapping)):  # most requests
+            return openai_api.message_text(messages[0].get("content"))
+        entries = [message for message in messages if isinstance(message, (dict, Mapping))]
         ordered = sorted(entries, key=lambda message: message.get("role") in ("system", "developer"))
         return "\n".join(openai_api.message_text(message.get("content")) for message in ordered)
     prompt = body.get("prompt")
     return prompt if isinstance(prompt, str) else ""
+
+
+def _uses_tools(body: Mapping[str, Any]) -> bool:
+    """Whether a chat request offers tools or carries a tool's result (else it is answered in text)."""
+    messages = body.get("messages")
+    return bool(body.get("tools")) or (
+        isinstance(messages, list) and any(isinstance(message, (dict, Mapping)) and message.get("role") == "tool" for message in messages)
+    )
 
 
 def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, *, chat: bool) -> _Answer:
@@ -181,7 +191,7 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
     draws = SeededDraws(seeds.content)
     schema, prompt_text = _response_schema(body, _conversation_text(body))
     limit = _limit(runner, body, prompt)
-    if chat:  # tools (pytest_dmr.mock.tools): calls the request asks for, else a text that uses their results
+    if chat and _uses_tools(body):  # (pytest_dmr.mock.tools): calls the request asks for, else a text that uses their results
         conversation = Conversation.of(body)
         planned = plan_calls(body, conversation)
         if planned:
@@ -206,7 +216,7 @@ def _compose(runner: MockState, exchange: Exchange, seeds: _Seeds, prompt: int, 
 
 def _include_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
-    return isinstance(options, Mapping) and options.get("include_usage") is True
+    return isinstance(options, (dict, Mapping)) and options.get("include_usage") is True
 
 
 def _bad_request(message: str) -> Answer:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
+from itertools import chain
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -140,8 +141,10 @@ class Request:
     words: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=1 << 10)
 def read_request(text: str) -> Request:
-    """What ``text`` (the last user message) asks for."""
+    """What ``text`` (the last user message) asks for (kept for the last 1,024 texts: a suite sends
+    the same prompts again and again)."""
     lowered = text.lower()
     language = None
     if any(map(lowered.__contains__, _LANGUAGE_WORDS)):  # most prompts name no language
@@ -168,16 +171,18 @@ def sentence_pieces(draws: SeededDraws) -> list[str]:
     """One sentence as words (each with a leading space), capitalised, ending in a period."""
     shape = draws.below(6)
     if shape == 0:  # "When X does Y, Z does W."
-        clause = [*draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS)]
+        first, second = draws.take(3), draws.take(3)  # each clause's subject, verb and object
+        clause = [*_SUBJECTS[first[0] % len(_SUBJECTS)], *_VERBS[first[1] % len(_VERBS)], *_OBJECTS[first[2] % len(_OBJECTS)]]
         clause[-1] = clause[-1].rstrip(",") + ","
-        words = [*_WHEN, *clause, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *draws.choice(_OBJECTS)]
+        words = [*_WHEN, *clause, *_SUBJECTS[second[0] % len(_SUBJECTS)], *_VERBS[second[1] % len(_VERBS)], *_OBJECTS[second[2] % len(_OBJECTS)]]
     else:
         opener = draws.choice(_OPENERS) if shape >= 3 else ()
-        obj = list(draws.choice(_OBJECTS))
+        object_draw, subject_draw, verb_draw, ending_draw = draws.take(4)
+        obj = list(_OBJECTS[object_draw % len(_OBJECTS)])
         if shape == 5:  # "... **the key point** ..."
             obj[0] = " " + _BOLD[0] + obj[0][1:]
             obj[-1] = obj[-1] + _BOLD[1]
-        words = [*opener, *draws.choice(_SUBJECTS), *draws.choice(_VERBS), *obj, *draws.choice(_ENDINGS)]
+        words = [*opener, *_SUBJECTS[subject_draw % len(_SUBJECTS)], *_VERBS[verb_draw % len(_VERBS)], *obj, *_ENDINGS[ending_draw % len(_ENDINGS)]]
         words[0] = " " + words[0][1:2].upper() + words[0][2:]
     words[-1] = words[-1].rstrip(",") + ("!" if shape == 4 and draws.chance(0.2) else ".")
     return words
@@ -203,11 +208,17 @@ def _prose(draws: SeededDraws) -> Iterator[list[str]]:
         yield words
 
 
-@functools.lru_cache(maxsize=1 << 12)
-def _word_tokens(word: str) -> tuple[str, ...]:
-    """A word's tokens. The tokenizer never joins the end of one word (a letter or punctuation) with
-    the space or newline that starts the next, so a text's tokens are its words' tokens one after another."""
-    return tuple(split_into_pieces(word))
+class _WordTokens(dict[str, tuple[str, ...]]):
+    """A word's tokens, kept once cut (the words come from the phrase banks: a few thousand at most).
+    The tokenizer never joins the end of one word (a letter or punctuation) with the space or newline
+    that starts the next, so a text's tokens are its words' tokens one after another."""
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        tokens = self[word] = tuple(split_into_pieces(word))
+        return tokens
+
+
+_word_tokens = _WordTokens().__getitem__
 
 
 def _identifier(words: Sequence[str], draws: SeededDraws) -> str:
@@ -281,12 +292,31 @@ def _head(request: Request, draws: SeededDraws) -> str:
     return ""
 
 
-def _trimmed(sentence: list[str], tokens: int) -> str:
-    """The first words of a sentence (its tokens) within ``tokens`` tokens, ending in a period ("" when no word fits)."""
-    pieces = sentence[: max(1, tokens - 1)]
-    while pieces and not any(char.isalnum() for char in pieces[-1]):
-        pieces.pop()
-    return "".join(pieces).rstrip(",") + "." if pieces else ""
+def _trimmed(words: Sequence[tuple[str, ...]], tokens: int) -> list[str]:
+    """The first tokens of a sentence (given as its words' tokens) within ``tokens`` tokens, ending in
+    a period ([] when no word fits). The text is cut after a letter or digit, so its last word (maybe
+    cut inside) is tokenized again as a whole and the period is a token of its own."""
+    budget = max(1, tokens - 1)
+    kept: list[str] = []
+    for word in words:
+        if len(word) <= budget:
+            kept += word
+            budget -= len(word)
+            continue
+        if budget:
+            kept += word[:budget]
+        break
+    while kept and not any(char.isalnum() for char in kept[-1]):
+        kept.pop()
+    if not kept:
+        return []
+    last = len(kept) - 1  # where the word the cut falls in starts among the kept pieces
+    start = 0
+    for word in words:
+        if start + len(word) > last:
+            break
+        start += len(word)
+    return [*kept[:start], *_word_tokens("".join(kept[start:])), "."]
 
 
 def answer_pieces(
@@ -308,12 +338,15 @@ def answer_pieces(
         opening = index == 0 and not head  # the sentence the text starts with
         if index == 0:
             words[0] = ("\n\n" if head else "") + words[0][1:]
-        sentence = [piece for word in words for piece in _word_tokens(word)]
+        word_tokens = list(map(_word_tokens, words))
+        sentence = list(chain.from_iterable(word_tokens))
         size = len(sentence)
         if natural and count + size > tokens:
             if tokens - count >= 4 or opening:
-                trimmed = _trimmed(sentence, tokens - count)
-                pieces += split_into_pieces(" " + trimmed if opening and leading_space else trimmed)
+                trimmed = _trimmed(word_tokens, tokens - count)
+                if opening and leading_space and trimmed:  # the sizes leave that space out
+                    trimmed = split_into_pieces(" " + "".join(trimmed))
+                pieces += trimmed
             break
         if opening and leading_space:  # the sizes leave that space out
             sentence = [*_word_tokens(" " + words[0]), *sentence[len(_word_tokens(words[0])) :]]
@@ -325,6 +358,8 @@ def answer_pieces(
 def cut_at_stop(pieces: list[str], stops: Sequence[str]) -> tuple[list[str], bool]:
     """Cut the pieces where the first stop sequence starts (the stop itself is not sent, as
     llama.cpp does). Returns the pieces and whether a stop sequence was found."""
+    if not stops:
+        return pieces, False
     text = "".join(pieces)
     cut = min((index for index in (text.find(stop) for stop in stops if stop) if index >= 0), default=-1)
     if cut < 0:

@@ -7,22 +7,19 @@ request gives the same bytes in any process, on any machine.
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+from pytest_dmr.protocol.encoding import compact_encoder
 
 T = TypeVar("T")
 
 _SIXTEEN_SHORTS = struct.Struct(">16H")
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)  # made once, not per call
-
-
-def canonical_json(value: Any) -> str:
-    """Key-sorted compact JSON: two requests that differ only in key order give the same text."""
-    return _CANONICAL.encode(value)
+canonical_json: Callable[[Any], str] = compact_encoder(sort_keys=True, default=str)
+"""Key-sorted compact JSON: two requests that differ only in key order give the same text."""
 
 
 def digest(text: str | bytes) -> bytes:
@@ -57,6 +54,14 @@ class SeededDraws:
         value = self._pool[self._index]
         self._index += 1
         return value
+
+    def take(self, count: int) -> Sequence[int]:
+        """The next ``count`` 16-bit numbers (what ``count`` calls of :meth:`next16` give)."""
+        index = self._index
+        if index + count <= 16:
+            self._index = index + count
+            return self._pool[index : index + count]
+        return [self.next16() for _ in range(count)]
 
     def below(self, bound: int) -> int:
         """An integer in ``[0, bound)``."""

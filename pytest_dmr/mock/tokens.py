@@ -126,6 +126,13 @@ def count_tokens(text: str) -> int:
     return sum(map(_token_count, _PRE_TOKEN.findall(text)))
 
 
+@functools.lru_cache(maxsize=1 << 10)
+def _message_tokens(text: str) -> int:
+    """:func:`count_tokens` of a message, kept for the last 1,024: a conversation sends its earlier
+    messages (a system prompt, an agent's turns) again with every request."""
+    return count_tokens(text)
+
+
 @functools.lru_cache(maxsize=1 << 8)
 def model_family(model: str) -> str:
     """The family part of a model name: ``ai/smollm2:360M-Q4_K_M`` -> ``smollm2``."""
@@ -137,7 +144,7 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str))
+        return "".join(part.get("text", "") for part in content if isinstance(part, (dict, Mapping)) and isinstance(part.get("text"), str))
     return ""
 
 
@@ -145,13 +152,13 @@ def count_prompt_tokens(messages: Sequence[Any], model: str) -> int:
     """``prompt_tokens`` of a chat request: the template's tokens around each message, the default
     system prompt when the family's template adds one, and ``<|im_start|>assistant\\n``."""
     total = GENERATION_PROMPT_TOKENS
-    entries = [message for message in messages if isinstance(message, Mapping)]
+    entries = [message for message in messages if isinstance(message, (dict, Mapping))]
     if not entries or entries[0].get("role") != "system":
         total += _DEFAULT_SYSTEM_PROMPTS.get(model_family(model), 0)
     for message in entries:
         role = message.get("role")
         role_tokens = _ROLE_TOKENS.get(role, 1) if isinstance(role, str) else 1
-        total += CHAT_MESSAGE_TOKENS + role_tokens + count_tokens(_message_text(message.get("content")))
+        total += CHAT_MESSAGE_TOKENS + role_tokens + _message_tokens(_message_text(message.get("content")))
     return total
 
 

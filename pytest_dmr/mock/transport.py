@@ -318,18 +318,7 @@ class MockModelRunner(_Transports):
     ) -> Answer:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
-        with self.state.lock:
-            rule = next(
-                (
-                    rule
-                    for rule in reversed(self.rules)
-                    if (rule.fault is not None or not preload) and rule.applies_to(recorded)
-                ),
-                None,
-            )
-            if rule is not None:
-                rule.calls += 1
-                rule = rule.answer_for(rule.calls)  # a replies= sequence answers with its next step
+        rule = self._rule_for(recorded, preload) if self.rules else None
         fault = rule.fault if rule is not None else None
         if fault is not None and fault.replaces_answer and (front is None or not front[0].upstream):
             return frontends.fault_answer(fault, recorded)
@@ -357,6 +346,22 @@ class MockModelRunner(_Transports):
                 answer.delivery = paced
             delivery = paced
         return answer.delivered(delivery) if delivery.delays_or_cuts else answer
+
+    def _rule_for(self, recorded: RecordedRequest, preload: bool) -> Rule | None:
+        """The newest rule that applies to ``recorded`` (one counted use of it), or ``None``."""
+        with self.state.lock:
+            rule = next(
+                (
+                    rule
+                    for rule in reversed(self.rules)
+                    if (rule.fault is not None or not preload) and rule.applies_to(recorded)
+                ),
+                None,
+            )
+            if rule is not None:
+                rule.calls += 1
+                rule = rule.answer_for(rule.calls)  # a replies= sequence answers with its next step
+        return rule
 
     def _record(
         self,

@@ -56,11 +56,14 @@ class CorsAnswer(NamedTuple):
     headers: tuple[tuple[str, str], ...] = ()
 
 
+_NOTHING_TO_DO = CorsAnswer(None)
+
+
 def cors_answer(path: str, method: str, origin: str | None, allowed: Sequence[str]) -> CorsAnswer:
     """DMR's CORS middleware for one request. No ``Origin`` (or an empty one), or a path it does not
     wrap: nothing to do. An ``OPTIONS`` without an allowed origin goes on to the handler (a 404)."""
     if not origin or not is_cors_wrapped(path):
-        return CorsAnswer(None)
+        return _NOTHING_TO_DO
     if not origin_allowed(origin, allowed):
         return CorsAnswer(403)
     headers = ((ALLOW_ORIGIN_HEADER, origin),)

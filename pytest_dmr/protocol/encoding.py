@@ -19,12 +19,24 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 EVENT_STREAM = "text/event-stream"
 
 
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # made once: json.dumps(**options) makes one a call
+def compact_encoder(*, sort_keys: bool = False, default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
+    """A compact JSON encoder (UTF-8 as is, no spaces), made once. ``JSONEncoder.encode`` builds
+    json's C encoder anew at every call, which costs a small body's encoding twice over: this keeps
+    one. It checks no circular reference (what it encodes comes from JSON, or from the mock)."""
+    options = {"separators": (",", ":"), "ensure_ascii": False, "sort_keys": sort_keys, "default": default}
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # an interpreter without json's C speedups
+        return json.JSONEncoder(**options).encode  # type: ignore[arg-type]
+    encode = c_make_encoder(None, default or json.JSONEncoder().default, json.encoder.encode_basestring, None, ":", ",", sort_keys, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_compact = compact_encoder()
 
 
 def dumps(value: Any) -> str:
     """Compact, key-order-preserving JSON, as llama.cpp writes it. Same input, same bytes."""
-    return _COMPACT_JSON.encode(value)
+    return _compact(value)
 
 
 def loads(data: str | bytes, *, parse_constant: Callable[[str], Any] | None = None) -> Any:

@@ -114,7 +114,7 @@ def last_user_message(body: Mapping[str, Any]) -> str:
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in reversed(messages):
-            if isinstance(message, Mapping) and message.get("role") == "user":
+            if isinstance(message, (dict, Mapping)) and message.get("role") == "user":
                 return message_text(message.get("content"))
         return ""
     prompt = body.get("prompt", body.get("input", ""))
@@ -130,7 +130,7 @@ def message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            part["text"] for part in content if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+            part["text"] for part in content if isinstance(part, (dict, Mapping)) and isinstance(part.get("text"), str)
         )
     return ""
 
