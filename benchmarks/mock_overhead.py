@@ -9,7 +9,9 @@ the same request, so both sides parse the same answer.
 httpx: the same chat request sent with an ``httpx.AsyncClient`` and its JSON parsed, answered (a) by
 the mock and (b) by respx with the same fixed body.
 
-Same code per stack, same process, rounds interleaved. Prints the median per call in microseconds
+Same code per stack, same process, rounds interleaved. Also shown: the mock on httpx2 with a new
+prompt at every call, so that what it keeps from one request to the next (how a prompt reads, a
+message's token count) never helps. Prints the median per call in microseconds
 and the ratio mock/canned for each stack; a floor (a bare ``MockTransport`` returning the bytes:
 the stack and the caller alone) is shown for information.
 
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import itertools
 import json
 import statistics
 import sys
@@ -47,6 +50,7 @@ RUNNER_URL = "http://127.0.0.1:12434"  # the canned mocks intercept it: nothing 
 CHAT_URL = RUNNER_URL + "/engines/v1/chat/completions"
 CHAT_BODY = {"model": addresses.DEFAULT_MODEL, "messages": [{"role": "user", "content": PROMPT}], **OPTIONS}
 TARGET = 0.8
+NEW_PROMPTS = "httpx2 mock, a new prompt each call"
 
 Call = Callable[[], Awaitable[Any]]
 
@@ -107,10 +111,17 @@ async def run(calls: int, rounds: int) -> dict[str, list[float]]:
             return response.json()["choices"][0]["message"]["content"]
         return call
 
+    prompts = itertools.cycle([f"{PROMPT} (request {index})" for index in range(4 * calls)])
+
+    def generate_new_prompt(adapter: DockerModelRunnerAdapter) -> Call:
+        return lambda: adapter.generate(next(prompts), **OPTIONS)
+
     sides = {**{name: generate(adapter) for name, adapter in adapters.items()}, **{name: post(client) for name, client in clients.items()}}
     samples: dict[str, list[float]] = {name: [] for name in sides}
     with router, httpx2_pytest(canned):
         answers = {name: await call() for name, call in sides.items()}
+        sides[NEW_PROMPTS] = generate_new_prompt(adapters["httpx2 mock"])  # no canned peer: a figure to read beside the others
+        samples[NEW_PROMPTS] = []
         assert len(set(answers.values())) == 1, f"every side must give the same answer: {answers}"
         for _ in range(max(calls // 10, 50)):  # warm up every path
             for call in sides.values():
@@ -137,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.rounds} rounds x {args.calls} calls per side; median (mean) us per call")
     for name, values in samples.items():
         print(f"  {name:14}: {median[name]:7.1f} ({statistics.fmean(values):7.1f})")
+    print(f"  ({NEW_PROMPTS}: the mock's caches of prompt readings and message token counts miss; for information)")
     ok = True
     for stack, mock_side, peer in (("httpx2, adapter.generate", "httpx2 mock", "httpx2-pytest"),
                                    ("httpx, AsyncClient.post", "httpx mock", "respx")):

@@ -103,3 +103,39 @@ def test_key_order_of_the_request_does_not_matter() -> None:
         a = client.post("/v1/chat/completions", content=json.dumps({"model": "m", "messages": MESSAGES, "seed": 1}))
         b = client.post("/v1/chat/completions", content=json.dumps({"seed": 1, "messages": MESSAGES, "model": "m"}))
     assert a.content == b.content
+
+
+PROSE_PROMPTS = [
+    "Hi", "What is a unit test?", "Summarise the plot of Hamlet in one sentence.", "List 5 tips for sleeping well.",
+    "Write a Python function that reverses a string.", "Explain recursion to a child.", "Translate 'good morning' to French.",
+    "Give me three ideas for a birthday party.", "Why is the sky blue?", "Écris une phrase sur la mer.",
+    "How do I read a file in Rust?", "Describe the water cycle in detail, step by step, for a school report.",
+]
+
+
+def pinned_corpus() -> str:
+    """SHA-256 of the answers to :data:`REQUESTS` and of prose, code and lists at several lengths,
+    streamed and not, as chat and as completions: what the mock writes, pinned."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(run_requests(), sort_keys=True).encode())
+    mock = MockModelRunner()
+    with httpx.Client(transport=mock, base_url=mock.base_url) as client:
+        for prompt in PROSE_PROMPTS:
+            for max_tokens in (None, 7, 31, 120):
+                sized = {"max_tokens": max_tokens} if max_tokens else {}
+                chat = {"model": "ai/smollm2", "messages": [{"role": "user", "content": prompt}], "temperature": 0, **sized}
+                for body in (chat, {**chat, "stream": True}):
+                    digest.update(client.post("/engines/v1/chat/completions", json=body).content)
+                digest.update(client.post("/engines/v1/completions", json={"model": "ai/smollm2", "prompt": prompt, **sized}).content)
+    return digest.hexdigest()
+
+
+PINNED = "c4dac8935b481b021cd93a64a3339cc2a09dca394564537758e5c01551d74ab1"
+
+
+def test_answers_are_the_pinned_ones() -> None:
+    """The mock's answers are the same on every Python and platform CI runs, and from one version to
+    the next unless on purpose (a faster mock must write the same bytes). Changed on purpose? Pin the
+    new digest, and say why in the changelog."""
+    assert pinned_corpus() == PINNED, "the mock's answers changed: if on purpose, set PINNED to the new digest"

@@ -176,3 +176,13 @@ def test_the_same_in_every_process_whatever_the_hash_seed() -> None:
     assert pieces == [tokens.split_into_pieces(text) for text in SAMPLES]
     assert prompt_tokens == tokens.count_prompt_tokens([{"role": "user", "content": text} for text in SAMPLES], MODEL)
     assert lengths == [tokens.natural_length(SeededDraws.from_text(str(index))) for index in range(50)]
+
+
+def test_draws_taken_in_runs_are_the_draws_one_by_one() -> None:
+    one_by_one, in_runs = SeededDraws.from_text("runs"), SeededDraws.from_text("runs")
+    expected = [one_by_one.next16() for _ in range(41)]
+    taken: list[int] = []
+    for count in (3, 6, 4, 1, 9, 17):  # across the 16-number blocks, and longer than one
+        taken += in_runs.take(count)
+    taken += [in_runs.next16()]
+    assert taken == expected

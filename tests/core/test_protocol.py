@@ -288,6 +288,25 @@ def test_dumps_is_compact_and_keeps_unicode() -> None:
     assert encoding.dumps({"b": "é", "a": [1, 2]}) == '{"b":"é","a":[1,2]}'
 
 
+JSON_VALUES = [
+    {"b": "é\n\"\u2028\x00", "a": [1, 2.5, -0.0, 1e300, True, None]}, "plain", 7, [], {}, [{"z": {"y": [{}]}}], "\ud83d\ude00", [float("nan"), float("inf")],
+]
+
+
+@pytest.mark.parametrize("c_speedups", [True, False], ids=["C encoder", "no C encoder"])
+@pytest.mark.parametrize("sort_keys", [False, True])
+def test_compact_encoder_writes_what_json_dumps_writes(monkeypatch: pytest.MonkeyPatch, c_speedups: bool, sort_keys: bool) -> None:
+    if not c_speedups:  # an interpreter without json's C speedups
+        monkeypatch.setattr(json.encoder, "c_make_encoder", None)
+    encode = encoding.compact_encoder(sort_keys=sort_keys)
+    for value in JSON_VALUES:
+        assert encode(value) == json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
+    assert encode(value) == encode(value)  # made once, used again
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        encode({"a": object()})
+    assert encoding.compact_encoder(default=str)({"a": b"x"}) == '{"a":"b\'x\'"}'
+
+
 def test_last_user_message_reads_chat_parts_and_prompts() -> None:
     body = {
         "messages": [
