@@ -23,6 +23,7 @@ decoding on llama.cpp, where the seed changes nothing; unset, llama.cpp samples 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import struct
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ from pytest_dmr.mock.tools import generated_calls, plan_calls, result_answer, sc
 _LENGTH_AND_FRAMING_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
 """Request fields that cut or frame the answer but do not choose it: left out of the text's seed, so
 a streamed answer has the plain answer's text and a smaller ``max_tokens`` gives a prefix of it."""
+_FRAMING_SET = frozenset(_LENGTH_AND_FRAMING_FIELDS)
 DEFAULT_EMBEDDING_WIDTH = 768
 """Embedding width for a model whose family the mock does not know (``nomic-embed-text``'s)."""
 _CREATED_BASE = 1_700_000_000
@@ -89,7 +91,7 @@ class _Seeds:
     __slots__ = ("content", "id_hex", "created")
 
     def __init__(self, body: Mapping[str, Any], endpoint: str) -> None:
-        content = {key: value for key, value in body.items() if key not in _LENGTH_AND_FRAMING_FIELDS}
+        content = {key: value for key, value in body.items() if key not in _FRAMING_SET}
         temperature = content.get("temperature")
         if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
             content["temperature"] = float(temperature)  # 0 and 0.0 are the same request
@@ -232,7 +234,8 @@ class ChatOutcome:
     (an OpenAI-encoded answer), ``delivery`` the fault's pacing."""
 
     delivery: Delivery
-    completion: dict[str, Any] | None = None
+    reply: dict[str, Any] | None = None
+    """A plain request's answer: :func:`~pytest_dmr.protocol.openai_api.chat_completion`'s arguments."""
     chunks: list[dict[str, Any]] | None = None
     content_start: int = 0
     pieces: int = 0
@@ -241,6 +244,11 @@ class ChatOutcome:
     content_chunks: int | None = None
     """How many chunks from ``content_start`` carry the content, when not ``pieces`` (several tool calls)."""
     completion_tokens: int = 0
+
+    @functools.cached_property
+    def completion(self) -> dict[str, Any] | None:
+        """The ``chat.completion`` of a plain request (``None`` for a stream or an error)."""
+        return openai_api.chat_completion(**self.reply) if self.reply is not None else None
 
     def cut_index(self, offsets: list[int]) -> Delivery:
         """The delivery for an encoding of ``chunks`` in which chunk ``i`` starts at event ``offsets[i]``
@@ -282,17 +290,17 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = answer.tool_calls
     if body.get("stream") is not True:
-        completion = openai_api.chat_completion(
-            id=ident,
-            created=seeds.created,
-            model=model,
-            content=None if tool_calls else "".join(answer.pieces),
-            finish_reason=answer.finish_reason,
-            prompt_tokens=prompt,
-            completion_tokens=answer.tokens,
-            tool_calls=tool_calls,
-        )
-        return ChatOutcome(exchange.delivery, completion=completion, pieces=len(answer.pieces), prompt_tokens=prompt,
+        reply = {
+            "id": ident,
+            "created": seeds.created,
+            "model": model,
+            "content": None if tool_calls else "".join(answer.pieces),
+            "finish_reason": answer.finish_reason,
+            "prompt_tokens": prompt,
+            "completion_tokens": answer.tokens,
+            "tool_calls": tool_calls,
+        }
+        return ChatOutcome(exchange.delivery, reply=reply, pieces=len(answer.pieces), prompt_tokens=prompt,
             completion_tokens=answer.tokens,
         )
 
@@ -325,11 +333,12 @@ def openai_chat_answer(outcome: ChatOutcome) -> Answer:
     """The OpenAI front-end: the outcome as llama.cpp writes it (JSON, or SSE ending in ``[DONE]``)."""
     if outcome.error is not None:
         return outcome.error
-    if outcome.chunks is None:
-        answer = responses.backend_json(outcome.completion)
+    chunks = outcome.chunks
+    if chunks is None:
+        answer = responses.backend_text(openai_api.chat_completion_json(**(outcome.reply or {})))
     else:
-        events = [sse.encode_sse(chunk) for chunk in outcome.chunks] + [sse.SSE_DONE_EVENT]
-        offsets = list(range(len(outcome.chunks) + 1))
+        events = [sse.encode_sse(chunk) for chunk in chunks] + [sse.SSE_DONE_EVENT]
+        offsets = list(range(len(chunks) + 1))
         answer = responses.event_stream(events, delivery=outcome.cut_index(offsets))
     answer.tokens = outcome.completion_tokens
     return answer

@@ -24,53 +24,14 @@ from __future__ import annotations
 
 import functools
 import re
-from itertools import chain
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pytest_dmr.mock.seeded import SeededDraws
+from pytest_dmr.mock.sentences import OBJECTS, VERBS, Phrase, prose, tokens_of, word_tokens, words_of
 from pytest_dmr.mock.tokens import count_tokens, split_into_pieces
 
-
-def _bank(*phrases: str) -> tuple[tuple[str, ...], ...]:
-    """Each phrase as its words, every word with its leading space (``" the"``, ``" model"``)."""
-    return tuple(tuple(" " + word for word in phrase.split()) for phrase in phrases)
-
-
-_OPENERS = _bank(
-    "In practice,", "As a rule,", "For most teams,", "In short,", "Put simply,", "That said,",
-    "On the whole,", "In many cases,", "By contrast,", "Over time,", "At first,", "Here,",
-    "It is worth noting that", "Most people agree that", "One reason is that", "In the end,",
-    "So,", "For this reason,", "Often,", "Also,", "First,", "Next,", "Finally,", "Yes,",
-)
-_SUBJECTS = _bank(
-    "the model", "a good answer", "the result", "this step", "a reader", "the system",
-    "each request", "the first draft", "a short summary", "the team", "the data", "each example",
-    "the main idea", "a simple test", "the last version", "the question", "a clear plan",
-    "the method", "a small change", "the whole process", "the user", "a good prompt", "it",
-    "this", "the code", "the list", "a new user", "the key point",
-)
-_VERBS = _bank(
-    "depends on", "builds on", "points to", "makes room for", "relies on", "leads to",
-    "brings out", "helps explain", "comes down to", "draws on", "reflects", "shapes", "supports",
-    "highlights", "improves", "balances", "clarifies", "takes into account", "benefits from",
-    "stays close to", "is about", "needs", "uses", "is part of", "can help with", "has",
-)
-_OBJECTS = _bank(
-    "the context it is given", "clear, simple steps", "a few good examples", "the questions people ask",
-    "the shape of the problem", "steady feedback", "the details that matter", "what the user needs",
-    "small, careful changes", "the structure of the input", "a shared plan", "the trade-offs (cost, time, risk)",
-    "the goals of the project", "a consistent format", "the facts at hand", "the limits of the tools",
-    "a solid baseline", "the time it has", "the wider picture", "plain, direct words", "2 or 3 tries",
-    "the first 10 minutes", "1 key idea", "a 5-step plan", "the \"why\" behind it", "its own rules",
-)
-_ENDINGS = _bank(
-    "", "", "", "", "over time", "in most cases", "more than expected", "from the start",
-    "along the way", "for everyone", "with little effort", "in the long run", "at each step",
-    "as the work goes on", "(at least at first)", "- and that is fine", "too",
-)
-_WHEN = (" When",)
-_BOLD = ("**", "**")
 
 _NUMBER_WORDS = {
     "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -129,14 +90,13 @@ _STOP_WORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """What the request asks for: ``kind`` ``prose``, ``code``, ``list`` or ``short``; the language of code;
     how many items and whether numbered, for a list; the words a name is made of."""
 
     kind: str = "prose"
     language: str = "python"
-    count: int | None = None
+    items: int | None = None
     numbered: bool = True
     words: tuple[str, ...] = ()
 
@@ -163,62 +123,8 @@ def read_request(text: str) -> Request:
         if match:
             number = match.group(1).lower()
             count = int(number) if number.isdigit() else _NUMBER_WORDS[number]
-        return Request("list", count=count if count and 1 <= count <= 30 else None, numbered="bullet" not in lowered, words=words)
+        return Request("list", items=count if count and 1 <= count <= 30 else None, numbered="bullet" not in lowered, words=words)
     return Request(words=words)
-
-
-def sentence_pieces(draws: SeededDraws) -> list[str]:
-    """One sentence as words (each with a leading space), capitalised, ending in a period."""
-    shape = draws.below(6)
-    if shape == 0:  # "When X does Y, Z does W."
-        first, second = draws.take(3), draws.take(3)  # each clause's subject, verb and object
-        clause = [*_SUBJECTS[first[0] % len(_SUBJECTS)], *_VERBS[first[1] % len(_VERBS)], *_OBJECTS[first[2] % len(_OBJECTS)]]
-        clause[-1] = clause[-1].rstrip(",") + ","
-        words = [*_WHEN, *clause, *_SUBJECTS[second[0] % len(_SUBJECTS)], *_VERBS[second[1] % len(_VERBS)], *_OBJECTS[second[2] % len(_OBJECTS)]]
-    else:
-        opener = draws.choice(_OPENERS) if shape >= 3 else ()
-        object_draw, subject_draw, verb_draw, ending_draw = draws.take(4)
-        obj = list(_OBJECTS[object_draw % len(_OBJECTS)])
-        if shape == 5:  # "... **the key point** ..."
-            obj[0] = " " + _BOLD[0] + obj[0][1:]
-            obj[-1] = obj[-1] + _BOLD[1]
-        words = [*opener, *_SUBJECTS[subject_draw % len(_SUBJECTS)], *_VERBS[verb_draw % len(_VERBS)], *obj, *_ENDINGS[ending_draw % len(_ENDINGS)]]
-        words[0] = " " + words[0][1:2].upper() + words[0][2:]
-    words[-1] = words[-1].rstrip(",") + ("!" if shape == 4 and draws.chance(0.2) else ".")
-    return words
-
-
-def sentence_words(draws: SeededDraws) -> list[str]:
-    """One sentence as a list of words (for short texts such as JSON string values)."""
-    return [piece[1:] for piece in sentence_pieces(draws)]
-
-
-def _prose(draws: SeededDraws) -> Iterator[list[str]]:
-    """Sentences (as words) without end, in paragraphs of two to four; each but the first starts with its separator."""
-    in_paragraph, paragraph = 0, 2 + draws.below(3)
-    first = True
-    while True:
-        words = sentence_pieces(draws)
-        if first:
-            first = False
-        elif in_paragraph >= paragraph:
-            words[0] = "\n\n" + words[0][1:]
-            in_paragraph, paragraph = 0, 2 + draws.below(3)
-        in_paragraph += 1
-        yield words
-
-
-class _WordTokens(dict[str, tuple[str, ...]]):
-    """A word's tokens, kept once cut (the words come from the phrase banks: a few thousand at most).
-    The tokenizer never joins the end of one word (a letter or punctuation) with the space or newline
-    that starts the next, so a text's tokens are its words' tokens one after another."""
-
-    def __missing__(self, word: str) -> tuple[str, ...]:
-        tokens = self[word] = tuple(split_into_pieces(word))
-        return tokens
-
-
-_word_tokens = _WordTokens().__getitem__
 
 
 def _identifier(words: Sequence[str], draws: SeededDraws) -> str:
@@ -269,11 +175,11 @@ def code_block(request: Request, draws: SeededDraws) -> str:
 
 
 def _list_items(request: Request, draws: SeededDraws) -> str:
-    count = request.count or draws.between(3, 7)
+    count = request.items or draws.between(3, 7)
     lines = []
     for index in range(count):
-        head = "".join(draws.choice(_OBJECTS)).strip().rstrip(",")
-        tail = "".join(draws.choice(_VERBS) + draws.choice(_OBJECTS)).rstrip(",")
+        head = "".join(draws.choice(OBJECTS)).strip().rstrip(",")
+        tail = "".join(draws.choice(VERBS) + draws.choice(OBJECTS)).rstrip(",")
         marker = f"{index + 1}." if request.numbered else "-"
         lines.append(f"{marker} **{head[:1].upper()}{head[1:]}**: it{tail}.")
     return "\n".join(lines)
@@ -286,37 +192,28 @@ def _head(request: Request, draws: SeededDraws) -> str:
         return ""
     draws = draws.fork("head")
     if request.kind == "code":
-        return f"Here is one way to do it:\n\n{code_block(request, draws)}\n\nThis{''.join(draws.choice(_VERBS))} the input."
+        return f"Here is one way to do it:\n\n{code_block(request, draws)}\n\nThis{''.join(draws.choice(VERBS))} the input."
     if request.kind == "list":
-        return f"Here {'is' if request.count == 1 else 'are'} a few:\n\n{_list_items(request, draws)}"
+        return f"Here {'is' if request.items == 1 else 'are'} a few:\n\n{_list_items(request, draws)}"
     return ""
 
 
-def _trimmed(words: Sequence[tuple[str, ...]], tokens: int) -> list[str]:
-    """The first tokens of a sentence (given as its words' tokens) within ``tokens`` tokens, ending in
-    a period ([] when no word fits). The text is cut after a letter or digit, so its last word (maybe
-    cut inside) is tokenized again as a whole and the period is a token of its own."""
-    budget = max(1, tokens - 1)
-    kept: list[str] = []
-    for word in words:
-        if len(word) <= budget:
-            kept += word
-            budget -= len(word)
-            continue
-        if budget:
-            kept += word[:budget]
-        break
-    while kept and not any(char.isalnum() for char in kept[-1]):
+def _trimmed(sentence: list[Phrase], lead: str, text: list[str], tokens: int) -> list[str]:
+    """The first of a sentence's tokens (``text``) within ``tokens`` tokens, ending in a period ([]
+    when no word fits). The cut falls after a letter or digit, so the word it falls in is tokenized
+    again as what is kept of it, and the period is a token of its own."""
+    kept = text[: max(1, tokens - 1)]
+    while kept and not any(map(str.isalnum, kept[-1])):
         kept.pop()
     if not kept:
         return []
-    last = len(kept) - 1  # where the word the cut falls in starts among the kept pieces
-    start = 0
-    for word in words:
-        if start + len(word) > last:
+    start = 0  # where the word the cut falls in starts among the kept tokens
+    for word in words_of(sentence, lead):
+        size = len(word_tokens(word))
+        if start + size >= len(kept):
             break
-        start += len(word)
-    return [*kept[:start], *_word_tokens("".join(kept[start:])), "."]
+        start += size
+    return [*kept[:start], *word_tokens("".join(kept[start:])), "."]
 
 
 def answer_pieces(
@@ -329,28 +226,27 @@ def answer_pieces(
     at the first sentence end past that many tokens (for a caller that keeps only those: they are
     the whole answer's first tokens)."""
     head = _head(request, draws)
-    count = count_tokens(head)
+    count = count_tokens(head) if head else 0
     pieces = split_into_pieces(" " + head if leading_space else head) if head else []
     stop_at = tokens if enough is None else min(tokens, enough)
-    for index, words in enumerate(_prose(draws.fork("prose"))):
+    for index, (sentence, lead) in enumerate(prose(draws.fork("prose"))):
         if count >= stop_at:
             break
         opening = index == 0 and not head  # the sentence the text starts with
         if index == 0:
-            words[0] = ("\n\n" if head else "") + words[0][1:]
-        word_tokens = list(map(_word_tokens, words))
-        sentence = list(chain.from_iterable(word_tokens))
-        size = len(sentence)
+            lead = "\n\n" if head else ""
+        text = tokens_of(sentence, lead)
+        size = len(text)
         if natural and count + size > tokens:
             if tokens - count >= 4 or opening:
-                trimmed = _trimmed(word_tokens, tokens - count)
+                trimmed = _trimmed(sentence, lead, text, tokens - count)
                 if opening and leading_space and trimmed:  # the sizes leave that space out
                     trimmed = split_into_pieces(" " + "".join(trimmed))
                 pieces += trimmed
             break
         if opening and leading_space:  # the sizes leave that space out
-            sentence = [*_word_tokens(" " + words[0]), *sentence[len(_word_tokens(words[0])) :]]
-        pieces += sentence
+            text = tokens_of(sentence)
+        pieces += text
         count += size
     return pieces if pieces or not leading_space else [" "]
 

@@ -65,7 +65,12 @@ def management_json(value: Any, status: int = 200) -> Answer:
 
 def backend_json(value: Any, status: int = 200) -> Answer:
     """A body from llama.cpp, passed through by DMR: compact JSON, no trailing newline."""
-    return Answer(status, _BACKEND_JSON_HEADERS, encoding.dumps(value).encode())
+    return backend_text(encoding.dumps(value), status)
+
+
+def backend_text(text: str, status: int = 200) -> Answer:
+    """:func:`backend_json` for JSON already written."""
+    return Answer(status, _BACKEND_JSON_HEADERS, text.encode())
 
 
 def event_stream(events: Sequence[bytes], *, delivery: Delivery) -> Answer:

@@ -54,7 +54,7 @@ class Headers(Mapping[str, str]):
         return repr(self._built())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RecordedRequest:
     """One request the mock received, as tests want to assert on it.
 
@@ -85,6 +85,17 @@ class RecordedRequest:
     """The raw request body (an extension of the documented interface)."""
     api: str = "openai"
     chat: Any = field(default=None, repr=False)
+
+    def __init__(
+        self, method: str, path: str, headers: Mapping[str, str], json: Any, model: str | None, endpoint: str | None,
+        stream: bool, last_user_message: str, content: bytes = b"", api: str = "openai", chat: Any = None,
+    ) -> None:  # fmt: skip
+        # the dataclass's own __init__ sets each field of a frozen instance through object.__setattr__:
+        # ten times the cost, for the object the mock makes at every request
+        self.__dict__.update(
+            method=method, path=path, headers=headers, json=json, model=model, endpoint=endpoint, stream=stream,
+            last_user_message=last_user_message, content=content, api=api, chat=chat,
+        )  # fmt: skip
 
     @property
     def conversation(self) -> Conversation:

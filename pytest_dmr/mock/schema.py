@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_dmr.mock.prompt_values import PromptValues
-from pytest_dmr.mock.prose import sentence_words
+from pytest_dmr.mock.sentences import sentence_words
 from pytest_dmr.mock.regex_strings import Pattern, PatternError, compile_pattern
 from pytest_dmr.mock.seeded import SeededDraws, canonical_json
 

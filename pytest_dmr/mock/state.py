@@ -162,13 +162,14 @@ class MockState:
         """Keep one request in the request log (``GET /engines/requests``), as DMR's recorder does once
         the runner is loaded: ``url`` the scheduler's path, ``answer`` as the backend sent it. Its ID and
         timestamp come from :attr:`clock`, a nanosecond later per record so that IDs stay unique."""
+        chunks = answer.chunks
+        response = answer.body if chunks is None else chunks
         with self.lock:
             self.sequence += 1
             now_ns = int(self.clock.now()) * 1_000_000_000 + self.sequence
-        chunks = answer.chunks
-        self.to_log("record", model, functools.partial(
-            self._record, model, recorded, url, body, now_ns, answer.status, answer.body if chunks is None else chunks, origin, user_agent,
-        ))  # fmt: skip
+            self.to_log("record", model, functools.partial(
+                self._record, model, recorded, url, body, now_ns, answer.status, response, origin, user_agent,
+            ))  # fmt: skip
 
     def _record(
         self, model: str, recorded: RecordedRequest, url: str, body: bytes | str, now_ns: int, status: int,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pytest_dmr.protocol import _shapes
+from pytest_dmr.protocol import _shapes, encoding
+
+_json_string = json.encoder.encode_basestring  # a JSON string, UTF-8 kept: as encoding.dumps writes one
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -40,6 +43,33 @@ def chat_completion(
         "usage": usage(prompt_tokens, completion_tokens),
         "id": id,
     }
+
+
+def chat_completion_json(
+    *,
+    id: str,
+    created: int,
+    model: str,
+    content: str | None,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> str:
+    """``encoding.dumps(chat_completion(...))``, the same text, written at once: the body the mock
+    sends most (its JSON encoder takes twice as long)."""
+    if tool_calls:
+        return encoding.dumps(chat_completion(
+            id=id, created=created, model=model, content=content, finish_reason=finish_reason,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tool_calls=tool_calls,
+        ))  # fmt: skip
+    text = "null" if content is None else _json_string(content)
+    return (
+        f'{{"choices":[{{"finish_reason":{_json_string(finish_reason)},"index":0,"message":{{"role":"assistant","content":{text}}}}}],'
+        f'"created":{int(created)},"model":{_json_string(model)},"system_fingerprint":"pytest-dmr","object":"chat.completion",'
+        f'"usage":{{"completion_tokens":{int(completion_tokens)},"prompt_tokens":{int(prompt_tokens)},'
+        f'"total_tokens":{int(prompt_tokens + completion_tokens)}}},"id":{_json_string(id)}}}'
+    )
 
 
 def chat_chunk(

@@ -325,3 +325,11 @@ def test_errors_render_one_paragraph() -> None:
     error = errors.RunnerUnavailableError("nothing answered", runner_url=URL, hint="Start DMR")
     assert str(error) == f"nothing answered (runner {URL}). Start DMR"
     assert str(errors.DMRError("plain")) == "plain"
+
+
+@pytest.mark.parametrize("content", ["Hello, world.", "", None, 'quote " back\\slash \n tab\t é 😀 \u2028 \x01'])
+@pytest.mark.parametrize("tool_calls", [None, [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]])
+def test_chat_completion_json_is_chat_completion_dumped(content: str | None, tool_calls: list[dict[str, object]] | None) -> None:
+    parts = {"id": "chatcmpl-1f", "created": 1_700_000_123, "model": 'ai/"odd"\nmodel', "content": content,
+             "finish_reason": "length", "prompt_tokens": 40, "completion_tokens": 7, "tool_calls": tool_calls}  # fmt: skip
+    assert openai_api.chat_completion_json(**parts) == encoding.dumps(openai_api.chat_completion(**parts))  # type: ignore[arg-type]
