@@ -91,8 +91,8 @@ _STOP_WORDS = frozenset(
 
 
 class Request(NamedTuple):
-    """What the request asks for: ``kind`` ``prose``, ``code``, ``list`` or ``short``; the language of code;
-    how many items and whether numbered, for a list; the words a name is made of."""
+    """What the request asks for: ``kind`` ``prose``, ``code``, ``list`` or ``short``; for code, its
+    language and the words a name is made of; for a list, how many items and whether numbered."""
 
     kind: str = "prose"
     language: str = "python"
@@ -106,25 +106,29 @@ def read_request(text: str) -> Request:
     """What ``text`` (the last user message) asks for (kept for the last 1,024 texts: a suite sends
     the same prompts again and again)."""
     lowered = text.lower()
-    language = None
-    if any(map(lowered.__contains__, _LANGUAGE_WORDS)):  # most prompts name no language
-        language = next(
-            (tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None
-        )
-    words = tuple([word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2])
     patterns, subject = (_LOWERCASE, lowered) if text.isascii() else (_FOLDED, text)
-    if patterns.code.search(subject) or (language is not None and _HOW_TO.search(lowered)):
-        return Request("code", language or "python", words=words)
+    if patterns.code.search(subject) or _HOW_TO.search(lowered):
+        language = _language(lowered)
+        if language is not None or patterns.code.search(subject):
+            words = tuple([word for word in _WORD.findall(lowered) if word not in _STOP_WORDS and len(word) > 2])
+            return Request("code", language or "python", words=words)
     if patterns.short.search(subject) or len(text.split()) <= 4:
-        return Request("short", words=words)
+        return Request("short")
     if patterns.list.search(subject):
         match = patterns.count.search(subject)
         count = None
         if match:
             number = match.group(1).lower()
             count = int(number) if number.isdigit() else _NUMBER_WORDS[number]
-        return Request("list", items=count if count and 1 <= count <= 30 else None, numbered="bullet" not in lowered, words=words)
-    return Request(words=words)
+        return Request("list", items=count if count and 1 <= count <= 30 else None, numbered="bullet" not in lowered)
+    return Request()
+
+
+def _language(lowered: str) -> str | None:
+    """The programming language a (lowercased) request names, ``None`` for none."""
+    if not any(map(lowered.__contains__, _LANGUAGE_WORDS)):  # most prompts name none
+        return None
+    return next((tag for tag, named, needed in _LANGUAGE_PATTERNS if any(word in lowered for word in needed) and named.search(lowered)), None)
 
 
 def _identifier(words: Sequence[str], draws: SeededDraws) -> str:
