@@ -15,7 +15,7 @@ summary's ``per_test.BackendCounter`` are registered only once a collected test 
 fixture or carries a dmr marker (or a plugin fixture is set up), and act on those tests only.
 Markers are validated per collected module or class, looking only at tests that carry one.
 
-Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
+Read top to bottom: options, hook specifications (``hooks.py``, declared when implemented), configuration (settings,
 settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
 mode's check), report header, collection (marker validation, the tests that concern the
 plugin), the terminal summary, the fixtures.
@@ -75,11 +75,6 @@ NEEDS_CONTAINERS_EXTRA = (
     "pip install 'pytest-dmr[containers]' (or set provisioning to never)"
 )
 WARNING_AS_ERROR = "{message}\n(a warning, made an error by this run's warning filters: -W or filterwarnings)"
-RUNNER_URL_HOOK = "pytest_dmr_runner_url"
-BAD_HOOK_URL = (
-    "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
-    "http://host:12434/engines/v1), or None to leave it to discovery"
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,11 +93,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.register_ini(parser)
 
 
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """pytest-dmr's hooks: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url`` (see ``hooks.py``)."""
-    from pytest_dmr import hooks
+def pytest_plugin_registered(manager: pytest.PytestPluginManager) -> None:
+    """Declare pytest-dmr's hooks (``hooks.py``: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url``)
+    once a plugin or a ``conftest.py`` implementing one is registered (pluggy gives an implemented,
+    undeclared hook an attribute on ``manager.hook``). Called for every plugin, earlier ones included;
+    a run that implements neither never loads ``hooks.py``."""
+    relay = manager.hook
+    if hasattr(relay, "pytest_dmr_runner_url") or hasattr(relay, "pytest_dmr_configure_mock"):
+        declared = getattr(relay, "pytest_dmr_runner_url", None)  # both are declared at once
+        if declared is None or not declared.has_spec():
+            from pytest_dmr import hooks
 
-    pluginmanager.add_hookspecs(hooks)
+            manager.add_hookspecs(hooks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,26 +173,13 @@ def check_containers_extra(settings: Settings) -> None:
 
 
 def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
-    """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
-    origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
-    runner URL is a ``pytest.UsageError`` naming the implementation."""
+    """``hooks.runner_url``: the URL a ``pytest_dmr_runner_url`` implementation names, and its origin;
+    ``None`` at once when nothing implements the hook."""
+    if not hasattr(config.hook, "pytest_dmr_runner_url"):
+        return None
     from pytest_dmr import hooks
 
-    answer, who = hooks.first_runner_url(config)
-    if answer is None:
-        return None
-    hook = RUNNER_URL_HOOK if who is None else f"{RUNNER_URL_HOOK} in {who}"
-    if not isinstance(answer, str) or not answer.strip():
-        raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
-    url = answer.strip()
-    from pytest_dmr import errors
-    from pytest_dmr.protocol import addresses
-
-    try:
-        addresses.parse_runner_url(url)
-    except errors.ConfigurationError as exc:
-        raise pytest.UsageError(f"pytest-dmr: {hook}: {exc}") from None
-    return url, ("hook " + (who or RUNNER_URL_HOOK))
+    return hooks.runner_url(config)
 
 
 @pytest.hookimpl(optionalhook=True)

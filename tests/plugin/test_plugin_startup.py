@@ -26,7 +26,7 @@ import sys
 
 def test_one():
     loaded = sorted(m for m in sys.modules if m.startswith("pytest_dmr"))
-    assert loaded == ["pytest_dmr", "pytest_dmr.discovery", "pytest_dmr.hooks", "pytest_dmr.options",
+    assert loaded == ["pytest_dmr", "pytest_dmr.discovery", "pytest_dmr.options",
                       "pytest_dmr.plugin", "pytest_dmr.session", "pytest_dmr.settings", "pytest_dmr.shim"], loaded
 """
 
@@ -116,3 +116,13 @@ def test_the_option_table_names_every_setting_and_its_defaults() -> None:
     assert len(flags) == len(set(flags)) == 13
     assert options.INI_KEYS == tuple(dict.fromkeys(row["ini"] for row in rows))
     assert set(options.FLAG_DESTS) == set(flags) - {"--dmr-no-pull"}
+
+
+def test_the_hooks_are_declared_once_something_implements_one(pytester: pytest.Pytester) -> None:
+    """A run where nothing implements pytest-dmr's hooks never loads ``hooks.py``; a conftest.py found
+    while collecting that implements one still has its arguments checked against the specification."""
+    make_ini(pytester)
+    sub = pytester.mkpydir("sub")
+    (sub / "conftest.py").write_text("def pytest_dmr_configure_mock(config, mock, surprise):\n    pass\n")
+    (sub / "test_it.py").write_text("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
