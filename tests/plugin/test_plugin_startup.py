@@ -109,8 +109,8 @@ def test_a_fixture_requested_on_the_fly_gets_the_per_test_hooks(pytester: pytest
 def test_the_option_table_names_every_setting_and_its_defaults() -> None:
     """Each row's setting is a field of Settings, and each flag and ini key appears once."""
     rows = options.OPTIONS
-    assert {row["setting"] for row in rows} == set(settings.Settings._fields) - {
-        name for name in settings.Settings._fields if name.endswith("_source")
+    assert {row["setting"] for row in rows} == set(settings.Settings.__slots__) - {
+        name for name in settings.Settings.__slots__ if name.endswith("_source")
     }
     flags = [row["flag"] for row in rows if row.get("flag")]
     assert len(flags) == len(set(flags)) == 13
@@ -126,3 +126,5 @@ def test_the_hooks_are_declared_once_something_implements_one(pytester: pytest.P
     (sub / "conftest.py").write_text("def pytest_dmr_configure_mock(config, mock, surprise):\n    pass\n")
     (sub / "test_it.py").write_text("def test_it():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*Argument(s) {'surprise'} are declared in the hookimpl but can not be found in the hookspec*"])
