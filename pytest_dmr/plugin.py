@@ -27,7 +27,42 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import pytest_dmr
 from pytest_dmr import options
+
+
+def import_plainly(name: str) -> None:
+    """Import a module of this package as Python does, not through pytest's assertion-rewriting hook
+    (the recipe "approximating ``importlib.import_module()``" of Python's documentation).
+
+    For the modules every run loads after this one (the run's state, the settings, discovery): pytest
+    marks an installed plugin's package for rewriting, and its hook reads each module's cached byte
+    code through a Python file object, a method call per object read: ~0.8M instructions per module
+    and ~2K per code object, name or constant read, several million per module at every run. These
+    modules hold no ``assert`` statement (a test checks), so rewriting them changes nothing. Later
+    imports find the module in ``sys.modules``, as usual.
+    """
+    import sys
+
+    if name in sys.modules:
+        return
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.machinery.PathFinder.find_spec(name, pytest_dmr.__path__)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    setattr(pytest_dmr, name.rpartition(".")[2], module)
+
+
+import_plainly("pytest_dmr.session")
 from pytest_dmr.session import COUNTER_KEY, LIVE, MOCK, PLUGIN_FIXTURES, SESSION_KEY, DMRSession
 
 if TYPE_CHECKING:
@@ -116,6 +151,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     """The run's settings from flags, ini and environment; a bad value is a ``pytest.UsageError``."""
     from os import environ
 
+    import_plainly("pytest_dmr.settings")
     from pytest_dmr import settings
 
     flags = {flag: config.getoption(dest) for flag, dest in options.FLAG_DESTS.items()}

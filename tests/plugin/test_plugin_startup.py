@@ -4,6 +4,8 @@ on the fly still gets the per-test hooks (the strict mock's check, the summary's
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from plugin_helpers import make_ini
 
-from pytest_dmr import discovery, options, settings
+from pytest_dmr import discovery, options, plugin, settings
 from pytest_dmr.protocol import addresses, routes
 
 
@@ -128,3 +130,36 @@ def test_the_hooks_are_declared_once_something_implements_one(pytester: pytest.P
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*Argument(s) {'surprise'} are declared in the hookimpl but can not be found in the hookspec*"])
+
+
+def test_the_modules_imported_past_the_rewriting_hook_hold_no_assert() -> None:
+    """``plugin.import_plainly`` loads the modules every run needs without pytest's assertion rewriting,
+    which changes nothing in a module without an ``assert`` statement: each module it names has none."""
+    package = Path(plugin.__file__).parent
+    named = {name for source in ("plugin.py", "session.py")
+             for name in re.findall(r'import_plainly\("pytest_dmr\.(\w+)"\)', (package / source).read_text())}
+    assert named == {"session", "settings", "discovery"}
+    for name in named:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+        assert not asserts, f"pytest_dmr/{name}.py has assert statements (lines {asserts}): import it normally, or drop them"
+
+
+PAST_THE_HOOK = """
+import sys
+
+def test_one():
+    for name in ("pytest_dmr.session", "pytest_dmr.settings", "pytest_dmr.discovery"):
+        loader = type(sys.modules[name].__spec__.loader).__name__
+        assert loader == "SourceFileLoader", (name, loader)
+"""
+
+
+def test_the_startup_modules_load_past_the_rewriting_hook(pytester: pytest.Pytester) -> None:
+    """Even where pytest marks them for rewriting (as it marks an installed plugin's package), the
+    modules every run loads after ``plugin.py`` load as Python loads them (discovery, at the header)."""
+    make_ini(pytester)
+    pytester.makeconftest("import pytest\n\npytest.register_assert_rewrite('pytest_dmr.discovery')\n")
+    pytester.makepyfile(test_past=PAST_THE_HOOK)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=auto", "--dmr-discovery=host")
+    result.assert_outcomes(passed=1)
