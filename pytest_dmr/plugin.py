@@ -15,10 +15,11 @@ summary's ``per_test.BackendCounter`` are registered only once a collected test 
 fixture or carries a dmr marker (or a plugin fixture is set up), and act on those tests only.
 Markers are validated per collected module or class, looking only at tests that carry one.
 
-Read top to bottom: options, hook specifications (``hooks.py``, declared when implemented), configuration (settings,
-settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
-mode's check), report header, collection (marker validation, the tests that concern the
-plugin), the terminal summary, the fixtures.
+Read top to bottom: how the modules every run needs are imported (``import_plainly``: past pytest's
+assertion-rewriting hook), options, hook specifications (``hooks.py``, declared once something
+implements one), configuration (settings, settings that do nothing, markers), xdist hand-over,
+session start (the runner URL hook, live mode's check), report header, collection (marker
+validation, the tests that concern the plugin), the terminal summary, the fixtures.
 """
 
 from __future__ import annotations
