@@ -16,7 +16,7 @@ API). Nothing here imports pytest or httpx, and a :class:`Discovery` survives JS
 it to workers).
 
 The header of every run in auto mode needs discovery, so this module is cheap to import: its
-records are plain classes (:class:`Record`: defining a named tuple or a dataclass compiles code
+records are plain classes (``settings.Record``: defining a named tuple or a dataclass compiles code
 at import), and what only a listening candidate needs (the HTTP exchange, the protocol's addresses,
 routes and model listings, the redaction of URLs in details) loads when one listens, or when a
 URL is given.
@@ -31,11 +31,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_dmr.settings import Settings, compose_variables
+from pytest_dmr.settings import Record, Settings, compose_variables
 
 if TYPE_CHECKING:
-    from typing import Self
-
     from pytest_dmr.protocol.addresses import RunnerAddress
 
 CONNECT_TIMEOUT = 0.5
@@ -71,30 +69,6 @@ ROOT_PATH, MANAGEMENT_MODELS_PATH = "/", "/models"
 ENGINES_PREFIX, ALIAS_PREFIX, MODELS = "/engines/v1", "/v1", "/models"
 """The OpenAI prefixes (``routes.ENGINES_PREFIX``, the built-in candidates' prefix, and ``routes.ALIAS_PREFIX``)
 and the OpenAI model list under them (``routes.MODELS``)."""
-
-
-class Record:
-    """Named fields (the class's ``__slots__``), compared field by field, with a named tuple's ``_asdict``
-    and ``_replace``. Discovery's records are these, not named tuples: defining a named tuple compiles
-    its constructor from source at import, and the header of every run in auto mode loads this module.
-    Read-only by convention; ``_replace`` makes a changed copy."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
-
-    def __hash__(self) -> int:  # hashable as the named tuples they replaced (fields of lists are not)
-        return hash((type(self).__name__, *(getattr(self, name) for name in self.__slots__)))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{name}={getattr(self, name)!r}' for name in self.__slots__)})"
-
-    def _asdict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def _replace(self, **changes: Any) -> Self:
-        return type(self)(**(self._asdict() | changes))
 
 
 class Target(Record):

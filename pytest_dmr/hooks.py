@@ -1,9 +1,16 @@
 """pytest-dmr's hooks: implement them in a ``conftest.py`` or a plugin to extend the plugin.
 
-``plugin.py`` registers these specifications from ``pytest_addhooks``; the plugin calls them
-with keyword arguments (an implementation may take any subset of them, as with pytest's own
-hooks). A suite that also runs without pytest-dmr (``-p no:dmr``) marks its implementations
-``@pytest.hookimpl(optionalhook=True)``: pytest rejects an implementation of an undeclared hook.
+The plugin calls them with keyword arguments (an implementation may take any subset of them, as
+with pytest's own hooks). A suite that also runs without pytest-dmr (``-p no:dmr``) marks its
+implementations ``@pytest.hookimpl(optionalhook=True)``: pytest rejects an implementation of an
+undeclared hook.
+
+These specifications are declared as soon as a plugin or a ``conftest.py``
+that implements one of them is registered (``plugin.py``'s ``pytest_plugin_registered``), so
+pytest checks the implementation's arguments as usual, and before it checks that every
+implemented hook is declared (at the end of collection). A run where nothing implements them
+never loads this module: loading it costs every run several million instructions under pytest's
+import hook, for hooks few suites implement.
 
 Below the specifications: how the plugin calls them (the order of the mock hook, and which
 implementation gave the runner URL, so the header can name it).
@@ -88,7 +95,6 @@ def pytest_dmr_runner_url(config: pytest.Config) -> str | None:
 # How the plugin calls them
 # --------------------------------------------------------------------------------------------
 
-
 def _is_wrapper(impl: HookImpl) -> bool:
     return bool(impl.wrapper or impl.hookwrapper)
 
@@ -111,6 +117,8 @@ def configure_mock(item: pytest.Item, mock: MockModelRunner) -> None:
     """Call ``pytest_dmr_configure_mock`` for the test's mock: the implementations that apply to
     the test's directory, broadest first, so the closest add the newest rules; wrappers around them."""
     __tracebackhide__ = True  # an implementation's error is the user's: show their code, not this
+    if getattr(item.config.hook, "pytest_dmr_configure_mock", None) is None:
+        return  # nothing implements it (so nothing declared it either)
     hook: HookCaller = item.ihook.pytest_dmr_configure_mock
     impls = hook.get_hookimpls()
     plain = sorted((impl for impl in impls if not _is_wrapper(impl)), key=_broadest_first)
@@ -162,3 +170,31 @@ def first_runner_url(config: pytest.Config) -> tuple[Any, str | None]:
         if answer is not None:
             return answer, implementer(config, impl)
     return None, None
+
+
+RUNNER_URL_HOOK = "pytest_dmr_runner_url"
+BAD_HOOK_URL = (
+    "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
+    "http://host:12434/engines/v1), or None to leave it to discovery"
+)
+
+
+def runner_url(config: pytest.Config) -> tuple[str, str] | None:
+    """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
+    origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
+    runner URL is a ``pytest.UsageError`` naming the implementation."""
+    answer, who = first_runner_url(config)
+    if answer is None:
+        return None
+    hook = RUNNER_URL_HOOK if who is None else f"{RUNNER_URL_HOOK} in {who}"
+    if not isinstance(answer, str) or not answer.strip():
+        raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
+    url = answer.strip()
+    from pytest_dmr import errors
+    from pytest_dmr.protocol import addresses
+
+    try:
+        addresses.parse_runner_url(url)
+    except errors.ConfigurationError as exc:
+        raise pytest.UsageError(f"pytest-dmr: {hook}: {exc}") from None
+    return url, ("hook " + (who or RUNNER_URL_HOOK))

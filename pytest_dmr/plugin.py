@@ -15,10 +15,11 @@ summary's ``per_test.BackendCounter`` are registered only once a collected test 
 fixture or carries a dmr marker (or a plugin fixture is set up), and act on those tests only.
 Markers are validated per collected module or class, looking only at tests that carry one.
 
-Read top to bottom: options, hook specifications (``hooks.py``), configuration (settings,
-settings that do nothing, markers), xdist hand-over, session start (the runner URL hook, live
-mode's check), report header, collection (marker validation, the tests that concern the
-plugin), the terminal summary, the fixtures.
+Read top to bottom: how the modules every run needs are imported (``import_plainly``: past pytest's
+assertion-rewriting hook), options, hook specifications (``hooks.py``, declared once something
+implements one), configuration (settings, settings that do nothing, markers), xdist hand-over,
+session start (the runner URL hook, live mode's check), report header, collection (marker
+validation, the tests that concern the plugin), the terminal summary, the fixtures.
 """
 
 from __future__ import annotations
@@ -27,7 +28,42 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+import pytest_dmr
 from pytest_dmr import options
+
+
+def import_plainly(name: str) -> None:
+    """Import a module of this package as Python does, not through pytest's assertion-rewriting hook
+    (the recipe "approximating ``importlib.import_module()``" of Python's documentation).
+
+    For the modules every run loads after this one (the run's state, the settings, discovery): pytest
+    marks an installed plugin's package for rewriting, and its hook reads each module's cached byte
+    code through a Python file object, a method call per object read: ~0.8M instructions per module
+    and ~2K per code object, name or constant read, several million per module at every run. These
+    modules hold no ``assert`` statement (a test checks), so rewriting them changes nothing. Later
+    imports find the module in ``sys.modules``, as usual.
+    """
+    import sys
+
+    if name in sys.modules:
+        return
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.machinery.PathFinder.find_spec(name, pytest_dmr.__path__)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    setattr(pytest_dmr, name.rpartition(".")[2], module)
+
+
+import_plainly("pytest_dmr.session")
 from pytest_dmr.session import COUNTER_KEY, LIVE, MOCK, PLUGIN_FIXTURES, SESSION_KEY, DMRSession
 
 if TYPE_CHECKING:
@@ -75,11 +111,6 @@ NEEDS_CONTAINERS_EXTRA = (
     "pip install 'pytest-dmr[containers]' (or set provisioning to never)"
 )
 WARNING_AS_ERROR = "{message}\n(a warning, made an error by this run's warning filters: -W or filterwarnings)"
-RUNNER_URL_HOOK = "pytest_dmr_runner_url"
-BAD_HOOK_URL = (
-    "pytest-dmr: {hook} returned {value!r}: return a runner's URL as a string (http://127.0.0.1:12434, "
-    "http://host:12434/engines/v1), or None to leave it to discovery"
-)
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,11 +129,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.register_ini(parser)
 
 
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """pytest-dmr's hooks: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url`` (see ``hooks.py``)."""
-    from pytest_dmr import hooks
+def pytest_plugin_registered(manager: pytest.PytestPluginManager) -> None:
+    """Declare pytest-dmr's hooks (``hooks.py``: ``pytest_dmr_configure_mock``, ``pytest_dmr_runner_url``)
+    once a plugin or a ``conftest.py`` implementing one is registered (pluggy gives an implemented,
+    undeclared hook an attribute on ``manager.hook``). Called for every plugin, earlier ones included;
+    a run that implements neither never loads ``hooks.py``."""
+    relay = manager.hook
+    if hasattr(relay, "pytest_dmr_runner_url") or hasattr(relay, "pytest_dmr_configure_mock"):
+        declared = getattr(relay, "pytest_dmr_runner_url", None)  # both are declared at once
+        if declared is None or not declared.has_spec():
+            from pytest_dmr import hooks
 
-    pluginmanager.add_hookspecs(hooks)
+            manager.add_hookspecs(hooks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,6 +152,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     """The run's settings from flags, ini and environment; a bad value is a ``pytest.UsageError``."""
     from os import environ
 
+    import_plainly("pytest_dmr.settings")
     from pytest_dmr import settings
 
     flags = {flag: config.getoption(dest) for flag, dest in options.FLAG_DESTS.items()}
@@ -171,26 +210,13 @@ def check_containers_extra(settings: Settings) -> None:
 
 
 def runner_url_from_hook(config: pytest.Config) -> tuple[str, str] | None:
-    """Ask ``pytest_dmr_runner_url`` implementations: the URL the first one names, checked, and its
-    origin for messages (``hook conftest.py``); ``None`` when none names one. A value that is not a
-    runner URL is a ``pytest.UsageError`` naming the implementation."""
+    """``hooks.runner_url``: the URL a ``pytest_dmr_runner_url`` implementation names, and its origin;
+    ``None`` at once when nothing implements the hook."""
+    if not hasattr(config.hook, "pytest_dmr_runner_url"):
+        return None
     from pytest_dmr import hooks
 
-    answer, who = hooks.first_runner_url(config)
-    if answer is None:
-        return None
-    hook = RUNNER_URL_HOOK if who is None else f"{RUNNER_URL_HOOK} in {who}"
-    if not isinstance(answer, str) or not answer.strip():
-        raise pytest.UsageError(BAD_HOOK_URL.format(hook=hook, value=answer))
-    url = answer.strip()
-    from pytest_dmr import errors
-    from pytest_dmr.protocol import addresses
-
-    try:
-        addresses.parse_runner_url(url)
-    except errors.ConfigurationError as exc:
-        raise pytest.UsageError(f"pytest-dmr: {hook}: {exc}") from None
-    return url, ("hook " + (who or RUNNER_URL_HOOK))
+    return hooks.runner_url(config)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -133,6 +133,9 @@ class DMRSession:
         A URL from ``pytest_dmr_runner_url`` is treated as an explicit ``--dmr-url``: probed
         alone, named as the source."""
         if self._discovery is None:
+            from pytest_dmr.plugin import import_plainly
+
+            import_plainly("pytest_dmr.discovery")  # not through pytest's assertion-rewriting hook: see there
             from pytest_dmr.discovery import Discovery, discover
 
             shipped = (self.worker_input or {}).get(WORKER_INPUT_KEY)

@@ -1,4 +1,4 @@
-"""Flags, ini keys and environment variables -> one frozen :class:`Settings` for the run.
+"""Flags, ini keys and environment variables -> one :class:`Settings` for the run (read-only by convention).
 
 Precedence, for every setting: command-line flag > environment variable > ini key > default, the
 order pytest-django uses: a CI matrix sets the environment per job, and a project's ini is its
@@ -28,11 +28,11 @@ and ini values and turns :class:`~pytest_dmr.errors.ConfigurationError` into ``p
 plugin warns about them at configure time).
 """
 
-# No `from __future__ import annotations` here: the named tuples' fields would be strings, which
-# typing compiles one by one at every import (the plugin resolves settings and discovers on every run).
+from __future__ import annotations
+
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from pytest_dmr.options import (
     DEFAULT_COMPOSE_REFS,
@@ -47,49 +47,79 @@ from pytest_dmr.options import (
 )
 
 if TYPE_CHECKING:
+    from typing import Self
+
     from pytest_dmr.errors import ConfigurationError
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class Settings(NamedTuple):
+class Record:
+    """Named fields (the class's ``__slots__``), compared field by field, with a named tuple's ``_asdict``
+    and ``_replace``. The settings and discovery's records are these, not named tuples: defining a named
+    tuple compiles its constructor from source at import, and every run resolves the settings (and, in
+    auto mode, discovers). Read-only by convention; ``_replace`` makes a changed copy."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _asdict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def _replace(self, **changes: Any) -> Self:
+        return type(self)(**(self._asdict() | changes))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._asdict() == other._asdict()
+
+    def __hash__(self) -> int:  # hashable as the named tuples they replaced (fields of lists are not)
+        return hash((type(self).__name__, *self._asdict().values()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{name}={value!r}' for name, value in self._asdict().items())})"
+
+
+class Settings(Record):
     """Every pytest-dmr setting of one run, resolved once. ``*_source`` says where a value came from.
 
-    A named tuple, not a dataclass: the plugin resolves the settings on every run, and a
-    dataclass costs a millisecond to define (``settings._replace(url=...)`` for a changed copy)."""
+    ``pull``: ``None`` when decided by who owns the runner (see :meth:`pull_for`);
+    ``assert_all_rules_used``: the ini's default for ``@pytest.mark.dmr_mock(assert_all_rules_used=...)``;
+    ``record``: ``--dmr-record``, what tests do with their cassettes (``pytest_dmr.cassettes.session``);
+    ``replay_unmatched``: a request a replayed cassette lacks: ``fail`` the test, or let the test's mock
+    answer it; ``replay_pacing``: ``--dmr-replay-pacing``, replayed streams keep their recorded gaps."""
 
-    mode: str = "auto"
-    mode_source: str = "default"
-    url: str | None = None
-    url_source: str | None = None
-    model: str = DEFAULT_MODEL
-    model_source: str = "default"
-    provision: str = "never"
-    provision_source: str = "default"
-    image: str = DEFAULT_IMAGE
-    image_source: str = "default"
-    pull: bool | None = None
-    """``None``: decided by who owns the runner (see :meth:`pull_for`)."""
-    pull_source: str = "default"
-    reuse: bool = False
-    reuse_source: str = "default"
-    require_live: bool = False
-    require_live_source: str = "default"
-    discovery: tuple[str, ...] = DISCOVERY_GROUPS
-    timeout: float = DEFAULT_TIMEOUT
-    timeout_source: str = "default"
-    compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS
-    assert_all_rules_used: bool = False
-    """The ini's default for ``@pytest.mark.dmr_mock(assert_all_rules_used=...)``."""
-    record: str = "none"
-    """``--dmr-record``: what tests do with their cassettes (``pytest_dmr.cassettes.session``)."""
-    record_source: str = "default"
-    replay_unmatched: str = "fail"
-    """A request a replayed cassette lacks: ``fail`` the test, or let the test's ``mock`` answer it."""
-    replay_pacing: bool = False
-    """``--dmr-replay-pacing``: replayed streams keep their recorded gaps between chunks."""
-    replay_pacing_source: str = "default"
+    __slots__ = (
+        "mode", "mode_source", "url", "url_source", "model", "model_source", "provision", "provision_source",
+        "image", "image_source", "pull", "pull_source", "reuse", "reuse_source", "require_live",
+        "require_live_source", "discovery", "timeout", "timeout_source", "compose_refs", "assert_all_rules_used",
+        "record", "record_source", "replay_unmatched", "replay_pacing", "replay_pacing_source",
+    )
+
+    def __init__(
+        self,
+        mode: str = "auto", mode_source: str = "default",
+        url: str | None = None, url_source: str | None = None,
+        model: str = DEFAULT_MODEL, model_source: str = "default",
+        provision: str = "never", provision_source: str = "default",
+        image: str = DEFAULT_IMAGE, image_source: str = "default",
+        pull: bool | None = None, pull_source: str = "default",
+        reuse: bool = False, reuse_source: str = "default",
+        require_live: bool = False, require_live_source: str = "default",
+        discovery: tuple[str, ...] = DISCOVERY_GROUPS,
+        timeout: float = DEFAULT_TIMEOUT, timeout_source: str = "default",
+        compose_refs: tuple[str, ...] = DEFAULT_COMPOSE_REFS,
+        assert_all_rules_used: bool = False,
+        record: str = "none", record_source: str = "default",
+        replay_unmatched: str = "fail",
+        replay_pacing: bool = False, replay_pacing_source: str = "default",
+    ) -> None:
+        self.mode, self.mode_source, self.url, self.url_source = mode, mode_source, url, url_source
+        self.model, self.model_source, self.provision, self.provision_source = model, model_source, provision, provision_source
+        self.image, self.image_source, self.pull, self.pull_source = image, image_source, pull, pull_source
+        self.reuse, self.reuse_source, self.require_live, self.require_live_source = reuse, reuse_source, require_live, require_live_source
+        self.discovery, self.timeout, self.timeout_source, self.compose_refs = discovery, timeout, timeout_source, compose_refs
+        self.assert_all_rules_used, self.record, self.record_source = assert_all_rules_used, record, record_source
+        self.replay_unmatched, self.replay_pacing, self.replay_pacing_source = replay_unmatched, replay_pacing, replay_pacing_source
 
     def pull_for(self, *, provisioned: bool) -> bool:
         """Whether to pull missing models: explicit choice, else only on a runner we provisioned."""
@@ -99,14 +129,14 @@ class Settings(NamedTuple):
         return self._asdict()
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Settings":
+    def from_json(cls, data: Mapping[str, Any]) -> Settings:
         values = dict(data)
         for name in ("discovery", "compose_refs"):
             values[name] = tuple(values[name])
         return cls(**values)
 
 
-def _error(message: str, *, hint: str | None) -> "ConfigurationError":
+def _error(message: str, *, hint: str | None) -> ConfigurationError:
     """A bad value's error (``errors.py`` loads then: a run whose settings are fine never needs it)."""
     from pytest_dmr.errors import ConfigurationError
 

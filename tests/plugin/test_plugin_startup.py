@@ -4,6 +4,8 @@ on the fly still gets the per-test hooks (the strict mock's check, the summary's
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 from plugin_helpers import make_ini
 
-from pytest_dmr import discovery, options, settings
+from pytest_dmr import discovery, options, plugin, settings
 from pytest_dmr.protocol import addresses, routes
 
 
@@ -26,7 +28,7 @@ import sys
 
 def test_one():
     loaded = sorted(m for m in sys.modules if m.startswith("pytest_dmr"))
-    assert loaded == ["pytest_dmr", "pytest_dmr.discovery", "pytest_dmr.hooks", "pytest_dmr.options",
+    assert loaded == ["pytest_dmr", "pytest_dmr.discovery", "pytest_dmr.options",
                       "pytest_dmr.plugin", "pytest_dmr.session", "pytest_dmr.settings", "pytest_dmr.shim"], loaded
 """
 
@@ -109,10 +111,55 @@ def test_a_fixture_requested_on_the_fly_gets_the_per_test_hooks(pytester: pytest
 def test_the_option_table_names_every_setting_and_its_defaults() -> None:
     """Each row's setting is a field of Settings, and each flag and ini key appears once."""
     rows = options.OPTIONS
-    assert {row["setting"] for row in rows} == set(settings.Settings._fields) - {
-        name for name in settings.Settings._fields if name.endswith("_source")
+    assert {row["setting"] for row in rows} == set(settings.Settings.__slots__) - {
+        name for name in settings.Settings.__slots__ if name.endswith("_source")
     }
     flags = [row["flag"] for row in rows if row.get("flag")]
     assert len(flags) == len(set(flags)) == 13
     assert options.INI_KEYS == tuple(dict.fromkeys(row["ini"] for row in rows))
     assert set(options.FLAG_DESTS) == set(flags) - {"--dmr-no-pull"}
+
+
+def test_the_hooks_are_declared_once_something_implements_one(pytester: pytest.Pytester) -> None:
+    """A run where nothing implements pytest-dmr's hooks never loads ``hooks.py``; a conftest.py found
+    while collecting that implements one still has its arguments checked against the specification."""
+    make_ini(pytester)
+    sub = pytester.mkpydir("sub")
+    (sub / "conftest.py").write_text("def pytest_dmr_configure_mock(config, mock, surprise):\n    pass\n")
+    (sub / "test_it.py").write_text("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*Argument(s) {'surprise'} are declared in the hookimpl but can not be found in the hookspec*"])
+
+
+def test_the_modules_imported_past_the_rewriting_hook_hold_no_assert() -> None:
+    """``plugin.import_plainly`` loads the modules every run needs without pytest's assertion rewriting,
+    which changes nothing in a module without an ``assert`` statement: each module it names has none."""
+    package = Path(plugin.__file__).parent
+    named = {name for source in ("plugin.py", "session.py")
+             for name in re.findall(r'import_plainly\("pytest_dmr\.(\w+)"\)', (package / source).read_text())}
+    assert named == {"session", "settings", "discovery"}
+    for name in named:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        asserts = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+        assert not asserts, f"pytest_dmr/{name}.py has assert statements (lines {asserts}): import it normally, or drop them"
+
+
+PAST_THE_HOOK = """
+import sys
+
+def test_one():
+    for name in ("pytest_dmr.session", "pytest_dmr.settings", "pytest_dmr.discovery"):
+        loader = type(sys.modules[name].__spec__.loader).__name__
+        assert loader == "SourceFileLoader", (name, loader)
+"""
+
+
+def test_the_startup_modules_load_past_the_rewriting_hook(pytester: pytest.Pytester) -> None:
+    """Even where pytest marks them for rewriting (as it marks an installed plugin's package), the
+    modules every run loads after ``plugin.py`` load as Python loads them (discovery, at the header)."""
+    make_ini(pytester)
+    pytester.makeconftest("import pytest\n\npytest.register_assert_rewrite('pytest_dmr.discovery')\n")
+    pytester.makepyfile(test_past=PAST_THE_HOOK)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=auto", "--dmr-discovery=host")
+    result.assert_outcomes(passed=1)
