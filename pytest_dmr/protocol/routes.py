@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from pytest_dmr.protocol._regex import compiled
@@ -54,9 +55,10 @@ def clean_path(path: str) -> str:
     return compiled(r"/{2,}").sub("/", path).rstrip("/") or "/"
 
 
+@functools.lru_cache(maxsize=256)
 def match_inference_path(path: str) -> InferenceRoute | None:
     """Parse ``/engines[/{backend}]/v1/...`` or the ``/v1/...`` alias (after :func:`clean_path`);
-    ``None`` for other paths.
+    ``None`` for other paths (kept for the last 256: a suite asks the same few again and again).
 
     ``/v1/chat/completions`` -> ``(None, "/chat/completions")``;
     ``/engines/llama.cpp/v1/models/ai/x`` -> ``("llama.cpp", "/models/ai/x")``.
