@@ -257,6 +257,8 @@ class Rule:
     def applies_to(self, request: RecordedRequest) -> bool:
         if self.exhausted:
             return False
+        if request.method != "POST" and (self.fault is None or self.endpoint is None):
+            return False  # only a POST generates: a reply, or a fault on the generating endpoints, waits for one
         if self.endpoint is not None:
             if request.endpoint != self.endpoint:
                 return False

@@ -232,3 +232,20 @@ def test_when_callable_may_look_at_the_mock(client: httpx.Client, mock: MockMode
     mock.reply("second call", when=lambda request: len(mock.requests) >= 2)
     assert answer(client, "x") != "second call"
     assert answer(client, "x") == "second call"
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", CHAT), ("HEAD", "/anthropic/v1/messages"), ("GET", "/api/chat")])
+def test_a_request_the_route_refuses_uses_no_reply_rule(client: httpx.Client, mock: MockModelRunner, method: str, path: str) -> None:
+    """A GET or HEAD on a route that only takes POST is refused (405 or 404) before any model runs: a
+    reply rule with ``times=1`` is still there for the POST that follows."""
+    rule = mock.reply("scripted", times=1)
+    refused = client.request(method, path)
+    assert refused.status_code in (404, 405)
+    assert rule.calls == 0
+    assert answer(client, "hello") == "scripted"
+    assert rule.calls == 1
+
+
+def test_a_fault_for_a_named_endpoint_still_hits_any_method(client: httpx.Client, mock: MockModelRunner) -> None:
+    mock.fail(Fault.http(503, "down"), endpoint="/models")
+    assert client.get("/engines/v1/models").status_code == 503
