@@ -428,14 +428,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _models(self, method: str, path: str, query: dict[str, list[str]], body: bytes | None) -> None:
         store = self.emulator.store
         ref = path[len(routes.MANAGEMENT_MODELS_PATH) + 1 :]
-        if method == "GET" and path == routes.MANAGEMENT_MODELS_PATH:
+        if method in routes.READ_METHODS and path == routes.MANAGEMENT_MODELS_PATH:
             self.send_json(200, [model.to_json() for model in store.models()])
         elif method == "POST" and path == routes.MODELS_CREATE_PATH:
             self._pull(body)
         elif method == "DELETE" and path == routes.MODELS_PURGE_PATH:
             store.purge()
             self.send_body(200, b"", None)
-        elif method == "GET" and ref:
+        elif method in routes.READ_METHODS and ref:
             if "remote" in query:
                 self._inspect_remote(ref)
                 return
@@ -519,23 +519,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _engines(self, method: str, path: str, query: str, params: dict[str, list[str]], body: bytes | None) -> None:
         emulator = self.emulator
-        if path == routes.ENGINES_STATUS_PATH and method == "GET":
+        if path == routes.ENGINES_STATUS_PATH and method in routes.READ_METHODS:
             statuses = {**engines_api.OTHER_BACKENDS_STATUS, engines_api.LLAMACPP_BACKEND: emulator.engine_status}
             self.send_body(200, engines_api.engines_status_body(statuses), encoding.JSON_CONTENT_TYPE)
             return
-        if path == routes.ENGINES_PS_PATH and method == "GET":
+        if path == routes.ENGINES_PS_PATH and method in routes.READ_METHODS:
             self.send_json(200, emulator.scheduler.ps())
             return
-        if path == routes.ENGINES_DF_PATH and method == "GET":
+        if path == routes.ENGINES_DF_PATH and method in routes.READ_METHODS:
             self.send_json(200, {"models_disk_usage": emulator.store.disk_usage(), "default_backend_disk_usage": 0})
             return
         if path == routes.ENGINES_UNLOAD_PATH and method == "POST":
             self._unload(body)
             return
-        if path == routes.ENGINES_CONFIGURE_PATH and method in ("GET", "HEAD"):
+        if path == routes.ENGINES_CONFIGURE_PATH and method in routes.READ_METHODS:
             self._configurations(params.get("model", [""])[0])
             return
-        if path == request_log.REQUESTS_PATH and method in ("GET", "HEAD"):
+        if path == request_log.REQUESTS_PATH and method in routes.READ_METHODS:
             request_log_route.serve(emulator, self, params)
             return
         is_configure, backend = routes.match_configure_path(path)
@@ -548,7 +548,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif route is None:
             self.send_plain_error(404, error_bodies.NOT_FOUND)
         elif route.endpoint == routes.MODELS or route.endpoint.startswith(routes.MODELS + "/"):
-            if method == "GET":
+            if method in routes.READ_METHODS:
                 self._openai_models(route.endpoint[len(routes.MODELS) + 1 :])
             else:
                 self.send_plain_error(404, error_bodies.NOT_FOUND)

@@ -30,6 +30,9 @@ class Answer:
     delivery: Delivery = AT_ONCE
     tokens: int = 0
     """A generated answer's completion tokens (what a :class:`~pytest_dmr.mock.streams.Pace` times)."""
+    content_length: str | None = None
+    """``content-length`` when it is not the body's: for ``HEAD``, the length of the body not sent, or
+    ``""`` for none (a streamed body has none)."""
 
     def delivered(self, delivery: Delivery) -> Answer:
         """This answer sent as ``delivery`` says: a whole body late, or cut after its first half

@@ -104,7 +104,8 @@ class Stack:
         one piece with its ``content-length``, a streamed one piece by piece."""
         if answer.chunks is None:
             body = answer.body
-            headers = [*answer.headers, ("content-length", str(len(body)))]
+            length = str(len(body)) if answer.content_length is None else answer.content_length
+            headers = [*answer.headers, ("content-length", length)] if length else answer.headers
             return self._response(answer.status, headers=headers, stream=self._whole(body))
         return self._response(answer.status, headers=answer.headers, stream=self._pieces(answer, request, self))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -305,6 +306,9 @@ class MockModelRunner(_Transports):
         answer = self._answer(request, route, recorded, front, invalid_json=invalid_json)
         if access.headers:
             answer.headers = [*answer.headers, *access.headers]
+        if method == "HEAD":  # Go's server writes the headers, with the length of a body it held whole, and no body
+            length = str(len(answer.body)) if answer.chunks is None else ""
+            return dataclasses.replace(answer, body=b"", chunks=None, content_length=length)
         return answer
 
     def _answer(
@@ -422,9 +426,9 @@ class MockModelRunner(_Transports):
         method = request.method
         endpoint = route.endpoint
         body = recorded.json
-        if endpoint == routes.MODELS and method == "GET":
+        if endpoint == routes.MODELS and method in routes.READ_METHODS:
             return management.openai_models(self.state)
-        if endpoint.startswith(_MODELS_PREFIX) and method == "GET":
+        if endpoint.startswith(_MODELS_PREFIX) and method in routes.READ_METHODS:
             return management.openai_model(self.state, endpoint[len(_MODELS_PREFIX) :])
         handler = inference.HANDLERS.get(endpoint)
         if handler is None or method != "POST":
@@ -456,17 +460,17 @@ class MockModelRunner(_Transports):
         if path == routes.MANAGEMENT_MODELS_PATH or path.startswith(_MODELS_PREFIX):
             return self._models(request, recorded, fault, delivery)
         if path == "/engines" or path.startswith("/engines/"):
-            if method == "GET" and path == routes.ENGINES_STATUS_PATH:
+            if method in routes.READ_METHODS and path == routes.ENGINES_STATUS_PATH:
                 return management.engines_status()
-            if method == "GET" and path == routes.ENGINES_PS_PATH:
+            if method in routes.READ_METHODS and path == routes.ENGINES_PS_PATH:
                 return management.engines_ps(self.state)
-            if method == "GET" and path == routes.ENGINES_DF_PATH:
+            if method in routes.READ_METHODS and path == routes.ENGINES_DF_PATH:
                 return management.engines_df(self.state)
-            if method == "GET" and path == request_log.REQUESTS_PATH:
+            if method in routes.READ_METHODS and path == request_log.REQUESTS_PATH:
                 return management.requests_log(self.state, request)
             if method == "POST" and path == routes.ENGINES_UNLOAD_PATH:
                 return management.engines_unload(self.state, recorded.content)
-            if method in ("GET", "HEAD") and path == routes.ENGINES_CONFIGURE_PATH:
+            if method in routes.READ_METHODS and path == routes.ENGINES_CONFIGURE_PATH:
                 return management.configurations(self.state, request.url.params.get("model", ""))
             is_configure, backend = routes.match_configure_path(path)
             if method == "POST" and is_configure:
@@ -479,7 +483,7 @@ class MockModelRunner(_Transports):
     ) -> Answer:
         method, path = recorded.method, recorded.path
         if path == routes.MANAGEMENT_MODELS_PATH:
-            return management.list_models(self.state) if method == "GET" else responses.plain_error(404, error_bodies.NOT_FOUND)
+            return management.list_models(self.state) if method in routes.READ_METHODS else responses.plain_error(404, error_bodies.NOT_FOUND)
         if method == "POST" and path == routes.MODELS_CREATE_PATH:
             return management.pull(self.state, recorded, fault=fault, delivery=delivery)
         ref = path[len(_MODELS_PREFIX) :]
@@ -488,7 +492,7 @@ class MockModelRunner(_Transports):
             return management.purge(self.state)
         if method == "DELETE":
             return management.delete_model(self.state, ref, force="force" in params and params["force"] in _GO_TRUE)
-        if method == "GET":
+        if method in routes.READ_METHODS:
             return management.inspect_model(self.state, ref, remote="remote" in params and params["remote"] in _GO_TRUE)
         return responses.plain_error(404, error_bodies.NOT_FOUND)
 
@@ -502,7 +506,7 @@ def _front_end(state: MockState, method: str, path: str, body: Any, content: byt
     for module in (responses_frontend, anthropic, ollama, rerank):
         found = module.view(state, method, path, body, content)
         if found is not None:
-            return found, (frontends.headless(module.answer) if method == "HEAD" else module.answer)
+            return found, module.answer
     return None
 
 

@@ -8,6 +8,9 @@ from typing import NamedTuple
 from pytest_dmr.protocol._regex import compiled
 
 
+READ_METHODS = ("GET", "HEAD")
+"""What a Go ``GET`` route answers: Go's router sends ``HEAD`` there too (its server drops the body)."""
+
 ENGINES_PREFIX = "/engines/v1"
 ALIAS_PREFIX = "/v1"
 

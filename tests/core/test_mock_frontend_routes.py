@@ -49,6 +49,26 @@ def test_head_on_get_routes_answers_headers_only(http: httpx.Client) -> None:
     assert http.get("/api/tags").json()["models"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/version", "/models", f"/models/{MODEL}", "/engines/v1/models", f"/v1/models/{MODEL}", "/engines/status", "/engines/ps",
+     "/engines/df", "/engines/requests", "/engines/_configure", "/api/tags"],
+)  # fmt: skip
+def test_head_on_dmr_get_routes_sends_the_get_answers_headers_and_length(http: httpx.Client, path: str) -> None:
+    """Go's router sends ``HEAD`` to a ``GET`` route, and its server drops the body but keeps the
+    length of the body it held whole."""
+    got, head = http.get(path), http.head(path)
+    assert (head.status_code, head.content) == (got.status_code, b"")
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content)) != "0"
+
+
+def test_head_where_go_refuses_sends_the_refusal_without_its_body(http: httpx.Client) -> None:
+    refused = http.head("/metrics")  # DMR's metrics handler takes GET only
+    assert (refused.status_code, refused.content, refused.headers["content-length"]) == (405, b"", str(len("Method Not Allowed\n")))
+    assert http.head("/engines/v1/chat/completions").status_code == 404  # the scheduler's catch-all "/" route
+
+
 def test_preload_only_loads_without_answering_where_dmr_forwards_the_header(mock: MockModelRunner, http: httpx.Client) -> None:
     message = {"model": MODEL, "max_tokens": 4, "messages": HI}
     documents = {"model": MODEL, "query": "x", "documents": ["a"]}

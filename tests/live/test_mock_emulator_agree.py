@@ -64,6 +64,25 @@ def test_cors_answers_agree(both: tuple[httpx.Client, httpx.Client], method: str
     assert answer(to_mock, method, path, origin) == answer(to_emulator, method, path, origin)
 
 
+HEAD_PATHS = ["/", "/version", "/metrics", "/models", "/models/ai/smollm2", "/models/ai/absent", "/engines/v1/models",
+              "/engines/v1/models/ai/smollm2", "/v1/models", "/engines/status", "/engines/df", "/engines/requests",
+              "/engines/_configure", "/engines/v1/chat/completions", "/nowhere"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", HEAD_PATHS)
+def test_head_answers_agree(both: tuple[httpx.Client, httpx.Client], path: str) -> None:
+    """``HEAD`` where DMR's Go router takes ``GET`` (or refuses): status, headers, no body, and the
+    length of the body not sent."""
+
+    def head(client: httpx.Client) -> tuple[Any, ...]:
+        got, head = client.get(path), client.head(path)
+        length = head.headers.get("content-length")
+        same_length = length == str(len(got.content)) if head.status_code == got.status_code else length is not None
+        return head.status_code, head.content, head.headers.get("content-type"), head.headers.get("allow"), same_length
+
+    assert head(both[0]) == head(both[1])
+
+
 def test_configure_answers_and_stored_settings_agree(both: tuple[httpx.Client, httpx.Client]) -> None:
     to_mock, to_emulator = both
     for body in CONFIGURE_BODIES:

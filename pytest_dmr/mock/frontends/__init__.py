@@ -140,13 +140,3 @@ def generate_chat(runner: MockState, call: Call, chat: dict[str, Any]) -> ChatOu
     outcome = inference.chat_outcome(runner, exchange)
     call.tokens = outcome.completion_tokens
     return outcome
-
-
-def headless(handler: Handler) -> Handler:
-    """``HEAD`` on a ``GET`` route: Go's server writes the headers and drops the body."""
-
-    def answer(runner: MockState, call: Call) -> Answer:
-        whole = handler(runner, call)
-        return replace(whole, body=b"", chunks=None)
-
-    return answer
