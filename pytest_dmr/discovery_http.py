@@ -58,11 +58,15 @@ def _get(target: Target, ip: str, path: str) -> tuple[int, bytes]:
                 if not data:
                     break
                 received += data
+        if not received:
+            raise _Outcome(ERROR, f"closed the connection without answering GET {path} (not an HTTP server?)")
         return _parse_response(bytes(received))
     except (socket.timeout, TimeoutError):
         raise _Outcome(TIMEOUT, f"no HTTP answer to GET {path} within {discovery.HTTP_TIMEOUT:g}s") from None
-    except (OSError, ValueError) as exc:
-        raise _Outcome(ERROR, f"HTTP failed on GET {path}: {exc.__class__.__name__}") from None
+    except ValueError as exc:
+        raise _Outcome(ERROR, f"answered GET {path} with something that is not HTTP ({str(exc)[:80]})") from None
+    except OSError as exc:
+        raise _Outcome(ERROR, f"the connection broke during GET {path} ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def _parse_response(raw: bytes) -> tuple[int, bytes]:
@@ -71,15 +75,19 @@ def _parse_response(raw: bytes) -> tuple[int, bytes]:
     if not separator:
         raise ValueError("no end of headers")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, status, *_ = status_line.split(" ", 2)
-    if not version.startswith("HTTP/"):
+    version, _, rest = status_line.partition(" ")
+    status = rest[:3]
+    if not version.startswith("HTTP/") or not status.isdigit():
         raise ValueError(f"not an HTTP status line: {status_line[:40]!r}")
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
     if headers.get("transfer-encoding", "").lower() == "chunked":
         decoded = bytearray()
         while body:
             size_line, _, rest = body.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
+            try:
+                size = int(size_line.split(b";")[0], 16)
+            except ValueError:
+                raise ValueError(f"not a chunk size: {size_line[:20]!r}") from None
             if size == 0:
                 break
             decoded += rest[:size]

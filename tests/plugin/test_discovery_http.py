@@ -74,3 +74,31 @@ def test_probes_leave_no_socket_open() -> None:
             gc.collect()
     assert outcomes == ["refused", "not-dmr"]
     assert [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)] == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "detail"),
+    [
+        (b"", "closed the connection without answering GET / (not an HTTP server?)"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "answered GET / with something that is not HTTP (not an HTTP status line: 'SSH-2.0-OpenSSH_9.2')"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "answered GET / with something that is not HTTP (not a chunk size: b'zz')"),
+    ],
+    ids=["closes at once", "another protocol", "a broken chunk"],
+)
+def test_a_listener_that_is_no_http_server_is_said_so(sent: bytes, detail: str) -> None:
+    """What the header shows for such a candidate: what it did, not an exception's class name."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer_each() -> None:
+            for _ in range(2):  # the probe may connect twice (its connect check, then GET /)
+                connection, _ = server.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(sent)
+
+        threading.Thread(target=answer_each, daemon=True).start()
+        found = probe(Target("host", "odd", *parse_runner_url(f"http://127.0.0.1:{port}"), "127.0.0.1", port)).probe
+    assert (found.result, found.detail) == ("error", detail)
