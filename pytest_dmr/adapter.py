@@ -677,13 +677,14 @@ def _check_api_key(api_key: object) -> str | None:
 
 
 def _system(system: str | None, system_message: str | None) -> str | None:
-    """``system``, or Ultra's ``system_message``; both, unless equal, is an error."""
-    if system is not None and system_message is not None and system != system_message:
+    """``system``, or Ultra's ``system_message``; both, unless equal, is an error (an empty one is
+    no system prompt, as it is alone)."""
+    if system and system_message and system != system_message:
         raise errors.ConfigurationError(
             "generate() got both system= and system_message= with different texts",
             hint="Pass one: system_message is Ultra's name for system",
         )
-    return system if system is not None else system_message
+    return system or system_message
 
 
 def _conversation(prompt: str, system: str | None, messages: Sequence[Message] | None) -> list[Message]:

@@ -138,3 +138,14 @@ async def test_system_and_system_message_disagreeing_is_an_error_naming_both() -
     with pytest.raises(errors.ConfigurationError, match="both system= and system_message="):
         await adapter.generate("hi", system="a", system_message="b")
     await adapter.aclose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("system", "system_message", "sent"), [("", "Be brief.", "Be brief."), ("Be brief.", "", "Be brief."), ("", "", None)])
+async def test_an_empty_system_prompt_is_none_beside_the_other_name(system: str, system_message: str, sent: str | None) -> None:
+    mock = MockModelRunner()
+    adapter = DockerModelRunnerAdapter(transport=mock)
+    await adapter.generate("hi", system=system, system_message=system_message)
+    await adapter.aclose()
+    messages = mock.requests[-1].json["messages"]
+    assert [message["content"] for message in messages if message["role"] == "system"] == ([sent] if sent else [])
