@@ -75,8 +75,8 @@ def _parse_response(raw: bytes) -> tuple[int, bytes]:
     if not separator:
         raise ValueError("no end of headers")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    status = rest[:3]
+    version, _, after_version = status_line.partition(" ")
+    status = after_version[:3]
     if not version.startswith("HTTP/") or not status.isdigit():
         raise ValueError(f"not an HTTP status line: {status_line[:40]!r}")
     headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}

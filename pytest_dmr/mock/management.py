@@ -38,14 +38,17 @@ def engines_status() -> Answer:
 
 
 def engines_ps(runner: MockState) -> Answer:
-    """The mock has no clock: every runner shows the zero ``last_used``; ``keep_alive`` as configured."""
+    """Each loaded runner, its ``last_used`` on the mock's clock (never in use: a mock request is
+    instant), ``keep_alive`` as configured."""
     entries = []
     with runner.lock:
         for name, mode in runner.loaded_runners:
             config = runner.runner_configs.get(runner.config_key(engines_api.LLAMACPP_BACKEND, name, mode))
             keep_alive = config.keep_alive if config is not None else None
+            used = runner.last_used.get((name, mode))
             entries.append(engines_api.ps_entry(
-                backend=engines_api.LLAMACPP_BACKEND, model_name=name, mode=mode, last_used=encoding.GO_ZERO_TIME,
+                backend=engines_api.LLAMACPP_BACKEND, model_name=name, mode=mode,
+                last_used=encoding.GO_ZERO_TIME if used is None else encoding.go_time(used),
                 keep_alive=None if keep_alive is None else durations.format_keep_alive(keep_alive),
             ))  # fmt: skip
     return responses.management_json(entries)

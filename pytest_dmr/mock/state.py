@@ -58,6 +58,7 @@ class MockState:
         self.rules: list[Rule] = []
         self.requests: list[RecordedRequest] = []
         self.loaded_runners: list[tuple[str, str]] = []
+        self.last_used: dict[tuple[str, str], float] = {}  # each loaded runner's last request, on the mock's clock
         self.runner_configs: dict[tuple[str, str, str], engines_api.RunnerConfig] = {}
         self.clock = MockClock()
         self.response_store = ResponseStore(clock=self.clock.now)
@@ -72,6 +73,7 @@ class MockState:
             self.rules.clear()
             self.requests.clear()
             self.loaded_runners.clear()
+            self.last_used.clear()
             self.runner_configs.clear()
             self.store = ModelStore(self.initial_models)
             self.clock.reset()
@@ -127,19 +129,25 @@ class MockState:
 
     def mark_loaded(self, model: str, mode: str) -> None:
         """One runner per model and mode (DMR keys runners by model ID), named as the request that
-        loaded it named the model (``/engines/ps``'s ``model_name``). None stays for a model configured
-        with a keep-alive of ``0``: DMR unloads it as soon as it is idle, and a mock request is instant."""
+        loaded it named the model (``/engines/ps``'s ``model_name``), and dated by the mock's clock as
+        used now (a mock request is instant: DMR dates the end of a request). None stays for a model
+        configured with a keep-alive of ``0``: DMR unloads it as soon as it is idle."""
         with self.lock:
             if self.runner_configs:  # resolving the model's ID costs a store lookup: only when there are settings
                 config = self.runner_configs.get(self.config_key(engines_api.LLAMACPP_BACKEND, model, mode))
                 if config is not None and config.keep_alive == 0:
                     return
+            now = self.clock.now()
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
+                self.last_used[model, mode] = now
                 return
-            if not any(mode == loaded and model_names.same_model(model, name) for name, loaded in self.loaded_runners):
-                self.loaded_runners.append((model, mode))
+            loaded = next(((name, mode) for name, loaded in self.loaded_runners if mode == loaded and model_names.same_model(model, name)), None)
+            if loaded is None:
+                loaded = (model, mode)
+                self.loaded_runners.append(loaded)
                 config = self.runner_configs.get(self.config_key(engines_api.LLAMACPP_BACKEND, model, mode)) if self.runner_configs else None
                 self.to_log("config", model, functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
+            self.last_used[loaded] = now
 
     def unload_runners(self, unload: Callable[[str, str], bool]) -> int:
         """Stop the runners ``(name, mode)`` for which ``unload`` is true (DMR then forgets their
@@ -149,6 +157,7 @@ class MockState:
             for name, mode in self.loaded_runners:
                 if (name, mode) not in kept:
                     self.to_log("remove", name, functools.partial(self.request_log.remove_model, name))
+                    self.last_used.pop((name, mode), None)
             count = len(self.loaded_runners) - len(kept)
             self.loaded_runners[:] = kept
             return count

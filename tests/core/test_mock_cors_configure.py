@@ -168,7 +168,7 @@ def test_configure_preloads_the_completion_runner_and_ps_shows_its_keep_alive(cl
     # DMR's preload always asks for chat completions, whatever the configured mode: one runner.
     entries = ps(client)
     assert entries == [{"backend_name": "llama.cpp", "model_name": "ai/smollm2", "mode": "completion",
-                        "last_used": "0001-01-01T00:00:00Z", "keep_alive": "1h30m0s"}]  # fmt: skip
+                        "last_used": "2026-01-01T00:00:00Z", "keep_alive": "1h30m0s"}]  # fmt: skip (the mock clock: the preload used it)
     client.post("/engines/v1/embeddings", json={"model": "smollm2", "input": "x"})
     assert [(entry["mode"], entry.get("keep_alive")) for entry in ps(client)] == [("completion", "1h30m0s"), ("embedding", "-1")]
 

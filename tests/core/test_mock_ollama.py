@@ -149,3 +149,16 @@ def test_cut_stream(mock: MockModelRunner, http: httpx.Client) -> None:
 def test_clock_dates_answers(mock: MockModelRunner, sdk: ollama.Client) -> None:
     mock.clock.advance(90.5)
     assert sdk.chat(model=MODEL, messages=HELLO, stream=False).created_at == "2026-01-01T00:01:30.5Z"
+
+
+def test_ps_dates_each_runners_last_use_on_the_mock_clock(mock: MockModelRunner, http: httpx.Client, sdk: ollama.Client) -> None:
+    """``/engines/ps``'s ``last_used`` and ``/api/ps``'s ``expires_at`` (last use plus the keep-alive,
+    5 minutes by default, as configured otherwise) follow the clock a test moves."""
+    http.post("/engines/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    mock.clock.advance(90)
+    http.post("/engines/v1/embeddings", json={"model": "smollm2", "input": "x"})  # another spelling: the same model
+    assert [(entry["mode"], entry["last_used"]) for entry in http.get("/engines/ps").json()] == [
+        ("completion", "2026-01-01T00:00:00Z"), ("embedding", "2026-01-01T00:01:30Z")]  # fmt: skip
+    assert [model.expires_at.isoformat() for model in sdk.ps().models if model.expires_at] == ["2026-01-01T00:05:00+00:00", "2026-01-01T00:06:30+00:00"]
+    http.post("/engines/_configure", json={"model": MODEL, "keep_alive": "-1"})  # the completion runner, kept forever: no count-down
+    assert sorted(model["expires_at"] for model in http.get("/api/ps").json()["models"]) == ["0001-01-01T00:00:00Z", "2026-01-01T00:06:30Z"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_dmr.protocol import encoding, error_bodies, model_names, request_log, routes
+from pytest_dmr.protocol import encoding, engines_api, error_bodies, model_names, request_log, routes
 from pytest_dmr.protocol import ollama_api as api
 from pytest_dmr.mock import management, responses
 from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, method_not_allowed, preload_only, translated_stream
@@ -81,13 +81,19 @@ def answer(runner: MockState, call: Call) -> Answer:
 
 
 def _running(runner: MockState) -> list[api.PsModel]:
-    """The loaded runners, named by their model's first tag; the mock never dates a last use, so
-    none counts down to an unload (``expires_at`` is Go's zero time)."""
+    """The loaded runners, named by their model's first tag, each expiring its keep-alive after its
+    last use on the mock's clock (``mock.clock.advance`` moves it)."""
     models = []
     with runner.lock:
-        for name, _mode in runner.loaded_runners:
+        for name, mode in runner.loaded_runners:
             info = runner.store.find(name)
-            models.append(api.PsModel(info.tags[0] if info and info.tags else name, info.id if info else name))
+            if info is None:
+                models.append(api.PsModel(name, name))
+                continue
+            config = runner.runner_configs.get(runner.config_key(engines_api.LLAMACPP_BACKEND, name, mode))
+            keep_alive = None if config is None or config.keep_alive is None else config.keep_alive / 1e9
+            expires = api.expires_at(last_used=runner.last_used.get((name, mode)), in_use=False, keep_alive_seconds=keep_alive)
+            models.append(api.PsModel(info.tags[0] if info.tags else name, info.id, expires))
     return models
 
 
