@@ -51,8 +51,9 @@ def import_plainly(name: str) -> None:
     import importlib.util
 
     spec = importlib.machinery.PathFinder.find_spec(name, pytest_dmr.__path__)
-    if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    if spec is None or spec.loader is None:  # not files on a path (a frozen application...): as usual
+        importlib.import_module(name)
+        return
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -134,13 +135,13 @@ def pytest_plugin_registered(manager: pytest.PytestPluginManager) -> None:
     once a plugin or a ``conftest.py`` implementing one is registered (pluggy gives an implemented,
     undeclared hook an attribute on ``manager.hook``). Called for every plugin, earlier ones included;
     a run that implements neither never loads ``hooks.py``."""
-    relay = manager.hook
-    if hasattr(relay, "pytest_dmr_runner_url") or hasattr(relay, "pytest_dmr_configure_mock"):
-        declared = getattr(relay, "pytest_dmr_runner_url", None)  # both are declared at once
-        if declared is None or not declared.has_spec():
-            from pytest_dmr import hooks
+    callers = [getattr(manager.hook, name, None) for name in ("pytest_dmr_configure_mock", "pytest_dmr_runner_url")]
+    if any(caller is not None and caller.has_spec() for caller in callers):
+        return  # declared; a declaration that failed on a bad implementation is not tried again: its error stands
+    if any(caller is not None for caller in callers):
+        from pytest_dmr import hooks
 
-            manager.add_hookspecs(hooks)
+        manager.add_hookspecs(hooks)
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import httpx2
 from pytest_dmr.protocol import addresses, durations, encoding, engines_api, proxying, rerank_api
 from pytest_dmr.emulator.llama_process import READY_PREFIX
 
-DEFAULT_IDLE_TIMEOUT = 300.0
+DEFAULT_IDLE_TIMEOUT = engines_api.DEFAULT_KEEP_ALIVE_SECONDS
 DEFAULT_LOAD_TIMEOUT = 300.0
 STOP_GRACE = 5.0
 LOADS_DISABLED = "backend loading disabled"

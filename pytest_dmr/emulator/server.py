@@ -287,9 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def send_body(self, status: int, body: bytes, content_type: str | None, headers: Headers = ()) -> None:
         head = [("Content-Type", content_type)] if content_type else []
-        self.send_head(status, [*head, *headers, ("Content-Length", str(len(body)))])
+        self.send_head(status, [*head, *headers, *self._length(body)])
         if body and self.command != "HEAD":
             self.wfile.write(body)
+
+    def _length(self, body: bytes) -> Headers:
+        """``Content-Length`` as Go's server sends it: the body's, or for ``HEAD`` the body not sent's
+        when it fitted its buffer (``routes.head_content_length``)."""
+        length = routes.head_content_length(len(body)) if self.command == "HEAD" else str(len(body))
+        return [("Content-Length", length)] if length is not None else []
 
     def send_plain_error(self, status: int, message: str, headers: Headers = ()) -> None:
         """Go's ``http.Error``: plain text, ``nosniff``, the message and a newline."""
@@ -319,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
         with answer:
             if answer.length is not None:
                 body = answer.read()
-                self.send_head(answer.status, [*answer.headers, ("Content-Length", str(len(body)))])
+                self.send_head(answer.status, [*answer.headers, *self._length(body)])
                 if body and self.command != "HEAD":
                     self.wfile.write(body)
                 return

@@ -41,6 +41,7 @@ def engines_ps(runner: MockState) -> Answer:
     """Each loaded runner, its ``last_used`` on the mock's clock (never in use: a mock request is
     instant), ``keep_alive`` as configured."""
     entries = []
+    runner.unload_idle_runners()
     with runner.lock:
         for name, mode in runner.loaded_runners:
             config = runner.runner_configs.get(runner.config_key(engines_api.LLAMACPP_BACKEND, name, mode))
@@ -214,6 +215,7 @@ def requests_log(runner: MockState, request: AnyRequest) -> Answer:
     text/event-stream``, its event stream. The mock's stream is a snapshot: the stored records (with
     ``include_existing=true``) and ``connected``, then it ends, as no later request can reach a
     transport's reader while it reads."""
+    runner.unload_idle_runners()  # DMR forgets an unloaded runner's records
     log = runner.flush_request_log()
     model = request.url.params.get("model") or None
     if not request_log.wants_event_stream(request.headers.get("accept")):

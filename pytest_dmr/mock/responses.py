@@ -4,10 +4,10 @@ in pieces for streams). :mod:`pytest_dmr.mock.stacks` turns one into an httpx or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from pytest_dmr.protocol import encoding, error_bodies, openai_api
+from pytest_dmr.protocol import encoding, error_bodies, openai_api, routes
 from pytest_dmr.mock.streams import AT_ONCE, Delivery
 
 Headers = Sequence[tuple[str, str]]
@@ -31,8 +31,8 @@ class Answer:
     tokens: int = 0
     """A generated answer's completion tokens (what a :class:`~pytest_dmr.mock.streams.Pace` times)."""
     content_length: str | None = None
-    """``content-length`` when it is not the body's: for ``HEAD``, the length of the body not sent, or
-    ``""`` for none (a streamed body has none)."""
+    """``content-length`` when it is not the whole body's (a streamed body has none): ``HEAD``'s
+    answer, the length of the body not sent, or ``""`` for none."""
 
     def delivered(self, delivery: Delivery) -> Answer:
         """This answer sent as ``delivery`` says: a whole body late, or cut after its first half
@@ -44,7 +44,13 @@ class Answer:
             half = len(self.body) // 2
             chunks = [self.body[:half], self.body[half:]]
             delivery = delivery.cut_at(1)
-        return Answer(self.status, self.headers, chunks=chunks, delivery=delivery)
+        return Answer(self.status, self.headers, chunks=chunks, delivery=delivery, content_length=self.content_length)
+
+    def headless(self) -> Answer:
+        """This answer to a ``HEAD``: Go's server writes the headers, and no body
+        (:func:`~pytest_dmr.protocol.routes.head_content_length`)."""
+        length = routes.head_content_length(len(self.body)) if self.chunks is None else None
+        return replace(self, body=b"", chunks=None, content_length=length or "")
 
 
 def empty(status: int) -> Answer:

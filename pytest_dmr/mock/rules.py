@@ -210,6 +210,11 @@ class Rule:
         """It answered a request; with ``times=N`` (given, or its fault's), N of them."""
         return self.calls >= (self.times or 1)
 
+    @property
+    def next_fault(self) -> Fault | None:
+        """The fault its next use answers with (a ``replies=`` sequence's next step's), if any."""
+        return self.answer_for(self.calls + 1).fault
+
     def answer_for(self, call: int) -> Rule:
         """What answers its ``call``-th request (from 1): the rule itself, or its sequence's step."""
         return self if self._steps is None else self._steps[min(call, len(self._steps)) - 1]
@@ -257,7 +262,7 @@ class Rule:
     def applies_to(self, request: RecordedRequest) -> bool:
         if self.exhausted:
             return False
-        if request.method != "POST" and (self.fault is None or self.endpoint is None):
+        if request.method != "POST" and (self.endpoint is None or self.next_fault is None):
             return False  # only a POST generates: a reply, or a fault on the generating endpoints, waits for one
         if self.endpoint is not None:
             if request.endpoint != self.endpoint:

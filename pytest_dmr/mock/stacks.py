@@ -107,7 +107,8 @@ class Stack:
             length = str(len(body)) if answer.content_length is None else answer.content_length
             headers = [*answer.headers, ("content-length", length)] if length else answer.headers
             return self._response(answer.status, headers=headers, stream=self._whole(body))
-        return self._response(answer.status, headers=answer.headers, stream=self._pieces(answer, request, self))
+        headers = [*answer.headers, ("content-length", answer.content_length)] if answer.content_length else answer.headers
+        return self._response(answer.status, headers=headers, stream=self._pieces(answer, request, self))
 
     def error(self, dropped: Dropped, request: AnyRequest) -> Exception:
         """This stack's exception for a connection that failed before the answer."""

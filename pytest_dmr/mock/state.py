@@ -59,6 +59,7 @@ class MockState:
         self.requests: list[RecordedRequest] = []
         self.loaded_runners: list[tuple[str, str]] = []
         self.last_used: dict[tuple[str, str], float] = {}  # each loaded runner's last request, on the mock's clock
+        self._idle_checked_at: float | None = None  # the clock's time when idle runners were last looked for
         self.runner_configs: dict[tuple[str, str, str], engines_api.RunnerConfig] = {}
         self.clock = MockClock()
         self.response_store = ResponseStore(clock=self.clock.now)
@@ -74,6 +75,7 @@ class MockState:
             self.requests.clear()
             self.loaded_runners.clear()
             self.last_used.clear()
+            self._idle_checked_at = None
             self.runner_configs.clear()
             self.store = ModelStore(self.initial_models)
             self.clock.reset()
@@ -138,6 +140,8 @@ class MockState:
                 if config is not None and config.keep_alive == 0:
                     return
             now = self.clock.now()
+            if now != self._idle_checked_at:  # the clock moved: a runner may have been unloaded since
+                self.unload_idle_runners()
             if (model, mode) in self.loaded_runners:  # the usual case: the same name again
                 self.last_used[model, mode] = now
                 return
@@ -148,6 +152,24 @@ class MockState:
                 config = self.runner_configs.get(self.config_key(engines_api.LLAMACPP_BACKEND, model, mode)) if self.runner_configs else None
                 self.to_log("config", model, functools.partial(self.request_log.set_config, model, config.to_json() if config else {}))
             self.last_used[loaded] = now
+
+    def unload_idle_runners(self) -> None:
+        """Unload the runners idle past their keep-alive (5 minutes, or as configured) on the mock's
+        clock: DMR's loader does it on a timer, the mock whenever it looks at its runners, once per
+        tick of its clock."""
+        now = self.clock.now()
+        if now == self._idle_checked_at or not self.loaded_runners:
+            return
+        with self.lock:
+            self._idle_checked_at = now
+
+            def idle_too_long(name: str, mode: str) -> bool:
+                config = self.runner_configs.get(self.config_key(engines_api.LLAMACPP_BACKEND, name, mode)) if self.runner_configs else None
+                limit = engines_api.DEFAULT_KEEP_ALIVE_SECONDS if config is None else config.idle_timeout(engines_api.DEFAULT_KEEP_ALIVE_SECONDS)
+                used = self.last_used.get((name, mode))
+                return limit is not None and used is not None and now - used > limit
+
+            self.unload_runners(idle_too_long)
 
     def unload_runners(self, unload: Callable[[str, str], bool]) -> int:
         """Stop the runners ``(name, mode)`` for which ``unload`` is true (DMR then forgets their

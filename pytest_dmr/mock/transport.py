@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -300,15 +299,15 @@ class MockModelRunner(_Transports):
         recorded = self._record(request, method, path, route, body, content, front[0] if front else None)
         access = cors.cors_answer(path, method, request.headers.get(cors.ORIGIN_HEADER), self.state.origins)
         if access.status == 403:
-            return responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
-        if access.status is not None:  # an allowed preflight
-            return Answer(access.status, access.headers)
-        answer = self._answer(request, route, recorded, front, invalid_json=invalid_json)
-        if access.headers:
-            answer.headers = [*answer.headers, *access.headers]
-        if method == "HEAD":  # Go's server writes the headers, with the length of a body it held whole, and no body
-            length = str(len(answer.body)) if answer.chunks is None else ""
-            return dataclasses.replace(answer, body=b"", chunks=None, content_length=length)
+            answer = responses.plain_error(403, cors.ORIGIN_NOT_ALLOWED)
+        elif access.status is not None:  # an allowed preflight
+            answer = Answer(access.status, access.headers)
+        else:
+            answer = self._answer(request, route, recorded, front, invalid_json=invalid_json)
+            if access.headers:
+                answer.headers = [*answer.headers, *access.headers]
+        if method == "HEAD" and answer.content_length is None:  # not made headless by _answer (a refusal, a fault's answer)
+            return answer.headless()
         return answer
 
     def _answer(
@@ -349,6 +348,8 @@ class MockModelRunner(_Transports):
             if answer.chunks is not None:
                 answer.delivery = paced
             delivery = paced
+        if request.method == "HEAD":  # before a fault's delivery: a late or cut answer stays late or cut
+            answer = answer.headless()
         return answer.delivered(delivery) if delivery.delays_or_cuts else answer
 
     def _rule_for(self, recorded: RecordedRequest, preload: bool) -> Rule | None:
@@ -358,7 +359,7 @@ class MockModelRunner(_Transports):
                 (
                     rule
                     for rule in reversed(self.rules)
-                    if (rule.fault is not None or not preload) and rule.applies_to(recorded)
+                    if (not preload or rule.next_fault is not None) and rule.applies_to(recorded)
                 ),
                 None,
             )

@@ -25,6 +25,8 @@ OTHER_BACKENDS_STATUS: dict[str, str] = {
 }
 """How a Linux runner without GPUs reports the backends other than llama.cpp on ``/engines/status``."""
 
+DEFAULT_KEEP_ALIVE_SECONDS = 300.0
+"""How long DMR keeps an idle runner loaded without a configured keep-alive (``inference.KeepAliveDefault``)."""
 COMPLETION_MODE = "completion"
 EMBEDDING_MODE = "embedding"
 

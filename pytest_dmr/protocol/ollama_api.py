@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pytest_dmr.protocol import durations, encoding, error_bodies, model_info, pull_stream
+from pytest_dmr.protocol import durations, encoding, engines_api, error_bodies, model_info, pull_stream
 from pytest_dmr.protocol.encoding import decode_struct, go_json, go_json_line, syntax_error
 
 __all__ = [
@@ -63,7 +63,7 @@ EMPTY_OBJECT = b"{}"
 CHAT_STREAM_CONTENT_TYPE = "application/json"
 """The Content-Type of ``/api/chat`` and ``/api/generate`` streams (not ``x-ndjson``)."""
 PULL_CONTENT_TYPE = "application/x-ndjson"
-KEEP_ALIVE_DEFAULT_SECONDS = 300.0
+KEEP_ALIVE_DEFAULT_SECONDS = engines_api.DEFAULT_KEEP_ALIVE_SECONDS
 
 
 def json_bytes(value: Any) -> bytes:

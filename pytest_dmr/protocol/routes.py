@@ -10,6 +10,14 @@ from pytest_dmr.protocol._regex import compiled
 
 READ_METHODS = ("GET", "HEAD")
 """What a Go ``GET`` route answers: Go's router sends ``HEAD`` there too (its server drops the body)."""
+GO_RESPONSE_BUFFER = 2048
+"""How much of a body Go's server holds before it sends the headers."""
+
+
+def head_content_length(body_length: int) -> str | None:
+    """The ``Content-Length`` Go's server sends to a ``HEAD`` whose ``GET`` body has ``body_length``
+    bytes: that length when the whole body fitted its buffer, none for an empty or a longer body."""
+    return str(body_length) if 0 < body_length <= GO_RESPONSE_BUFFER else None
 
 ENGINES_PREFIX = "/engines/v1"
 ALIAS_PREFIX = "/v1"

@@ -79,9 +79,10 @@ def test_running_models_on_the_mock(client: Any, mock: MockModelRunner) -> None:
     assert client.running_models() == []
     chat(mock, "SmolLM2")
     chat(mock, "smollm2", "/engines/v1/embeddings")
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)  # the mock's clock, which dates each runner's last use
     assert client.running_models() == [
-        RunningModel(backend="llama.cpp", model="SmolLM2", mode="completion"),
-        RunningModel(backend="llama.cpp", model="smollm2", mode="embedding"),
+        RunningModel(backend="llama.cpp", model="SmolLM2", mode="completion", last_used=start),
+        RunningModel(backend="llama.cpp", model="smollm2", mode="embedding", last_used=start),
     ]
 
 

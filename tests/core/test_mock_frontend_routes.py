@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from pytest_dmr.mock import MockModelRunner
+from pytest_dmr.mock import Fault, MockModelRunner
 
 MODEL = "ai/smollm2"
 HI = [{"role": "user", "content": "Say hello."}]
@@ -60,7 +60,22 @@ def test_head_on_dmr_get_routes_sends_the_get_answers_headers_and_length(http: h
     got, head = http.get(path), http.head(path)
     assert (head.status_code, head.content) == (got.status_code, b"")
     assert head.headers["content-type"] == got.headers["content-type"]
-    assert head.headers["content-length"] == str(len(got.content)) != "0"
+    assert head.headers.get("content-length") == (str(len(got.content)) if len(got.content) <= 2048 else None)
+
+
+def test_head_of_a_body_past_gos_buffer_has_no_length_and_a_refused_origin_no_body(mock: MockModelRunner, http: httpx.Client) -> None:
+    for index in range(12):
+        mock.add_model(f"ai/model-{index}")
+    assert len(http.get("/models").content) > 2048
+    assert "content-length" not in http.head("/models").headers  # Go sent its headers before the body's end
+    refused = http.head("/models", headers={"Origin": "http://elsewhere.example"})
+    assert (refused.status_code, refused.content, refused.headers["content-length"]) == (403, b"", "19")
+
+
+def test_head_keeps_a_faults_delay_and_cut(mock: MockModelRunner, http: httpx.Client) -> None:
+    mock.fail(Fault.cut_stream(1), endpoint="/models")
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.head("/engines/v1/models")
 
 
 def test_head_where_go_refuses_sends_the_refusal_without_its_body(http: httpx.Client) -> None:

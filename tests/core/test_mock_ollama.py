@@ -162,3 +162,19 @@ def test_ps_dates_each_runners_last_use_on_the_mock_clock(mock: MockModelRunner,
     assert [model.expires_at.isoformat() for model in sdk.ps().models if model.expires_at] == ["2026-01-01T00:05:00+00:00", "2026-01-01T00:06:30+00:00"]
     http.post("/engines/_configure", json={"model": MODEL, "keep_alive": "-1"})  # the completion runner, kept forever: no count-down
     assert sorted(model["expires_at"] for model in http.get("/api/ps").json()["models"]) == ["0001-01-01T00:00:00Z", "2026-01-01T00:06:30Z"]
+
+
+def test_a_runner_idle_past_its_keep_alive_is_unloaded_when_the_clock_moves(mock: MockModelRunner, http: httpx.Client) -> None:
+    """As DMR's loader does on its timer: 5 minutes by default, as configured otherwise (never for -1);
+    the model's request records go with it, and the next request loads it again."""
+    http.post("/engines/_configure", json={"model": "ai/smollm2", "keep_alive": "-1", "mode": "embedding"})
+    http.post("/engines/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    http.post("/engines/v1/embeddings", json={"model": MODEL, "input": "x"})
+    mock.clock.advance(300)
+    assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["completion", "embedding"]  # not past it yet
+    mock.clock.advance(1)
+    assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["embedding"]
+    assert len(http.get("/api/ps").json()["models"]) == 1 and http.get("/engines/requests").json() == []
+    mock.clock.advance(86_400)
+    http.post("/engines/v1/chat/completions", json={"model": MODEL, "messages": HELLO})
+    assert [entry["mode"] for entry in http.get("/engines/ps").json()] == ["embedding", "completion"]

@@ -249,3 +249,9 @@ def test_a_request_the_route_refuses_uses_no_reply_rule(client: httpx.Client, mo
 def test_a_fault_for_a_named_endpoint_still_hits_any_method(client: httpx.Client, mock: MockModelRunner) -> None:
     mock.fail(Fault.http(503, "down"), endpoint="/models")
     assert client.get("/engines/v1/models").status_code == 503
+
+
+def test_a_fault_sequence_for_a_named_endpoint_hits_any_method(client: httpx.Client, mock: MockModelRunner) -> None:
+    """The faults of ``replies=[...]`` are its steps': a sequence for ``endpoint=`` hits a GET as ``fail`` does."""
+    mock.add_rule(replies=[Fault.http(503, "down"), "never used on a GET"], endpoint="/models")
+    assert [client.get("/engines/v1/models").status_code for _ in range(2)] == [503, 200]

@@ -127,9 +127,11 @@ def test_the_hooks_are_declared_once_something_implements_one(pytester: pytest.P
     sub = pytester.mkpydir("sub")
     (sub / "conftest.py").write_text("def pytest_dmr_configure_mock(config, mock, surprise):\n    pass\n")
     (sub / "test_it.py").write_text("def test_it():\n    pass\n")
+    pytester.makepyfile(test_top="def test_top(dmr_mock):\n    assert not dmr_mock.rules\n")  # a plugin registered after it
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--dmr=mock")
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error, not an INTERNALERROR
     result.stdout.fnmatch_lines(["*Argument(s) {'surprise'} are declared in the hookimpl but can not be found in the hookspec*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 def test_the_modules_imported_past_the_rewriting_hook_hold_no_assert() -> None:

@@ -82,8 +82,9 @@ def answer(runner: MockState, call: Call) -> Answer:
 
 def _running(runner: MockState) -> list[api.PsModel]:
     """The loaded runners, named by their model's first tag, each expiring its keep-alive after its
-    last use on the mock's clock (``mock.clock.advance`` moves it)."""
+    last use on the mock's clock (``mock.clock.advance`` moves it; a runner past it is unloaded)."""
     models = []
+    runner.unload_idle_runners()
     with runner.lock:
         for name, mode in runner.loaded_runners:
             info = runner.store.find(name)
