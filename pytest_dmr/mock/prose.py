@@ -3,7 +3,7 @@
 Answers are drawn by a :class:`~pytest_dmr.mock.seeded.SeededDraws` and sized in tokens as
 :mod:`pytest_dmr.mock.tokens` counts them:
 
-* **Prose**: sentences built from a phrase bank (opener, subject, verb, object, ending), in
+* **Prose**: sentences built from phrase banks (:mod:`pytest_dmr.mock.sentences`: opener, subject, verb, object, ending), in
   paragraphs of two to four sentences.
 * **Code** (the request asks for a function, script, query, class..., or how to do something in a
   named language):
