@@ -47,10 +47,9 @@ from pytest_dmr.mock.conversation import Conversation
 from pytest_dmr.mock.tools import generated_calls, plan_calls, result_answer, scripted_calls
 
 
-_LENGTH_AND_FRAMING_FIELDS = ("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop")
+_LENGTH_AND_FRAMING_FIELDS = frozenset(("stream", "stream_options", "max_tokens", "max_completion_tokens", "n_predict", "stop"))
 """Request fields that cut or frame the answer but do not choose it: left out of the text's seed, so
 a streamed answer has the plain answer's text and a smaller ``max_tokens`` gives a prefix of it."""
-_FRAMING_SET = frozenset(_LENGTH_AND_FRAMING_FIELDS)
 DEFAULT_EMBEDDING_WIDTH = 768
 """Embedding width for a model whose family the mock does not know (``nomic-embed-text``'s)."""
 _CREATED_BASE = 1_700_000_000
@@ -91,14 +90,14 @@ class _Seeds:
     __slots__ = ("content", "id_hex", "created")
 
     def __init__(self, body: Mapping[str, Any], endpoint: str) -> None:
-        content = {key: value for key, value in body.items() if key not in _FRAMING_SET}
+        content = {key: value for key, value in body.items() if key not in _LENGTH_AND_FRAMING_FIELDS}
         temperature = content.get("temperature")
         if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
             content["temperature"] = float(temperature)  # 0 and 0.0 are the same request
             if temperature <= 0:  # greedy decoding: the seed changes nothing
                 content.pop("seed", None)
         self.content = hashlib.sha256(f"{endpoint}\x00{canonical_json(content)}".encode()).digest()
-        framing = {key: body[key] for key in _LENGTH_AND_FRAMING_FIELDS if key in body}
+        framing = {key: value for key, value in body.items() if key in _LENGTH_AND_FRAMING_FIELDS}  # key-sorted below
         whole = hashlib.sha256(self.content + canonical_json(framing).encode()).digest()
         self.id_hex = whole.hex()
         self.created = _CREATED_BASE + int.from_bytes(whole[:4], "big") % _CREATED_SPAN
