@@ -34,7 +34,7 @@ from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
-from pytest_dmr.mock import tokens
+from pytest_dmr.mock import request_checks, tokens
 from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
 from pytest_dmr.mock.prose import answer_pieces, cut_at_stop, read_request
 from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
@@ -224,6 +224,13 @@ def _bad_request(message: str) -> Answer:
     return responses.backend_json(openai_api.backend_error_body(400, message), 400)
 
 
+def _refused(refusal: request_checks.Refusal) -> Answer:
+    """llama.cpp's answer to a malformed request: a 400 ``invalid_request_error`` or a 500 ``server_error``."""
+    status, message = refusal
+    kind = "invalid_request_error" if status == 400 else "server_error"
+    return responses.backend_json(openai_api.backend_error_body(status, message, kind), status)
+
+
 @dataclass
 class ChatOutcome:
     """The core's answer to a chat request, before any front-end encodes it: the ``chat.completion``
@@ -274,9 +281,10 @@ def _context_exceeded(prompt: int, runner: MockState) -> Answer:
 def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
     """The chat-completions core: what the model answers to ``exchange.body``, as structured data."""
     body = exchange.body
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ChatOutcome(exchange.delivery, error=_bad_request("'messages' is required and must be an array"))
+    refusal = request_checks.chat_refusal(body)
+    if refusal is not None:
+        return ChatOutcome(exchange.delivery, error=_refused(refusal))
+    messages = body["messages"]
     seeds = _Seeds(body, exchange.endpoint)
     model = exchange.recorded.model or ""
     prompt = prompt_tokens(messages, model)
@@ -349,8 +357,9 @@ def chat_completions(runner: MockState, exchange: Exchange) -> Answer:
 
 def completions(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
-    if "prompt" not in body:
-        return _bad_request('"prompt" must be provided')
+    refusal = request_checks.completion_refusal(body)
+    if refusal is not None:
+        return _refused(refusal)
     seeds = _Seeds(body, exchange.endpoint)
     prompt_tokens = count_tokens(exchange.recorded.last_user_message)
     if prompt_tokens >= runner.context_size:
@@ -423,9 +432,10 @@ def embedding_width(requested: Any, configured: int | None, model: str) -> int:
 
 def embeddings(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
+    refusal = request_checks.embedding_refusal(body)
     texts = _embedding_inputs(body.get("input", body.get("content")))
-    if texts is None:
-        return _bad_request('"input" must be a string or a non-empty array')
+    if refusal is not None or texts is None:
+        return _refused(refusal or (400, '"input" must not be empty'))
     model = exchange.recorded.model or ""
     dimensions = embedding_width(body.get("dimensions"), runner.embedding_dimensions, model)
     vectors: list[Any] = [embedding_vector(text, model=model, dimensions=dimensions) for text in texts]

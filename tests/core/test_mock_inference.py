@@ -293,6 +293,66 @@ def test_backend_validation_errors_are_llamacpp_json(client: httpx.Client) -> No
     assert client.post("/v1/embeddings", json={"model": "ai/smollm2"}).json()["error"]["code"] == 400
 
 
+MALFORMED_CHATS = [
+    # (what the body has instead of USER and nothing else, status, llama.cpp's message): measured on llama.cpp
+    ({"messages": None}, 400, "Expected 'messages' to be an array"),
+    ({"messages": "hi"}, 400, "Expected 'messages' to be an array"),
+    ({"messages": [{"role": "user"}]}, 400, "All non-assistant messages must contain 'content'"),
+    ({"messages": ["hi"]}, 400, "All non-assistant messages must contain 'content'"),
+    ({"messages": [*USER, {"role": "assistant"}, *USER]}, 400, "Assistant message must contain either 'content' or 'tool_calls'!"),
+    ({"messages": [{"role": "user", "content": 5}]}, 400, "Expected 'content' to be a string or an array"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}, 400, "unsupported content[].type"),
+    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, 500, "Failed to parse messages: [json.exception.out_of_range.403] key 'text' not found"),
+    ({"messages": [{"content": "x", "b": 1}]}, 500, 'Failed to parse messages: Missing \'role\' in message: {"content":"x","b":1}'),
+    ({"messages": [{"role": 5, "content": "x"}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is number"),
+    ({"messages": [*USER, {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]},
+     400, "Cannot continue an assistant message that contains tool calls."),
+    ({"tools": "x"}, 500, 'Failed to parse tools: Expected \'tools\' to be an array, got "x"; tools = "x"'),
+    ({"tools": [{"type": "function"}]}, 500, 'Failed to parse tools: Missing tool function: {"type":"function"}; tools = [\n  {\n    "type": "function"\n  }\n]'),
+    ({"tool_choice": "bogus"}, 400, "Invalid tool_choice: bogus"),
+    ({"response_format": {"type": "bogus"}}, 400, 'response_format type must be one of "text" or "json_object", but got: bogus'),
+    ({"n": 2}, 400, "Field 'n': Value must be between 1 <= value <= 1, but got 2"),
+    ({"top_logprobs": 2}, 400, "top_logprobs requires logprobs to be set to true"),
+    ({"max_tokens": "4"}, 400, "Field 'max_tokens': [json.exception.type_error.302] type must be number, but is string"),
+    ({"temperature": [1]}, 400, "Field 'temperature': [json.exception.type_error.302] type must be number, but is array"),
+    ({"stream": 1}, 400, "Field 'stream': [json.exception.type_error.302] type must be boolean, but is number"),
+    ({"stop": [5]}, 400, "Field 'stop': [json.exception.type_error.302] type must be string, but is number"),
+    ({"max_tokens": "x", "top_logprobs": 1}, 400, "top_logprobs requires logprobs to be set to true"),
+    ({"messages": [{"role": "user"}], "response_format": {"type": "x"}}, 400, 'response_format type must be one of "text" or "json_object", but got: x'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "status", "message"), MALFORMED_CHATS, ids=[f"{i}" for i in range(len(MALFORMED_CHATS))])
+def test_malformed_chat_requests_get_llamacpps_refusal(client: httpx.Client, fields: dict[str, Any], status: int, message: str) -> None:
+    """What llama.cpp refuses, the mock refuses with its status and message (DMR passes them through)."""
+    response = client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **fields})
+    kind = "invalid_request_error" if status == 400 else "server_error"
+    assert (response.status_code, response.json()) == (status, {"error": {"code": status, "message": message, "type": kind}})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [("/v1/chat/completions", {}, "'messages' is required"),
+     ("/v1/completions", {}, "[json.exception.out_of_range.403] key 'prompt' not found"),
+     ("/v1/completions", {"prompt": []}, '"prompt" must not be empty'),
+     ("/v1/completions", {"prompt": 5}, '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, '
+                                        "or a list of mixed strings & tokens."),
+     ("/v1/completions", {"prompt": "Hi", "n": 3}, "Field 'n': Value must be between 1 <= value <= 1, but got 3"),
+     ("/v1/embeddings", {}, '"input" or "content" must be provided'),
+     ("/v1/embeddings", {"input": []}, '"input" must not be empty')],
+)  # fmt: skip
+def test_malformed_requests_get_llamacpps_messages(client: httpx.Client, path: str, body: dict[str, Any], message: str) -> None:
+    response = client.post(path, json={"model": "ai/smollm2", **body})
+    assert (response.status_code, response.json()["error"]["message"]) == (400, message)
+
+
+def test_requests_llamacpp_takes_are_answered(client: httpx.Client) -> None:
+    """What llama.cpp lets through: ``null`` content, a boolean for a number, ``n: 1``, a stop that is no list..."""
+    for fields in ({"messages": [{"role": "user", "content": None}]}, {"temperature": True, "n": 1, "stop": 5}, {"tool_choice": 5},
+                   {"response_format": {"type": 5}}, {"messages": [{"role": "bogus", "content": "x"}]}, {"messages": []}, {"id_slot": "x"}):  # fmt: skip
+        assert client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **fields}).status_code == 200, fields
+
+
 # -- structured output -----------------------------------------------------------------------------------
 
 PERSON = {

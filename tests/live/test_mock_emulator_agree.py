@@ -228,6 +228,33 @@ def test_frontend_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], me
     agree(live_pair, method, path, body)
 
 
+CHAT = "/engines/v1/chat/completions"
+SHORT_CHAT = {"model": MODEL, "messages": HI, "max_tokens": 4, "temperature": 0}
+MALFORMED = [
+    # llama.cpp's refusals, as DMR passes them through each front-end
+    (CHAT, {"model": MODEL}), (CHAT, SHORT_CHAT | {"messages": "hi"}), (CHAT, SHORT_CHAT | {"messages": [{"role": "user"}]}),
+    (CHAT, SHORT_CHAT | {"messages": [{"content": "x", "b": "é/</"}]}), (CHAT, SHORT_CHAT | {"messages": [{"role": "user", "content": 5}]}),
+    (CHAT, SHORT_CHAT | {"messages": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}),
+    (CHAT, SHORT_CHAT | {"tools": [{"type": "function", "x": "é"}]}), (CHAT, SHORT_CHAT | {"tools": [{"function": {"name": "f"}}]}),
+    (CHAT, SHORT_CHAT | {"tool_choice": ""}), (CHAT, SHORT_CHAT | {"response_format": {"type": "bogus"}}), (CHAT, SHORT_CHAT | {"n": 2}),
+    (CHAT, SHORT_CHAT | {"max_tokens": "4"}), (CHAT, SHORT_CHAT | {"top_k": {}}), (CHAT, SHORT_CHAT | {"cache_prompt": "x"}),
+    (CHAT, SHORT_CHAT | {"stop": [5]}), (CHAT, SHORT_CHAT | {"top_logprobs": 2}), (CHAT, SHORT_CHAT | {"stream": "yes"}),
+    ("/engines/v1/completions", {"model": MODEL, "max_tokens": 4}), ("/engines/v1/completions", {"model": MODEL, "prompt": None}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": "4"}),
+    ("/engines/v1/embeddings", {"model": MODEL}), ("/engines/v1/embeddings", {"model": MODEL, "input": []}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE | {"max_tokens": "4"}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE | {"messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+    ("/api/chat", SHORT_OLLAMA | {"stream": False, "options": {"num_predict": "4"}}), ("/api/chat", SHORT_OLLAMA | {"options": {"temperature": "x"}}),
+    ("/v1/responses", {"model": MODEL}), ("/v1/responses", {"model": MODEL, "input": [], "stream": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), MALFORMED, ids=[f"{path} {i}" for i, (path, _) in enumerate(MALFORMED)])
+def test_malformed_requests_agree(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """llama.cpp's refusals (status, type, message), byte for byte, through every front-end."""
+    agree(live_pair, "POST", path, body)
+
+
 PRELOADS = [
     ("/anthropic/v1/messages", SHORT_MESSAGE), ("/v1/messages", SHORT_MESSAGE), ("/engines/v1/messages", SHORT_MESSAGE),
     ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}),
