@@ -34,7 +34,7 @@ from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
-from pytest_dmr.mock import request_checks, tokens
+from pytest_dmr.mock import logprobs, request_checks, tokens
 from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
 from pytest_dmr.mock.prose import answer_pieces, cut_at_stop, read_request
 from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
@@ -296,6 +296,8 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
         return ChatOutcome(exchange.delivery, error=_bad_request(f"invalid JSON schema: {exc}"))
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = answer.tool_calls
+    top = logprobs.top_count(body)
+    entries = logprobs.token_logprobs(answer.pieces, top) if top and not tool_calls else None
     if body.get("stream") is not True:
         reply = {
             "id": ident,
@@ -307,12 +309,14 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
             "completion_tokens": answer.tokens,
             "tool_calls": tool_calls,
         }
+        if entries is not None:
+            reply["logprobs"] = entries
         return ChatOutcome(exchange.delivery, reply=reply, pieces=len(answer.pieces), prompt_tokens=prompt,
             completion_tokens=answer.tokens,
         )
 
-    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
+    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
 
     chunks = [chunk({"role": "assistant", "content": None})]
     if tool_calls:  # as llama.cpp streams calls: per call, its id and name, then its arguments in pieces
@@ -322,7 +326,7 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
             chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_into_pieces(call["function"]["arguments"])]
         content_start = 2  # the first call's head is always sent: a cut counts the chunks after it
     else:
-        chunks += [chunk({"content": piece}) for piece in answer.pieces]
+        chunks += [chunk({"content": piece}, logprobs=None if entries is None else [entries[at]]) for at, piece in enumerate(answer.pieces)]
         content_start = len(chunks) - len(answer.pieces)
     content_chunks = len(chunks) - content_start
     chunks.append(chunk({}, answer.finish_reason))

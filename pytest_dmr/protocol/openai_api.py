@@ -29,13 +29,17 @@ def chat_completion(
     prompt_tokens: int,
     completion_tokens: int,
     tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A non-streamed ``chat.completion`` body."""
+    """A non-streamed ``chat.completion`` body (``logprobs``: the ``content`` of ``choices[].logprobs``)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    choice: dict[str, Any] = {"finish_reason": finish_reason, "index": 0, "message": message}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
     return {
-        "choices": [{"finish_reason": finish_reason, "index": 0, "message": message}],
+        "choices": [choice],
         "created": created,
         "model": model,
         "system_fingerprint": "pytest-dmr",
@@ -55,13 +59,14 @@ def chat_completion_json(
     prompt_tokens: int,
     completion_tokens: int,
     tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> str:
     """``encoding.dumps(chat_completion(...))``, the same text, written at once: the body the mock
     sends most (its JSON encoder takes twice as long)."""
-    if tool_calls:
+    if tool_calls or logprobs is not None:
         return encoding.dumps(chat_completion(
             id=id, created=created, model=model, content=content, finish_reason=finish_reason,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tool_calls=tool_calls,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tool_calls=tool_calls, logprobs=logprobs,
         ))  # fmt: skip
     text = "null" if content is None else _json_string(content)
     return (
@@ -73,11 +78,15 @@ def chat_completion_json(
 
 
 def chat_chunk(
-    *, id: str, created: int, model: str, delta: Mapping[str, Any], finish_reason: str | None = None
+    *, id: str, created: int, model: str, delta: Mapping[str, Any], finish_reason: str | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One ``chat.completion.chunk`` of a stream."""
+    """One ``chat.completion.chunk`` of a stream (``logprobs``: its tokens' entries)."""
+    choice: dict[str, Any] = {"finish_reason": finish_reason, "index": 0, "delta": dict(delta)}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
     return {
-        "choices": [{"finish_reason": finish_reason, "index": 0, "delta": dict(delta)}],
+        "choices": [choice],
         "created": created,
         "id": id,
         "model": model,

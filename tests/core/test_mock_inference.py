@@ -353,6 +353,39 @@ def test_requests_llamacpp_takes_are_answered(client: httpx.Client) -> None:
         assert client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **fields}).status_code == 200, fields
 
 
+def entry_shape(entry: dict[str, Any]) -> list[tuple[str, type]]:
+    return [(key, type(value)) for key, value in entry.items()]
+
+
+TOKEN = [("id", int), ("token", str), ("bytes", list), ("logprob", float)]
+
+
+@pytest.mark.parametrize(("fields", "top"), [({"logprobs": True}, 20), ({"logprobs": True, "top_logprobs": 3}, 3), ({"logprobs": 2}, 2)])
+def test_logprobs_have_llamacpps_shape(client: httpx.Client, fields: dict[str, Any], top: int) -> None:
+    """One entry per generated token, its text the answer's, each with ``top`` alternatives, itself first."""
+    choice = chat(client, max_tokens=6, **fields)["choices"][0]
+    assert list(choice) == ["finish_reason", "index", "message", "logprobs"]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"] and len(content) == 6
+    for entry in content:
+        assert entry_shape(entry) == [*TOKEN, ("top_logprobs", list)] and bytes(entry["bytes"]) == entry["token"].encode()
+        assert len(entry["top_logprobs"]) == top and entry["top_logprobs"][0] == {key: entry[key] for key, _ in TOKEN}
+        assert all(entry_shape(other) == TOKEN and other["logprob"] < entry["logprob"] < 0 for other in entry["top_logprobs"][1:])
+    assert chat(client, max_tokens=6, **fields) == chat(client, max_tokens=6, **fields)
+
+
+def test_logprobs_stream_one_entry_per_content_chunk(client: httpx.Client) -> None:
+    plain = chat(client, max_tokens=5, logprobs=True, top_logprobs=1)["choices"][0]["logprobs"]["content"]
+    chunks = [json.loads(event) for event in stream_events(client, max_tokens=5, logprobs=True, top_logprobs=1) if event != "[DONE]"]
+    streamed = [chunk["choices"][0].get("logprobs") for chunk in chunks]
+    assert streamed[0] is None and streamed[-1] is None and [item["content"] for item in streamed[1:-1]] == [[entry] for entry in plain]
+
+
+def test_no_logprobs_unless_asked(client: httpx.Client) -> None:
+    for fields in ({}, {"logprobs": False}, {"logprobs": True, "top_logprobs": 0}):
+        assert "logprobs" not in chat(client, max_tokens=3, **fields)["choices"][0]
+
+
 # -- structured output -----------------------------------------------------------------------------------
 
 PERSON = {

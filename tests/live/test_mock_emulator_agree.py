@@ -379,3 +379,20 @@ def test_ollama_pull_then_delete_agree(fresh_emulator: EmulatorServer) -> None:
         assert again.status_code == 500 and again.text.startswith("Failed to delete model: ")
         emptied, _ = agree(pair, "GET", "/api/tags")
         assert emptied.json() == {"models": []}
+
+
+@pytest.mark.parametrize("fields", [{"logprobs": True, "top_logprobs": 2}, {"logprobs": 3}, {"logprobs": True, "top_logprobs": 0}, {"logprobs": False}])
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_logprobs_agree(live_pair: tuple[httpx.Client, httpx.Client], fields: dict[str, Any], stream: bool) -> None:
+    """``choices`` (llama.cpp's own ``timings`` aside): ``logprobs.content`` per token, or per chunk."""
+    body = SHORT_CHAT | fields | {"stream": stream}
+    seen = []
+    for client in live_pair:
+        response = client.post(CHAT, json=body)
+        assert response.status_code == 200, response.text
+        if stream:
+            lines = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: {")]
+            seen.append(merged([shape(json.loads(line)["choices"]) for line in lines]))
+        else:
+            seen.append(shape(response.json()["choices"]))
+    assert seen[0] == seen[1]
