@@ -316,7 +316,10 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
         )
 
     def chunk(delta: Mapping[str, Any], finish_reason: str | None = None, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason, logprobs=logprobs)
+        timed = (prompt, answer.tokens) if finish_reason is not None and not _include_usage(body) else None  # else on the usage chunk
+        return openai_api.chat_chunk(
+            id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason, logprobs=logprobs, timed=timed
+        )
 
     chunks = [chunk({"role": "assistant", "content": None})]
     if tool_calls:  # as llama.cpp streams calls: per call, its id and name, then its arguments in pieces
@@ -392,12 +395,11 @@ def completions(runner: MockState, exchange: Exchange) -> Answer:
         sse.encode_sse(openai_api.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
         for piece in answer.pieces
     ]
-    usage = (prompt_tokens, answer.tokens) if _include_usage(body) else (None, None)
     events.append(
         sse.encode_sse(
             openai_api.text_completion(
                 id=ident, created=seeds.created, model=model, text="", finish_reason=answer.finish_reason,
-                prompt_tokens=usage[0], completion_tokens=usage[1],
+                prompt_tokens=prompt_tokens, completion_tokens=answer.tokens,
             )
         )
     )

@@ -187,6 +187,27 @@ def test_usage_chunk_only_with_include_usage(client: httpx.Client) -> None:
     assert "usage" not in json.loads(stream_events(client, max_tokens=10, stream_options={"include_usage": False})[-2])
 
 
+TIMINGS = ["cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second",
+           "predicted_n", "predicted_ms", "predicted_per_token_ms", "predicted_per_second"]  # fmt: skip
+
+
+def test_llamacpps_timings_and_cached_tokens(client: httpx.Client) -> None:
+    """llama.cpp's extras: ``usage.prompt_tokens_details`` and ``timings`` on the whole answer, on a
+    stream's last chunk (the usage chunk when there is one), on completions' too."""
+    body = chat(client, max_tokens=5)
+    assert list(body) == ["choices", "created", "model", "system_fingerprint", "object", "usage", "id", "timings"]
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 0} and list(body["timings"]) == TIMINGS
+    assert (body["timings"]["prompt_n"], body["timings"]["predicted_n"]) == (body["usage"]["prompt_tokens"], 5)
+    for options, last in (({}, -2), ({"stream_options": {"include_usage": True}}, -2)):
+        chunks = [json.loads(event) for event in stream_events(client, max_tokens=5, **options)[:-1]]
+        assert ["timings" in chunk for chunk in chunks] == [False] * (len(chunks) - 1) + [True], options
+        assert chunks[-1]["timings"] == body["timings"]
+    text = client.post("/v1/completions", json={"model": "ai/smollm2", "prompt": "Hi", "max_tokens": 3}).json()
+    assert list(text) == ["choices", "created", "model", "system_fingerprint", "object", "usage", "id", "timings"]
+    streamed = [json.loads(event) for event in stream_events(client, "/v1/completions", prompt="Hi", max_tokens=3)[:-1]]
+    assert list(streamed[-1]) == list(text) and not any("usage" in chunk or "timings" in chunk for chunk in streamed[:-1])
+
+
 @pytest.mark.parametrize("prefix", ["/engines/v1", "/engines/llama.cpp/v1", "/v1"])
 def test_every_inference_prefix_answers(client: httpx.Client, prefix: str) -> None:
     response = client.post(f"{prefix}/chat/completions", json={"model": "smollm2", "messages": USER})
@@ -205,7 +226,8 @@ def test_text_completion_continues_the_prompt(client: httpx.Client) -> None:
     choice = body["choices"][0]
     assert choice["text"].startswith(" ")
     assert choice["finish_reason"] == "length"
-    assert body["usage"] == {"completion_tokens": 8, "prompt_tokens": count_tokens("Once upon a time"), "total_tokens": 12}
+    assert body["usage"] == {"completion_tokens": 8, "prompt_tokens": count_tokens("Once upon a time"), "total_tokens": 12,
+                             "prompt_tokens_details": {"cached_tokens": 0}}  # fmt: skip
 
 
 def test_text_completion_stream(client: httpx.Client) -> None:

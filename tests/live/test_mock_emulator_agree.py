@@ -396,3 +396,17 @@ def test_chat_logprobs_agree(live_pair: tuple[httpx.Client, httpx.Client], field
         else:
             seen.append(shape(response.json()["choices"]))
     assert seen[0] == seen[1]
+
+
+OPENAI_ANSWERS = [
+    (CHAT, SHORT_CHAT), (CHAT, SHORT_CHAT | {"stream": True}), (CHAT, SHORT_CHAT | {"stream": True, "stream_options": {"include_usage": True}}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "stream": True}),
+    ("/engines/v1/embeddings", {"model": MODEL, "input": "Hi"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), OPENAI_ANSWERS, ids=[f"{path} {i}" for i, (path, _) in enumerate(OPENAI_ANSWERS)])
+def test_openai_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """The OpenAI API's answers, llama.cpp's ``timings`` and ``prompt_tokens_details`` included."""
+    agree(live_pair, "POST", path, body)
