@@ -410,3 +410,24 @@ OPENAI_ANSWERS = [
 def test_openai_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
     """The OpenAI API's answers, llama.cpp's ``timings`` and ``prompt_tokens_details`` included."""
     agree(live_pair, "POST", path, body)
+
+
+HEADED = [
+    (CHAT, SHORT_CHAT), (CHAT, SHORT_CHAT | {"stream": True}), (CHAT, SHORT_CHAT | {"messages": "x"}), ("/engines/v1/embeddings", {"model": MODEL, "input": "x"}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE), ("/anthropic/v1/messages", SHORT_MESSAGE | {"stream": True}),
+    ("/v1/responses", SHORT_RESPONSE), ("/v1/responses", SHORT_RESPONSE | {"stream": True}), ("/v1/responses", {"model": MODEL, "input": [], "stream": True}),
+    ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}), ("/api/chat", SHORT_OLLAMA | {"options": {"num_predict": "4"}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), HEADED, ids=[f"{path} {i}" for i, (path, _) in enumerate(HEADED)])
+def test_every_header_agrees(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """All headers but the date and the framing (the mock's transport has no wire): llama.cpp's
+    ``Server`` and a stream's ``X-Accel-Buffering`` pass through DMR, and nothing more."""
+    seen = []
+    for client in live_pair:
+        response = client.post(path, json=body)
+        framing = ("date", "transfer-encoding", "content-length")
+        seen.append((response.status_code, sorted((name, value) for name, value in response.headers.items() if name not in framing),
+                     "content-length" in response.headers))  # fmt: skip
+    assert seen[0] == seen[1]
