@@ -377,6 +377,8 @@ def completions(runner: MockState, exchange: Exchange) -> Answer:
         return _bad_request(f"invalid JSON schema: {exc}")
     model = exchange.recorded.model or ""
     ident = "cmpl-" + seeds.id_hex[:32]
+    top = logprobs.top_count(body, chat=False)
+    entries = logprobs.token_logprobs(answer.pieces, top) if top else None
     if body.get("stream") is not True:
         whole = responses.backend_json(
             openai_api.text_completion(
@@ -387,13 +389,16 @@ def completions(runner: MockState, exchange: Exchange) -> Answer:
                 finish_reason=answer.finish_reason,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=answer.tokens,
+                logprobs=entries,
             )
         )
         whole.tokens = answer.tokens
         return whole
     events = [
-        sse.encode_sse(openai_api.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
-        for piece in answer.pieces
+        sse.encode_sse(openai_api.text_completion(
+            id=ident, created=seeds.created, model=model, text=piece, finish_reason=None, logprobs=None if entries is None else [entries[at]],
+        ))  # fmt: skip
+        for at, piece in enumerate(answer.pieces)
     ]
     events.append(
         sse.encode_sse(

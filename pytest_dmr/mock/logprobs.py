@@ -16,15 +16,16 @@ _ALTERNATIVES = (" the", " a", ",", ".", " and", " to", " of", " is", " in", " i
                  " with", " as", " this", " be", " at", " you")  # fmt: skip
 
 
-def top_count(body: Mapping[str, Any]) -> int:
-    """How many alternatives each token lists: ``top_logprobs``, else ``logprobs`` as a number (``true``:
-    20); 0 when the request asks for none (then the answer has no ``logprobs``)."""
+def top_count(body: Mapping[str, Any], *, chat: bool = True) -> int:
+    """How many alternatives each token lists: a chat's ``top_logprobs``, else ``logprobs`` as a number
+    (``true``: 20 for a chat, 1 for a completion); 0 when the request asks for none (then a chat's
+    answer has no ``logprobs``, a completion's has ``null``)."""
     asked = body.get("logprobs")
     if asked is None or asked is False:
         return 0
-    top = body.get("top_logprobs")
+    top = body.get("top_logprobs") if chat else None
     if top is None:
-        top = _DEFAULT_TOP if asked is True else asked
+        top = (_DEFAULT_TOP if chat else 1) if asked is True else asked
     return max(0, int(top)) if isinstance(top, (int, float)) else 0
 
 

@@ -148,11 +148,13 @@ def text_completion(
     finish_reason: str | None,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A ``text_completion`` body (``/completions``); a stream chunk when the counts are ``None``
     (the last one, and a whole body, carry ``usage`` and ``timings``)."""
+    found = None if logprobs is None else {"content": logprobs}
     body: dict[str, Any] = {
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [{"text": text, "index": 0, "logprobs": found, "finish_reason": finish_reason}],
         "created": created,
         "model": model,
         "system_fingerprint": "pytest-dmr",

@@ -403,6 +403,20 @@ def test_logprobs_stream_one_entry_per_content_chunk(client: httpx.Client) -> No
     assert streamed[0] is None and streamed[-1] is None and [item["content"] for item in streamed[1:-1]] == [[entry] for entry in plain]
 
 
+@pytest.mark.parametrize(("asked", "top"), [(3, 3), (True, 1), (0, 0), (None, 0)])
+def test_completion_logprobs(client: httpx.Client, asked: Any, top: int) -> None:
+    """A completion's ``logprobs`` is the number of alternatives (``true``: 1); ``null`` when none."""
+    body = {"model": "ai/smollm2", "prompt": "Once upon a time", "max_tokens": 4, "logprobs": asked}
+    choice = client.post("/v1/completions", json=body).json()["choices"][0]
+    if not top:
+        assert choice["logprobs"] is None
+        return
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["text"] and {len(entry["top_logprobs"]) for entry in content} == {top}
+    streamed = [json.loads(event)["choices"][0] for event in stream_events(client, "/v1/completions", **body)[:-1]]
+    assert streamed[-1]["logprobs"] is None and all([entry["token"] for entry in chunk["logprobs"]["content"]] == [chunk["text"]] for chunk in streamed[:-1])
+
+
 def test_no_logprobs_unless_asked(client: httpx.Client) -> None:
     for fields in ({}, {"logprobs": False}, {"logprobs": True, "top_logprobs": 0}):
         assert "logprobs" not in chat(client, max_tokens=3, **fields)["choices"][0]

@@ -403,6 +403,8 @@ OPENAI_ANSWERS = [
     ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4}),
     ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "stream": True}),
     ("/engines/v1/embeddings", {"model": MODEL, "input": "Hi"}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "logprobs": 2}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "logprobs": True, "stream": True}),
 ]  # fmt: skip
 
 
