@@ -48,18 +48,22 @@ def _type_error(field: str, expected: str, value: Any) -> Refusal:
     return 400, f"Field '{field}': [json.exception.type_error.302] type must be {expected}, but is {_json_type(value)}"
 
 
+_ORDER = {field: at for at, field in enumerate(_BOOLEAN_FIELDS + _NUMBER_FIELDS)}
+
+
 def _fields(body: Mapping[str, Any]) -> Refusal | None:
     """The sampling fields' types (a boolean passes for a number, ``null`` for anything), then ``n``."""
-    for field in _BOOLEAN_FIELDS:
-        value = body.get(field)
-        if value is not None and not isinstance(value, bool):
-            return _type_error(field, "boolean", value)
-    for field in _NUMBER_FIELDS:
-        value = body.get(field)
-        if value is not None and not isinstance(value, (bool, int, float)):
+    for field in sorted(_ORDER.keys() & body.keys(), key=_ORDER.__getitem__):
+        value = body[field]
+        if value is None:
+            continue
+        if field in _BOOLEAN_FIELDS:
+            if not isinstance(value, bool):
+                return _type_error(field, "boolean", value)
+        elif not isinstance(value, (bool, int, float)):
             return _type_error(field, "number", value)
     stop = body.get("stop")
-    if isinstance(stop, list):
+    if type(stop) is list:
         wrong = next((item for item in stop if item is not None and not isinstance(item, str)), None)
         if wrong is not None:
             return _type_error("stop", "string", wrong)
@@ -71,8 +75,8 @@ def _fields(body: Mapping[str, Any]) -> Refusal | None:
 
 def _content(message: Any) -> Refusal | None:
     """``oaicompat_chat_params_parse``'s look at one message's content."""
-    if not isinstance(message, Mapping) or "content" not in message:
-        if isinstance(message, Mapping) and message.get("role") == "assistant":
+    if not isinstance(message, dict) or "content" not in message:
+        if isinstance(message, dict) and message.get("role") == "assistant":
             return None if "tool_calls" in message else (400, "Assistant message must contain either 'content' or 'tool_calls'!")
         return 400, "All non-assistant messages must contain 'content'"
     content = message["content"]
@@ -81,7 +85,7 @@ def _content(message: Any) -> Refusal | None:
     if not isinstance(content, list):
         return 400, "Expected 'content' to be a string or an array"
     for part in content:
-        kind = part.get("type") if isinstance(part, Mapping) else None
+        kind = part.get("type") if isinstance(part, dict) else None
         if kind != "text" and kind not in _MEDIA_PARTS:
             return 400, "unsupported content[].type"
     return None
@@ -96,11 +100,11 @@ def _tools(tools: Any) -> Refusal | None:
         problem = f"Expected 'tools' to be an array, got {encoding.dumps(tools)}"
     else:
         for tool in tools:
-            if not isinstance(tool, Mapping) or "type" not in tool:
+            if not isinstance(tool, dict) or "type" not in tool:
                 problem = f"Missing tool type: {encoding.dumps(tool)}"
             elif tool["type"] != "function":
                 problem = f"Unsupported tool type: {encoding.dumps(tool)}"
-            elif not isinstance(tool.get("function"), Mapping):
+            elif not isinstance(tool.get("function"), dict):
                 problem = f"Missing tool function: {encoding.dumps(tool)}"
             elif "name" not in tool["function"]:
                 problem = "[json.exception.out_of_range.403] key 'name' not found"
@@ -125,7 +129,7 @@ def _parsed_message(message: Mapping[str, Any]) -> str | None:
             if not isinstance(part["text"], str):
                 return f"[json.exception.type_error.302] type must be string, but is {_json_type(part['text'])}"
     for call in message.get("tool_calls") or () if message.get("role") == "assistant" else ():
-        if not isinstance(call, Mapping) or not isinstance(call.get("function"), Mapping):
+        if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
             return f"Missing tool call function: {encoding.dumps(call)}"
     return None
 
@@ -139,7 +143,7 @@ def chat_refusal(body: Mapping[str, Any]) -> Refusal | None:
     if not isinstance(messages, list):
         return 400, "Expected 'messages' to be an array"
     response_format = body.get("response_format")
-    kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
     if isinstance(kind, str) and kind not in _RESPONSE_FORMATS:
         return 400, f'response_format type must be one of "text" or "json_object", but got: {kind}'
     for message in messages:
@@ -157,7 +161,7 @@ def chat_refusal(body: Mapping[str, Any]) -> Refusal | None:
         if problem is not None:
             return 500, f"Failed to parse messages: {problem}"
     last = messages[-1] if messages else None
-    if isinstance(last, Mapping) and last.get("role") == "assistant" and last.get("tool_calls"):
+    if isinstance(last, dict) and last.get("role") == "assistant" and last.get("tool_calls"):
         return 400, "Cannot continue an assistant message that contains tool calls."
     if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
         return 400, "top_logprobs requires logprobs to be set to true"
