@@ -18,11 +18,12 @@ from pytest_dmr.protocol import encoding, openai_api
 @dataclass(frozen=True)
 class ToolResult:
     """One tool message: the tool's name (from the message, else from the call it answers), the
-    call's JSON arguments (``""`` when unknown) and the result's text."""
+    call's JSON arguments (``""`` when unknown), the result's text and the call's ID."""
 
     name: str
     arguments: str
     content: str
+    call_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,18 @@ class Conversation:
         for message in tail:
             if message.get("role") != "tool":
                 continue
-            name, arguments = by_id.get(str(message.get("tool_call_id") or ""), ("", ""))
+            call_id = str(message.get("tool_call_id") or "")
+            name, arguments = by_id.get(call_id, ("", ""))
             name = str(message.get("name") or message.get("tool_name") or name)
-            results.append(ToolResult(name, arguments, openai_api.message_text(message.get("content"))))
+            results.append(ToolResult(name, arguments, openai_api.message_text(message.get("content")), call_id))
         return results
+
+    def unseen_calls(self) -> int:
+        """How many calls since the last user message are known only by the ``tool`` messages that
+        answer them (their ``tool_call_id`` is no assistant call's): DMR's Responses front-end turns
+        a ``function_call`` input item into a ``tool`` message, so the call itself is nowhere."""
+        seen = {call_id for call_id, _, _ in self.calls(since_user=True)}
+        return len({result.call_id for result in self.tool_results(since_user=True) if result.call_id and result.call_id not in seen})
 
     @property
     def tools_called(self) -> list[str]:

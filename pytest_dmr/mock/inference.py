@@ -34,7 +34,7 @@ from pytest_dmr.protocol import encoding, openai_api, routes, sse
 from pytest_dmr.mock import responses
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.embeddings import embedding_vector
-from pytest_dmr.mock import tokens
+from pytest_dmr.mock import logprobs, request_checks, tokens
 from pytest_dmr.mock.prompt_values import PromptValues, schema_in_text
 from pytest_dmr.mock.prose import answer_pieces, cut_at_stop, read_request
 from pytest_dmr.mock.tokens import count_prompt_tokens, count_tokens, split_into_pieces
@@ -224,6 +224,13 @@ def _bad_request(message: str) -> Answer:
     return responses.backend_json(openai_api.backend_error_body(400, message), 400)
 
 
+def _refused(refusal: request_checks.Refusal) -> Answer:
+    """llama.cpp's answer to a malformed request: a 400 ``invalid_request_error`` or a 500 ``server_error``."""
+    status, message = refusal
+    kind = "invalid_request_error" if status == 400 else "server_error"
+    return responses.backend_json(openai_api.backend_error_body(status, message, kind), status)
+
+
 @dataclass
 class ChatOutcome:
     """The core's answer to a chat request, before any front-end encodes it: the ``chat.completion``
@@ -274,9 +281,10 @@ def _context_exceeded(prompt: int, runner: MockState) -> Answer:
 def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
     """The chat-completions core: what the model answers to ``exchange.body``, as structured data."""
     body = exchange.body
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ChatOutcome(exchange.delivery, error=_bad_request("'messages' is required and must be an array"))
+    refusal = request_checks.chat_refusal(body)
+    if refusal is not None:
+        return ChatOutcome(exchange.delivery, error=_refused(refusal))
+    messages = body["messages"]
     seeds = _Seeds(body, exchange.endpoint)
     model = exchange.recorded.model or ""
     prompt = prompt_tokens(messages, model)
@@ -288,6 +296,8 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
         return ChatOutcome(exchange.delivery, error=_bad_request(f"invalid JSON schema: {exc}"))
     ident = "chatcmpl-" + seeds.id_hex[:32]
     tool_calls = answer.tool_calls
+    top = logprobs.top_count(body)
+    entries = logprobs.token_logprobs(answer.pieces, top) if top and not tool_calls else None
     if body.get("stream") is not True:
         reply = {
             "id": ident,
@@ -299,12 +309,17 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
             "completion_tokens": answer.tokens,
             "tool_calls": tool_calls,
         }
+        if entries is not None:
+            reply["logprobs"] = entries
         return ChatOutcome(exchange.delivery, reply=reply, pieces=len(answer.pieces), prompt_tokens=prompt,
             completion_tokens=answer.tokens,
         )
 
-    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        return openai_api.chat_chunk(id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason)
+    def chunk(delta: Mapping[str, Any], finish_reason: str | None = None, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        timed = (prompt, answer.tokens) if finish_reason is not None and not _include_usage(body) else None  # else on the usage chunk
+        return openai_api.chat_chunk(
+            id=ident, created=seeds.created, model=model, delta=delta, finish_reason=finish_reason, logprobs=logprobs, timed=timed
+        )
 
     chunks = [chunk({"role": "assistant", "content": None})]
     if tool_calls:  # as llama.cpp streams calls: per call, its id and name, then its arguments in pieces
@@ -314,7 +329,7 @@ def chat_outcome(runner: MockState, exchange: Exchange) -> ChatOutcome:
             chunks += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}) for piece in split_into_pieces(call["function"]["arguments"])]
         content_start = 2  # the first call's head is always sent: a cut counts the chunks after it
     else:
-        chunks += [chunk({"content": piece}) for piece in answer.pieces]
+        chunks += [chunk({"content": piece}, logprobs=None if entries is None else [entries[at]]) for at, piece in enumerate(answer.pieces)]
         content_start = len(chunks) - len(answer.pieces)
     content_chunks = len(chunks) - content_start
     chunks.append(chunk({}, answer.finish_reason))
@@ -349,8 +364,9 @@ def chat_completions(runner: MockState, exchange: Exchange) -> Answer:
 
 def completions(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
-    if "prompt" not in body:
-        return _bad_request('"prompt" must be provided')
+    refusal = request_checks.completion_refusal(body)
+    if refusal is not None:
+        return _refused(refusal)
     seeds = _Seeds(body, exchange.endpoint)
     prompt_tokens = count_tokens(exchange.recorded.last_user_message)
     if prompt_tokens >= runner.context_size:
@@ -361,6 +377,8 @@ def completions(runner: MockState, exchange: Exchange) -> Answer:
         return _bad_request(f"invalid JSON schema: {exc}")
     model = exchange.recorded.model or ""
     ident = "cmpl-" + seeds.id_hex[:32]
+    top = logprobs.top_count(body, chat=False)
+    entries = logprobs.token_logprobs(answer.pieces, top) if top else None
     if body.get("stream") is not True:
         whole = responses.backend_json(
             openai_api.text_completion(
@@ -371,20 +389,22 @@ def completions(runner: MockState, exchange: Exchange) -> Answer:
                 finish_reason=answer.finish_reason,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=answer.tokens,
+                logprobs=entries,
             )
         )
         whole.tokens = answer.tokens
         return whole
     events = [
-        sse.encode_sse(openai_api.text_completion(id=ident, created=seeds.created, model=model, text=piece, finish_reason=None))
-        for piece in answer.pieces
+        sse.encode_sse(openai_api.text_completion(
+            id=ident, created=seeds.created, model=model, text=piece, finish_reason=None, logprobs=None if entries is None else [entries[at]],
+        ))  # fmt: skip
+        for at, piece in enumerate(answer.pieces)
     ]
-    usage = (prompt_tokens, answer.tokens) if _include_usage(body) else (None, None)
     events.append(
         sse.encode_sse(
             openai_api.text_completion(
                 id=ident, created=seeds.created, model=model, text="", finish_reason=answer.finish_reason,
-                prompt_tokens=usage[0], completion_tokens=usage[1],
+                prompt_tokens=prompt_tokens, completion_tokens=answer.tokens,
             )
         )
     )
@@ -423,9 +443,10 @@ def embedding_width(requested: Any, configured: int | None, model: str) -> int:
 
 def embeddings(runner: MockState, exchange: Exchange) -> Answer:
     body = exchange.body
+    refusal = request_checks.embedding_refusal(body)
     texts = _embedding_inputs(body.get("input", body.get("content")))
-    if texts is None:
-        return _bad_request('"input" must be a string or a non-empty array')
+    if refusal is not None or texts is None:
+        return _refused(refusal or (400, '"input" must not be empty'))
     model = exchange.recorded.model or ""
     dimensions = embedding_width(body.get("dimensions"), runner.embedding_dimensions, model)
     vectors: list[Any] = [embedding_vector(text, model=model, dimensions=dimensions) for text in texts]

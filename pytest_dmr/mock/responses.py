@@ -14,8 +14,12 @@ Headers = Sequence[tuple[str, str]]
 
 _PLAIN_HEADERS = (("content-type", encoding.TEXT_PLAIN), ("x-content-type-options", "nosniff"))
 _JSON_HEADERS = (("content-type", encoding.JSON_CONTENT_TYPE),)
-_BACKEND_JSON_HEADERS = (("content-type", openai_api.LLAMACPP_JSON_CONTENT_TYPE),)
-_SSE_HEADERS = (("content-type", encoding.EVENT_STREAM), ("cache-control", "no-cache"))
+_LLAMACPP_SERVER = ("server", "llama.cpp")
+_BACKEND_JSON_HEADERS = (("content-type", openai_api.LLAMACPP_JSON_CONTENT_TYPE), _LLAMACPP_SERVER)
+UPSTREAM_STREAM_HEADERS = (_LLAMACPP_SERVER, ("x-accel-buffering", "no"))
+"""What llama.cpp sends with a stream besides its content type: DMR's streaming front-ends (Responses,
+Ollama) write into the proxy's header map, so these reach the client too."""
+_SSE_HEADERS = (("content-type", encoding.EVENT_STREAM), *UPSTREAM_STREAM_HEADERS)
 
 
 @dataclass

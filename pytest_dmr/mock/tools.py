@@ -6,7 +6,8 @@ description and parameter names (1); common words never count. The request is cu
 ``and``, ``then``, commas and sentence ends; a task a tool fits by its name (score 2 or more) is a
 planned call, and a short task that names only a thing ("... and in Rome", "... and alice") repeats
 the previous task's tool for that thing. Calls made since the last user message use up planned
-calls, oldest first.
+calls, oldest first: the assistant's by their tool, and results whose call is not in the request
+(DMR's Responses front-end keeps a ``function_call`` input item only as a ``tool`` message) in order.
 
 ``tool_choice``:
 
@@ -197,6 +198,7 @@ def plan_calls(body: Mapping[str, Any], conversation: Conversation) -> list[Plan
         index = next((i for i, call in enumerate(remaining) if call.function["name"] == name), None)
         if index is not None:
             del remaining[index]
+    del remaining[: conversation.unseen_calls()]
     if remaining:
         return remaining if body.get("parallel_tool_calls") is not False else remaining[:1]
     if choice != "required":
@@ -335,7 +337,9 @@ def _result_text(result: ToolResult) -> str:
 def result_answer(conversation: Conversation, draws: SeededDraws) -> str | None:
     """The text the model answers with once tool results are in (those since the last user message),
     quoting each, drawn from ``draws``' ``results`` fork; ``None`` when there are none."""
-    results = conversation.tool_results(since_user=True)
+    every = conversation.tool_results(since_user=True)
+    # DMR's Responses front-end sends a ``function_call`` item as an empty ``tool`` message before its output's
+    results = [result for at, result in enumerate(every) if result.content or not result.call_id or result.call_id not in {later.call_id for later in every[at + 1 :]}]
     if not results:
         return None
     draws = draws.fork("results")

@@ -11,11 +11,35 @@ from pytest_dmr.protocol import _shapes, encoding
 _json_string = json.encoder.encode_basestring  # a JSON string, UTF-8 kept: as encoding.dumps writes one
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """llama.cpp's ``usage``: the counts, and the prompt tokens its cache held (none: a fresh cache)."""
     return {
         "completion_tokens": completion_tokens,
         "prompt_tokens": prompt_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+
+
+_PROMPT_MS_PER_TOKEN = 2.0
+_PREDICTED_MS_PER_TOKEN = 25.0
+
+
+def timings(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """llama.cpp's ``timings`` of an answer, at made-up steady speeds (500 prompt tokens and 40
+    generated tokens a second): the same counts, the same numbers."""
+    prompt_per_token = _PROMPT_MS_PER_TOKEN if prompt_tokens else 0.0
+    predicted_per_token = _PREDICTED_MS_PER_TOKEN if completion_tokens else 0.0
+    return {
+        "cache_n": 0,
+        "prompt_n": prompt_tokens,
+        "prompt_ms": prompt_tokens * _PROMPT_MS_PER_TOKEN,
+        "prompt_per_token_ms": prompt_per_token,
+        "prompt_per_second": 1000 / prompt_per_token if prompt_per_token else 0.0,
+        "predicted_n": completion_tokens,
+        "predicted_ms": completion_tokens * _PREDICTED_MS_PER_TOKEN,
+        "predicted_per_token_ms": predicted_per_token,
+        "predicted_per_second": 1000 / predicted_per_token if predicted_per_token else 0.0,
     }
 
 
@@ -29,19 +53,24 @@ def chat_completion(
     prompt_tokens: int,
     completion_tokens: int,
     tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A non-streamed ``chat.completion`` body."""
+    """A non-streamed ``chat.completion`` body (``logprobs``: the ``content`` of ``choices[].logprobs``)."""
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    choice: dict[str, Any] = {"finish_reason": finish_reason, "index": 0, "message": message}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
     return {
-        "choices": [{"finish_reason": finish_reason, "index": 0, "message": message}],
+        "choices": [choice],
         "created": created,
         "model": model,
         "system_fingerprint": "pytest-dmr",
         "object": "chat.completion",
         "usage": usage(prompt_tokens, completion_tokens),
         "id": id,
+        "timings": timings(prompt_tokens, completion_tokens),
     }
 
 
@@ -55,35 +84,45 @@ def chat_completion_json(
     prompt_tokens: int,
     completion_tokens: int,
     tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> str:
     """``encoding.dumps(chat_completion(...))``, the same text, written at once: the body the mock
     sends most (its JSON encoder takes twice as long)."""
-    if tool_calls:
+    if tool_calls or logprobs is not None:
         return encoding.dumps(chat_completion(
             id=id, created=created, model=model, content=content, finish_reason=finish_reason,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tool_calls=tool_calls,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, tool_calls=tool_calls, logprobs=logprobs,
         ))  # fmt: skip
     text = "null" if content is None else _json_string(content)
     return (
         f'{{"choices":[{{"finish_reason":{_json_string(finish_reason)},"index":0,"message":{{"role":"assistant","content":{text}}}}}],'
         f'"created":{int(created)},"model":{_json_string(model)},"system_fingerprint":"pytest-dmr","object":"chat.completion",'
         f'"usage":{{"completion_tokens":{int(completion_tokens)},"prompt_tokens":{int(prompt_tokens)},'
-        f'"total_tokens":{int(prompt_tokens + completion_tokens)}}},"id":{_json_string(id)}}}'
+        f'"total_tokens":{int(prompt_tokens + completion_tokens)},"prompt_tokens_details":{{"cached_tokens":0}}}},"id":{_json_string(id)},'
+        f'"timings":{encoding.dumps(timings(prompt_tokens, completion_tokens))}}}'
     )
 
 
 def chat_chunk(
-    *, id: str, created: int, model: str, delta: Mapping[str, Any], finish_reason: str | None = None
+    *, id: str, created: int, model: str, delta: Mapping[str, Any], finish_reason: str | None = None,
+    logprobs: list[dict[str, Any]] | None = None, timed: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """One ``chat.completion.chunk`` of a stream."""
-    return {
-        "choices": [{"finish_reason": finish_reason, "index": 0, "delta": dict(delta)}],
+    """One ``chat.completion.chunk`` of a stream (``logprobs``: its tokens' entries; ``timed``: the
+    prompt and completion tokens of the last chunk, which carries llama.cpp's ``timings``)."""
+    choice: dict[str, Any] = {"finish_reason": finish_reason, "index": 0, "delta": dict(delta)}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
+    chunk = {
+        "choices": [choice],
         "created": created,
         "id": id,
         "model": model,
         "system_fingerprint": "pytest-dmr",
         "object": "chat.completion.chunk",
     }
+    if timed is not None:
+        chunk["timings"] = timings(*timed)
+    return chunk
 
 
 def usage_chunk(*, id: str, created: int, model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
@@ -96,6 +135,7 @@ def usage_chunk(*, id: str, created: int, model: str, prompt_tokens: int, comple
         "system_fingerprint": "pytest-dmr",
         "object": "chat.completion.chunk",
         "usage": usage(prompt_tokens, completion_tokens),
+        "timings": timings(prompt_tokens, completion_tokens),
     }
 
 
@@ -108,18 +148,23 @@ def text_completion(
     finish_reason: str | None,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A ``text_completion`` body (``/completions``); a stream chunk when the counts are ``None``."""
+    """A ``text_completion`` body (``/completions``); a stream chunk when the counts are ``None``
+    (the last one, and a whole body, carry ``usage`` and ``timings``)."""
+    found = None if logprobs is None else {"content": logprobs}
     body: dict[str, Any] = {
-        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+        "choices": [{"text": text, "index": 0, "logprobs": found, "finish_reason": finish_reason}],
         "created": created,
         "model": model,
         "system_fingerprint": "pytest-dmr",
         "object": "text_completion",
-        "id": id,
     }
     if prompt_tokens is not None and completion_tokens is not None:
         body["usage"] = usage(prompt_tokens, completion_tokens)
+    body["id"] = id
+    if prompt_tokens is not None and completion_tokens is not None:
+        body["timings"] = timings(prompt_tokens, completion_tokens)
     return body
 
 

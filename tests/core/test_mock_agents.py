@@ -21,8 +21,10 @@ import openai
 import pydantic
 import pytest
 import pytest_asyncio
-from pydantic_ai import Agent
+from pydantic_ai import Agent, UsageLimits
+from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from pytest_dmr.mock import Fault, MockModelRunner
@@ -212,6 +214,15 @@ async def test_pydantic_ai_agent_with_text_output_answers_from_the_tool(model: O
     assert "sunny in Lisbon, 22C" in result.output and len(mock.requests) == 2
 
 
+@pytest.mark.asyncio
+async def test_pydantic_ai_agent_loop_ends_through_anthropic_messages(mock: MockModelRunner) -> None:
+    async with httpx2.AsyncClient(transport=mock) as client:
+        sdk = anthropic.AsyncAnthropic(base_url=mock.anthropic_base_url, api_key="unused", http_client=client, max_retries=0)
+        model = AnthropicModel(MODEL, provider=AnthropicProvider(anthropic_client=sdk))
+        result = await Agent(model, tools=[forecast]).run("What is the forecast in Lisbon?", usage_limits=UsageLimits(request_limit=4))
+    assert "sunny in Lisbon, 22C" in result.output and len(mock.requests) == 2
+
+
 # -- the other formats ------------------------------------------------------------------------------------------
 
 ANTHROPIC_WEATHER = {"name": "get_weather", "description": "The weather forecast for a city", "input_schema": WEATHER["function"]["parameters"]}
@@ -249,6 +260,21 @@ def test_responses_function_calls_then_text_from_their_outputs(sdk: openai.OpenA
     second = sdk.responses.create(model=MODEL, input=outputs, previous_response_id=first.id, tools=tools)
     assert "cloudy in Paris" in second.output_text and "cloudy in Rome" in second.output_text
     assert [item.type for item in second.output] == ["message"]
+
+
+def test_responses_function_calls_then_text_from_the_whole_conversation(sdk: openai.OpenAI) -> None:
+    """Without ``previous_response_id``: the calls and their outputs sent back as input items."""
+    tools: Any = [{"type": "function", "name": "get_weather", "description": "The weather forecast for a city", "parameters": WEATHER["function"]["parameters"]}]
+    asked: Any = [{"role": "user", "content": "What is the weather in Paris and in Rome?"}]
+    first = sdk.responses.create(model=MODEL, input=asked, tools=tools)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert len(calls) == 2
+    items = [{"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments} for call in calls]
+    outputs = [{"type": "function_call_output", "call_id": call.call_id, "output": f"cloudy in {json.loads(call.arguments)['city']}"} for call in calls]
+    second = sdk.responses.create(model=MODEL, input=[*asked, *items, *outputs], tools=tools)
+    assert [item.type for item in second.output] == ["message"]
+    assert "cloudy in Paris" in second.output_text and "cloudy in Rome" in second.output_text
+    assert "nothing" not in second.output_text  # the empty tool message DMR makes of each call is no result
 
 
 def test_ollama_tool_calls_then_text(mock: MockModelRunner) -> None:

@@ -117,3 +117,27 @@ def test_the_v1_alias_makes_v1_the_backend_of_a_rerank_path(http: httpx.Client) 
     for path in ("/v1/score", "/v1/rerank"):
         answer = http.post(path, json={"model": MODEL, "query": "x", "documents": ["a"]})
         assert (answer.status_code, answer.text) == (404, "backend not found\n"), path
+
+
+LLAMACPP_STREAM = [("server", "llama.cpp"), ("x-accel-buffering", "no")]
+HEADERS = [
+    ("/engines/v1/chat/completions", {"messages": HI}, [("content-type", "application/json; charset=utf-8"), ("server", "llama.cpp")]),
+    ("/engines/v1/chat/completions", {"messages": "x"}, [("content-type", "application/json; charset=utf-8"), ("server", "llama.cpp")]),
+    ("/engines/v1/chat/completions", {"messages": HI, "stream": True}, [("content-type", "text/event-stream"), *LLAMACPP_STREAM]),
+    ("/anthropic/v1/messages", {"messages": HI, "max_tokens": 4, "stream": True}, [("content-type", "text/event-stream"), *LLAMACPP_STREAM]),
+    ("/api/chat", {"messages": HI}, [("content-type", "application/json"), *LLAMACPP_STREAM]),
+    ("/api/chat", {"messages": HI, "stream": False}, [("content-type", "application/json")]),
+    ("/v1/responses", {"input": "hi", "stream": True},
+     [("cache-control", "no-cache"), ("connection", "keep-alive"), ("content-type", "text/event-stream"), *LLAMACPP_STREAM]),
+    ("/v1/responses", {"input": [], "stream": True}, [("content-type", "application/json; charset=utf-8"), ("server", "llama.cpp")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body", "headers"), HEADERS, ids=[f"{path} {i}" for i, (path, _, _) in enumerate(HEADERS)])
+def test_headers_are_llamacpps_through_dmr(http: httpx.Client, path: str, body: dict[str, object], headers: list[tuple[str, str]]) -> None:
+    """llama.cpp's ``Server`` (and a stream's ``X-Accel-Buffering``, no ``Cache-Control``) pass through
+    DMR's proxy and its streaming front-ends; a stream has no ``Content-Length``."""
+    response = http.post(path, json={"model": MODEL, **body})
+    streamed = body.get("stream", path == "/api/chat")
+    assert sorted(item for item in response.headers.items() if item[0] != "content-length") == headers
+    assert ("content-length" in response.headers) is not streamed

@@ -187,6 +187,27 @@ def test_usage_chunk_only_with_include_usage(client: httpx.Client) -> None:
     assert "usage" not in json.loads(stream_events(client, max_tokens=10, stream_options={"include_usage": False})[-2])
 
 
+TIMINGS = ["cache_n", "prompt_n", "prompt_ms", "prompt_per_token_ms", "prompt_per_second",
+           "predicted_n", "predicted_ms", "predicted_per_token_ms", "predicted_per_second"]  # fmt: skip
+
+
+def test_llamacpps_timings_and_cached_tokens(client: httpx.Client) -> None:
+    """llama.cpp's extras: ``usage.prompt_tokens_details`` and ``timings`` on the whole answer, on a
+    stream's last chunk (the usage chunk when there is one), on completions' too."""
+    body = chat(client, max_tokens=5)
+    assert list(body) == ["choices", "created", "model", "system_fingerprint", "object", "usage", "id", "timings"]
+    assert body["usage"]["prompt_tokens_details"] == {"cached_tokens": 0} and list(body["timings"]) == TIMINGS
+    assert (body["timings"]["prompt_n"], body["timings"]["predicted_n"]) == (body["usage"]["prompt_tokens"], 5)
+    for options, last in (({}, -2), ({"stream_options": {"include_usage": True}}, -2)):
+        chunks = [json.loads(event) for event in stream_events(client, max_tokens=5, **options)[:-1]]
+        assert ["timings" in chunk for chunk in chunks] == [False] * (len(chunks) - 1) + [True], options
+        assert chunks[-1]["timings"] == body["timings"]
+    text = client.post("/v1/completions", json={"model": "ai/smollm2", "prompt": "Hi", "max_tokens": 3}).json()
+    assert list(text) == ["choices", "created", "model", "system_fingerprint", "object", "usage", "id", "timings"]
+    streamed = [json.loads(event) for event in stream_events(client, "/v1/completions", prompt="Hi", max_tokens=3)[:-1]]
+    assert list(streamed[-1]) == list(text) and not any("usage" in chunk or "timings" in chunk for chunk in streamed[:-1])
+
+
 @pytest.mark.parametrize("prefix", ["/engines/v1", "/engines/llama.cpp/v1", "/v1"])
 def test_every_inference_prefix_answers(client: httpx.Client, prefix: str) -> None:
     response = client.post(f"{prefix}/chat/completions", json={"model": "smollm2", "messages": USER})
@@ -205,7 +226,8 @@ def test_text_completion_continues_the_prompt(client: httpx.Client) -> None:
     choice = body["choices"][0]
     assert choice["text"].startswith(" ")
     assert choice["finish_reason"] == "length"
-    assert body["usage"] == {"completion_tokens": 8, "prompt_tokens": count_tokens("Once upon a time"), "total_tokens": 12}
+    assert body["usage"] == {"completion_tokens": 8, "prompt_tokens": count_tokens("Once upon a time"), "total_tokens": 12,
+                             "prompt_tokens_details": {"cached_tokens": 0}}  # fmt: skip
 
 
 def test_text_completion_stream(client: httpx.Client) -> None:
@@ -291,6 +313,113 @@ def test_backend_validation_errors_are_llamacpp_json(client: httpx.Client) -> No
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert client.post("/v1/embeddings", json={"model": "ai/smollm2"}).json()["error"]["code"] == 400
+
+
+MALFORMED_CHATS = [
+    # (what the body has instead of USER and nothing else, status, llama.cpp's message): measured on llama.cpp
+    ({"messages": None}, 400, "Expected 'messages' to be an array"),
+    ({"messages": "hi"}, 400, "Expected 'messages' to be an array"),
+    ({"messages": [{"role": "user"}]}, 400, "All non-assistant messages must contain 'content'"),
+    ({"messages": ["hi"]}, 400, "All non-assistant messages must contain 'content'"),
+    ({"messages": [*USER, {"role": "assistant"}, *USER]}, 400, "Assistant message must contain either 'content' or 'tool_calls'!"),
+    ({"messages": [{"role": "user", "content": 5}]}, 400, "Expected 'content' to be a string or an array"),
+    ({"messages": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}, 400, "unsupported content[].type"),
+    ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, 500, "Failed to parse messages: [json.exception.out_of_range.403] key 'text' not found"),
+    ({"messages": [{"content": "x", "b": 1}]}, 500, 'Failed to parse messages: Missing \'role\' in message: {"content":"x","b":1}'),
+    ({"messages": [{"role": 5, "content": "x"}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is number"),
+    ({"messages": [*USER, {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]},
+     400, "Cannot continue an assistant message that contains tool calls."),
+    ({"tools": "x"}, 500, 'Failed to parse tools: Expected \'tools\' to be an array, got "x"; tools = "x"'),
+    ({"tools": [{"type": "function"}]}, 500, 'Failed to parse tools: Missing tool function: {"type":"function"}; tools = [\n  {\n    "type": "function"\n  }\n]'),
+    ({"tool_choice": "bogus"}, 400, "Invalid tool_choice: bogus"),
+    ({"response_format": {"type": "bogus"}}, 400, 'response_format type must be one of "text" or "json_object", but got: bogus'),
+    ({"n": 2}, 400, "Field 'n': Value must be between 1 <= value <= 1, but got 2"),
+    ({"top_logprobs": 2}, 400, "top_logprobs requires logprobs to be set to true"),
+    ({"max_tokens": "4"}, 400, "Field 'max_tokens': [json.exception.type_error.302] type must be number, but is string"),
+    ({"temperature": [1]}, 400, "Field 'temperature': [json.exception.type_error.302] type must be number, but is array"),
+    ({"stream": 1}, 400, "Field 'stream': [json.exception.type_error.302] type must be boolean, but is number"),
+    ({"stop": [5]}, 400, "Field 'stop': [json.exception.type_error.302] type must be string, but is number"),
+    ({"max_tokens": "x", "top_logprobs": 1}, 400, "top_logprobs requires logprobs to be set to true"),
+    ({"messages": [{"role": "user"}], "response_format": {"type": "x"}}, 400, 'response_format type must be one of "text" or "json_object", but got: x'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "status", "message"), MALFORMED_CHATS, ids=[f"{i}" for i in range(len(MALFORMED_CHATS))])
+def test_malformed_chat_requests_get_llamacpps_refusal(client: httpx.Client, fields: dict[str, Any], status: int, message: str) -> None:
+    """What llama.cpp refuses, the mock refuses with its status and message (DMR passes them through)."""
+    response = client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **fields})
+    kind = "invalid_request_error" if status == 400 else "server_error"
+    assert (response.status_code, response.json()) == (status, {"error": {"code": status, "message": message, "type": kind}})
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [("/v1/chat/completions", {}, "'messages' is required"),
+     ("/v1/completions", {}, "[json.exception.out_of_range.403] key 'prompt' not found"),
+     ("/v1/completions", {"prompt": []}, '"prompt" must not be empty'),
+     ("/v1/completions", {"prompt": 5}, '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, '
+                                        "or a list of mixed strings & tokens."),
+     ("/v1/completions", {"prompt": "Hi", "n": 3}, "Field 'n': Value must be between 1 <= value <= 1, but got 3"),
+     ("/v1/embeddings", {}, '"input" or "content" must be provided'),
+     ("/v1/embeddings", {"input": []}, '"input" must not be empty')],
+)  # fmt: skip
+def test_malformed_requests_get_llamacpps_messages(client: httpx.Client, path: str, body: dict[str, Any], message: str) -> None:
+    response = client.post(path, json={"model": "ai/smollm2", **body})
+    assert (response.status_code, response.json()["error"]["message"]) == (400, message)
+
+
+def test_requests_llamacpp_takes_are_answered(client: httpx.Client) -> None:
+    """What llama.cpp lets through: ``null`` content, a boolean for a number, ``n: 1``, a stop that is no list..."""
+    for fields in ({"messages": [{"role": "user", "content": None}]}, {"temperature": True, "n": 1, "stop": 5}, {"tool_choice": 5},
+                   {"response_format": {"type": 5}}, {"messages": [{"role": "bogus", "content": "x"}]}, {"messages": []}, {"id_slot": "x"}):  # fmt: skip
+        assert client.post(CHAT, json={"model": "ai/smollm2", "messages": USER, **fields}).status_code == 200, fields
+
+
+def entry_shape(entry: dict[str, Any]) -> list[tuple[str, type]]:
+    return [(key, type(value)) for key, value in entry.items()]
+
+
+TOKEN = [("id", int), ("token", str), ("bytes", list), ("logprob", float)]
+
+
+@pytest.mark.parametrize(("fields", "top"), [({"logprobs": True}, 20), ({"logprobs": True, "top_logprobs": 3}, 3), ({"logprobs": 2}, 2)])
+def test_logprobs_have_llamacpps_shape(client: httpx.Client, fields: dict[str, Any], top: int) -> None:
+    """One entry per generated token, its text the answer's, each with ``top`` alternatives, itself first."""
+    choice = chat(client, max_tokens=6, **fields)["choices"][0]
+    assert list(choice) == ["finish_reason", "index", "message", "logprobs"]
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["message"]["content"] and len(content) == 6
+    for entry in content:
+        assert entry_shape(entry) == [*TOKEN, ("top_logprobs", list)] and bytes(entry["bytes"]) == entry["token"].encode()
+        assert len(entry["top_logprobs"]) == top and entry["top_logprobs"][0] == {key: entry[key] for key, _ in TOKEN}
+        assert all(entry_shape(other) == TOKEN and other["logprob"] < entry["logprob"] < 0 for other in entry["top_logprobs"][1:])
+    assert chat(client, max_tokens=6, **fields) == chat(client, max_tokens=6, **fields)
+
+
+def test_logprobs_stream_one_entry_per_content_chunk(client: httpx.Client) -> None:
+    plain = chat(client, max_tokens=5, logprobs=True, top_logprobs=1)["choices"][0]["logprobs"]["content"]
+    chunks = [json.loads(event) for event in stream_events(client, max_tokens=5, logprobs=True, top_logprobs=1) if event != "[DONE]"]
+    streamed = [chunk["choices"][0].get("logprobs") for chunk in chunks]
+    assert streamed[0] is None and streamed[-1] is None and [item["content"] for item in streamed[1:-1]] == [[entry] for entry in plain]
+
+
+@pytest.mark.parametrize(("asked", "top"), [(3, 3), (True, 1), (0, 0), (None, 0)])
+def test_completion_logprobs(client: httpx.Client, asked: Any, top: int) -> None:
+    """A completion's ``logprobs`` is the number of alternatives (``true``: 1); ``null`` when none."""
+    body = {"model": "ai/smollm2", "prompt": "Once upon a time", "max_tokens": 4, "logprobs": asked}
+    choice = client.post("/v1/completions", json=body).json()["choices"][0]
+    if not top:
+        assert choice["logprobs"] is None
+        return
+    content = choice["logprobs"]["content"]
+    assert "".join(entry["token"] for entry in content) == choice["text"] and {len(entry["top_logprobs"]) for entry in content} == {top}
+    streamed = [json.loads(event)["choices"][0] for event in stream_events(client, "/v1/completions", **body)[:-1]]
+    assert streamed[-1]["logprobs"] is None and all([entry["token"] for entry in chunk["logprobs"]["content"]] == [chunk["text"]] for chunk in streamed[:-1])
+
+
+def test_no_logprobs_unless_asked(client: httpx.Client) -> None:
+    for fields in ({}, {"logprobs": False}, {"logprobs": True, "top_logprobs": 0}):
+        assert "logprobs" not in chat(client, max_tokens=3, **fields)["choices"][0]
 
 
 # -- structured output -----------------------------------------------------------------------------------

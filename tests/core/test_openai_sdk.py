@@ -64,7 +64,8 @@ async def test_chat_completion_is_the_same(sdk: openai.OpenAI, adapter: DockerMo
     result = await adapter.chat(MESSAGES, max_tokens=24, temperature=0)
     assert completion.choices[0].message.content == result.text
     assert completion.choices[0].finish_reason == result.finish_reason
-    assert completion.usage is not None and completion.usage.model_dump(exclude_none=True) == result.usage
+    assert completion.usage is not None  # the adapter keeps usage's whole numbers (not llama.cpp's prompt_tokens_details)
+    assert {key: value for key, value in completion.usage.model_dump(exclude_none=True).items() if isinstance(value, int)} == result.usage
     assert completion.model_dump(exclude_unset=True) == result.raw
 
 

@@ -188,7 +188,7 @@ def test_usage_totals_add_up() -> None:
     body = openai_api.chat_completion(
         id="c", created=1, model="m", content="x", finish_reason="stop", prompt_tokens=7, completion_tokens=5
     )
-    assert body["usage"] == {"completion_tokens": 5, "prompt_tokens": 7, "total_tokens": 12}
+    assert body["usage"] == {"completion_tokens": 5, "prompt_tokens": 7, "total_tokens": 12, "prompt_tokens_details": {"cached_tokens": 0}}
 
 
 def test_pull_line_is_raw_only_for_exact_json_accept() -> None:

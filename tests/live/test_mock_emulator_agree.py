@@ -228,6 +228,33 @@ def test_frontend_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], me
     agree(live_pair, method, path, body)
 
 
+CHAT = "/engines/v1/chat/completions"
+SHORT_CHAT = {"model": MODEL, "messages": HI, "max_tokens": 4, "temperature": 0}
+MALFORMED = [
+    # llama.cpp's refusals, as DMR passes them through each front-end
+    (CHAT, {"model": MODEL}), (CHAT, SHORT_CHAT | {"messages": "hi"}), (CHAT, SHORT_CHAT | {"messages": [{"role": "user"}]}),
+    (CHAT, SHORT_CHAT | {"messages": [{"content": "x", "b": "é/</"}]}), (CHAT, SHORT_CHAT | {"messages": [{"role": "user", "content": 5}]}),
+    (CHAT, SHORT_CHAT | {"messages": [{"role": "user", "content": [{"type": "input_text", "text": "x"}]}]}),
+    (CHAT, SHORT_CHAT | {"tools": [{"type": "function", "x": "é"}]}), (CHAT, SHORT_CHAT | {"tools": [{"function": {"name": "f"}}]}),
+    (CHAT, SHORT_CHAT | {"tool_choice": ""}), (CHAT, SHORT_CHAT | {"response_format": {"type": "bogus"}}), (CHAT, SHORT_CHAT | {"n": 2}),
+    (CHAT, SHORT_CHAT | {"max_tokens": "4"}), (CHAT, SHORT_CHAT | {"top_k": {}}), (CHAT, SHORT_CHAT | {"cache_prompt": "x"}),
+    (CHAT, SHORT_CHAT | {"stop": [5]}), (CHAT, SHORT_CHAT | {"top_logprobs": 2}), (CHAT, SHORT_CHAT | {"stream": "yes"}),
+    ("/engines/v1/completions", {"model": MODEL, "max_tokens": 4}), ("/engines/v1/completions", {"model": MODEL, "prompt": None}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": "4"}),
+    ("/engines/v1/embeddings", {"model": MODEL}), ("/engines/v1/embeddings", {"model": MODEL, "input": []}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE | {"max_tokens": "4"}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE | {"messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+    ("/api/chat", SHORT_OLLAMA | {"stream": False, "options": {"num_predict": "4"}}), ("/api/chat", SHORT_OLLAMA | {"options": {"temperature": "x"}}),
+    ("/v1/responses", {"model": MODEL}), ("/v1/responses", {"model": MODEL, "input": [], "stream": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), MALFORMED, ids=[f"{path} {i}" for i, (path, _) in enumerate(MALFORMED)])
+def test_malformed_requests_agree(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """llama.cpp's refusals (status, type, message), byte for byte, through every front-end."""
+    agree(live_pair, "POST", path, body)
+
+
 PRELOADS = [
     ("/anthropic/v1/messages", SHORT_MESSAGE), ("/v1/messages", SHORT_MESSAGE), ("/engines/v1/messages", SHORT_MESSAGE),
     ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}),
@@ -352,3 +379,57 @@ def test_ollama_pull_then_delete_agree(fresh_emulator: EmulatorServer) -> None:
         assert again.status_code == 500 and again.text.startswith("Failed to delete model: ")
         emptied, _ = agree(pair, "GET", "/api/tags")
         assert emptied.json() == {"models": []}
+
+
+@pytest.mark.parametrize("fields", [{"logprobs": True, "top_logprobs": 2}, {"logprobs": 3}, {"logprobs": True, "top_logprobs": 0}, {"logprobs": False}])
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_logprobs_agree(live_pair: tuple[httpx.Client, httpx.Client], fields: dict[str, Any], stream: bool) -> None:
+    """``choices`` (llama.cpp's own ``timings`` aside): ``logprobs.content`` per token, or per chunk."""
+    body = SHORT_CHAT | fields | {"stream": stream}
+    seen = []
+    for client in live_pair:
+        response = client.post(CHAT, json=body)
+        assert response.status_code == 200, response.text
+        if stream:
+            lines = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: {")]
+            seen.append(merged([shape(json.loads(line)["choices"]) for line in lines]))
+        else:
+            seen.append(shape(response.json()["choices"]))
+    assert seen[0] == seen[1]
+
+
+OPENAI_ANSWERS = [
+    (CHAT, SHORT_CHAT), (CHAT, SHORT_CHAT | {"stream": True}), (CHAT, SHORT_CHAT | {"stream": True, "stream_options": {"include_usage": True}}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "stream": True}),
+    ("/engines/v1/embeddings", {"model": MODEL, "input": "Hi"}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "logprobs": 2}),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": "Hi", "max_tokens": 4, "logprobs": True, "stream": True}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), OPENAI_ANSWERS, ids=[f"{path} {i}" for i, (path, _) in enumerate(OPENAI_ANSWERS)])
+def test_openai_answers_agree(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """The OpenAI API's answers, llama.cpp's ``timings`` and ``prompt_tokens_details`` included."""
+    agree(live_pair, "POST", path, body)
+
+
+HEADED = [
+    (CHAT, SHORT_CHAT), (CHAT, SHORT_CHAT | {"stream": True}), (CHAT, SHORT_CHAT | {"messages": "x"}), ("/engines/v1/embeddings", {"model": MODEL, "input": "x"}),
+    ("/anthropic/v1/messages", SHORT_MESSAGE), ("/anthropic/v1/messages", SHORT_MESSAGE | {"stream": True}),
+    ("/v1/responses", SHORT_RESPONSE), ("/v1/responses", SHORT_RESPONSE | {"stream": True}), ("/v1/responses", {"model": MODEL, "input": [], "stream": True}),
+    ("/api/chat", SHORT_OLLAMA), ("/api/chat", SHORT_OLLAMA | {"stream": False}), ("/api/chat", SHORT_OLLAMA | {"options": {"num_predict": "4"}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), HEADED, ids=[f"{path} {i}" for i, (path, _) in enumerate(HEADED)])
+def test_every_header_agrees(live_pair: tuple[httpx.Client, httpx.Client], path: str, body: Any) -> None:
+    """All headers but the date and the framing (the mock's transport has no wire): llama.cpp's
+    ``Server`` and a stream's ``X-Accel-Buffering`` pass through DMR, and nothing more."""
+    seen = []
+    for client in live_pair:
+        response = client.post(path, json=body)
+        framing = ("date", "transfer-encoding", "content-length")
+        seen.append((response.status_code, sorted((name, value) for name, value in response.headers.items() if name not in framing),
+                     "content-length" in response.headers))  # fmt: skip
+    assert seen[0] == seen[1]

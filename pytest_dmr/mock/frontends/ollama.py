@@ -135,7 +135,7 @@ def _chat(runner: MockState, call: Call, plan: api.ChatPlan, *, generate: bool) 
         lambda chunk: [api.json_bytes(line(chunk, model=model, created_at=created_at))],
         lambda: [api.json_bytes(done(model=model, created_at=created_at))],
     )
-    headers = (("content-type", api.CHAT_STREAM_CONTENT_TYPE), ("cache-control", "no-cache"))
+    headers = (("content-type", api.CHAT_STREAM_CONTENT_TYPE), *responses.UPSTREAM_STREAM_HEADERS)
     return Answer(200, headers, chunks=lines, delivery=delivery)
 
 

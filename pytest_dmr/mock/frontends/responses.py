@@ -18,6 +18,7 @@ from pytest_dmr.protocol import encoding, routes
 from pytest_dmr.protocol import responses_api as api
 from pytest_dmr.protocol._regex import compiled
 from pytest_dmr.mock.frontends import Call, View, admit, generate_chat, method_not_allowed, translated_stream
+from pytest_dmr.mock import responses
 from pytest_dmr.mock.inference import ChatOutcome, openai_chat_answer
 from pytest_dmr.mock.responses import Answer
 from pytest_dmr.mock.state import MockState
@@ -123,7 +124,8 @@ def _stream(runner: MockState, outcome: ChatOutcome, base: Mapping[str, Any], ma
     )
     if delivery.cut_after is None:  # a stream cut off never reaches response.completed: nothing is stored
         _save(runner, writer.final(), store)
-    return Answer(200, [(name.lower(), value) for name, value in api.STREAM_HEADERS], chunks=events, delivery=delivery)
+    headers = [*((name.lower(), value) for name, value in api.STREAM_HEADERS), *responses.UPSTREAM_STREAM_HEADERS]
+    return Answer(200, headers, chunks=events, delivery=delivery)
 
 
 def _failed(runner: MockState, call: Call, upstream: Answer, base: Mapping[str, Any], make_id: api.MakeId, store: bool) -> Answer:
@@ -136,7 +138,7 @@ def _failed(runner: MockState, call: Call, upstream: Answer, base: Mapping[str, 
         events = writer.upstream_failed(upstream.status)
         _save(runner, writer.final(), store)
         headers = [(name, value) for name, value in upstream.headers if name != "content-length"]
-        return Answer(200, headers, b"".join(api.encode_event(event) for event in events))
+        return Answer(200, headers, chunks=[api.encode_event(event) for event in events])  # streamed: no content-length
     response = api.failed_response(base, body.decode(errors="replace"))
     _save(runner, response, store)
     return _json(upstream.status, response)
