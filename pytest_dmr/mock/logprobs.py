@@ -26,7 +26,7 @@ def top_count(body: Mapping[str, Any], *, chat: bool = True) -> int:
     top = body.get("top_logprobs") if chat else None
     if top is None:
         top = (_DEFAULT_TOP if chat else 1) if asked is True else asked
-    return max(0, int(top)) if isinstance(top, (int, float)) else 0
+    return max(0, int(min(top, len(_ALTERNATIVES) + 1))) if isinstance(top, (int, float)) and top == top else 0  # (NaN is not top)
 
 
 def _entry(token: str, logprob: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ message parsers throw). Images, audio and video parts are left alone: a vision m
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,7 +70,7 @@ def _fields(body: Mapping[str, Any]) -> Refusal | None:
             return _type_error("stop", "string", wrong)
     n = body.get("n")
     if isinstance(n, (int, float)) and not isinstance(n, bool) and n != 1:
-        return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {int(n)}"
+        return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {int(n) if math.isfinite(n) else n}"
     return None
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import httpx2
 
-from pytest_dmr.protocol import addresses, cors, engines_api, error_bodies, openai_api, request_log, routes
+from pytest_dmr.protocol import addresses, cors, encoding, engines_api, error_bodies, openai_api, request_log, routes
 from pytest_dmr.protocol.responses_api import ResponseStore
 from pytest_dmr.mock import frontends, inference, management, responses, stacks
 from pytest_dmr.mock.catalog import ModelStore, describe_model
@@ -286,9 +285,10 @@ class MockModelRunner(_Transports):
         content = request.content
         body: Any = None
         invalid_json = False
+        overflow = None  # a number too large for llama.cpp, which refuses the request
         if content:
             try:
-                body = json.loads(content)
+                body, overflow = encoding.read_request_body(content)
             except ValueError:
                 invalid_json = True
         route = routes.match_inference_path(path)
@@ -303,7 +303,7 @@ class MockModelRunner(_Transports):
         elif access.status is not None:  # an allowed preflight
             answer = Answer(access.status, access.headers)
         else:
-            answer = self._answer(request, route, recorded, front, invalid_json=invalid_json)
+            answer = self._answer(request, route, recorded, front, invalid_json=invalid_json, overflow=overflow)
             if access.headers:
                 answer.headers = [*answer.headers, *access.headers]
         if method == "HEAD" and answer.content_length is None:  # not made headless by _answer (a refusal, a fault's answer)
@@ -318,6 +318,7 @@ class MockModelRunner(_Transports):
         front: tuple[View, frontends.Handler] | None,
         *,
         invalid_json: bool,
+        overflow: str | None,
     ) -> Answer:
         """The handler's answer, past the CORS middleware: rules and faults first, then DMR's routes."""
         preload = recorded.headers.get(_PRELOAD) == "true"
@@ -338,7 +339,7 @@ class MockModelRunner(_Transports):
             call = Call(request, recorded, view, rule, fault, delivery)
             answer = handler(self.state, call)
         elif route is not None:
-            answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, preload=preload)
+            answer = self._inference(request, route, recorded, rule, delivery, invalid_json=invalid_json, overflow=overflow, preload=preload)
         else:
             answer = self._management(request, recorded, fault, delivery)
         tokens = answer.tokens or (call.tokens if call is not None else 0)
@@ -422,6 +423,7 @@ class MockModelRunner(_Transports):
         delivery: Delivery,
         *,
         invalid_json: bool,
+        overflow: str | None,
         preload: bool,
     ) -> Answer:
         method = request.method
@@ -444,7 +446,11 @@ class MockModelRunner(_Transports):
         exchange = inference.Exchange(
             recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
-        answer = handler(state, exchange)
+        if overflow is not None:  # llama.cpp's JSON parser (nlohmann) refuses a number a double cannot hold
+            message = f"[json.exception.out_of_range.406] number overflow parsing '{overflow}'"
+            answer = responses.backend_json(openai_api.backend_error_body(400, message), 400)
+        else:
+            answer = handler(state, exchange)
         state.log_exchange(recorded, url=engines_url(recorded.path), model=body["model"], body=recorded.content, answer=answer)
         return answer
 

@@ -4,6 +4,7 @@ quoting, times and IDs."""
 from __future__ import annotations
 
 import json
+import math
 import secrets
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -154,6 +155,38 @@ def syntax_error(text: str) -> str | None:
 
 def _reject_constant(constant: str) -> Any:
     raise ValueError(constant)
+
+
+class _NumberOverflow(ValueError):
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _double(literal: str) -> float:
+    value = float(literal)
+    if value in (math.inf, -math.inf):
+        raise _NumberOverflow(literal)
+    return value
+
+
+_AS_GO_READS = json.JSONDecoder(parse_constant=_reject_constant)
+_AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double)
+
+
+def read_request_body(data: bytes) -> tuple[Any, str | None]:
+    """A request body as DMR's Go decoder reads it, and the first number in it too large for a double
+    (``1e400``: Go reads past it, llama.cpp refuses the request), else ``None``. :class:`ValueError`
+    for what Go refuses: not JSON, ``NaN`` or ``Infinity`` (which Python's json reads), nesting too
+    deep to decode, bytes that do not decode."""
+    try:
+        text = data.decode(json.detect_encoding(data), "surrogatepass")
+        try:
+            return _AS_LLAMACPP_READS.decode(text), None
+        except _NumberOverflow as overflow:
+            return _AS_GO_READS.decode(text), overflow.literal
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _innermost(text: str, pos: int) -> str:

@@ -633,3 +633,33 @@ def test_embeddings_dimensions_and_base64(client: httpx.Client) -> None:
     encoded = client.post("/v1/embeddings", json={"model": "e", "input": "hello", "dimensions": 16, "encoding_format": "base64"}).json()
     decoded = struct.unpack("<16f", base64.b64decode(encoded["data"][0]["embedding"]))
     assert all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-7) for x, y in zip(decoded, floats))
+
+
+@pytest.mark.parametrize(("path", "field"), [(CHAT, '"max_tokens": 1e400'), (CHAT, '"logprobs": -1e400'), (CHAT, '"n": 1E400'),
+                                             ("/engines/v1/completions", '"temperature": 2e308')])  # fmt: skip
+def test_a_number_too_large_for_a_double_gets_llamacpps_refusal(client: httpx.Client, path: str, field: str) -> None:
+    """DMR's Go decoder reads past ``1e400``; llama.cpp's JSON parser refuses it (measured on llama.cpp).
+    Python's json reads it as infinity, which the mock used to generate from or crash on."""
+    body = '{"model": "ai/smollm2", "messages": [{"role": "user", "content": "hi"}], "prompt": "hi", ' + field + "}"
+    literal = field.split(": ")[1]
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    message = f"[json.exception.out_of_range.406] number overflow parsing '{literal}'"
+    assert (response.status_code, response.json()) == (400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}})
+
+
+@pytest.mark.parametrize("body", ['{"model": "ai/smollm2", "messages": [], "temperature": NaN}',
+                                  '{"model": "ai/smollm2", "messages": [], "top_p": -Infinity}',
+                                  '{"model": "ai/smollm2", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"])  # fmt: skip
+def test_what_gos_decoder_refuses_is_dmrs_invalid_request(client: httpx.Client, body: str) -> None:
+    """``NaN`` and ``Infinity`` are no JSON to Go (Python's json reads them); nesting too deep for
+    Python's decoder is refused the same way, not raised as a RecursionError."""
+    response = client.post(CHAT, content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, response.text) == (400, "invalid request\n")
+
+
+def test_top_logprobs_that_are_no_finite_number_do_not_break_the_count() -> None:
+    """A front-end's translated request may carry what JSON decoding made infinite: all alternatives, not an OverflowError."""
+    from pytest_dmr.mock import logprobs
+
+    assert logprobs.top_count({"logprobs": True, "top_logprobs": math.inf}) == logprobs.top_count({"logprobs": True, "top_logprobs": 10**9}) > 1
+    assert logprobs.top_count({"logprobs": True, "top_logprobs": math.nan}) == 0
