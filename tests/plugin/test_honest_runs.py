@@ -10,6 +10,7 @@ summary line and a ``dmr_fallback`` JUnit property.
 
 from __future__ import annotations
 
+import gc
 import sys
 import xml.etree.ElementTree as ET
 
@@ -145,6 +146,18 @@ def test_provisioning_without_the_containers_extra_is_a_usage_error(suite: pytes
         "imported here: pip install 'pytest-dmr[containers]' (or set provisioning to never)"
     ])
     assert "container" not in result.stdout.str()  # no "could not remove" line about a container that never was
+
+
+def test_provisioning_without_a_docker_engine_says_nothing_of_removing_a_container(
+        suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    pytest.importorskip("docker")
+    pytest.importorskip("testcontainers")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")  # nothing listens there
+    result = run(suite, "--dmr-provision=testcontainers", "--dmr-discovery=url", *KEEP_WARNINGS)
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["dmr: asked for a runner to be provisioned * provisioning failed: cannot provision "
+                                 "a runner: no Docker engine answers at unix://*no-engine.sock*"])
+    gc.collect()  # a socket to the missing engine left unclosed fails this test here (ResourceWarning, made an error)
 
 
 # -- pytest citizenship -----------------------------------------------------------------------------------
