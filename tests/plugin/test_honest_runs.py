@@ -176,6 +176,16 @@ def test_a_configure_time_warning_under_warnings_as_errors_is_a_usage_error(suit
     assert "INTERNALERROR" not in output(result)
 
 
+@pytest.mark.parametrize("key", ["dmr_discovery", "dmr_model"])
+def test_a_toml_list_for_a_string_key_under_warnings_as_errors_is_a_usage_error(pytester: pytest.Pytester, key: str) -> None:
+    pytester.makepyfile(test_suite=ADAPTER_TESTS)
+    pytester.makepyprojecttoml(f'[tool.pytest.ini_options]\n{key} = ["url", "host"]\n')
+    result = run(pytester, "-W", "error")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f'ERROR: pytest-dmr: the ini key {key} takes one string: write its value in quotes *'])
+    assert "INTERNALERROR" not in output(result)
+
+
 DISABLED_SUITE = """
 import pytest
 
