@@ -213,9 +213,12 @@ def acquire_runner(session: DMRSession, config: pytest.Config) -> DMRRunner:
 
 
 def no_live_runner_message(settings: Settings, why: str) -> str:
+    how = HOW_TO_START
+    if settings.provision == "testcontainers":  # asked for already, and ``why`` says how it failed: not advice
+        how = how.replace(" let pytest-dmr start one with --dmr-provision=testcontainers,", "")
     return (
         f"{_mode_reason(settings)} needs a Docker Model Runner, and none could be used.\n"
-        f"Probed: {why.removeprefix('no runner: ')}\n{HOW_TO_START}"
+        f"Probed: {why.removeprefix('no runner: ')}\n{how}"
     )
 
 
