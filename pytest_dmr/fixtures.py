@@ -595,13 +595,15 @@ def _make_adapter(
     backend: _TestBackend, defaults: AdapterDefaults, model: str | None, options: dict[str, Any]
 ) -> DockerModelRunnerAdapter:
     """An adapter on the test's backend: the call's ``model`` and ``options`` over ``defaults``."""
-    from pytest_dmr.adapter import DockerModelRunnerAdapter
+    from pytest_dmr.adapter import DockerModelRunnerAdapter, check_request_options
 
     for key in ("base_url", "self"):
         if key in options:
             raise TypeError(NOT_THIS_RUNNER.format(who="dmr_adapter_factory()", key=key))
     default_constructor, default_request = _split_options(defaults.options)
     call_constructor, call_request = _split_options(options)
+    check_request_options(default_request, "dmr_config")  # a typo named where the user wrote it, not "default_options"
+    check_request_options(call_request, "dmr_adapter_factory()")
     constructor = {**default_constructor, **call_constructor}
     request = {**default_request, **call_request}
     if request:
