@@ -158,7 +158,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         self.retry = _http.RetryPolicy(max_retries=max_retries, backoff=backoff)
         self.backend = _backend_of(transport)
         self.default_options = dict(default_options or {})
-        _check_options(self.default_options, "default_options")
+        check_request_options(self.default_options, "default_options")
         self._transport = transport
         self._breaker = _http.breaker_for(self.address.root, transport)
         self._headers = {
@@ -411,7 +411,7 @@ class DockerModelRunnerAdapter(LLMAdapter):
         merged = {**self.default_options, **options} if self.default_options else dict(options)
         extra = merged.pop("extra_body", None)
         if options:
-            _check_options(options, "request")
+            check_request_options(options, "request")
         body.update(merged)
         if extra is not None:
             if not isinstance(extra, Mapping):
@@ -643,7 +643,7 @@ _ADAPTER_ARGUMENTS = frozenset(inspect.signature(DockerModelRunnerAdapter.__init
 _CALL_ARGUMENTS = frozenset({"system", "system_message", "messages", "prompt", "texts"})
 
 
-def _check_options(options: Mapping[str, Any], where: str) -> None:
+def check_request_options(options: Mapping[str, Any], where: str) -> None:
     """:class:`~pytest_dmr.errors.UnknownOptionError` for a key that is not a known request field
     (``extra_body`` carries the others), naming the closest adapter argument or request field."""
     for key in options:

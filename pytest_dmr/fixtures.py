@@ -213,9 +213,12 @@ def acquire_runner(session: DMRSession, config: pytest.Config) -> DMRRunner:
 
 
 def no_live_runner_message(settings: Settings, why: str) -> str:
+    how = HOW_TO_START
+    if settings.provision == "testcontainers":  # asked for already, and ``why`` says how it failed: not advice
+        how = how.replace(" let pytest-dmr start one with --dmr-provision=testcontainers,", "")
     return (
         f"{_mode_reason(settings)} needs a Docker Model Runner, and none could be used.\n"
-        f"Probed: {why.removeprefix('no runner: ')}\n{HOW_TO_START}"
+        f"Probed: {why.removeprefix('no runner: ')}\n{how}"
     )
 
 
@@ -592,13 +595,15 @@ def _make_adapter(
     backend: _TestBackend, defaults: AdapterDefaults, model: str | None, options: dict[str, Any]
 ) -> DockerModelRunnerAdapter:
     """An adapter on the test's backend: the call's ``model`` and ``options`` over ``defaults``."""
-    from pytest_dmr.adapter import DockerModelRunnerAdapter
+    from pytest_dmr.adapter import DockerModelRunnerAdapter, check_request_options
 
     for key in ("base_url", "self"):
         if key in options:
             raise TypeError(NOT_THIS_RUNNER.format(who="dmr_adapter_factory()", key=key))
     default_constructor, default_request = _split_options(defaults.options)
     call_constructor, call_request = _split_options(options)
+    check_request_options(default_request, "dmr_config")  # a typo named where the user wrote it, not "default_options"
+    check_request_options(call_request, "dmr_adapter_factory()")
     constructor = {**default_constructor, **call_constructor}
     request = {**default_request, **call_request}
     if request:

@@ -157,7 +157,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
     from pytest_dmr import settings
 
     flags = {flag: config.getoption(dest) for flag, dest in options.FLAG_DESTS.items()}
-    ini = {key: config.getini(key) for key in options.INI_KEYS}
+    ini = {key: ini_value(config, key) for key in options.INI_KEYS}
     try:
         return settings.resolve(flags, ini, environ)
     except Exception as exc:
@@ -166,6 +166,20 @@ def resolve_settings(config: pytest.Config) -> Settings:
         if isinstance(exc, ConfigurationError):
             raise pytest.UsageError(f"pytest-dmr: {exc}") from None
         raise
+
+
+def ini_value(config: pytest.Config, key: str) -> Any:
+    """An ini key's value. pytest warns of a value that is not a string for a string key (a TOML list:
+    ``dmr_discovery = ["url", "host"]``) and will refuse it; where the run's filters make that warning an
+    error, a usage error naming the key, not an INTERNALERROR."""
+    try:
+        return config.getini(key)
+    except (Warning, TypeError) as exc:
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise pytest.UsageError(
+            f'pytest-dmr: the ini key {key} takes one string: write its value in quotes ({key} = "..."; a list of '
+            f'discovery groups is one comma list, dmr_discovery = "url,host"). pytest said: {said}'
+        ) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -214,6 +214,20 @@ def _number(value: Any, source: str, *, scale: float = 1.0) -> float:
     return number
 
 
+def _model(value: Any, source: str) -> str:
+    """A model reference as DMR would pull it (``ai/smollm2``, ``hf.co/org/m:Q4_K_M``, an ID)."""
+    from pytest_dmr.protocol import model_names  # only for a model given: most runs use the default
+
+    name = _text(value)
+    if not model_names.is_valid_reference(model_names.normalize_model_name(name)):
+        raise _error(
+            f"{source}={name!r} is not a model reference (a path traversal, a space, a '%' or a backslash has no "
+            "place in one)",
+            hint="Give a model reference such as ai/smollm2, ai/smollm2:360M-Q4_K_M, hf.co/org/model or a model ID",
+        )
+    return name
+
+
 def _groups(value: Any, source: str) -> tuple[str, ...]:
     items = value if isinstance(value, (list, tuple)) else _text(value).replace(" ", ",").split(",")
     groups = tuple(dict.fromkeys(item.strip().lower() for item in items if item.strip()))
@@ -284,7 +298,7 @@ def resolve(options: Mapping[str, Any], ini: Mapping[str, Any], environ: Mapping
                 raw, source = model, f"{ref}_MODEL"
                 break
     if source:
-        values["model"], values["model_source"] = _text(raw), source
+        values["model"], values["model_source"] = _model(raw, source), source
 
     raw, source = pick("--dmr-provision", "dmr_provision", "DMR_PROVISION")
     if source:

@@ -71,10 +71,13 @@ def plan(mode: str, exists: bool) -> str:
 VOLATILE_ANSWER_KEYS = frozenset({
     "created", "created_at", "timings", "system_fingerprint",
     "total_duration", "load_duration", "prompt_eval_duration", "eval_duration",
+    "cached_tokens", "cache_read_input_tokens",
 })
-"""Answer fields that differ between two runs of one request by design (times, build fingerprints);
-``verify`` leaves them out, with the ``id`` of generated objects (those with an ``object`` or
-``type`` other than ``model``: completions, chunks, responses, messages, tool calls)."""
+"""Answer fields that differ between two runs of one request by design (times, build fingerprints,
+how much of the prompt the runner's KV cache held from earlier requests); ``verify`` leaves them out,
+with the ``id`` of generated objects (those with an ``object`` or ``type`` other than ``model``:
+completions, chunks, responses, messages, tool calls). Anthropic's ``input_tokens`` leaves the cached
+tokens out, so it is compared with them added back."""
 
 
 def _stable(value: Any) -> Any:
@@ -84,6 +87,9 @@ def _stable(value: Any) -> Any:
         return value
     kind = value.get("object", value.get("type"))
     generated = isinstance(kind, str) and kind != "model"
+    cached = value.get("cache_read_input_tokens")
+    if isinstance(cached, int) and isinstance(value.get("input_tokens"), int):
+        value = {**value, "input_tokens": value["input_tokens"] + cached}
     return {
         key: _stable(item) for key, item in value.items()
         if key not in VOLATILE_ANSWER_KEYS and not (key == "id" and generated)

@@ -42,19 +42,26 @@ def save(cassette: Cassette, path: str | Path | None = None) -> Path:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """``text`` to ``path``: whole, or (on any failure) not at all; the directory is made if needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """``text`` to ``path``: whole, or (on any failure) not at all; the directory is made if needed.
+    A file system that refuses (read-only, full, a file where a directory should be) is a
+    :class:`CassetteError` naming the cassette."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise CassetteError(
+                f"cannot write cassette {path}: {exc}", path=str(path),
+                hint="Make its directory writable (or run without --dmr-record)",
+            ) from exc
         raise
 
 

@@ -95,6 +95,15 @@ class EmulatorServer:
     ) -> None:
         if connection_idle_timeout is not None and connection_idle_timeout <= 0:
             raise ValueError(f"connection_idle_timeout must be positive or None (never), not {connection_idle_timeout!r}")
+        for problem in (
+            f"port (--port) must be between 0 (any free port) and 65535, not {port!r}" if not 0 <= port <= 65535 else "",
+            f"threads (--threads) must be at least 1, not {threads!r}" if threads < 1 else "",
+            f"ctx_size (--ctx-size) must be 0 (the model's own) or more, not {ctx_size!r}" if ctx_size < 0 else "",
+            f"slots (--slots) must be at least 1, not {slots!r}" if slots is not None and slots < 1 else "",
+            f"load_timeout (--load-timeout) must be positive, not {load_timeout!r}" if not load_timeout > 0 else "",
+        ):
+            if problem:  # each would otherwise fail later: a bind error, llama.cpp quitting, requests that never end
+                raise ValueError(problem)
         self.catalog = Catalog(catalog)
         self.engine = make_engine(engine, threads=threads, ctx_size=ctx_size, load_timeout=load_timeout)
         self.loading_503 = loading_503

@@ -103,16 +103,23 @@ def release(run_dir: RunDirectory) -> list[str]:
     """Remove every container of this run (by its run label). Returns the removed ids."""
     if not run_dir.exists:
         return []  # no process of the run took the lock: none tried to start a container
+    started = True
     try:
         with run_dir.locked(timeout=60.0) as state:
             state.released = True
             if not state.attempted:
                 return []
+            started = state.runner is not None
     except ProvisioningError:
         pass  # a process of the run still holds the lock (starting the runner?): remove by label all the same
     from pytest_dmr.provision.engine import connect
 
-    engine = connect()
+    try:
+        engine = connect()
+    except ProvisioningError:
+        if not started:
+            return []  # the start failed and no engine answers now: the run has no container to remove
+        raise
     removed = []
     try:
         found = engine.client.containers.list(all=True, filters={"label": f"{labels.RUN}={run_dir.run_id}"})

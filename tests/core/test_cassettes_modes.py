@@ -163,3 +163,17 @@ def test_verify_ignores_what_differs_between_runs_by_design() -> None:
     models = RecordedResponse(200, [("content-type", "application/json")], body=b'{"object":"list","data":[{"id":"ai/a","object":"model"}]}')
     renamed = RecordedResponse(200, [("content-type", "application/json")], body=b'{"object":"list","data":[{"id":"ai/b","object":"model"}]}')
     assert answer_view(models) != answer_view(renamed)  # a model's id is not volatile
+
+
+def test_verify_ignores_how_much_of_the_prompt_the_runner_had_cached() -> None:
+    def answer(usage: str) -> RecordedResponse:
+        body = f'{{"object":"chat.completion","choices":[{{"message":{{"content":"hi"}}}}],"usage":{usage}}}'
+        return RecordedResponse(200, [("content-type", "application/json")], body=body.encode())
+
+    openai_cold, openai_warm = ('{"prompt_tokens":33,"prompt_tokens_details":{"cached_tokens":%d}}' % n for n in (0, 24))
+    assert answer_view(answer(openai_cold)) == answer_view(answer(openai_warm))
+    anthropic_cold = '{"input_tokens":33,"cache_read_input_tokens":0,"output_tokens":5}'
+    anthropic_warm = '{"input_tokens":9,"cache_read_input_tokens":24,"output_tokens":5}'  # DMR: input_tokens less the cached
+    assert answer_view(answer(anthropic_cold)) == answer_view(answer(anthropic_warm))
+    longer_prompt = '{"input_tokens":34,"cache_read_input_tokens":0,"output_tokens":5}'
+    assert answer_view(answer(anthropic_cold)) != answer_view(answer(longer_prompt))

@@ -63,6 +63,26 @@ def test_an_interrupted_write_removes_its_temporary_file(tmp_path: Path, monkeyp
     assert path.read_text() == OLD and list(tmp_path.iterdir()) == [path]
 
 
+def test_a_directory_that_cannot_be_made_is_a_cassette_error_naming_the_cassette(tmp_path: Path) -> None:
+    (tmp_path / "cassettes").write_text("a file where the cassettes' directory should be")
+    path = tmp_path / "cassettes" / "test_m" / "test_t.json"
+    with pytest.raises(CassetteError, match=r"^cannot write cassette .*test_t\.json: .*Make its directory writable") as caught:
+        storage.write_atomically(path, "new text")
+    assert caught.value.path == str(path)
+
+
+def test_a_failed_write_is_a_cassette_error_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "test_t.json"
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "fsync", disk_full)
+    with pytest.raises(CassetteError, match="No space left on device"):
+        storage.write_atomically(path, "new text")
+    assert list(tmp_path.iterdir()) == []
+
+
 HOLDER = textwrap.dedent("""
     import sys
     import httpx2

@@ -76,3 +76,27 @@ def test_emulator_refuses_a_missing_catalogue(tmp_path: Path, llama_model_path: 
     )  # fmt: skip
     assert result.returncode == 2
     assert "the model catalogue" in result.stderr and "is not a directory" in result.stderr
+
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ({"port": 99999}, "port (--port) must be between 0 (any free port) and 65535, not 99999"),
+    ({"threads": 0}, "threads (--threads) must be at least 1, not 0"),
+    ({"ctx_size": -5}, "ctx_size (--ctx-size) must be 0 (the model's own) or more, not -5"),
+    ({"slots": -1}, "slots (--slots) must be at least 1, not -1"),
+    ({"slots": 0}, "slots (--slots) must be at least 1, not 0"),
+    ({"load_timeout": 0}, "load_timeout (--load-timeout) must be positive, not 0"),
+])
+def test_emulator_refuses_a_setting_that_cannot_work(tmp_path: Path, setting: dict[str, int], expected: str) -> None:
+    from pytest_dmr.emulator import EmulatorServer
+
+    with pytest.raises(ValueError) as caught:
+        EmulatorServer(tmp_path, engine="mock", **({"port": 0} | setting))  # type: ignore[arg-type]
+    assert str(caught.value) == expected
+
+
+def test_the_emulator_command_says_which_option_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_dmr.emulator.__main__ import main
+
+    assert main(["--catalog", str(tmp_path), "--engine", "mock", "--port", "99999"]) == 2
+    assert capsys.readouterr().err == "pytest-dmr emulator: port (--port) must be between 0 (any free port) and 65535, not 99999\n"

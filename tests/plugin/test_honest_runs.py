@@ -10,6 +10,7 @@ summary line and a ``dmr_fallback`` JUnit property.
 
 from __future__ import annotations
 
+import gc
 import sys
 import xml.etree.ElementTree as ET
 
@@ -147,6 +148,19 @@ def test_provisioning_without_the_containers_extra_is_a_usage_error(suite: pytes
     assert "container" not in result.stdout.str()  # no "could not remove" line about a container that never was
 
 
+def test_provisioning_without_a_docker_engine_says_nothing_of_removing_a_container(
+        suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    pytest.importorskip("docker")
+    pytest.importorskip("testcontainers")
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")  # nothing listens there
+    result = run(suite, "--dmr-provision=testcontainers", "--dmr-discovery=url", *KEEP_WARNINGS)
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["dmr: asked for a runner to be provisioned * provisioning failed: cannot provision "
+                                 "a runner: no Docker engine answers at unix://*no-engine.sock*"])
+    assert "could not remove" not in output(result)  # the run started no container: nothing to remove
+    gc.collect()  # a socket to the missing engine left unclosed fails this test here (ResourceWarning, made an error)
+
+
 # -- pytest citizenship -----------------------------------------------------------------------------------
 
 
@@ -159,6 +173,16 @@ def test_a_configure_time_warning_under_warnings_as_errors_is_a_usage_error(suit
         "ERROR: pytest-dmr: --dmr-reuse has no effect: *",
         "(a warning, made an error by this run's warning filters: -W or filterwarnings)",
     ])
+    assert "INTERNALERROR" not in output(result)
+
+
+@pytest.mark.parametrize("key", ["dmr_discovery", "dmr_model"])
+def test_a_toml_list_for_a_string_key_under_warnings_as_errors_is_a_usage_error(pytester: pytest.Pytester, key: str) -> None:
+    pytester.makepyfile(test_suite=ADAPTER_TESTS)
+    pytester.makepyprojecttoml(f'[tool.pytest.ini_options]\n{key} = ["url", "host"]\n')
+    result = run(pytester, "-W", "error")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f'ERROR: pytest-dmr: the ini key {key} takes one string: write its value in quotes *'])
     assert "INTERNALERROR" not in output(result)
 
 

@@ -362,12 +362,29 @@ def test_dmr_config_keys_are_split_as_the_factorys_arguments(pytester: pytest.Py
             assert dmr_adapter.default_options == from_call.default_options == {"top_p": 0.9, "temperature": 1}
             assert dmr_adapter.retry.max_retries == from_call.retry.max_retries == 1
             assert dmr_adapter._headers["X-Team"] == "a"
-            with pytest.raises(errors.UnknownOptionError, match="did you mean 'temperature'"):
+            with pytest.raises(errors.UnknownOptionError, match=r"^unknown dmr_adapter_factory[(][)] option 'temprature'.*did you mean 'temperature'"):
                 dmr_adapter_factory(temprature=1)
             with pytest.raises(errors.UnknownOptionError, match="did you mean the adapter argument 'max_retries'"):
                 dmr_adapter_factory(max_retry=0)
     """)
     run(pytester, "--dmr=mock").assert_outcomes(passed=1)
+
+
+def test_a_typo_in_dmr_config_is_named_as_dmr_configs(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(test_typo="""
+        import pytest
+
+        @pytest.fixture
+        def dmr_config():
+            return {"temprature": 0}
+
+        def test_it(dmr_adapter):
+            pass
+    """)
+    result = run(pytester, "--dmr=mock")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["E *UnknownOptionError: unknown dmr_config option 'temprature': *did you mean 'temperature'?*"])
 
 
 @pytest.mark.parametrize(

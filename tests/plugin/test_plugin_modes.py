@@ -107,6 +107,25 @@ def test_live_mode_without_a_runner_stops_the_session_with_one_message(suite: py
     assert "passed" not in result.stdout.str() and "collected" not in result.stdout.str()
 
 
+def test_live_mode_whose_provisioning_failed_does_not_advise_provisioning(suite: pytest.Pytester, refused_url: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_dmr.provision
+    from pytest_dmr import errors
+
+    def no_docker(settings, config, models, run_dir):  # noqa: ANN001, ANN202
+        raise errors.ProvisioningError("no Docker engine answered")
+
+    monkeypatch.setattr(pytest_dmr.provision, "acquire_runner", no_docker)
+    result = suite.runpytest_inprocess("--dmr=live", "--dmr-discovery=url", "--dmr-provision=testcontainers")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --dmr=live needs a Docker Model Runner, and none could be used.",
+        "Probed: nothing to probe; provisioning failed: no Docker engine answered",
+        "Start one: * Or point at one with --dmr-url=URL (DMR_URL), or use --dmr=auto to fall back to the mock.",
+    ])
+    assert "--dmr-provision=testcontainers, or use" not in result.stderr.str()
+
+
 def test_off_mode_fixtures_fail_clearly_and_markers_are_inert(pytester: pytest.Pytester) -> None:
     make_ini(pytester)
     pytester.makepyfile(

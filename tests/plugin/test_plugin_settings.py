@@ -111,12 +111,22 @@ def test_compose_variables_give_the_model_after_explicit_ones() -> None:
         ({}, {}, {"LOCAL_MODEL_TIMEOUT": "0"}, "LOCAL_MODEL_TIMEOUT='0' is not a positive number of milliseconds. "
          "Give a timeout such as 30000"),
         ({"--dmr-url": "ftp://x"}, {}, {}, "--dmr-url: 'ftp://x' is not a usable runner URL"),
+        ({"--dmr-model": "../../etc"}, {}, {}, "--dmr-model='../../etc' is not a model reference"),
+        ({}, {"dmr_model": "ai/x/../y"}, {}, "dmr_model (ini)='ai/x/../y' is not a model reference"),
+        ({}, {}, {"DEFAULT_LOCAL_MODEL": "ai/a b"}, "DEFAULT_LOCAL_MODEL='ai/a b' is not a model reference"),
+        ({}, {}, {"LLM_URL": "http://127.0.0.1:9", "LLM_MODEL": "ai/x%2Fy"}, "LLM_MODEL='ai/x%2Fy' is not a model reference"),
     ],
 )
 def test_bad_values_name_the_source_and_the_allowed_values(options: dict, ini: dict, environ: dict, expected: str) -> None:
     with pytest.raises(errors.ConfigurationError) as caught:
         resolve(options, ini, environ)
     assert str(caught.value).startswith(expected)
+
+
+@pytest.mark.parametrize("name", ["smollm2", "ai/SmolLM2:360M-Q4_K_M", "hf.co/Org/Model-GGUF:Q4_K_M", "e1216eb2b219",
+                                  "localhost:5000/team/model:v1", "phi3:mini"])
+def test_model_references_are_taken_as_given(name: str) -> None:
+    assert resolve({"--dmr-model": name}, {}, {}).model == name
 
 
 def test_settings_survive_json() -> None:
