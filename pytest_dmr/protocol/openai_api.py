@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -74,6 +75,12 @@ def chat_completion(
     }
 
 
+@functools.lru_cache(maxsize=1024)
+def _timings_json(prompt_tokens: int, completion_tokens: int) -> str:
+    """:func:`timings` as JSON, kept: a dict dumped at every answer is a fifth of a plain answer's encoding."""
+    return encoding.dumps(timings(prompt_tokens, completion_tokens))
+
+
 def chat_completion_json(
     *,
     id: str,
@@ -99,7 +106,7 @@ def chat_completion_json(
         f'"created":{int(created)},"model":{_json_string(model)},"system_fingerprint":"pytest-dmr","object":"chat.completion",'
         f'"usage":{{"completion_tokens":{int(completion_tokens)},"prompt_tokens":{int(prompt_tokens)},'
         f'"total_tokens":{int(prompt_tokens + completion_tokens)},"prompt_tokens_details":{{"cached_tokens":0}}}},"id":{_json_string(id)},'
-        f'"timings":{encoding.dumps(timings(prompt_tokens, completion_tokens))}}}'
+        f'"timings":{_timings_json(prompt_tokens, completion_tokens)}}}'
     )
 
 
