@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "cassettes":
+        if args.path is not None and not Path(args.path).exists():
+            print(f"pytest-dmr: cassettes: no file or directory {args.path!r}; give a test directory or file, or none for "
+                  "pytest's root directory", file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
         try:
             return cassettes(args.path, args.unused, sys.stdout)
         except errors.DMRError as exc:

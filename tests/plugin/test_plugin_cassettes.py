@@ -229,6 +229,13 @@ def test_the_cassettes_command_lists_used_and_unused(suite: pytest.Pytester, sta
     assert capsys.readouterr().out.splitlines() == lines[:1] + lines[2:]
 
 
+def test_the_cassettes_command_refuses_a_path_that_does_not_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad argument is exit 2 (the CLI reference's code for a bad option), naming it; it was 1,
+    with pytest's collection error."""
+    assert cli.main(["cassettes", str(tmp_path / "nowhere")]) == cli.EXIT_USAGE == 2
+    assert "no file or directory" in capsys.readouterr().err
+
+
 PACED = """
 import time
 
