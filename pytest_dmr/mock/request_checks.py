@@ -69,9 +69,18 @@ def _fields(body: Mapping[str, Any]) -> Refusal | None:
         if wrong is not None:
             return _type_error("stop", "string", wrong)
     n = body.get("n")
-    if isinstance(n, (int, float)) and not isinstance(n, bool) and n != 1:
-        return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {int(n) if math.isfinite(n) else n}"
+    if isinstance(n, (int, float)) and not isinstance(n, bool) and _as_c_int(n) != 1:
+        return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {_as_c_int(n)}"
     return None
+
+
+def _as_c_int(value: float) -> int:
+    """What llama.cpp's ``json_value(body, field, 1)`` makes of a JSON number as a C ``int``: a
+    64-bit integer wrapped to 32 bits, a double truncated (``INT_MIN`` when it does not fit, as x86 does)."""
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return (value + 2**31) % 2**32 - 2**31
+    whole = math.trunc(float(value))
+    return whole if -(2**31) <= whole < 2**31 else -(2**31)
 
 
 def _content(message: Any) -> Refusal | None:
@@ -129,10 +138,36 @@ def _parsed_message(message: Mapping[str, Any]) -> str | None:
                 return "[json.exception.out_of_range.403] key 'text' not found"
             if not isinstance(part["text"], str):
                 return f"[json.exception.type_error.302] type must be string, but is {_json_type(part['text'])}"
-    for call in message.get("tool_calls") or () if message.get("role") == "assistant" else ():
-        if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+    for call in _json_items(message.get("tool_calls")):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or "type" not in call:
+            return f"Missing tool call type: {encoding.dumps(call)}"
+        if call["type"] != "function":
+            return f"Unsupported tool call type: {encoding.dumps(call)}"
+        if "function" not in call:
             return f"Missing tool call function: {encoding.dumps(call)}"
+        if not isinstance(function, dict) or "name" not in function:
+            return f"Missing tool call name: {encoding.dumps(call)}"
+        if not isinstance(function["name"], str):
+            return f"[json.exception.type_error.302] type must be string, but is {_json_type(function['name'])}"
+        if "arguments" not in function:
+            return "[json.exception.out_of_range.403] key 'arguments' not found"
+        if "id" in call and not isinstance(call["id"], str):
+            return f"[json.exception.type_error.302] type must be string, but is {_json_type(call['id'])}"
+    wrong = next((message[key] for key in ("reasoning_content", "name", "tool_call_id") if key in message and not isinstance(message[key], str)), ...)
+    if wrong is not ...:
+        return f"[json.exception.type_error.302] type must be string, but is {_json_type(wrong)}"
     return None
+
+
+def _json_items(value: Any) -> list[Any]:
+    """What a C++ range-for over an nlohmann value visits: an array's items, an object's values,
+    nothing for ``null``, else the value itself."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return list(value.values()) if isinstance(value, dict) else [value]
 
 
 def chat_refusal(body: Mapping[str, Any]) -> Refusal | None:

@@ -170,8 +170,15 @@ def _double(literal: str) -> float:
     return value
 
 
+def _integer(literal: str) -> int:
+    """An integer literal, refused as nlohmann refuses one too large for a 64-bit integer or a double."""
+    if len(literal) > 20 and math.isinf(float(literal)):  # float() of an int-literal gives inf, never raises
+        raise _NumberOverflow(literal)
+    return int(literal)
+
+
 _AS_GO_READS = json.JSONDecoder(parse_constant=_reject_constant)
-_AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double)
+_AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double, parse_int=_integer)
 
 
 def read_request_body(data: bytes) -> tuple[Any, str | None]:

@@ -341,6 +341,25 @@ MALFORMED_CHATS = [
     ({"stop": [5]}, 400, "Field 'stop': [json.exception.type_error.302] type must be string, but is number"),
     ({"max_tokens": "x", "top_logprobs": 1}, 400, "top_logprobs requires logprobs to be set to true"),
     ({"messages": [{"role": "user"}], "response_format": {"type": "x"}}, 400, 'response_format type must be one of "text" or "json_object", but got: x'),
+    ({"n": 1e300}, 400, "Field 'n': Value must be between 1 <= value <= 1, but got -2147483648"),
+    ({"n": 18446744073709551615}, 400, "Field 'n': Value must be between 1 <= value <= 1, but got -1"),
+    ({"messages": [*USER, {"role": "assistant", "content": "x", "tool_calls": 5}]}, 500, "Failed to parse messages: Missing tool call type: 5"),
+    ({"messages": [*USER, {"role": "assistant", "content": "x", "tool_calls": {"a": 1}}]}, 500, "Failed to parse messages: Missing tool call type: 1"),
+    ({"messages": [{"role": "user", "content": "x", "tool_calls": [{"x": 1}]}]}, 500, 'Failed to parse messages: Missing tool call type: {"x":1}'),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}, *USER]},
+     500, 'Failed to parse messages: Missing tool call type: {"id":"c","function":{"name":"f","arguments":"{}"}}'),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"type": "x", "function": {}}]}, *USER]},
+     500, 'Failed to parse messages: Unsupported tool call type: {"type":"x","function":{}}'),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": "f"}]}, *USER]},
+     500, 'Failed to parse messages: Missing tool call name: {"type":"function","function":"f"}'),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": None, "arguments": ""}}]}, *USER]},
+     500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is null"),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"type": "function", "function": {"name": "f"}}]}, *USER]},
+     500, "Failed to parse messages: [json.exception.out_of_range.403] key 'arguments' not found"),
+    ({"messages": [*USER, {"role": "assistant", "content": None, "tool_calls": [{"id": None, "type": "function", "function": {"name": "f", "arguments": ""}}]}, *USER]},
+     500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is null"),
+    ({"messages": [*USER, {"role": "tool", "tool_call_id": 5, "content": "r"}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is number"),
+    ({"messages": [{"role": "user", "content": "x", "name": None}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is null"),
 ]  # fmt: skip
 
 
@@ -655,6 +674,23 @@ def test_what_gos_decoder_refuses_is_dmrs_invalid_request(client: httpx.Client, 
     Python's decoder is refused the same way, not raised as a RecursionError."""
     response = client.post(CHAT, content=body, headers={"content-type": "application/json"})
     assert (response.status_code, response.text) == (400, "invalid request\n")
+
+
+@pytest.mark.parametrize("n", [1.5, 1.0, 4294967297, -4294967295, 9223372036854775809, True])
+def test_an_n_that_llamacpp_reads_as_1_is_accepted(client: httpx.Client, n: Any) -> None:
+    """llama.cpp reads ``n`` as a C int (a double truncated, a 64-bit integer wrapped): all of these
+    are 1 to it, and it answers (measured on llama.cpp); the mock refused them with 'but got 1'."""
+    for path, fields in ((CHAT, {"messages": USER}), ("/engines/v1/completions", {"prompt": "hi"})):
+        assert client.post(path, json={"model": "ai/smollm2", "n": n, **fields}).status_code == 200
+
+
+def test_an_integer_too_large_for_a_double_gets_llamacpps_refusal(client: httpx.Client) -> None:
+    """An integer literal past a double's range is llama.cpp's overflow too, not an OverflowError in the mock."""
+    literal = "1" + "0" * 400
+    body = '{"model": "ai/smollm2", "messages": [{"role": "user", "content": "hi"}], "n": ' + literal + "}"
+    response = client.post(CHAT, content=body, headers={"content-type": "application/json"})
+    message = f"[json.exception.out_of_range.406] number overflow parsing '{literal}'"
+    assert (response.status_code, response.json()) == (400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}})
 
 
 def test_top_logprobs_that_are_no_finite_number_do_not_break_the_count() -> None:
