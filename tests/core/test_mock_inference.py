@@ -401,16 +401,18 @@ def entry_shape(entry: dict[str, Any]) -> list[tuple[str, type]]:
 TOKEN = [("id", int), ("token", str), ("bytes", list), ("logprob", float)]
 
 
-@pytest.mark.parametrize(("fields", "top"), [({"logprobs": True}, 20), ({"logprobs": True, "top_logprobs": 3}, 3), ({"logprobs": 2}, 2)])
+@pytest.mark.parametrize(("fields", "top"), [({"logprobs": True}, 20), ({"logprobs": True, "top_logprobs": 3}, 3), ({"logprobs": 2}, 2),
+                                             ({"logprobs": True, "top_logprobs": 30}, 30), ({"logprobs": True, "top_logprobs": "3"}, 20)])  # fmt: skip
 def test_logprobs_have_llamacpps_shape(client: httpx.Client, fields: dict[str, Any], top: int) -> None:
-    """One entry per generated token, its text the answer's, each with ``top`` alternatives, itself first."""
+    """One entry per generated token, its text the answer's, each with ``top`` distinct alternatives, itself first, as many as
+    asked (llama.cpp lists 30 for 30); a ``top_logprobs`` that is no number is llama.cpp's default, 20 (measured)."""
     choice = chat(client, max_tokens=6, **fields)["choices"][0]
     assert list(choice) == ["finish_reason", "index", "message", "logprobs"]
     content = choice["logprobs"]["content"]
     assert "".join(entry["token"] for entry in content) == choice["message"]["content"] and len(content) == 6
     for entry in content:
         assert entry_shape(entry) == [*TOKEN, ("top_logprobs", list)] and bytes(entry["bytes"]) == entry["token"].encode()
-        assert len(entry["top_logprobs"]) == top and entry["top_logprobs"][0] == {key: entry[key] for key, _ in TOKEN}
+        assert len({other["token"] for other in entry["top_logprobs"]}) == top and entry["top_logprobs"][0] == {key: entry[key] for key, _ in TOKEN}
         assert all(entry_shape(other) == TOKEN and other["logprob"] < entry["logprob"] < 0 for other in entry["top_logprobs"][1:])
     assert chat(client, max_tokens=6, **fields) == chat(client, max_tokens=6, **fields)
 
@@ -422,7 +424,7 @@ def test_logprobs_stream_one_entry_per_content_chunk(client: httpx.Client) -> No
     assert streamed[0] is None and streamed[-1] is None and [item["content"] for item in streamed[1:-1]] == [[entry] for entry in plain]
 
 
-@pytest.mark.parametrize(("asked", "top"), [(3, 3), (True, 1), (0, 0), (None, 0)])
+@pytest.mark.parametrize(("asked", "top"), [(3, 3), (True, 1), (0, 0), (None, 0), (30, 30)])
 def test_completion_logprobs(client: httpx.Client, asked: Any, top: int) -> None:
     """A completion's ``logprobs`` is the number of alternatives (``true``: 1); ``null`` when none."""
     body = {"model": "ai/smollm2", "prompt": "Once upon a time", "max_tokens": 4, "logprobs": asked}
