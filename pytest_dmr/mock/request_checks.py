@@ -53,7 +53,8 @@ _ORDER = {field: at for at, field in enumerate(_BOOLEAN_FIELDS + _NUMBER_FIELDS)
 
 
 def _fields(body: Mapping[str, Any]) -> Refusal | None:
-    """The sampling fields' types (a boolean passes for a number, ``null`` for anything), then ``n``."""
+    """The sampling fields' types and integer ranges (a boolean passes for a number, ``null`` for
+    anything), ``stop``'s items, ``n``, then the repeat penalty the sampler refuses."""
     for field in sorted(_ORDER.keys() & body.keys(), key=_ORDER.__getitem__):
         value = body[field]
         if value is None:
@@ -63,24 +64,55 @@ def _fields(body: Mapping[str, Any]) -> Refusal | None:
                 return _type_error(field, "boolean", value)
         elif not isinstance(value, (bool, int, float)):
             return _type_error(field, "number", value)
+        elif field != "n":
+            refusal = _range(field, value)
+            if refusal is not None:
+                return refusal
     stop = body.get("stop")
     if type(stop) is list:
         wrong = next((item for item in stop if item is not None and not isinstance(item, str)), None)
         if wrong is not None:
             return _type_error("stop", "string", wrong)
-    n = body.get("n")
-    if isinstance(n, (int, float)) and not isinstance(n, bool) and _as_c_int(n) != 1:
-        return 400, f"Field 'n': Value must be between 1 <= value <= 1, but got {_as_c_int(n)}"
+    refusal = _range("n", body.get("n"))
+    if refusal is not None:
+        return refusal
+    penalty = body.get("repeat_penalty")
+    if isinstance(penalty, (int, float)) and not isinstance(penalty, bool) and not 0 < penalty < math.inf:
+        return 400, "Failed to initialize samplers: penalty_repeat must be finite and greater than 0"
     return None
 
 
-def _as_c_int(value: float) -> int:
-    """What llama.cpp's ``json_value(body, field, 1)`` makes of a JSON number as a C ``int``: a
-    64-bit integer wrapped to 32 bits, a double truncated (``INT_MIN`` when it does not fit, as x86 does)."""
+_INT_MAX, _INT64_MAX = 2**31 - 1, 2**63 - 1
+_RANGES = {
+    "n_predict": (-1, _INT_MAX, 32), "max_tokens": (-1, _INT_MAX, 32), "max_completion_tokens": (-1, _INT_MAX, 32),
+    "n_indent": (0, _INT_MAX, 32), "n_keep": (-1, _INT_MAX, 32), "n_discard": (0, _INT_MAX, 32), "n_cmpl": (1, 1, 32),
+    "t_max_predict_ms": (-1, _INT64_MAX, 64), "repeat_last_n": (0, _INT_MAX, 32), "dry_allowed_length": (0, _INT_MAX, 32),
+    "dry_penalty_last_n": (0, _INT_MAX, 32), "min_keep": (0, _INT_MAX, 32), "n": (1, 1, 32),
+}  # fmt: skip
+"""llama.cpp's range checks of integer fields (measured: ``-5``, ``3000000000`` and ``1e300`` for each
+field), as ``(lowest, highest, bits of the C integer it reads)``; ``n`` and ``n_cmpl`` must be 1."""
+
+
+def _range(field: str, value: Any) -> Refusal | None:
+    """llama.cpp's refusal of an integer field's value outside its range, as it reads the value."""
+    if field not in _RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high, bits = _RANGES[field]
+    number = _as_c_int(value, bits)
+    if low <= number <= high:
+        return None
+    return 400, f"Field '{field}': Value must be between {low} <= value <= {high}, but got {number}"
+
+
+def _as_c_int(value: float, bits: int = 32) -> int:
+    """What llama.cpp's ``json_value`` makes of a JSON number as a C integer of ``bits`` bits: a
+    64-bit integer wrapped, a double truncated (the lowest integer when it does not fit, as x86 does)."""
     if isinstance(value, int) and -(2**63) <= value < 2**64:
-        return (value + 2**31) % 2**32 - 2**31
+        half: int = 2 ** (bits - 1)
+        return (value + half) % (2 * half) - half
     whole = math.trunc(float(value))
-    return whole if -(2**31) <= whole < 2**31 else -(2**31)
+    lowest: int = -(2 ** (bits - 1))
+    return whole if lowest <= whole < -lowest else lowest
 
 
 def _content(message: Any) -> Refusal | None:

@@ -360,6 +360,14 @@ MALFORMED_CHATS = [
      500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is null"),
     ({"messages": [*USER, {"role": "tool", "tool_call_id": 5, "content": "r"}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is number"),
     ({"messages": [{"role": "user", "content": "x", "name": None}]}, 500, "Failed to parse messages: [json.exception.type_error.302] type must be string, but is null"),
+    ({"max_tokens": -5}, 400, "Field 'max_tokens': Value must be between -1 <= value <= 2147483647, but got -5"),
+    ({"max_tokens": 3000000000}, 400, "Field 'max_tokens': Value must be between -1 <= value <= 2147483647, but got -1294967296"),
+    ({"max_completion_tokens": 1e300}, 400, "Field 'max_completion_tokens': Value must be between -1 <= value <= 2147483647, but got -2147483648"),
+    ({"n_keep": -5, "temperature": "x"}, 400, "Field 'n_keep': Value must be between -1 <= value <= 2147483647, but got -5"),
+    ({"repeat_last_n": -1}, 400, "Field 'repeat_last_n': Value must be between 0 <= value <= 2147483647, but got -1"),
+    ({"t_max_predict_ms": 1e300}, 400, "Field 't_max_predict_ms': Value must be between -1 <= value <= 9223372036854775807, but got -9223372036854775808"),
+    ({"n_cmpl": 2}, 400, "Field 'n_cmpl': Value must be between 1 <= value <= 1, but got 2"),
+    ({"repeat_penalty": 0}, 400, "Failed to initialize samplers: penalty_repeat must be finite and greater than 0"),
 ]  # fmt: skip
 
 
