@@ -231,7 +231,10 @@ def chat_refusal(body: Mapping[str, Any]) -> Refusal | None:
     last = messages[-1] if messages else None
     if isinstance(last, dict) and last.get("role") == "assistant" and last.get("tool_calls"):
         return 400, "Cannot continue an assistant message that contains tool calls."
-    if body.get("top_logprobs") is not None and body.get("logprobs") is not True:
+    if body.get("logprobs") is True:
+        if body.get("stream") is True and isinstance(body.get("tools"), list) and body["tools"]:
+            return 400, "logprobs is not supported with tools + stream"
+    elif body.get("top_logprobs") is not None:
         return 400, "top_logprobs requires logprobs to be set to true"
     return _fields(body)
 
@@ -244,7 +247,12 @@ def _prompt(value: Any, field: str) -> Refusal | None:
     elements = value if isinstance(value, list) else [value]
     for element in elements:
         token = isinstance(element, int) and not isinstance(element, bool) and element is not value
-        if not token and not isinstance(element, (str, list, Mapping)):
+        if isinstance(element, Mapping):  # llama.cpp's multimodal prompt: {"prompt_string": ..., "multimodal_data": [...]}
+            if "prompt_string" not in element:
+                return 400, _PROMPT_ELEMENTS
+            if not isinstance(element["prompt_string"], str):
+                return 400, f"[json.exception.type_error.302] type must be string, but is {_json_type(element['prompt_string'])}"
+        elif not token and not isinstance(element, (str, list)):
             return 400, _PROMPT_ELEMENTS
     return None
 

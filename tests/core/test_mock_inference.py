@@ -368,6 +368,7 @@ MALFORMED_CHATS = [
     ({"t_max_predict_ms": 1e300}, 400, "Field 't_max_predict_ms': Value must be between -1 <= value <= 9223372036854775807, but got -9223372036854775808"),
     ({"n_cmpl": 2}, 400, "Field 'n_cmpl': Value must be between 1 <= value <= 1, but got 2"),
     ({"repeat_penalty": 0}, 400, "Failed to initialize samplers: penalty_repeat must be finite and greater than 0"),
+    ({"logprobs": True, "stream": True, "tools": [{"type": "function", "function": {"name": "f"}}], "n": 2}, 400, "logprobs is not supported with tools + stream"),
 ]  # fmt: skip
 
 
@@ -387,6 +388,9 @@ def test_malformed_chat_requests_get_llamacpps_refusal(client: httpx.Client, fie
      ("/v1/completions", {"prompt": 5}, '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, '
                                         "or a list of mixed strings & tokens."),
      ("/v1/completions", {"prompt": "Hi", "n": 3}, "Field 'n': Value must be between 1 <= value <= 1, but got 3"),
+     ("/v1/completions", {"prompt": {"prompt": "Hi"}}, '"prompt" elements must be a string, a list of tokens, a JSON object containing a '
+                                                     "prompt string, or a list of mixed strings & tokens."),
+     ("/v1/completions", {"prompt": ["Hi", {"prompt_string": 5}]}, "[json.exception.type_error.302] type must be string, but is number"),
      ("/v1/embeddings", {}, '"input" or "content" must be provided'),
      ("/v1/embeddings", {"input": []}, '"input" must not be empty')],
 )  # fmt: skip
