@@ -285,7 +285,7 @@ class MockModelRunner(_Transports):
         content = request.content
         body: Any = None
         invalid_json = False
-        overflow = None  # a number too large for llama.cpp, which refuses the request
+        overflow = None  # llama.cpp's JSON parser's refusal of what DMR's Go decoder reads (1e400, a lone surrogate)
         if content:
             try:
                 body, overflow = encoding.read_request_body(content)
@@ -446,9 +446,8 @@ class MockModelRunner(_Transports):
         exchange = inference.Exchange(
             recorded=recorded, body=body, endpoint=endpoint, rule=rule, delivery=delivery
         )
-        if overflow is not None:  # llama.cpp's JSON parser (nlohmann) refuses a number a double cannot hold
-            message = f"[json.exception.out_of_range.406] number overflow parsing '{overflow}'"
-            answer = responses.backend_json(openai_api.backend_error_body(400, message), 400)
+        if overflow is not None:  # llama.cpp's JSON parser (nlohmann) refuses what Go read: DMR passes the body on as sent
+            answer = responses.backend_json(openai_api.backend_error_body(400, overflow), 400)
         else:
             answer = handler(state, exchange)
         state.log_exchange(recorded, url=engines_url(recorded.path), model=body["model"], body=recorded.content, answer=answer)

@@ -182,18 +182,64 @@ _AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_flo
 
 
 def read_request_body(data: bytes) -> tuple[Any, str | None]:
-    """A request body as DMR's Go decoder reads it, and the first number in it too large for a double
-    (``1e400``: Go reads past it, llama.cpp refuses the request), else ``None``. :class:`ValueError`
-    for what Go refuses: not JSON, ``NaN`` or ``Infinity`` (which Python's json reads), nesting too
-    deep to decode, bytes that do not decode."""
+    """A request body as DMR's Go decoder reads it, and llama.cpp's JSON parser's (nlohmann's)
+    refusal of it, else ``None``: a number too large for a double (``1e400``: Go reads past it), a
+    ``\\uXXXX`` escape of a lone UTF-16 surrogate (Go reads U+FFFD). :class:`ValueError` for what Go
+    refuses: not JSON, ``NaN`` or ``Infinity`` (which Python's json reads), nesting too deep to
+    decode, bytes that do not decode."""
     try:
-        text = data.decode(json.detect_encoding(data), "surrogatepass")
+        text = data.decode(json.detect_encoding(data))
+        lone = _lone_surrogate(text) if "\\u" in text else None
+        if lone is not None:
+            return _without_surrogates(_AS_GO_READS.decode(text)), lone
         try:
             return _AS_LLAMACPP_READS.decode(text), None
         except _NumberOverflow as overflow:
-            return _AS_GO_READS.decode(text), overflow.literal
+            return _AS_GO_READS.decode(text), f"[json.exception.out_of_range.406] number overflow parsing '{overflow.literal}'"
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings made U+FFFD, as Go decodes them."""
+    if isinstance(value, str):
+        return compiled("[\ud800-\udfff]").sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(key): _without_surrogates(item) for key, item in value.items()}
+    return value
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """nlohmann's parse error at the first ``\\uXXXX`` escape of a lone surrogate in ``text``'s strings."""
+    for string in compiled(r'"(?:[^"\\]|\\.)*"').finditer(text):
+        high = None  # where a high surrogate's escape ends, its low half expected there
+        problem = ""
+        for escape in compiled(r"\\(?:u([0-9a-fA-F]{4})|.)").finditer(string.group()):
+            code = int(escape.group(1), 16) if escape.group(1) else -1
+            if high is not None:
+                if escape.start() == high and 0xDC00 <= code <= 0xDFFF:
+                    high = None
+                    continue
+                end = escape.end() if escape.start() == high else high + 1
+                problem = "surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"
+                break
+            if 0xD800 <= code <= 0xDBFF:
+                high = escape.end()
+            elif 0xDC00 <= code <= 0xDFFF:
+                end, problem = escape.end(), "surrogate U+DC00..U+DFFF must follow U+D800..U+DBFF"
+                break
+        if high is not None and not problem:  # the closing quote came instead of the low half
+            end, problem = high + 1, "surrogate U+D800..U+DBFF must be followed by U+DC00..U+DFFF"
+        if problem:
+            at = string.start() + end
+            column = len(text[text.rfind("\n", 0, at) + 1 : at].encode())
+            key = text[string.end() :].lstrip().startswith(":")
+            return (f"[json.exception.parse_error.101] parse error at line {text.count(chr(10), 0, at) + 1}, column {column}: "
+                    f"syntax error while parsing {'object key' if key else 'value'} - invalid string: {problem}; "
+                    f"last read: '{text[string.start() : at]}'{'; expected string literal' if key else ''}")  # fmt: skip
+    return None
 
 
 def _innermost(text: str, pos: int) -> str:
@@ -250,6 +296,8 @@ def decode_struct(text: str, struct: str, fields: Mapping[str, str]) -> tuple[di
     if problem is not None:
         return {}, problem
     value = json.loads(text)
+    if "\\u" in text:  # Go decodes an escaped lone surrogate as U+FFFD
+        value = _without_surrogates(value)
     if value is None:
         return {}, None
     if not isinstance(value, dict):

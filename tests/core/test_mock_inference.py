@@ -698,6 +698,30 @@ def test_an_n_that_llamacpp_reads_as_1_is_accepted(client: httpx.Client, n: Any)
         assert client.post(path, json={"model": "ai/smollm2", "n": n, **fields}).status_code == 200
 
 
+@pytest.mark.parametrize(("content", "message"), [
+    ('"x\\ud800"', "line 1, column 74: syntax error while parsing value - invalid string: surrogate U+D800..U+DBFF must be followed by "
+                    "U+DC00..U+DFFF; last read: '\"x\\ud800\"'"),
+    ('\n  "\u00e9\\udc00"', "line 2, column 11: syntax error while parsing value - invalid string: surrogate U+DC00..U+DFFF must follow "
+                            "U+D800..U+DBFF; last read: '\"\u00e9\\udc00'"),
+])  # fmt: skip
+def test_a_lone_surrogate_escape_gets_llamacpps_parse_error(client: httpx.Client, content: str, message: str) -> None:
+    """Go reads ``\\ud800`` alone as U+FFFD and DMR passes the body on as sent; llama.cpp's parser refuses it
+    (measured, columns in bytes). The mock raised UnicodeEncodeError."""
+    body = '{"model": "ai/smollm2", "messages": [{"role": "user", "content": ' + content + "}]}"
+    response = client.post(CHAT, content=body.encode(), headers={"content-type": "application/json"})
+    expected = "[json.exception.parse_error.101] parse error at " + message
+    assert (response.status_code, response.json()) == (400, {"error": {"code": 400, "message": expected, "type": "invalid_request_error"}})
+
+
+@pytest.mark.parametrize("path", ["/anthropic/v1/messages", "/api/chat", "/engines/v1/responses"])
+def test_a_lone_surrogate_reaches_a_front_end_as_gos_replacement_character(client: httpx.Client, path: str) -> None:
+    """DMR's Go front-ends decode ``\\ud800`` as U+FFFD and send llama.cpp valid JSON: an answer, not a UnicodeEncodeError."""
+    field = "input" if path.endswith("responses") else "messages"
+    value = '"\\ud800 hi"' if field == "input" else '[{"role": "user", "content": "\\ud800 hi"}]'
+    body = '{"model": "ai/smollm2", "max_tokens": 5, "stream": false, "' + field + '": ' + value + "}"
+    assert client.post(path, content=body.encode(), headers={"content-type": "application/json"}).status_code == 200
+
+
 def test_an_integer_too_large_for_a_double_gets_llamacpps_refusal(client: httpx.Client) -> None:
     """An integer literal past a double's range is llama.cpp's overflow too, not an OverflowError in the mock."""
     literal = "1" + "0" * 400
