@@ -246,6 +246,13 @@ MALFORMED = [
     ("/anthropic/v1/messages", SHORT_MESSAGE | {"messages": [{"role": "user", "content": [{"type": "text"}]}]}),
     ("/api/chat", SHORT_OLLAMA | {"stream": False, "options": {"num_predict": "4"}}), ("/api/chat", SHORT_OLLAMA | {"options": {"temperature": "x"}}),
     ("/v1/responses", {"model": MODEL}), ("/v1/responses", {"model": MODEL, "input": [], "stream": True}),
+    (CHAT, SHORT_CHAT | {"max_tokens": -5}), (CHAT, SHORT_CHAT | {"n_keep": 3000000000}), (CHAT, SHORT_CHAT | {"repeat_penalty": 0}),
+    (CHAT, SHORT_CHAT | {"messages": [*HI, {"role": "assistant", "content": "x", "tool_calls": 5}]}),
+    (CHAT, SHORT_CHAT | {"messages": [*HI, {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": ""}}]}, *HI]}),
+    (CHAT, SHORT_CHAT | {"logprobs": True, "stream": True, "tools": [{"type": "function", "function": {"name": "f"}}]}),
+    (CHAT, json.dumps(SHORT_CHAT | {"messages": [{"role": "user", "content": "x\ud800"}]}).encode()),
+    ("/engines/v1/completions", {"model": MODEL, "prompt": {"prompt": "Hi"}, "max_tokens": 4}),
+    ("/api/chat", SHORT_OLLAMA | {"stream": False, "options": {"num_predict": -2}}),
 ]  # fmt: skip
 
 
@@ -381,7 +388,8 @@ def test_ollama_pull_then_delete_agree(fresh_emulator: EmulatorServer) -> None:
         assert emptied.json() == {"models": []}
 
 
-@pytest.mark.parametrize("fields", [{"logprobs": True, "top_logprobs": 2}, {"logprobs": 3}, {"logprobs": True, "top_logprobs": 0}, {"logprobs": False}])
+@pytest.mark.parametrize("fields", [{"logprobs": True, "top_logprobs": 2}, {"logprobs": 3}, {"logprobs": True, "top_logprobs": 0}, {"logprobs": False},
+                                    {"logprobs": True, "top_logprobs": 30}, {"logprobs": True, "top_logprobs": "3"}])  # fmt: skip
 @pytest.mark.parametrize("stream", [False, True])
 def test_chat_logprobs_agree(live_pair: tuple[httpx.Client, httpx.Client], fields: dict[str, Any], stream: bool) -> None:
     """``choices`` (llama.cpp's own ``timings`` aside): ``logprobs.content`` per token, or per chunk."""
