@@ -178,7 +178,10 @@ def _integer(literal: str) -> int:
 
 
 _AS_GO_READS = json.JSONDecoder(parse_constant=_reject_constant)
-_AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double, parse_int=_integer)
+_AS_LLAMACPP_READS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double)
+_WITH_LONG_INTEGERS = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_double, parse_int=_integer)
+"""For a body with 21 digits in a row somewhere: only then is every integer looked at (a token list
+as an embedding's input has thousands)."""
 
 
 def read_request_body(data: bytes) -> tuple[Any, str | None]:
@@ -193,7 +196,8 @@ def read_request_body(data: bytes) -> tuple[Any, str | None]:
         if lone is not None:
             return _without_surrogates(_AS_GO_READS.decode(text)), lone
         try:
-            return _AS_LLAMACPP_READS.decode(text), None
+            decoder = _WITH_LONG_INTEGERS if compiled(r"[0-9]{21}").search(text) else _AS_LLAMACPP_READS
+            return decoder.decode(text), None
         except _NumberOverflow as overflow:
             return _AS_GO_READS.decode(text), f"[json.exception.out_of_range.406] number overflow parsing '{overflow.literal}'"
     except RecursionError:
